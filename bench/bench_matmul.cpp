@@ -1,0 +1,104 @@
+// Decode-shape (m = 1) matmul throughput per weight format: GB/s of weights read, next to the
+// DRAM read bandwidth measured in the same process on the same buffer; `ratio <x>` ends each line.
+//   bench_matmul [--mb N (weight bytes per format, default 1024)] [--threads T] [--k K]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cpu_kernels/dispatch.h"
+#include "cpu_kernels/matmul.h"
+#include "cpu_kernels/thread_pool.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Best-of-5 read bandwidth (GB/s): every thread sums its slice with 4 independent accumulators.
+double dram_read_gbs(const uint8_t* buf, size_t bytes, hexe::cpu::ThreadPool& pool) {
+  const size_t words = bytes / 8;
+  std::vector<uint64_t> sink(size_t(pool.size()) * 8);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = Clock::now();
+    pool.run([&](int ith, int nth) {
+      const size_t b = words * size_t(ith) / size_t(nth), e = words * size_t(ith + 1) / size_t(nth);
+      const auto* p = reinterpret_cast<const uint64_t*>(buf);
+      uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+      size_t i = b;
+      for (; i + 4 <= e; i += 4) {
+        a0 += p[i];
+        a1 += p[i + 1];
+        a2 += p[i + 2];
+        a3 += p[i + 3];
+      }
+      sink[size_t(ith) * 8] = a0 + a1 + a2 + a3;
+    });
+    best = std::max(best, double(bytes) / seconds_since(t0) / 1e9);
+  }
+  return best;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace hexe;
+  using namespace hexe::cpu;
+  size_t mb = 1024;
+  int threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  int64_t k = 4096;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--mb")) mb = size_t(std::atoll(argv[i + 1]));
+    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--k")) k = std::atoll(argv[i + 1]);
+  }
+  ThreadPool pool(threads);
+  const size_t bytes = mb << 20;
+  // Random bytes: kernel speed does not depend on the values (f16 scales may be inf/NaN; no
+  // traps, and no float denormals arise from f16 inputs).
+  std::vector<uint8_t> w(bytes);
+  std::mt19937_64 rng(1);
+  for (size_t i = 0; i + 8 <= bytes; i += 8) {
+    const uint64_t v = rng();
+    std::memcpy(w.data() + i, &v, 8);
+  }
+  const double dram = dram_read_gbs(w.data(), bytes, pool);
+  std::printf("cpu %s, isa %s, threads %d, k %lld, %zu MiB of weights per format\n",
+              cpu_features().brand.c_str(), isa_name(active_isa()), threads,
+              static_cast<long long>(k), mb);
+  std::printf("dram read %.2f GB/s (same buffer, same threads)\n", dram);
+
+  std::vector<float> x(static_cast<size_t>(k), 0.5f);
+  const DType types[] = {DType::F32, DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                         DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+  for (DType t : types) {
+    const uint64_t rb = row_bytes(t, uint64_t(k));
+    const int64_t n = int64_t(bytes / rb);
+    std::vector<float> y(static_cast<size_t>(n));
+    MatmulParams p;
+    p.w = w.data(); p.w_type = t; p.n = n; p.k = k;
+    p.x = x.data(); p.m = 1; p.x_stride = k; p.y = y.data(); p.y_stride = n;
+    matmul(p, pool);  // warm-up
+    double best = 1e30;
+    for (int rep = 0; rep < 5; ++rep) {
+      const auto t0 = Clock::now();
+      matmul(p, pool);
+      best = std::min(best, seconds_since(t0));
+    }
+    const double gbs = double(rb) * double(n) / best / 1e9;
+    const KernelChoice c = matmul_choice(t, k, active_isa());
+    std::printf("%-5s %-20s n %-8lld %7.2f ms %7.2f GB/s  ratio %.2f\n",
+                std::string(dtype_name(t)).c_str(), c.name.c_str(), static_cast<long long>(n),
+                best * 1e3, gbs, gbs / dram);
+  }
+  return 0;
+}

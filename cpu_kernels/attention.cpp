@@ -1,0 +1,61 @@
+// Causal GQA attention over paged K/V: one (query, head) pair per task, keys streamed a page at a
+// time with an online softmax (running max and sum), so no score buffer grows with the context.
+#include "cpu_kernels/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cpu_kernels/ops.h"
+
+namespace hexe::cpu {
+namespace {
+
+void attend_one(const AttentionParams& p, int64_t qi, int h, float* scores, float* acc) {
+  const int group = p.n_heads / p.k.n_kv_heads;
+  const int kvh = h / group;
+  const int dk = p.k.head_dim, dv = p.v.head_dim;
+  const float* q = p.q + (qi * p.n_heads + h) * int64_t(dk);
+  float* out = p.out + (qi * p.n_heads + h) * int64_t(dv);
+  const int64_t n_keys = p.q_pos[qi] + 1;
+  float m = -std::numeric_limits<float>::infinity();
+  float l = 0.f;
+  std::fill_n(acc, dv, 0.f);
+  const int page = p.k.page_tokens;
+  for (int64_t t0 = 0; t0 < n_keys; t0 += page) {
+    const int64_t t1 = std::min(n_keys, t0 + page);
+    float bmax = -std::numeric_limits<float>::infinity();
+    for (int64_t t = t0; t < t1; ++t) {
+      const float s = dot_f32(q, p.k.row(t) + int64_t(kvh) * dk, dk) * p.scale;
+      scores[t - t0] = s;
+      bmax = std::max(bmax, s);
+    }
+    const float m_new = std::max(m, bmax);
+    const float corr = std::exp(m - m_new);  // 0 on the first page (m = -inf)
+    l *= corr;
+    for (int d = 0; d < dv; ++d) acc[d] *= corr;
+    for (int64_t t = t0; t < t1; ++t) {
+      const float w = std::exp(scores[t - t0] - m_new);
+      l += w;
+      axpy(w, p.v.row(t) + int64_t(kvh) * dv, acc, dv);
+    }
+    m = m_new;
+  }
+  const float inv = 1.0f / l;
+  for (int d = 0; d < dv; ++d) out[d] = acc[d] * inv;
+}
+
+}  // namespace
+
+void attention(const AttentionParams& p, ThreadPool& pool) {
+  const int64_t tasks = p.n_q * p.n_heads;
+  pool.parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<float> scratch;
+    scratch.resize(size_t(p.k.page_tokens + p.v.head_dim));
+    for (int64_t t = begin; t < end; ++t)
+      attend_one(p, t / p.n_heads, int(t % p.n_heads), scratch.data(), scratch.data() + p.k.page_tokens);
+  });
+}
+
+}  // namespace hexe::cpu

@@ -1,0 +1,35 @@
+// Causal GQA attention over a paged KV cache.
+#pragma once
+
+#include <cstdint>
+
+#include "cpu_kernels/thread_pool.h"
+
+namespace hexe::cpu {
+
+// A view of one sequence's K or V cache for one layer: token t lives in page t / page_tokens at
+// row t % page_tokens; a row holds n_kv_heads x head_dim floats. Pages are owned elsewhere.
+struct KvPageView {
+  float* const* pages = nullptr;
+  int page_tokens = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+  float* row(int64_t t) const {
+    return pages[t / page_tokens] + (t % page_tokens) * int64_t(n_kv_heads) * head_dim;
+  }
+};
+
+struct AttentionParams {
+  const float* q = nullptr;  // [n_q][n_heads][head_dim]
+  int64_t n_q = 0;
+  const int64_t* q_pos = nullptr;  // position of each query; it attends to keys 0..q_pos[i]
+  int n_heads = 0;                 // query heads; a multiple of k.n_kv_heads (GQA)
+  KvPageView k, v;                 // keys/values for positions 0..max(q_pos)
+  float scale = 1.f;               // usually 1/sqrt(head_dim)
+  float* out = nullptr;            // [n_q][n_heads][v.head_dim]
+};
+
+void attention(const AttentionParams& p, ThreadPool& pool);
+void attention_ref(const AttentionParams& p);  // scalar reference for tests
+
+}  // namespace hexe::cpu

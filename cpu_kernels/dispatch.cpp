@@ -1,0 +1,97 @@
+// The kernel table (format x tier), filled once, and the choice of variant for a problem.
+#include "cpu_kernels/dispatch.h"
+
+#include <cstdio>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "cpu_kernels/env.h"
+#include "cpu_kernels/kernels.h"
+
+namespace hexe::cpu {
+namespace {
+
+constexpr int kTiers = 3;
+
+struct Table {
+  GemmKernel k[detail::kDTypeCount][kTiers];
+};
+
+const Table& table() {
+  static const Table t = [] {
+    Table t{};
+    for (uint32_t id = 0; id < detail::kDTypeCount; ++id) {
+      const auto type = static_cast<DType>(id);
+      if (!detail::kDTypeTable[id].computable) continue;
+      for (int tier = 0; tier < kTiers; ++tier) t.k[id][tier] = {nullptr, nullptr, "no kernel", 1, false};
+      t.k[id][int(Isa::Scalar)] = gemm_kernel_ref(type);
+      t.k[id][int(Isa::Avx2)] = kGemmAvx2[id];
+      t.k[id][int(Isa::Avx512)] = kGemmAvx512[id];
+      if (t.k[id][int(Isa::Avx512)].needs_vnni && !cpu_features().avx512_vnni)
+        t.k[id][int(Isa::Avx512)] = {nullptr, nullptr, "needs AVX512_VNNI", 1, false};
+    }
+    return t;
+  }();
+  return t;
+}
+
+}  // namespace
+
+KernelChoice matmul_choice(DType w_type, int64_t k, Isa max_tier) {
+  KernelChoice c;
+  const uint32_t id = static_cast<uint32_t>(w_type);
+  if (id >= detail::kDTypeCount || !detail::kDTypeTable[id].computable) {
+    c.reasons = "format " + std::string(dtype_name(w_type)) + " has no kernels";
+    return c;
+  }
+  const Isa hw = hardware_isa();
+  const int top = int(max_tier) < int(hw) ? int(max_tier) : int(hw);
+  for (int tier = int(Isa::Avx512); tier >= 0; --tier) {
+    const GemmKernel& g = table().k[id][tier];
+    const char* tname = isa_name(Isa(tier));
+    std::string why;
+    if (tier > top) why = int(hw) < tier ? "not supported by this CPU" : "capped by HEXE_CPU_ISA/caller";
+    else if (!g.fn) why = g.decline ? g.decline : "no kernel";
+    else if (k % g.k_multiple != 0)
+      why = "k=" + std::to_string(k) + " not a multiple of " + std::to_string(g.k_multiple);
+    if (why.empty()) {
+      c.tier = Isa(tier);
+      c.name = g.name;
+      return c;
+    }
+    if (!c.reasons.empty()) c.reasons += "; ";
+    c.reasons += std::string(tname) + ": " + why;
+  }
+  return c;
+}
+
+// Finds the kernel (without building strings on the hot path) and logs the choice once per
+// (format, tier, k) when HEXE_LOG=dispatch.
+const GemmKernel* select_gemm(DType w_type, int64_t k, Isa max_tier) {
+  const uint32_t id = static_cast<uint32_t>(w_type);
+  if (id >= detail::kDTypeCount || !detail::kDTypeTable[id].computable) return nullptr;
+  const int top = int(max_tier) < int(hardware_isa()) ? int(max_tier) : int(hardware_isa());
+  const GemmKernel* chosen = nullptr;
+  for (int tier = top; tier >= 0 && !chosen; --tier) {
+    const GemmKernel& g = table().k[id][tier];
+    if (g.fn && k % g.k_multiple == 0) chosen = &g;
+  }
+  if (env::log_dispatch()) {
+    static std::mutex mu;
+    static std::set<std::string> seen;
+    const std::string key = std::string(dtype_name(w_type)) + "/" + std::to_string(top) + "/" +
+                            std::to_string(k);
+    std::lock_guard lk(mu);
+    if (seen.insert(key).second) {
+      const KernelChoice c = matmul_choice(w_type, k, max_tier);
+      std::fprintf(stderr, "hexe dispatch: matmul %s k=%lld -> %s%s%s%s\n",
+                   std::string(dtype_name(w_type)).c_str(), static_cast<long long>(k),
+                   c.name.empty() ? "none" : c.name.c_str(), c.reasons.empty() ? "" : " (",
+                   c.reasons.c_str(), c.reasons.empty() ? "" : ")");
+    }
+  }
+  return chosen;
+}
+
+}  // namespace hexe::cpu

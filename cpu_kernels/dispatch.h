@@ -1,0 +1,29 @@
+// Which kernel variant matmul uses for a weight format, and why the better tiers declined.
+#pragma once
+
+#include <string>
+
+#include "cpu_kernels/format.h"
+#include "cpu_kernels/isa.h"
+#include "cpu_kernels/matmul.h"
+#include "cpu_kernels/moe.h"
+
+namespace hexe::cpu {
+
+struct KernelChoice {
+  Isa tier = Isa::Scalar;  // tier of the chosen variant
+  std::string name;        // "avx512_vnni/q4_K"; empty when the format is not computable
+  std::string reasons;     // why each better tier declined ("avx512: needs AVX512_VNNI; ...")
+};
+
+// The variant matmul would run for (w_type, k) with tiers up to `max_tier` (capped at the
+// hardware's best). Pure: no logging.
+KernelChoice matmul_choice(DType w_type, int64_t k, Isa max_tier);
+
+// matmul with tiers capped at `max_tier` (tests and benchmarks compare tiers in one process);
+// pool may be null (calling thread only). matmul() is matmul_at(p, active_isa(), &pool).
+void matmul_at(const MatmulParams& p, Isa max_tier, ThreadPool* pool);
+// moe_experts likewise (moe_experts() is moe_experts_at(p, active_isa(), &pool)).
+void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool);
+
+}  // namespace hexe::cpu

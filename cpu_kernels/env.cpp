@@ -1,0 +1,35 @@
+// Reads HEXE_CPU_ISA and HEXE_LOG once (the only getenv calls of cpu_kernels).
+#include "cpu_kernels/env.h"
+
+#include <cstdlib>
+#include <string_view>
+
+namespace hexe::cpu::env {
+namespace {
+std::string read(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+}  // namespace
+
+const std::string& cpu_isa_request() {
+  static const std::string value = read("HEXE_CPU_ISA");
+  return value;
+}
+
+bool log_dispatch() {
+  static const bool on = [] {
+    const std::string v = read("HEXE_LOG");
+    std::string_view s(v);
+    while (!s.empty()) {
+      const size_t comma = s.find(',');
+      if (s.substr(0, comma) == "dispatch" || s.substr(0, comma) == "all") return true;
+      if (comma == std::string_view::npos) break;
+      s.remove_prefix(comma + 1);
+    }
+    return false;
+  }();
+  return on;
+}
+
+}  // namespace hexe::cpu::env

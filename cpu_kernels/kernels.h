@@ -1,0 +1,69 @@
+// Internal: the per-format kernel traits table (one entry per weight format and ISA tier) that
+// the matmul/MoE fronts dispatch through. Filled once at start-up from the ISA files.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+
+#include "cpu_kernels/format.h"
+#include "cpu_kernels/isa.h"
+
+namespace hexe::cpu {
+
+// y[i * y_stride + j] = dot(activation row i, weight row j) for i < mr, j < nr.
+// w: nr rows, w_row_bytes apart, of k elements in the weight format. act: mr rows, act_row_bytes
+// apart, in the format's paired activation format (float rows for F32/F16/BF16 weights, Q8_0
+// rows for the 32-element formats, Q8_K rows for the K-quants). Kernels reuse each unpacked weight
+// block across up to 4 activation rows.
+using GemmTileFn = void (*)(int64_t k, const void* w, size_t w_row_bytes, int64_t nr,
+                            const void* act, size_t act_row_bytes, int64_t mr, float* y,
+                            int64_t y_stride);
+
+struct GemmKernel {
+  GemmTileFn fn = nullptr;
+  const char* name = nullptr;     // "avx512_vnni/q4_K": the variant, printed by HEXE_LOG=dispatch
+  const char* decline = nullptr;  // when fn is null: why this tier has no kernel for the format
+  int64_t k_multiple = 1;         // the kernel needs k % k_multiple == 0
+  bool needs_vnni = false;        // uses vpdpbusd: usable only when AVX512_VNNI is present
+};
+
+using GemmTable = std::array<GemmKernel, detail::kDTypeCount>;
+
+// The activation format a weight format's dot products consume (F32 = float rows).
+inline DType paired_activation(DType w) {
+  switch (w) {
+    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: case DType::Q8_0:
+      return DType::Q8_0;
+    case DType::Q4_K: case DType::Q5_K: case DType::Q6_K:
+      return DType::Q8_K;
+    default:
+      return DType::F32;
+  }
+}
+
+// Per-tier tables indexed by DType id. The ISA tables are constant-initialised data (constinit),
+// so building the dispatch table never executes code compiled for an ISA the CPU may lack.
+GemmKernel gemm_kernel_ref(DType w);
+extern const GemmTable kGemmAvx2;
+extern const GemmTable kGemmAvx512;
+
+// Float-weight tiles of the ISA files (referenced by the tables).
+void gemm_tile_f32_avx2(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+void gemm_tile_f16_avx2(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+void gemm_tile_bf16_avx2(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+void gemm_tile_f32_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+void gemm_tile_f16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+void gemm_tile_bf16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+
+// Scalar integer dot of one weight row with one activation row (the scalar tier; exact in the
+// integer part, so SIMD tiers may differ from it only by float summation order).
+float vec_dot_ref(DType w, int64_t k, const void* w_row, const void* act_row);
+
+}  // namespace hexe::cpu
+
+namespace hexe::cpu {
+// The best kernel for (w, k) with tiers up to max_tier (and the hardware); null when none.
+// Logs the choice once per (format, tier, k) when HEXE_LOG=dispatch.
+const GemmKernel* select_gemm(DType w, int64_t k, Isa max_tier);
+}  // namespace hexe::cpu

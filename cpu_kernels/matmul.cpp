@@ -1,0 +1,78 @@
+// matmul front: quantises the activation rows once to the paired format, then splits
+// (weight-row block x activation-row block) tiles over the threads and runs the chosen kernel.
+#include "cpu_kernels/matmul.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "cpu_kernels/dispatch.h"
+#include "cpu_kernels/kernels.h"
+#include "cpu_kernels/quant.h"
+
+namespace hexe::cpu {
+namespace {
+
+constexpr int64_t kRowsN = 16;  // weight rows per work item (a few KB..100 KB: stays in L2)
+constexpr int64_t kRowsM = 64;  // activation rows per work item; kernels reuse weights 4 rows at once
+
+struct Act {
+  const void* ptr;
+  size_t row_bytes;
+};
+
+uint8_t* align64(std::vector<uint8_t>& buf, size_t bytes) {
+  buf.resize(bytes + 64);
+  const auto addr = reinterpret_cast<uintptr_t>(buf.data());
+  return buf.data() + ((64 - addr % 64) % 64);
+}
+
+// Float activations pass through; quantised formats get their rows quantised once per call.
+Act prepare_activations(const MatmulParams& p, DType act_type, ThreadPool* pool) {
+  if (act_type == DType::F32) return {p.x, size_t(p.x_stride) * sizeof(float)};
+  thread_local std::vector<uint8_t> buf;
+  const size_t rb = row_bytes(act_type, uint64_t(p.k));
+  uint8_t* base = align64(buf, rb * size_t(p.m));
+  auto quantize = [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) quantize_row(act_type, p.x + r * p.x_stride, base + r * rb, p.k);
+  };
+  if (pool && p.m >= 2 * pool->size()) pool->parallel_for(p.m, 1, quantize);
+  else quantize(0, p.m);
+  return {base, rb};
+}
+
+void run(const MatmulParams& p, Isa max_tier, ThreadPool* pool) {
+  if (p.m <= 0 || p.n <= 0) return;
+  const GemmKernel* g = select_gemm(p.w_type, p.k, max_tier);
+  if (!g) {  // no kernel for this format: the loader rejects such weights; never leave y stale
+    for (int64_t i = 0; i < p.m; ++i) std::fill_n(p.y + i * p.y_stride, p.n, 0.f);
+    return;
+  }
+  const Act a = prepare_activations(p, paired_activation(p.w_type), pool);
+  const size_t wrb = row_bytes(p.w_type, uint64_t(p.k));
+  const int64_t n_chunks = (p.n + kRowsN - 1) / kRowsN;
+  const int64_t m_chunks = (p.m + kRowsM - 1) / kRowsM;
+  // Items weight-block-major, so a thread walks all activation blocks of a weight block while
+  // that block is hot in cache.
+  auto body = [&](int64_t begin, int64_t end) {
+    for (int64_t it = begin; it < end; ++it) {
+      const int64_t ni = it / m_chunks, mi = it % m_chunks;
+      const int64_t n0 = ni * kRowsN, m0 = mi * kRowsM;
+      const int64_t nr = std::min(kRowsN, p.n - n0), mr = std::min(kRowsM, p.m - m0);
+      g->fn(p.k, static_cast<const uint8_t*>(p.w) + n0 * wrb, wrb, nr,
+            static_cast<const uint8_t*>(a.ptr) + m0 * a.row_bytes, a.row_bytes, mr,
+            p.y + m0 * p.y_stride + n0, p.y_stride);
+    }
+  };
+  const int64_t items = n_chunks * m_chunks;
+  if (pool && pool->size() > 1 && items > 1) pool->parallel_for(items, 1, body);
+  else body(0, items);
+}
+
+}  // namespace
+
+void matmul_at(const MatmulParams& p, Isa max_tier, ThreadPool* pool) { run(p, max_tier, pool); }
+void matmul(const MatmulParams& p, ThreadPool& pool) { run(p, active_isa(), &pool); }
+void matmul_serial(const MatmulParams& p) { run(p, active_isa(), nullptr); }
+
+}  // namespace hexe::cpu

@@ -1,0 +1,35 @@
+// Routed experts of one MoE layer: for each token, sum over its top-k experts of
+// weight * down(silu(gate(x)) * up(x)).
+#pragma once
+
+#include <cstdint>
+
+#include "cpu_kernels/format.h"
+#include "cpu_kernels/thread_pool.h"
+
+namespace hexe::cpu {
+
+struct ExpertWeights {
+  const void* gate = nullptr;  // n_ff rows of hidden (gate_type)
+  const void* up = nullptr;    // n_ff rows of hidden (up_type)
+  const void* down = nullptr;  // hidden rows of n_ff (down_type)
+};
+
+struct MoeParams {
+  const ExpertWeights* experts = nullptr;  // n_experts entries (stacked tensors: pointer offsets)
+  int n_experts = 0;
+  DType gate_type = DType::F32, up_type = DType::F32, down_type = DType::F32;
+  int64_t hidden = 0;
+  int64_t n_ff = 0;
+  const float* x = nullptr;        // [n_tokens][hidden]
+  int64_t n_tokens = 0;
+  int top_k = 0;
+  const int32_t* ids = nullptr;    // [n_tokens][top_k] expert ids
+  const float* weights = nullptr;  // [n_tokens][top_k]
+  float* y = nullptr;              // [n_tokens][hidden]; overwritten with the weighted sum
+};
+
+void moe_experts(const MoeParams& p, ThreadPool& pool);
+void moe_experts_ref(const MoeParams& p);  // scalar reference for tests
+
+}  // namespace hexe::cpu

@@ -1,0 +1,44 @@
+// AVX-512 VNNI tiles for the quantised formats (u8 x s8 products through vpdpbusd on 256-bit
+// vectors) and the AVX-512 row of the kernel table.
+#include <immintrin.h>
+
+#include <array>
+
+#include "cpu_kernels/kernels.h"
+#include "cpu_kernels/x86/qgemm256.h"
+
+namespace hexe::cpu {
+namespace {
+
+// vpdpbusd sums 4 u8 x s8 products into each i32 lane without intermediate saturation.
+struct DotVnni {
+  static __m256i dot(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
+};
+
+constexpr void set(GemmTable& t, DType w, GemmTileFn fn,
+                   const char* name) {
+  t[static_cast<uint32_t>(w)] = {fn, name, nullptr, int64_t(detail::kDTypeTable[static_cast<uint32_t>(w)].block_elems), detail::kDTypeTable[static_cast<uint32_t>(w)].block_elems > 1};
+}
+
+constexpr GemmTable make_table() {
+  GemmTable t{};
+  for (auto& e : t) e = {nullptr, nullptr, "no AVX-512 kernel for this format", 1, false};
+  set(t, DType::F32, gemm_tile_f32_avx512, "avx512/f32");
+  set(t, DType::F16, gemm_tile_f16_avx512, "avx512/f16");
+  set(t, DType::BF16, gemm_tile_bf16_avx512, "avx512/bf16");
+  set(t, DType::Q4_0, tile_loop<LegacyRows, LQ4_0, DotVnni, kQK>, "avx512_vnni/q4_0");
+  set(t, DType::Q4_1, tile_loop<LegacyRows, LQ4_1, DotVnni, kQK>, "avx512_vnni/q4_1");
+  set(t, DType::Q5_0, tile_loop<LegacyRows, LQ5_0, DotVnni, kQK>, "avx512_vnni/q5_0");
+  set(t, DType::Q5_1, tile_loop<LegacyRows, LQ5_1, DotVnni, kQK>, "avx512_vnni/q5_1");
+  set(t, DType::Q8_0, tile_loop<LegacyRows, LQ8_0, DotVnni, kQK>, "avx512_vnni/q8_0");
+  set(t, DType::Q4_K, tile_loop<K4Rows, KQ4, DotVnni, kQKK>, "avx512_vnni/q4_K");
+  set(t, DType::Q5_K, tile_loop<K4Rows, KQ5, DotVnni, kQKK>, "avx512_vnni/q5_K");
+  set(t, DType::Q6_K, tile_loop<K6Rows, KQ6, DotVnni, kQKK>, "avx512_vnni/q6_K");
+  return t;
+}
+
+}  // namespace
+
+constinit const GemmTable kGemmAvx512 = make_table();
+
+}  // namespace hexe::cpu

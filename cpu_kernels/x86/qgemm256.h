@@ -1,0 +1,242 @@
+// 256-bit quantised tile kernels written once over a Dot policy (u8 x s8 -> 8 x i32, each lane
+// the sum of 4 adjacent products). Included only by ISA files, which supply the policy: AVX2
+// (maddubs + madd) or AVX512-VNNI (vpdpbusd). Everything here has internal linkage, so each ISA
+// file gets its own copy compiled with its own flags (no ODR mixing of ISAs at link time).
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "cpu_kernels/blocks.h"
+
+namespace hexe::cpu {
+namespace {  // NOLINT: deliberate, see the file comment
+
+inline float f16(uint16_t h) { return _cvtsh_ss(h); }
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline __m256i mask4() { return _mm256_set1_epi8(0x0F); }
+
+// 16 bytes of packed nibbles -> 32 values: low nibbles first, then high nibbles (legacy order).
+inline __m256i nibbles_16(const uint8_t* qs) {
+  const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m256i v = _mm256_set_m128i(_mm_srli_epi16(t, 4), t);
+  return _mm256_and_si256(v, mask4());
+}
+
+// 32 bits -> 32 bytes of 0x10 where the bit is set (the fifth bit of Q5_0/Q5_1).
+inline __m256i bits_to_0x10(const uint8_t* qh4) {
+  uint32_t bits;
+  std::memcpy(&bits, qh4, 4);
+  const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                         0x0101010101010101, 0x0000000000000000);
+  __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32(int(bits)), shuf);
+  const __m256i sel = _mm256_set1_epi64x(int64_t(0x8040201008040201ull));
+  v = _mm256_cmpeq_epi8(_mm256_and_si256(v, sel), sel);
+  return _mm256_and_si256(v, _mm256_set1_epi8(0x10));
+}
+
+// Weight-level views of one 32-block: kSigned formats give int8 levels (offset removed) and only
+// a scale; the others give unsigned levels plus a min (w = d*q + m).
+struct LQ4_0 {
+  using Block = BlockQ4_0;
+  static constexpr bool kSigned = true;
+  static __m256i levels(const Block& b) { return _mm256_sub_epi8(nibbles_16(b.qs), _mm256_set1_epi8(8)); }
+};
+struct LQ5_0 {
+  using Block = BlockQ5_0;
+  static constexpr bool kSigned = true;
+  static __m256i levels(const Block& b) {
+    return _mm256_sub_epi8(_mm256_or_si256(nibbles_16(b.qs), bits_to_0x10(b.qh)), _mm256_set1_epi8(16));
+  }
+};
+struct LQ8_0 {
+  using Block = BlockQ8_0;
+  static constexpr bool kSigned = true;
+  static __m256i levels(const Block& b) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs)); }
+};
+struct LQ4_1 {
+  using Block = BlockQ4_1;
+  static constexpr bool kSigned = false;
+  static __m256i levels(const Block& b) { return nibbles_16(b.qs); }
+};
+struct LQ5_1 {
+  using Block = BlockQ5_1;
+  static constexpr bool kSigned = false;
+  static __m256i levels(const Block& b) { return _mm256_or_si256(nibbles_16(b.qs), bits_to_0x10(b.qh)); }
+};
+
+template <class Fmt, class D, int R>
+void legacy_rows(int64_t nb, const typename Fmt::Block* w, const uint8_t* act, size_t arb,
+                 float* y, int64_t ys) {
+  __m256 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi8(1);
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m256i q = Fmt::levels(w[b]);
+    const float dw = f16(w[b].d);
+    [[maybe_unused]] float mw = 0.f;
+    [[maybe_unused]] __m256i qa;
+    if constexpr (Fmt::kSigned) qa = _mm256_sign_epi8(q, q);  // |q| as u8
+    else mw = f16(w[b].m);
+    for (int r = 0; r < R; ++r) {
+      const auto* a = reinterpret_cast<const BlockQ8_0*>(act + size_t(r) * arb) + b;
+      const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs));
+      const float da = f16(a->d);
+      if constexpr (Fmt::kSigned) {
+        const __m256i p = D::dot(qa, _mm256_sign_epi8(av, q));
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * da), acc[r]);
+      } else {
+        const __m256i p = D::dot(q, av);
+        const __m256i s = D::dot(ones, av);
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * da), acc[r]);
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(mw * da), acc[r]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) y[r * ys] = hsum(acc[r]);
+}
+
+// Walks weight rows; each unpacked weight block serves up to 4 activation rows.
+template <template <class, class, int> class Rows, class Fmt, class D, int64_t kBlock>
+void tile_loop(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,
+               int64_t mr, float* y, int64_t ys) {
+  const int64_t nb = k / kBlock;
+  const auto* a8 = static_cast<const uint8_t*>(act);
+  for (int64_t j = 0; j < nr; ++j) {
+    const auto* wj = reinterpret_cast<const typename Fmt::Block*>(static_cast<const uint8_t*>(w) + j * wrb);
+    int64_t i = 0;
+    for (; i + 4 <= mr; i += 4) Rows<Fmt, D, 4>::run(nb, wj, a8 + i * arb, arb, y + i * ys + j, ys);
+    switch (mr - i) {
+      case 3: Rows<Fmt, D, 3>::run(nb, wj, a8 + i * arb, arb, y + i * ys + j, ys); break;
+      case 2: Rows<Fmt, D, 2>::run(nb, wj, a8 + i * arb, arb, y + i * ys + j, ys); break;
+      case 1: Rows<Fmt, D, 1>::run(nb, wj, a8 + i * arb, arb, y + i * ys + j, ys); break;
+      default: break;
+    }
+  }
+}
+
+template <class Fmt, class D, int R>
+struct LegacyRows {
+  static void run(int64_t nb, const typename Fmt::Block* w, const uint8_t* act, size_t arb, float* y, int64_t ys) {
+    legacy_rows<Fmt, D, R>(nb, w, act, arb, y, ys);
+  }
+};
+
+// ---- K-quants against Q8_K ----
+
+struct KQ4 { using Block = BlockQ4_K; static constexpr bool kHigh = false; };
+struct KQ5 { using Block = BlockQ5_K; static constexpr bool kHigh = true; };
+
+// Q4_K/Q5_K: the 8 sub-blocks of 32 levels (0..15 / 0..31), sc and m of each.
+template <class Fmt>
+struct K4Unpacked {
+  __m256i q[8];
+  int32_t sc[8], m[8];
+  float d, dmin;
+  explicit K4Unpacked(const typename Fmt::Block& b) {
+    d = f16(b.d);
+    dmin = f16(b.dmin);
+    for (int j = 0; j < 8; ++j) {
+      uint8_t s, mm;
+      k4_scale_min(j, b.scales, &s, &mm);
+      sc[j] = s;
+      m[j] = mm;
+    }
+    [[maybe_unused]] __m256i qh;
+    if constexpr (Fmt::kHigh) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+    const __m256i one = _mm256_set1_epi8(1);
+    for (int jj = 0; jj < 4; ++jj) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * jj));
+      q[2 * jj] = _mm256_and_si256(v, mask4());
+      q[2 * jj + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask4());
+      if constexpr (Fmt::kHigh) {
+        const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * jj), one);
+        const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * jj + 1), one);
+        q[2 * jj] = _mm256_or_si256(q[2 * jj], _mm256_slli_epi16(h0, 4));
+        q[2 * jj + 1] = _mm256_or_si256(q[2 * jj + 1], _mm256_slli_epi16(h1, 4));
+      }
+    }
+  }
+};
+
+template <class Fmt, class D, int R>
+struct K4Rows {
+  static void run(int64_t nb, const typename Fmt::Block* w, const uint8_t* act, size_t arb, float* y, int64_t ys) {
+    __m256 acc[R];
+    float accm[R];
+    for (int r = 0; r < R; ++r) { acc[r] = _mm256_setzero_ps(); accm[r] = 0.f; }
+    for (int64_t b = 0; b < nb; ++b) {
+      const K4Unpacked<Fmt> u(w[b]);
+      for (int r = 0; r < R; ++r) {
+        const auto* a = reinterpret_cast<const BlockQ8_K*>(act + size_t(r) * arb) + b;
+        __m256i isum = _mm256_setzero_si256();
+        for (int j = 0; j < 8; ++j) {
+          const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + 32 * j));
+          isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(D::dot(u.q[j], av), _mm256_set1_epi32(u.sc[j])));
+        }
+        int summ = 0;
+        for (int j = 0; j < 8; ++j) summ += u.m[j] * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(a->d * u.d), acc[r]);
+        accm[r] += a->d * u.dmin * float(summ);
+      }
+    }
+    for (int r = 0; r < R; ++r) y[r * ys] = hsum(acc[r]) - accm[r];
+  }
+};
+
+struct KQ6 { using Block = BlockQ6_K; };
+
+template <class Fmt, class D, int R>
+struct K6Rows {
+  static void run(int64_t nb, const BlockQ6_K* w, const uint8_t* act, size_t arb, float* y, int64_t ys) {
+    __m256 acc[R];
+    float accb[R];
+    for (int r = 0; r < R; ++r) { acc[r] = _mm256_setzero_ps(); accb[r] = 0.f; }
+    const __m256i m2 = _mm256_set1_epi8(3);
+    for (int64_t b = 0; b < nb; ++b) {
+      const BlockQ6_K& blk = w[b];
+      const float d = f16(blk.d);
+      __m256i q[8], scv[8];  // q[4h + t]: quarter t of half h (elements 128h + 32t ..)
+      for (int h = 0; h < 2; ++h) {
+        const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * h));
+        const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * h + 32));
+        const __m256i hh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh + 32 * h));
+        const __m256i lo[4] = {_mm256_and_si256(l0, mask4()), _mm256_and_si256(l1, mask4()),
+                               _mm256_and_si256(_mm256_srli_epi16(l0, 4), mask4()),
+                               _mm256_and_si256(_mm256_srli_epi16(l1, 4), mask4())};
+        for (int t = 0; t < 4; ++t) {
+          const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hh, 2 * t), m2);
+          q[4 * h + t] = _mm256_or_si256(lo[t], _mm256_slli_epi16(hb, 4));
+          const int s0 = blk.scales[8 * h + 2 * t], s1 = blk.scales[8 * h + 2 * t + 1];
+          scv[4 * h + t] = _mm256_set_m128i(_mm_set1_epi32(s1), _mm_set1_epi32(s0));
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        const auto* a = reinterpret_cast<const BlockQ8_K*>(act + size_t(r) * arb) + b;
+        __m256i isum = _mm256_setzero_si256();
+        for (int j = 0; j < 8; ++j) {
+          const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + 32 * j));
+          isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(D::dot(q[j], av), scv[j]));
+        }
+        int bias = 0;  // the -32 offset: 32 * sum_j sc_j * bsum_j
+        for (int j = 0; j < 16; ++j) bias += blk.scales[j] * a->bsums[j];
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(a->d * d), acc[r]);
+        accb[r] += a->d * d * float(32 * bias);
+      }
+    }
+    for (int r = 0; r < R; ++r) y[r * ys] = hsum(acc[r]) - accb[r];
+  }
+};
+
+}  // namespace
+}  // namespace hexe::cpu

@@ -1,0 +1,64 @@
+// GPU matrix multiply with GGML-format weights: y[m][n] = dot(x[m][:], W[n][:]). GEMV for decode
+// (m <= 8), dequantise-to-F16/BF16 + cuBLAS for prefill; plus whole-row dequantisation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "cpu_kernels/format.h"
+#include "gpu_kernels/status.h"
+
+namespace hexe::gpu {
+
+// All pointers are device pointers. Same meaning as cpu::MatmulParams.
+struct MatmulParams {
+  const void* w = nullptr;   // n rows of k elements of w_type, rows contiguous (row_bytes(w_type,k));
+                             // 16-byte aligned (cudaMalloc and GGUF's 32-byte alignment give it)
+  DType w_type = DType::F32;
+  int64_t n = 0;             // output features
+  int64_t k = 0;             // input features, a multiple of w_type's block size
+  const float* x = nullptr;  // m rows of k floats, row stride x_stride (floats)
+  int64_t m = 0;
+  int64_t x_stride = 0;
+  float* y = nullptr;        // m rows of n floats, row stride y_stride (floats); overwritten
+  int64_t y_stride = 0;
+};
+
+// Weight types with a GPU reader: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
+bool supports_weight_type(DType t);
+
+inline constexpr int64_t kGemvMaxTokens = 8;
+
+// Dequantising GEMV, m in 1..kGemvMaxTokens: two weight rows per warp, float accumulation.
+Status gemv(const MatmulParams& p, cudaStream_t stream);
+
+// Scratch and library handle of the GEMM path, owned by the caller (one per stream).
+struct GemmContext {
+  cublasHandle_t cublas = nullptr;  // the call sets its stream to `stream`
+  void* workspace = nullptr;        // device memory, >= gemm_workspace_bytes(p, 1) bytes
+  size_t workspace_bytes = 0;
+};
+
+// Workspace the GEMM path needs for p when dequantising `tile_rows` weight rows at a time
+// (x converted to 16-bit: m*k*2, plus tile_rows*k*2 for the weight tile; F32 weights need none).
+// More workspace means fewer, larger cuBLAS calls; gemm() uses as many rows as fit.
+size_t gemm_workspace_bytes(const MatmulParams& p, int64_t tile_rows);
+
+// Any m: x is rounded to F16 (BF16 for BF16 weights), the weights are dequantised to F16 tile by
+// tile (F16/BF16 weights are used in place), and cuBLAS multiplies with F32 accumulation.
+// F32 weights run a plain F32 GEMM (no TF32).
+Status gemm(const MatmulParams& p, const GemmContext& ctx, cudaStream_t stream);
+
+// gemv for m <= kGemvMaxTokens, gemm otherwise.
+Status matmul(const MatmulParams& p, const GemmContext& ctx, cudaStream_t stream);
+
+// Dequantises `rows` rows of k elements (row_bytes(type, k) apart) to F32, F16 or BF16 rows of
+// k elements (dst_type picks; dst row stride dst_stride elements). F32 output equals
+// cpu::dequantize_row bit for bit.
+Status dequantize_rows(DType type, const void* src, int64_t rows, int64_t k, DType dst_type,
+                       void* dst, int64_t dst_stride, cudaStream_t stream);
+
+}  // namespace hexe::gpu

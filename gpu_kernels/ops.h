@@ -1,0 +1,61 @@
+// Row and element-wise ops of the forward pass on the GPU: RMSNorm, RoPE, SwiGLU and MoE routing
+// (softmax + top-k). Device pointers, a params struct and a stream; a Status comes back.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime_api.h>
+
+#include "gpu_kernels/status.h"
+
+namespace hexe::gpu {
+
+// dst[r] = src[r] / rms(src[r]) * weight for `rows` contiguous rows of n floats; rms =
+// sqrt(mean(x^2) + eps). weight may be null (no scale); dst may alias src.
+struct RmsNormParams {
+  const float* src = nullptr;
+  const float* weight = nullptr;  // n floats or null
+  float* dst = nullptr;
+  int64_t rows = 0;
+  int64_t n = 0;
+  float eps = 1e-6f;
+};
+Status rms_norm(const RmsNormParams& p, cudaStream_t stream);
+
+// Same modes as cpu::RopeMode: Neox rotates pairs (i, i + rot_dim/2), Interleaved (2i, 2i+1);
+// pair i turns by float(pos) * (1 / theta^(2i/rot_dim)), rounded as cpu::rope rounds it.
+enum class RopeMode { Neox, Interleaved };
+struct RopeParams {
+  float* x = nullptr;                 // [n_tokens][n_heads][head_dim] at token_stride; in place
+  const int32_t* positions = nullptr; // [n_tokens] device array
+  int64_t n_tokens = 0;
+  int64_t token_stride = 0;           // floats between tokens (>= n_heads * head_dim)
+  int n_heads = 0;
+  int head_dim = 0;
+  int rot_dim = 0;                    // leading rotated elements of each head; even, <= head_dim
+  float theta = 10000.f;
+  RopeMode mode = RopeMode::Neox;
+};
+Status rope(const RopeParams& p, cudaStream_t stream);
+
+// dst[i] = silu(gate[i]) * up[i] for i < n; dst may alias gate or up.
+Status swiglu(const float* gate, const float* up, float* dst, int64_t n, cudaStream_t stream);
+
+// Which of the routers' orders: softmax over all experts then the top k (Qwen3-MoE, DeepSeek-V2;
+// optionally renormalised over the k), or the top k logits then softmax over those k (Mixtral).
+enum class RoutingMode { SoftmaxTopK, TopKSoftmax };
+struct RoutingParams {
+  const float* logits = nullptr;  // [n_tokens][n_experts]
+  int64_t n_tokens = 0;
+  int n_experts = 0;              // 1..kMaxRoutedExperts
+  int k = 0;                      // 1..n_experts
+  RoutingMode mode = RoutingMode::SoftmaxTopK;
+  bool renormalize = false;       // SoftmaxTopK: divide the k weights by their sum
+  float scale = 1.f;              // every final weight is multiplied by it
+  int32_t* ids = nullptr;         // [n_tokens][k] out: experts by descending logit, ties lower id first
+  float* weights = nullptr;       // [n_tokens][k] out
+};
+inline constexpr int kMaxRoutedExperts = 8192;
+Status route_topk(const RoutingParams& p, cudaStream_t stream);
+
+}  // namespace hexe::gpu

@@ -1,0 +1,57 @@
+// Rotary position embedding, NEOX (halves) and interleaved (adjacent pairs) layouts, in place.
+#include "gpu_kernels/ops.h"
+
+namespace hexe::gpu {
+namespace {
+
+// One block per token. The block first computes cos/sin of every pair's angle into shared memory
+// in the CPU reference's (HF's) order: inv_freq = 1 / theta^(2i/rot_dim) rounded to float,
+// angle = float(pos) * inv_freq (one rounding), cos/sin through double then rounded; the rotation
+// uses explicit _rn operations so no FMA contraction changes it. That keeps the result equal to
+// cpu::rope up to the last-bit differences of pow.
+__global__ void rope_kernel(float* x, const int32_t* __restrict__ positions, int64_t token_stride,
+                            int n_heads, int head_dim, int rot_dim, float theta, bool neox) {
+  extern __shared__ float cs[];  // [half] cos, then [half] sin
+  const int half = rot_dim / 2;
+  float* c = cs;
+  float* s = cs + half;
+  const float pos = float(positions[blockIdx.x]);
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    const float base = float(pow(double(theta), double(float(2 * i) / float(rot_dim))));
+    const float angle = __fmul_rn(pos, __fdiv_rn(1.0f, base));
+    double sd, cd;
+    sincos(double(angle), &sd, &cd);
+    c[i] = float(cd);
+    s[i] = float(sd);
+  }
+  __syncthreads();
+  float* xt = x + int64_t(blockIdx.x) * token_stride;
+  for (int t = threadIdx.x; t < n_heads * half; t += blockDim.x) {
+    const int h = t / half, i = t % half;
+    float* xh = xt + int64_t(h) * head_dim;
+    const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
+    const float x0 = xh[a], x1 = xh[b];
+    xh[a] = __fsub_rn(__fmul_rn(x0, c[i]), __fmul_rn(x1, s[i]));
+    xh[b] = __fadd_rn(__fmul_rn(x1, c[i]), __fmul_rn(x0, s[i]));
+  }
+}
+
+}  // namespace
+
+Status rope(const RopeParams& p, cudaStream_t stream) {
+  constexpr const char* kOp = "rope";
+  if (p.n_tokens < 0 || p.n_heads <= 0 || p.head_dim <= 0) return Status::invalid(kOp, "empty head shape");
+  if (p.rot_dim <= 0 || p.rot_dim % 2 != 0 || p.rot_dim > p.head_dim)
+    return Status::invalid(kOp, "rot_dim must be even and in 1..head_dim");
+  if (p.token_stride < int64_t(p.n_heads) * p.head_dim) return Status::invalid(kOp, "token_stride < n_heads * head_dim");
+  if (p.n_tokens > 0x7fffffff) return Status::invalid(kOp, "n_tokens exceeds one grid");
+  if (p.n_tokens == 0) return Status::success();
+  if (p.x == nullptr || p.positions == nullptr) return Status::invalid(kOp, "x or positions is null");
+  const int work = p.n_heads * (p.rot_dim / 2);
+  const int threads = work >= 256 ? 256 : (work + 31) / 32 * 32;
+  rope_kernel<<<unsigned(p.n_tokens), threads, size_t(p.rot_dim) * sizeof(float), stream>>>(
+      p.x, p.positions, p.token_stride, p.n_heads, p.head_dim, p.rot_dim, p.theta, p.mode == RopeMode::Neox);
+  return last_launch_status(kOp);
+}
+
+}  // namespace hexe::gpu

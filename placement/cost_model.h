@@ -1,0 +1,59 @@
+// The cost model's primitives: time of one op on one device from the bytes it moves and the
+// FLOPs it does, over the profile's bandwidths and peak rates times the achieved efficiencies,
+// plus per-call latency; and a critical-path accumulator that remembers what limited it.
+// Equations: placement/README.md "Cost model".
+#pragma once
+
+#include <array>
+#include <string>
+
+#include "cpu_kernels/format.h"
+#include "placement/hardware_profile.h"
+
+namespace hexe::place {
+
+// What limited a stretch of time.
+enum class Limit { Dram, CpuCompute, GpuMemory, GpuCompute, Pcie, Latency, kCount };
+const char* limit_name(Limit l);
+
+// Time split by limit; `seconds()` is the sum.
+struct Cost {
+  std::array<double, size_t(Limit::kCount)> by{};
+  double seconds() const;
+  Limit dominant() const;
+  Cost& operator+=(const Cost& o);
+  Cost scaled(double f) const;
+};
+// The longer of two branches that run at the same time (the shorter one is hidden).
+Cost overlap(const Cost& a, const Cost& b);
+
+class CostModel {
+ public:
+  explicit CostModel(const HardwareProfile& hw);
+
+  // One CPU op over all cores: max(bytes / B_cpu, flops / R_cpu(type)) + calls * t_op.
+  Cost cpu_op(double bytes, double flops, DType type, int calls = 1) const;
+  // One GPU op: max(bytes / B_gpu, flops / R_gpu) + launches * t_launch (0 launches inside a
+  // captured CUDA graph).
+  Cost gpu_op(double bytes, double flops, int launches = 1) const;
+  // Host -> device copy of `bytes` in `transfers` DMA transfers.
+  Cost h2d(double bytes, int transfers = 1) const;
+  // Fixed latency (hand-offs, graph launches), in microseconds.
+  Cost latency_us(double us) const;
+
+  bool has_gpu() const { return has_gpu_; }
+  double cpu_bw() const { return cpu_bw_; }          // B/s achieved
+  double cpu_rate(DType t) const;                     // FLOP/s achieved on the path `t` uses
+  double gpu_bw() const { return gpu_bw_; }
+  double gpu_rate() const { return gpu_rate_; }
+  double pcie_bw() const { return pcie_bw_; }
+  const Efficiency& eff() const { return eff_; }
+
+ private:
+  Efficiency eff_;
+  bool has_gpu_ = false;
+  double cpu_bw_ = 0, cpu_int8_ = 0, cpu_bf16_ = 0, cpu_fp32_ = 0;
+  double gpu_bw_ = 0, gpu_rate_ = 0, pcie_bw_ = 0;
+};
+
+}  // namespace hexe::place

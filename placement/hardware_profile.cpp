@@ -1,0 +1,147 @@
+// JSON (de)serialisation of hardware profiles, and loading them by name or path.
+#include "placement/hardware_profile.h"
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "memory/error.h"
+#include "placement/data_paths.h"
+
+namespace hexe::place {
+
+using nlohmann::json;
+
+namespace {
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+// Byte sizes are written as GiB (readable, and what spec sheets use); read back exactly enough.
+double to_gib(uint64_t b) { return double(b) / kGiB; }
+uint64_t from_gib(double g) { return uint64_t(g * kGiB + 0.5); }
+uint64_t gib_field(const json& j, const char* key) { return j.contains(key) ? from_gib(j.at(key).get<double>()) : 0; }
+}  // namespace
+
+void to_json(json& j, const CacheLevel& v) {
+  j = json{{"level", v.level}, {"kib", v.bytes / 1024}, {"instances", v.instances}};
+}
+void from_json(const json& j, CacheLevel& v) {
+  v.level = j.at("level").get<int>();
+  v.bytes = j.at("kib").get<uint64_t>() * 1024;
+  v.instances = j.value("instances", 1);
+}
+
+void to_json(json& j, const NumaNode& v) {
+  j = json{{"id", v.id}, {"socket", v.socket}, {"cores", v.cores},
+           {"memory_gib", to_gib(v.memory_bytes)}, {"read_gbps", v.read_gbps}};
+}
+void from_json(const json& j, NumaNode& v) {
+  v.id = j.at("id").get<int>();
+  v.socket = j.value("socket", 0);
+  v.cores = j.at("cores").get<int>();
+  v.memory_bytes = gib_field(j, "memory_gib");
+  v.read_gbps = j.value("read_gbps", 0.0);
+}
+
+void to_json(json& j, const CpuProfile& v) {
+  j = json{{"model", v.model}, {"sockets", v.sockets}, {"cores", v.cores}, {"threads", v.threads},
+           {"ghz", v.ghz}, {"numa", v.numa}, {"caches", v.caches}, {"isa", v.isa},
+           {"dram_read_gbps", v.dram_read_gbps}, {"peak_gops_int8", v.peak_gops_int8},
+           {"peak_gflops_bf16", v.peak_gflops_bf16}, {"peak_gflops_fp32", v.peak_gflops_fp32}};
+}
+void from_json(const json& j, CpuProfile& v) {
+  v.model = j.value("model", std::string());
+  v.sockets = j.value("sockets", 1);
+  v.cores = j.at("cores").get<int>();
+  v.threads = j.value("threads", v.cores);
+  v.ghz = j.value("ghz", 0.0);
+  v.numa = j.value("numa", std::vector<NumaNode>{});
+  v.caches = j.value("caches", std::vector<CacheLevel>{});
+  v.isa = j.value("isa", std::vector<std::string>{});
+  v.dram_read_gbps = j.at("dram_read_gbps").get<double>();
+  v.peak_gops_int8 = j.at("peak_gops_int8").get<double>();
+  v.peak_gflops_bf16 = j.at("peak_gflops_bf16").get<double>();
+  v.peak_gflops_fp32 = j.at("peak_gflops_fp32").get<double>();
+}
+
+void to_json(json& j, const GpuProfile& v) {
+  j = json{{"name", v.name}, {"memory_gib", to_gib(v.memory_bytes)}, {"sms", v.sms},
+           {"mem_gbps", v.mem_gbps}, {"peak_tflops_fp16", v.peak_tflops_fp16},
+           {"peak_tops_int8", v.peak_tops_int8}, {"pcie_h2d_gbps", v.pcie_h2d_gbps},
+           {"pcie_d2h_gbps", v.pcie_d2h_gbps}, {"reserved_gib", to_gib(v.reserved_bytes)}};
+}
+void from_json(const json& j, GpuProfile& v) {
+  v.name = j.value("name", std::string());
+  v.memory_bytes = from_gib(j.at("memory_gib").get<double>());
+  v.sms = j.value("sms", 0);
+  v.mem_gbps = j.at("mem_gbps").get<double>();
+  v.peak_tflops_fp16 = j.at("peak_tflops_fp16").get<double>();
+  v.peak_tops_int8 = j.value("peak_tops_int8", 2 * v.peak_tflops_fp16);
+  v.pcie_h2d_gbps = j.at("pcie_h2d_gbps").get<double>();
+  v.pcie_d2h_gbps = j.value("pcie_d2h_gbps", v.pcie_h2d_gbps);
+  v.reserved_bytes = gib_field(j, "reserved_gib");
+}
+
+void to_json(json& j, const Efficiency& v) {
+  j = json{{"cpu_dram", v.cpu_dram}, {"cpu_int8", v.cpu_int8}, {"cpu_float", v.cpu_float},
+           {"gpu_mem", v.gpu_mem}, {"gpu_compute", v.gpu_compute}, {"pcie", v.pcie},
+           {"gpu_launch_us", v.gpu_launch_us}, {"gpu_graph_launch_us", v.gpu_graph_launch_us},
+           {"handoff_us", v.handoff_us}, {"pcie_setup_us", v.pcie_setup_us},
+           {"cpu_op_us", v.cpu_op_us}, {"gpu_kernels_per_layer", v.gpu_kernels_per_layer}};
+}
+void from_json(const json& j, Efficiency& v) {
+  Efficiency d;  // any field left out keeps hexe's default
+  v.cpu_dram = j.value("cpu_dram", d.cpu_dram);
+  v.cpu_int8 = j.value("cpu_int8", d.cpu_int8);
+  v.cpu_float = j.value("cpu_float", d.cpu_float);
+  v.gpu_mem = j.value("gpu_mem", d.gpu_mem);
+  v.gpu_compute = j.value("gpu_compute", d.gpu_compute);
+  v.pcie = j.value("pcie", d.pcie);
+  v.gpu_launch_us = j.value("gpu_launch_us", d.gpu_launch_us);
+  v.gpu_graph_launch_us = j.value("gpu_graph_launch_us", d.gpu_graph_launch_us);
+  v.handoff_us = j.value("handoff_us", d.handoff_us);
+  v.pcie_setup_us = j.value("pcie_setup_us", d.pcie_setup_us);
+  v.cpu_op_us = j.value("cpu_op_us", d.cpu_op_us);
+  v.gpu_kernels_per_layer = j.value("gpu_kernels_per_layer", d.gpu_kernels_per_layer);
+  for (double f : {v.cpu_dram, v.cpu_int8, v.cpu_float, v.gpu_mem, v.gpu_compute, v.pcie}) {
+    if (!(f > 0 && f <= 1)) throw Error("efficiency fractions must lie in (0, 1], got " + std::to_string(f));
+  }
+}
+
+void to_json(json& j, const HardwareProfile& v) {
+  j = json{{"name", v.name}, {"sources", v.sources}, {"notes", v.notes},
+           {"host_memory_gib", to_gib(v.host_memory_bytes)}, {"cpu", v.cpu}, {"gpus", v.gpus},
+           {"efficiency", v.efficiency}, {"measured", v.measured}};
+}
+void from_json(const json& j, HardwareProfile& v) {
+  v.name = j.at("name").get<std::string>();
+  v.sources = j.value("sources", std::vector<std::string>{});
+  v.notes = j.value("notes", std::string());
+  v.host_memory_bytes = from_gib(j.at("host_memory_gib").get<double>());
+  v.cpu = j.at("cpu").get<CpuProfile>();
+  v.gpus = j.value("gpus", std::vector<GpuProfile>{});
+  v.efficiency = j.contains("efficiency") ? j.at("efficiency").get<Efficiency>() : Efficiency{};
+  v.measured = j.value("measured", false);
+}
+
+HardwareProfile load_profile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error("cannot open hardware profile " + path);
+  try {
+    return json::parse(in).get<HardwareProfile>();
+  } catch (const json::exception& e) {
+    throw Error("hardware profile " + path + ": " + e.what());
+  } catch (const Error& e) {
+    throw Error("hardware profile " + path + ": " + e.what());
+  }
+}
+
+void save_profile(const HardwareProfile& p, const std::string& path) {
+  std::ofstream out(path);
+  if (!out) throw Error("cannot write hardware profile " + path);
+  out << json(p).dump(2) << "\n";
+  if (!out) throw Error("error writing hardware profile " + path);
+}
+
+HardwareProfile resolve_profile(const std::string& name_or_path) {
+  return load_profile(resolve_data_file(name_or_path, "profiles/hardware"));
+}
+
+}  // namespace hexe::place

@@ -1,0 +1,105 @@
+// A machine as the planner sees it: CPU topology, memory and compute rates, GPUs, PCIe, and the
+// efficiencies a runtime achieves against those peaks. Read/written as JSON (profiles/hardware/).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace hexe::place {
+
+struct CacheLevel {
+  int level = 0;          // 1, 2, 3
+  uint64_t bytes = 0;     // size of one instance
+  int instances = 0;      // how many of them in the machine
+};
+
+struct NumaNode {
+  int id = 0;
+  int socket = 0;
+  int cores = 0;              // physical cores with this node's memory local
+  uint64_t memory_bytes = 0;
+  double read_gbps = 0;       // DRAM read bandwidth of this node, GB/s (10^9 B/s)
+};
+
+// Peak rates of the whole CPU (all sockets), in 10^9 operations per second; one multiply-add
+// counts as two operations. "int8" is the rate of the int8 dot-product path (VNNI/AVX2) that
+// quantised weights use; "bf16" and "fp32" those of the float paths.
+struct CpuProfile {
+  std::string model;
+  int sockets = 1;
+  int cores = 0;                 // physical cores, all sockets
+  int threads = 0;               // hardware threads
+  double ghz = 0;                // sustained all-core clock the peaks assume (informational)
+  std::vector<NumaNode> numa;
+  std::vector<CacheLevel> caches;
+  std::vector<std::string> isa;  // "avx2", "avx512f", "avx512_vnni", "amx_int8", ...
+  double dram_read_gbps = 0;     // all nodes together
+  double peak_gops_int8 = 0;
+  double peak_gflops_bf16 = 0;
+  double peak_gflops_fp32 = 0;
+};
+
+struct GpuProfile {
+  std::string name;
+  uint64_t memory_bytes = 0;
+  int sms = 0;
+  double mem_gbps = 0;           // device memory bandwidth
+  double peak_tflops_fp16 = 0;   // dense tensor-core FP16/BF16 with FP32 accumulate
+  double peak_tops_int8 = 0;     // dense tensor-core int8
+  double pcie_h2d_gbps = 0;      // pinned host -> device
+  double pcie_d2h_gbps = 0;      // device -> pinned host
+  uint64_t reserved_bytes = 0;   // taken by the driver/context before hexe allocates anything
+};
+
+// Fractions of the peaks above a runtime achieves, and fixed per-call costs. Defaults are hexe's
+// targets until `hexe profile detect` measures them; a profile may set them per runtime
+// (the KTransformers reference profile sets KTransformers' achieved figures).
+struct Efficiency {
+  double cpu_dram = 0.75;        // of CpuProfile::dram_read_gbps, streaming quantised weights
+  double cpu_int8 = 0.35;        // of peak_gops_int8 (quantised-weight matmul)
+  double cpu_float = 0.35;       // of peak_gflops_bf16/fp32
+  double gpu_mem = 0.80;         // of GpuProfile::mem_gbps
+  double gpu_compute = 0.45;     // of the tensor-core peaks
+  double pcie = 0.85;            // of the PCIe bandwidths (pinned, large transfers)
+  double gpu_launch_us = 5;      // per kernel launch outside a CUDA graph
+  double gpu_graph_launch_us = 20;  // per CUDA-graph launch (one per decode step)
+  double handoff_us = 15;        // per layer, GPU -> CPU -> GPU hand-off through pinned memory
+  double pcie_setup_us = 10;     // per DMA transfer
+  double cpu_op_us = 2;          // per CPU op (thread-pool fork/join)
+  int gpu_kernels_per_layer = 12;  // launches per layer when not captured in a graph
+};
+
+struct HardwareProfile {
+  std::string name;
+  std::vector<std::string> sources;  // where each figure came from (public specs, measurement)
+  std::string notes;
+  uint64_t host_memory_bytes = 0;
+  CpuProfile cpu;
+  std::vector<GpuProfile> gpus;
+  Efficiency efficiency;
+  bool measured = false;             // true when written by `hexe profile detect`
+};
+
+void to_json(nlohmann::json& j, const CacheLevel& v);
+void from_json(const nlohmann::json& j, CacheLevel& v);
+void to_json(nlohmann::json& j, const NumaNode& v);
+void from_json(const nlohmann::json& j, NumaNode& v);
+void to_json(nlohmann::json& j, const CpuProfile& v);
+void from_json(const nlohmann::json& j, CpuProfile& v);
+void to_json(nlohmann::json& j, const GpuProfile& v);
+void from_json(const nlohmann::json& j, GpuProfile& v);
+void to_json(nlohmann::json& j, const Efficiency& v);
+void from_json(const nlohmann::json& j, Efficiency& v);
+void to_json(nlohmann::json& j, const HardwareProfile& v);
+void from_json(const nlohmann::json& j, HardwareProfile& v);
+
+// Reads a profile file; throws hexe::Error naming the file and the field on bad input.
+HardwareProfile load_profile(const std::string& path);
+void save_profile(const HardwareProfile& p, const std::string& path);
+// NAME (profiles/hardware/NAME.json) or a path; see data_paths.h for where NAME is looked up.
+HardwareProfile resolve_profile(const std::string& name_or_path);
+
+}  // namespace hexe::place

@@ -1,0 +1,21 @@
+// Compute-rate microbenchmarks with hexe's own matmul kernels: the rate on a cache-resident
+// problem per weight path (int8 via Q8_0 weights, BF16, FP32), and the DRAM bandwidth a Q4_K
+// GEMV achieves when its weights stream from memory (hexe's achieved kernel efficiency).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "cpu_kernels/format.h"
+
+namespace hexe::place {
+
+// 10^9 FLOP/s (a multiply-add = 2) of matmul with `w_type` weights on all `cpus`, weights small
+// enough to stay in cache (n x k per run, m activation rows).
+double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds = 0.3);
+
+// GB/s of weight bytes a single-token (m = 1) Q4_K matmul reads when its weights (`bytes`, far
+// above the LLC) come from DRAM.
+double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes);
+
+}  // namespace hexe::place

@@ -1,0 +1,149 @@
+// Prefill and decode predictions from per-layer op costs and the CPU/GPU overlap.
+#include "placement/predict.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace hexe::place {
+
+namespace {
+
+// Average positions a layer attends to when the cache holds `ctx` tokens, over full and
+// sliding-window layers.
+double effective_ctx(const PlanModel& m, double ctx) {
+  const auto& a = m.attn;
+  const int L = std::max(1, m.spec.n_layers);
+  if (a.sliding_window <= 0 || a.n_sliding_layers <= 0) return ctx;
+  const double s = std::min(a.n_sliding_layers, L);
+  return ((L - s) * ctx + s * std::min(ctx, double(a.sliding_window))) / L;
+}
+
+Cost op_on(Device d, const CostModel& cm, double bytes, double flops, DType type, int cpu_calls, int launches) {
+  return d == Device::Cpu ? cm.cpu_op(bytes, flops, type, cpu_calls) : cm.gpu_op(bytes, flops, launches);
+}
+
+}  // namespace
+
+Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, const CostModel& cm,
+                double tokens, double ctx, double seqs, bool decode, int kv_elem_bytes) {
+  const auto& eff = cm.eff();
+  const int half_launches = decode ? 0 : std::max(1, eff.gpu_kernels_per_layer / 2);
+  const double T = tokens;
+  const double c_eff = effective_ctx(m, ctx);
+  const double kv_layer_bytes = double(m.attn.kv_values_per_token_layer()) * kv_elem_bytes;
+
+  // Attention block: weights once, the cache once per sequence, attention FLOPs per query.
+  const double attn_bytes = double(ld.attn.bytes + ld.router.bytes) + seqs * c_eff * kv_layer_bytes;
+  const double attn_flops = 2.0 * T * (ld.attn.params + ld.router.params) + T * m.attn.flops_per_query(c_eff);
+  Cost pre = op_on(lp.attn, cm, attn_bytes, attn_flops, ld.attn.type, 8, half_launches);
+
+  Cost gpu, cpu;
+  auto add_to = [&](Device d, const Cost& c) { (d == Device::Cpu ? cpu : gpu) += c; };
+  if (ld.dense.bytes) {
+    add_to(lp.ffn, op_on(lp.ffn, cm, double(ld.dense.bytes), 2.0 * T * ld.dense.params, ld.dense.type, 3, half_launches));
+  }
+  if (ld.shared.bytes) {
+    add_to(lp.ffn, op_on(lp.ffn, cm, double(ld.shared.bytes), 2.0 * T * ld.shared.params, ld.shared.type, 3, half_launches));
+  }
+  if (ld.moe) {
+    const ExpertExec ex = decode ? lp.experts_decode : lp.experts_prefill;
+    const double U = experts_touched(ld.n_expert, ld.n_expert_used, T);  // distinct experts read
+    const double Be = ld.expert_bytes();
+    const double flops = 2.0 * T * ld.n_expert_used * ld.expert_params();
+    const double g = std::clamp(lp.gpu_hit, 0.0, 1.0);
+    switch (ex) {
+      case ExpertExec::Cpu:
+        if (g < 1.0) cpu += cm.cpu_op(U * (1 - g) * Be, flops * (1 - g), ld.experts.type, 3);
+        if (g > 0.0) gpu += cm.gpu_op(U * g * Be, flops * g, half_launches);
+        break;
+      case ExpertExec::Gpu:
+        gpu += cm.gpu_op(U * Be, flops, half_launches);
+        break;
+      case ExpertExec::Stream:
+        // Double-buffered: this layer's upload ran under the previous layer's compute, so a
+        // layer costs the longer of the two.
+        gpu += overlap(cm.h2d(U * Be, int(std::ceil(U))), cm.gpu_op(U * Be, flops, half_launches));
+        break;
+      case ExpertExec::Cache: {
+        const double misses = U * (1 - g);  // a miss must arrive before its expert runs
+        gpu += cm.h2d(misses * Be, int(std::ceil(misses)));
+        gpu += cm.gpu_op(U * Be, flops, half_launches);
+        break;
+      }
+    }
+  }
+  // A layer that uses both devices hands the normed hidden state and the top-k over and the
+  // result back: a fixed hand-off plus 2 x T x n_embd floats over PCIe.
+  const bool uses_cpu = lp.attn == Device::Cpu || cpu.seconds() > 0;
+  const bool uses_gpu = lp.attn == Device::Gpu || gpu.seconds() > 0;
+  if (uses_cpu && uses_gpu) {
+    Cost h = cm.latency_us(eff.handoff_us);
+    h += cm.h2d(2.0 * T * m.spec.n_embd * 4.0, 0);
+    (lp.attn == Device::Cpu ? gpu : cpu) += h;
+  }
+  pre += overlap(gpu, cpu);
+  return pre;
+}
+
+void predict(Plan& plan, const PlanModel& m, const ModelDigest& d, const CostModel& cm) {
+  const auto& w = plan.workload;
+  const auto& eff = cm.eff();
+  const double head_flops_per_tok = 2.0 * m.spec.n_embd * double(m.spec.n_vocab);
+  const DType head_type = d.head.type;
+  const bool gpu_used = plan.has_gpu && (plan.head == Device::Gpu ||
+                                         std::any_of(plan.layers.begin(), plan.layers.end(), [](const LayerPlan& l) {
+                                           return l.attn == Device::Gpu || l.ffn == Device::Gpu ||
+                                                  l.experts_decode != ExpertExec::Cpu;
+                                         }));
+  auto transitions = [&](const Cost& base) {
+    Cost c = base;
+    for (size_t i = 1; i < plan.layers.size(); ++i)
+      if (plan.layers[i].attn != plan.layers[i - 1].attn) c += cm.latency_us(eff.handoff_us);
+    return c;
+  };
+
+  // Decode: one step of `batch` tokens, each sequence at position `prompt`.
+  {
+    const double ctx = double(std::max<int64_t>(1, w.prompt));
+    const double B = double(std::max<int64_t>(1, w.batch));
+    Cost step;
+    for (size_t i = 0; i < plan.layers.size(); ++i)
+      step += layer_cost(plan.layers[i], d.layers[i], m, cm, B, ctx, B, true, w.kv_elem_bytes);
+    step += op_on(plan.head, cm, double(d.head.bytes), B * head_flops_per_tok, head_type, 2, 0);
+    if (gpu_used) step += cm.latency_us(eff.gpu_graph_launch_us);
+    step = transitions(step);
+    plan.decode.seconds = step.seconds();
+    plan.decode.tokens_per_s = B / step.seconds();
+    plan.decode.bottleneck = limit_name(step.dominant());
+  }
+  // Prefill: the prompt in chunks of `ubatch` tokens; logits for the last token only.
+  {
+    const int64_t P = std::max<int64_t>(1, w.prompt), U = std::max<int64_t>(1, w.ubatch);
+    Cost total;
+    for (int64_t start = 0; start < P; start += U) {
+      const double u = double(std::min(U, P - start));
+      const double ctx = double(start) + u / 2;  // the mean position a query of this chunk attends to
+      Cost chunk;
+      bool first_stream = true;
+      for (size_t i = 0; i < plan.layers.size(); ++i) {
+        const auto& lp = plan.layers[i];
+        chunk += layer_cost(lp, d.layers[i], m, cm, u, ctx, 1.0, false, w.kv_elem_bytes);
+        if (lp.moe && lp.experts_prefill == ExpertExec::Stream && first_stream) {
+          // The first layer's upload has nothing to hide under.
+          const auto& ld = d.layers[i];
+          chunk += cm.h2d(experts_touched(ld.n_expert, ld.n_expert_used, u) * ld.expert_bytes(), 1);
+          first_stream = false;
+        }
+      }
+      total += transitions(chunk);
+    }
+    total += op_on(plan.head, cm, double(d.head.bytes), head_flops_per_tok, head_type, 2,
+                   eff.gpu_kernels_per_layer / 2);
+    plan.prefill.seconds = total.seconds();
+    plan.prefill.tokens_per_s = double(P) / total.seconds();
+    plan.prefill.bottleneck = limit_name(total.dominant());
+    plan.ttft_s = total.seconds();
+  }
+}
+
+}  // namespace hexe::place

@@ -1,0 +1,107 @@
+// Routing statistics: counting, ranking, hit rates, and the JSON file format.
+#include "placement/routing_stats.h"
+
+#include <algorithm>
+#include <fstream>
+#include <numeric>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "memory/error.h"
+
+namespace hexe::place {
+
+using nlohmann::json;
+
+RoutingStats::RoutingStats(std::string model, int n_expert, int n_expert_used)
+    : model_(std::move(model)), n_expert_(n_expert), n_expert_used_(n_expert_used) {}
+
+void RoutingStats::add(int layer, int expert, uint64_t n) {
+  auto& c = counts_[layer];
+  if (c.empty()) c.assign(size_t(n_expert_), 0);
+  if (expert < 0 || expert >= n_expert_) return;  // callers pass router output; ids are in range
+  c[size_t(expert)] += n;
+}
+
+const std::vector<uint64_t>& RoutingStats::counts(int layer) const {
+  auto it = counts_.find(layer);
+  if (it == counts_.end()) throw Error("routing stats: no counts for layer " + std::to_string(layer));
+  return it->second;
+}
+
+std::vector<int> RoutingStats::hottest(int layer) const {
+  std::vector<int> ids(static_cast<size_t>(n_expert_));
+  std::iota(ids.begin(), ids.end(), 0);
+  auto it = counts_.find(layer);
+  if (it == counts_.end()) return ids;
+  const auto& c = it->second;
+  std::stable_sort(ids.begin(), ids.end(), [&](int a, int b) { return c[size_t(a)] > c[size_t(b)]; });
+  return ids;
+}
+
+double RoutingStats::top_mass(int layer, int slots) const {
+  if (n_expert_ <= 0) return 0;
+  slots = std::clamp(slots, 0, n_expert_);
+  auto it = counts_.find(layer);
+  if (it == counts_.end()) return double(slots) / n_expert_;
+  std::vector<uint64_t> c = it->second;
+  const double total = double(std::accumulate(c.begin(), c.end(), uint64_t(0)));
+  if (total <= 0) return double(slots) / n_expert_;
+  std::partial_sort(c.begin(), c.begin() + slots, c.end(), std::greater<>());
+  return double(std::accumulate(c.begin(), c.begin() + slots, uint64_t(0))) / total;
+}
+
+double RoutingStats::share(int layer, int expert) const {
+  auto it = counts_.find(layer);
+  if (it == counts_.end() || n_expert_ <= 0) return n_expert_ > 0 ? 1.0 / n_expert_ : 0;
+  const double total = double(std::accumulate(it->second.begin(), it->second.end(), uint64_t(0)));
+  return total > 0 ? double(it->second[size_t(expert)]) / total : 1.0 / n_expert_;
+}
+
+std::string RoutingStats::to_json_string() const {
+  json layers = json::array();
+  for (const auto& [l, c] : counts_) layers.push_back({{"layer", l}, {"counts", c}});
+  json j = {{"format", "hexe-routing-stats"}, {"version", 1}, {"model", model_},
+            {"n_expert", n_expert_}, {"n_expert_used", n_expert_used_}, {"tokens", tokens_},
+            {"layers", layers}};
+  return j.dump(1);
+}
+
+RoutingStats RoutingStats::from_json_string(const std::string& text, const std::string& origin) {
+  try {
+    json j = json::parse(text);
+    if (j.value("format", std::string()) != "hexe-routing-stats")
+      throw Error(origin + ": field 'format' must be \"hexe-routing-stats\"");
+    if (j.value("version", 0) != 1) throw Error(origin + ": unsupported version (expected 1)");
+    RoutingStats s(j.value("model", std::string()), j.at("n_expert").get<int>(), j.value("n_expert_used", 0));
+    if (s.n_expert_ <= 0) throw Error(origin + ": n_expert must be positive");
+    s.tokens_ = j.value("tokens", uint64_t(0));
+    for (const auto& l : j.at("layers")) {
+      const int layer = l.at("layer").get<int>();
+      auto c = l.at("counts").get<std::vector<uint64_t>>();
+      if (int(c.size()) != s.n_expert_)
+        throw Error(origin + ": layer " + std::to_string(layer) + " has " + std::to_string(c.size()) +
+                    " counts, expected n_expert = " + std::to_string(s.n_expert_));
+      s.counts_[layer] = std::move(c);
+    }
+    return s;
+  } catch (const json::exception& e) {
+    throw Error(origin + ": " + e.what());
+  }
+}
+
+RoutingStats RoutingStats::load(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error("cannot open routing stats " + path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return from_json_string(ss.str(), path);
+}
+
+void RoutingStats::save(const std::string& path) const {
+  std::ofstream out(path);
+  if (!out) throw Error("cannot write routing stats " + path);
+  out << to_json_string() << "\n";
+}
+
+}  // namespace hexe::place

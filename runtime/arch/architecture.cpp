@@ -1,0 +1,24 @@
+// The list of architectures hexe runs, and the lookup by spec.
+#include "runtime/arch/architecture.h"
+
+#include <string>
+
+#include "memory/error.h"
+
+namespace hexe {
+
+const Architecture& qwen3moe_architecture();
+const Architecture& mixtral_architecture();
+
+const Architecture& find_architecture(const place::ModelSpec& spec) {
+  const Architecture* all[] = {&qwen3moe_architecture(), &mixtral_architecture()};
+  std::string names;
+  for (const Architecture* a : all) {
+    if (a->accepts(spec)) return *a;
+    names += (names.empty() ? "" : ", ") + std::string(a->name());
+  }
+  throw Error(spec.source + ": architecture '" + spec.arch + "' (" + std::to_string(spec.n_expert) +
+              " experts) is not supported; hexe runs: " + names);
+}
+
+}  // namespace hexe

@@ -1,0 +1,83 @@
+// Shared CLI options and model loading for run/chat/perplexity.
+#include "runtime/cli/options.h"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "memory/error.h"
+
+#ifndef HEXE_DEFAULT_MODEL_DIR
+#define HEXE_DEFAULT_MODEL_DIR ""
+#endif
+
+namespace hexe::cli {
+
+void add_model_options(CLI::App& cmd, ModelOptions& o, bool with_ctx) {
+  cmd.add_option("-m,--model", o.model, "model file (.gguf) or HF directory; default: the shipped model");
+  cmd.add_option("-t,--threads", o.threads, "threads (default: one per core)")->check(CLI::NonNegativeNumber);
+  if (with_ctx)
+    cmd.add_option("-c,--ctx-size", o.ctx, "context size in tokens (KV-cache capacity)")
+        ->check(CLI::Range(int64_t(8), int64_t(1) << 24));
+  cmd.add_option("-b,--batch-size", o.batch, "tokens per forward pass during prompt processing")
+      ->check(CLI::Range(1, 65536));
+  cmd.add_flag("--split-experts", o.split_experts,
+               "run routed experts on a second CPU device with its own cores (tests the hybrid split)");
+  cmd.add_flag("--no-progress", o.no_progress, "no progress bar while mapping the model");
+}
+
+void add_sampling_options(CLI::App& cmd, SamplingParams& p) {
+  cmd.add_option("--temp", p.temperature, "temperature (0: greedy)")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--top-k", p.top_k, "top-k sampling (0: off)")->check(CLI::NonNegativeNumber);
+  cmd.add_option("--top-p", p.top_p, "top-p (nucleus) sampling (1: off)")->check(CLI::Range(0.0f, 1.0f));
+  cmd.add_option("--min-p", p.min_p, "min-p sampling (0: off)")->check(CLI::Range(0.0f, 1.0f));
+  cmd.add_option("--repeat-penalty", p.repeat_penalty, "penalise repeated tokens (1: off)")
+      ->check(CLI::PositiveNumber);
+  cmd.add_option("--repeat-last-n", p.repeat_last_n, "tokens the repetition penalty looks back over")
+      ->check(CLI::NonNegativeNumber);
+  cmd.add_option("-s,--seed", p.seed, "random seed (default: random)");
+}
+
+std::string default_model_path() {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> dirs;
+  std::error_code ec;
+  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) dirs.push_back(exe.parent_path().parent_path() / "models");
+  if (*HEXE_DEFAULT_MODEL_DIR) dirs.emplace_back(HEXE_DEFAULT_MODEL_DIR);
+  for (const auto& d : dirs) {
+    if (!fs::is_directory(d, ec)) continue;
+    std::vector<fs::path> found;
+    for (const auto& e : fs::directory_iterator(d, ec))
+      if (e.path().extension() == ".gguf") found.push_back(e.path());
+    std::sort(found.begin(), found.end());
+    if (!found.empty()) return found.front().string();
+  }
+  throw Error("no model given (-m FILE) and no shipped model found in models/");
+}
+
+std::unique_ptr<Model> load_model(const ModelOptions& o) {
+  const std::string path = o.model.empty() ? default_model_path() : o.model;
+  return Model::load(path, !o.no_progress);
+}
+
+EngineConfig engine_config(const ModelOptions& o) {
+  EngineConfig c;
+  c.n_threads = o.threads;
+  c.n_ctx = o.ctx;
+  c.n_batch = o.batch;
+  c.split_experts = o.split_experts;
+  return c;
+}
+
+std::string read_text_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(path + ": cannot open: " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace hexe::cli

@@ -1,0 +1,36 @@
+// Options shared by the subcommands that load and run a model, registered with CLI11 in one place.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "runtime/engine/engine.h"
+#include "runtime/engine/model.h"
+#include "runtime/engine/sampling.h"
+
+namespace hexe::cli {
+
+struct ModelOptions {
+  std::string model;   // -m; empty: the shipped model
+  int threads = 0;     // -t; 0: one per core
+  int64_t ctx = 4096;  // -c
+  int batch = 512;     // -b
+  bool split_experts = false;
+  bool no_progress = false;
+};
+
+// with_ctx: register -c as the KV-cache size (perplexity uses -c for its chunk size instead).
+void add_model_options(CLI::App& cmd, ModelOptions& o, bool with_ctx = true);
+void add_sampling_options(CLI::App& cmd, SamplingParams& p);
+
+// The shipped default model: models/*.gguf beside the executable's source tree.
+std::string default_model_path();
+std::unique_ptr<Model> load_model(const ModelOptions& o);
+EngineConfig engine_config(const ModelOptions& o);
+
+// Reads a whole text file; errors name the path.
+std::string read_text_file(const std::string& path);
+
+}  // namespace hexe::cli

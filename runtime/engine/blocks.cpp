@@ -1,0 +1,203 @@
+// Attention, routing, MoE and dense FFN blocks over the CPU kernels.
+#include "runtime/engine/blocks.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "cpu_kernels/attention.h"
+#include "cpu_kernels/matmul.h"
+#include "cpu_kernels/moe.h"
+#include "cpu_kernels/ops.h"
+
+namespace hexe {
+
+void Workspace::reserve(const place::ModelSpec& s, int64_t t) {
+  const int64_t qd = int64_t(s.n_head) * s.head_dim, kd = int64_t(s.n_head_kv) * s.head_dim;
+  auto grow = [](auto& v, int64_t n) {
+    if (int64_t(v.size()) < n) v.resize(n);
+  };
+  grow(x, t * s.n_embd);
+  grow(h, t * s.n_embd);
+  grow(q, t * qd);
+  grow(k, t * kd);
+  grow(v, t * kd);
+  grow(attn, t * qd);
+  grow(ffn_out, t * s.n_embd);
+  grow(router, t * std::max(1, s.n_expert));
+  grow(expert_ids, t * std::max(1, s.n_expert_used));
+  grow(expert_weights, t * std::max(1, s.n_expert_used));
+  grow(gate, t * std::max(1, s.n_ff));
+  grow(up, t * std::max(1, s.n_ff));
+}
+
+void linear(const Linear& w, const float* x, int64_t m, float* y, cpu::ThreadPool& pool, bool reference) {
+  cpu::MatmulParams p;
+  p.w = w.data;
+  p.w_type = w.type;
+  p.n = w.n_out;
+  p.k = w.n_in;
+  p.x = x;
+  p.m = m;
+  p.x_stride = w.n_in;
+  p.y = y;
+  p.y_stride = w.n_out;
+  if (reference) cpu::matmul_ref(p);
+  else cpu::matmul(p, pool);
+}
+
+namespace {
+
+void norm_rows(const float* src, const std::vector<float>& w, float* dst, int64_t rows, int64_t n,
+               float eps) {
+  for (int64_t r = 0; r < rows; ++r) cpu::rms_norm(src + r * n, w.data(), dst + r * n, n, eps);
+}
+
+cpu::RopeParams rope_params(const place::ModelSpec& s) {
+  cpu::RopeParams rp;
+  rp.mode = s.rope_type == place::RopeType::Neox ? cpu::RopeMode::Neox : cpu::RopeMode::Interleaved;
+  rp.head_dim = s.head_dim;
+  rp.rot_dim = s.head_dim;
+  rp.theta = s.rope_theta;
+  return rp;
+}
+
+void add_rows(float* x, const float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+}  // namespace
+
+void attention_block(LayerContext& ctx, const AttentionOptions& opt) {
+  const auto& s = ctx.model.spec();
+  const auto& lw = ctx.model.layers[ctx.layer];
+  auto& ws = ctx.ws;
+  auto& pool = *ctx.attn_device.cpu_pool();
+  const int64_t T = ctx.batch.n, E = s.n_embd, D = s.head_dim;
+  const int64_t qd = int64_t(s.n_head) * D, kd = int64_t(s.n_head_kv) * D;
+
+  norm_rows(ws.x.data(), lw.attn_norm, ws.h.data(), T, E, s.rms_eps);
+  linear(lw.wq, ws.h.data(), T, ws.q.data(), pool, ctx.reference_kernels);
+  linear(lw.wk, ws.h.data(), T, ws.k.data(), pool, ctx.reference_kernels);
+  linear(lw.wv, ws.h.data(), T, ws.v.data(), pool, ctx.reference_kernels);
+
+  const cpu::RopeParams rp = rope_params(s);
+  for (int64_t t = 0; t < T; ++t) {
+    float* q = ws.q.data() + t * qd;
+    float* k = ws.k.data() + t * kd;
+    if (opt.qk_norm) {
+      for (int hh = 0; hh < s.n_head; ++hh) cpu::rms_norm(q + hh * D, lw.q_norm.data(), q + hh * D, D, s.rms_eps);
+      for (int hh = 0; hh < s.n_head_kv; ++hh) cpu::rms_norm(k + hh * D, lw.k_norm.data(), k + hh * D, D, s.rms_eps);
+    }
+    cpu::rope(q, s.n_head, ctx.batch.pos[t], rp);
+    cpu::rope(k, s.n_head_kv, ctx.batch.pos[t], rp);
+    const int seq = ctx.batch.seq[t];
+    std::memcpy(ctx.kv.k_row(seq, ctx.layer, ctx.batch.pos[t]), k, kd * sizeof(float));
+    std::memcpy(ctx.kv.v_row(seq, ctx.layer, ctx.batch.pos[t]), ws.v.data() + t * kd, kd * sizeof(float));
+  }
+
+  // One attention call per run of tokens of the same sequence.
+  for (int64_t t0 = 0; t0 < T;) {
+    int64_t t1 = t0 + 1;
+    while (t1 < T && ctx.batch.seq[t1] == ctx.batch.seq[t0]) ++t1;
+    const int seq = ctx.batch.seq[t0];
+    cpu::AttentionParams ap;
+    ap.q = ws.q.data() + t0 * qd;
+    ap.n_q = t1 - t0;
+    ap.q_pos = ctx.batch.pos + t0;
+    ap.n_heads = s.n_head;
+    ap.k = {ctx.kv.k_pages(seq, ctx.layer), ctx.kv.config().page_tokens, s.n_head_kv, int(D)};
+    ap.v = {ctx.kv.v_pages(seq, ctx.layer), ctx.kv.config().page_tokens, s.n_head_kv, int(D)};
+    ap.scale = 1.0f / std::sqrt(float(D));
+    ap.out = ws.attn.data() + t0 * qd;
+    cpu::attention(ap, pool);
+    t0 = t1;
+  }
+
+  linear(lw.wo, ws.attn.data(), T, ws.ffn_out.data(), pool, ctx.reference_kernels);
+  add_rows(ws.x.data(), ws.ffn_out.data(), T * E);
+}
+
+void route_tokens(LayerContext& ctx) {
+  const auto& s = ctx.model.spec();
+  const auto& lw = ctx.model.layers[ctx.layer];
+  auto& ws = ctx.ws;
+  const int64_t T = ctx.batch.n;
+  const int n_exp = s.n_expert, k = s.n_expert_used;
+  linear(lw.router, ws.h.data(), T, ws.router.data(), *ctx.attn_device.cpu_pool(), ctx.reference_kernels);
+  std::vector<float> top(k);
+  for (int64_t t = 0; t < T; ++t) {
+    float* logits = ws.router.data() + t * n_exp;
+    int32_t* ids = ws.expert_ids.data() + t * k;
+    float* w = ws.expert_weights.data() + t * k;
+    std::vector<int> idx(k);
+    if (s.gating == place::GatingOrder::SoftmaxThenTopK) {
+      cpu::softmax(logits, n_exp);
+      cpu::top_k(logits, n_exp, k, idx.data(), top.data());
+      float sum = 0.f;
+      for (int i = 0; i < k; ++i) sum += top[i];
+      for (int i = 0; i < k; ++i) w[i] = s.norm_topk_prob ? top[i] / sum : top[i];
+    } else {
+      cpu::top_k(logits, n_exp, k, idx.data(), top.data());
+      cpu::softmax(top.data(), k);
+      for (int i = 0; i < k; ++i) w[i] = top[i];
+    }
+    for (int i = 0; i < k; ++i) {
+      w[i] *= s.routed_scaling;
+      ids[i] = idx[i];
+      if (ctx.routing) ++ctx.routing->per_layer[ctx.layer][idx[i]];
+    }
+  }
+}
+
+void moe_block(LayerContext& ctx) {
+  const auto& s = ctx.model.spec();
+  const auto& lw = ctx.model.layers[ctx.layer];
+  auto& ws = ctx.ws;
+  const int64_t T = ctx.batch.n, E = s.n_embd;
+  norm_rows(ws.x.data(), lw.ffn_norm, ws.h.data(), T, E, s.rms_eps);
+  route_tokens(ctx);
+
+  cpu::MoeParams mp;
+  mp.experts = lw.experts.data();
+  mp.n_experts = int(lw.experts.size());
+  mp.gate_type = lw.gate_type;
+  mp.up_type = lw.up_type;
+  mp.down_type = lw.down_type;
+  mp.hidden = E;
+  mp.n_ff = lw.n_ff_exp;
+  mp.x = ws.h.data();
+  mp.n_tokens = T;
+  mp.top_k = s.n_expert_used;
+  mp.ids = ws.expert_ids.data();
+  mp.weights = ws.expert_weights.data();
+  mp.y = ws.ffn_out.data();
+  if (ctx.reference_kernels) {
+    cpu::moe_experts_ref(mp);
+  } else if (ctx.split) {
+    // Hand the routed experts to the expert device; the attention device is free meanwhile
+    // (shared experts, when the architecture has them, run here before the wait).
+    Device& dev = ctx.expert_device;
+    dev.enqueue([mp, &dev] { cpu::moe_experts(mp, *dev.cpu_pool()); });
+    dev.synchronize();
+  } else {
+    cpu::moe_experts(mp, *ctx.attn_device.cpu_pool());
+  }
+  add_rows(ws.x.data(), ws.ffn_out.data(), T * E);
+}
+
+void dense_ffn_block(LayerContext& ctx) {
+  const auto& s = ctx.model.spec();
+  const auto& lw = ctx.model.layers[ctx.layer];
+  auto& ws = ctx.ws;
+  auto& pool = *ctx.attn_device.cpu_pool();
+  const int64_t T = ctx.batch.n, E = s.n_embd, F = lw.ffn_gate.n_out;
+  norm_rows(ws.x.data(), lw.ffn_norm, ws.h.data(), T, E, s.rms_eps);
+  linear(lw.ffn_gate, ws.h.data(), T, ws.gate.data(), pool, ctx.reference_kernels);
+  linear(lw.ffn_up, ws.h.data(), T, ws.up.data(), pool, ctx.reference_kernels);
+  cpu::swiglu(ws.gate.data(), ws.up.data(), ws.gate.data(), T * F);
+  linear(lw.ffn_down, ws.gate.data(), T, ws.ffn_out.data(), pool, ctx.reference_kernels);
+  add_rows(ws.x.data(), ws.ffn_out.data(), T * E);
+}
+
+}  // namespace hexe

@@ -1,0 +1,53 @@
+// What one layer's forward pass sees: the batch, the workspace, the KV cache and the devices.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "memory/kv_cache.h"
+#include "runtime/engine/device.h"
+#include "runtime/engine/model.h"
+
+namespace hexe {
+
+// A ubatch of T tokens. Tokens of one sequence are contiguous and in position order.
+struct BatchView {
+  int64_t n = 0;
+  const int32_t* tokens = nullptr;
+  const int64_t* pos = nullptr;   // position of each token in its sequence
+  const int* seq = nullptr;       // KV-cache sequence id of each token
+};
+
+// Activation buffers, sized for the largest ubatch; reused across layers and calls.
+struct Workspace {
+  std::vector<float> x;        // [T][n_embd] residual stream
+  std::vector<float> h;        // [T][n_embd] normed input of the current block
+  std::vector<float> q, k, v;  // [T][n_head*head_dim], [T][n_kv*head_dim] x2
+  std::vector<float> attn;     // [T][n_head*head_dim]
+  std::vector<float> ffn_out;  // [T][n_embd]
+  std::vector<float> router;   // [T][n_expert]
+  std::vector<int32_t> expert_ids;    // [T][top_k]
+  std::vector<float> expert_weights;  // [T][top_k]
+  std::vector<float> gate, up;        // dense FFN [T][n_ff]
+  void reserve(const place::ModelSpec& s, int64_t t);
+};
+
+// Counters the engine keeps per call, for timelines and routing statistics.
+struct RoutingCounts {
+  std::vector<std::vector<uint64_t>> per_layer;  // [layer][expert] tokens routed
+};
+
+struct LayerContext {
+  const Model& model;
+  int layer = 0;
+  BatchView batch;
+  Workspace& ws;
+  mem::KvCache& kv;
+  Device& attn_device;    // attention, router, shared experts
+  Device& expert_device;  // routed experts
+  bool split = false;     // expert_device differs from attn_device
+  RoutingCounts* routing = nullptr;  // when set, expert choices are counted
+  bool reference_kernels = false;    // scalar reference kernels with float activations
+};
+
+}  // namespace hexe

@@ -1,0 +1,71 @@
+// A loaded model: the mapped file, its spec, the tokenizer, and weights bound per layer.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cpu_kernels/format.h"
+#include "cpu_kernels/moe.h"
+#include "placement/model_spec.h"
+#include "runtime/model/model_file.h"
+
+namespace hexe {
+
+class Tokenizer;
+class Architecture;
+
+// A weight matrix of n_out rows of n_in elements (y = W x), mapped in place.
+struct Linear {
+  const void* data = nullptr;
+  DType type = DType::F32;
+  int64_t n_in = 0;
+  int64_t n_out = 0;
+  explicit operator bool() const { return data != nullptr; }
+};
+
+struct LayerWeights {
+  std::vector<float> attn_norm, ffn_norm, q_norm, k_norm;  // F32 copies of the 1-D weights
+  Linear wq, wk, wv, wo;
+  // MoE FFN
+  Linear router;                              // n_expert rows of n_embd
+  std::vector<cpu::ExpertWeights> experts;    // per routed expert
+  DType gate_type = DType::F32, up_type = DType::F32, down_type = DType::F32;
+  int64_t n_ff_exp = 0;
+  // Dense FFN (layers without experts)
+  Linear ffn_gate, ffn_up, ffn_down;
+  bool is_moe() const { return !experts.empty(); }
+};
+
+class Model {
+ public:
+  // Opens and validates the file, builds the spec, binds the weights for its architecture and
+  // loads the tokenizer. Throws hexe::Error naming the file and what is wrong.
+  static std::unique_ptr<Model> load(const std::string& path, bool progress = true);
+  ~Model();
+
+  const ModelFile& file() const { return *file_; }
+  const place::ModelSpec& spec() const { return spec_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const Architecture& arch() const { return *arch_; }
+
+  Linear token_embd, output;  // output == token_embd when embeddings are tied
+  std::vector<float> output_norm;
+  std::vector<LayerWeights> layers;
+
+  // Binding helpers for architecture files; errors name the file and tensor.
+  Linear linear(const std::string& name, int64_t n_in, int64_t n_out) const;
+  std::vector<float> vector_f32(const std::string& name, int64_t n) const;
+  bool has(const std::string& name) const { return file_->find(name) != nullptr; }
+  // Routed experts of a layer, from stacked ffn_*_exps tensors or per-expert ffn_*.E tensors.
+  void bind_experts(int layer, LayerWeights& lw) const;
+
+ private:
+  Model() = default;
+  std::unique_ptr<ModelFile> file_;
+  place::ModelSpec spec_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  const Architecture* arch_ = nullptr;
+};
+
+}  // namespace hexe

@@ -1,0 +1,82 @@
+// Dispatch: every compiled SIMD tier must really be chosen for shapes it supports (no silent
+// scalar fallback), declines must say why, and HEXE_CPU_ISA-style caps must be honoured.
+#include "cpu_kernels/dispatch.h"
+#include "cpu_kernels/kernels.h"
+#include "tests/cpu_kernels/test_util.h"
+
+namespace hexe::cpu {
+namespace {
+
+using Param = std::tuple<Isa, DType>;
+
+class Dispatch : public ::testing::TestWithParam<Param> {};
+
+TEST_P(Dispatch, SimdTierIsChosenForSupportedShapes) {
+  const auto [tier, type] = GetParam();
+  HEXE_SKIP_IF_TIER_ABSENT(tier);
+  const int64_t k = 3 * 256;  // a multiple of every block size
+  const KernelChoice c = matmul_choice(type, k, tier);
+  EXPECT_EQ(c.tier, tier) << "matmul/" << isa_name(tier) << "/" << dtype_name(type) << " k=" << k
+                          << " fell back to " << c.name << " because: " << c.reasons;
+  EXPECT_FALSE(c.name.empty());
+  EXPECT_NE(c.name.find(std::string(dtype_name(type))), std::string::npos) << c.name;
+}
+
+// matmul() runs select_gemm(); the reported choice must be the kernel it really runs.
+TEST_P(Dispatch, ReportedChoiceIsTheKernelRun) {
+  const auto [tier, type] = GetParam();
+  for (int64_t k : {256, 512, 257}) {
+    const GemmKernel* g = select_gemm(type, k, tier);
+    const KernelChoice c = matmul_choice(type, k, tier);
+    EXPECT_EQ(g ? std::string(g->name) : std::string(), c.name) << dtype_name(type) << " k=" << k;
+  }
+}
+
+TEST_P(Dispatch, RaggedKDeclinesWithReason) {
+  const auto [tier, type] = GetParam();
+  HEXE_SKIP_IF_TIER_ABSENT(tier);
+  if (info(type).block_elems == 1) GTEST_SKIP() << "float formats take any k";
+  const int64_t k = info(type).block_elems + 1;
+  const KernelChoice c = matmul_choice(type, k, tier);
+  EXPECT_TRUE(c.name.empty()) << c.name;
+  EXPECT_NE(c.reasons.find("not a multiple of"), std::string::npos) << c.reasons;
+}
+
+INSTANTIATE_TEST_SUITE_P(TiersXFormats, Dispatch,
+                         ::testing::Combine(::testing::Values(Isa::Scalar, Isa::Avx2, Isa::Avx512),
+                                            ::testing::ValuesIn(test::computable_types())),
+                         [](const auto& i) {
+                           return std::string(isa_name(std::get<0>(i.param))) + "_" +
+                                  std::string(dtype_name(std::get<1>(i.param)));
+                         });
+
+TEST(Dispatch, CapBelowHardwareNamesTheCap) {
+  if (hardware_isa() == Isa::Scalar) GTEST_SKIP() << "no SIMD tier on this CPU";
+  const KernelChoice c = matmul_choice(DType::Q4_0, 256, Isa::Scalar);
+  EXPECT_EQ(c.tier, Isa::Scalar);
+  EXPECT_NE(c.reasons.find("capped"), std::string::npos) << c.reasons;
+}
+
+TEST(Dispatch, NonComputableFormatHasNoKernel) {
+  const KernelChoice c = matmul_choice(DType::Q2_K, 256, Isa::Avx512);
+  EXPECT_TRUE(c.name.empty());
+  EXPECT_FALSE(c.reasons.empty());
+}
+
+TEST(Isa, FeaturesAreConsistent) {
+  const CpuFeatures& f = cpu_features();
+  if (f.avx512bw || f.avx512vl || f.avx512_vnni) {
+    EXPECT_TRUE(f.avx512f);
+  }
+  if (hardware_isa() == Isa::Avx512) {
+    EXPECT_TRUE(f.avx512f && f.avx512bw && f.avx512vl && f.avx2);
+  }
+  if (hardware_isa() >= Isa::Avx2) {
+    EXPECT_TRUE(f.avx2 && f.fma && f.f16c);
+  }
+  EXPECT_LE(int(active_isa()), int(hardware_isa()));
+  EXPECT_STREQ(isa_name(Isa::Avx512), "avx512");
+}
+
+}  // namespace
+}  // namespace hexe::cpu

@@ -1,0 +1,134 @@
+// matmul at every compiled tier x format against (a) the scalar tier, which shares the integer
+// arithmetic, and (b) matmul_ref on the activations the kernel actually sees (x after the round
+// trip through the paired activation format). Tolerances scale with sum |w||x|.
+#include <cfloat>
+#include <sstream>
+
+#include "cpu_kernels/dispatch.h"
+#include "cpu_kernels/kernels.h"
+#include "cpu_kernels/matmul.h"
+#include "cpu_kernels/thread_pool.h"
+#include "tests/cpu_kernels/test_util.h"
+
+namespace hexe::cpu {
+namespace {
+
+using Param = std::tuple<Isa, DType>;
+
+std::string param_name(const ::testing::TestParamInfo<Param>& i) {
+  return std::string(isa_name(std::get<0>(i.param))) + "_" + std::string(dtype_name(std::get<1>(i.param)));
+}
+
+struct Shape { int64_t m, n, k; };
+
+std::vector<Shape> shapes_for(DType t) {
+  const int64_t b = info(t).block_elems;
+  std::vector<int64_t> ks = b == 1 ? std::vector<int64_t>{1, 7, 33, 100, 257} : std::vector<int64_t>{b, 3 * b, 17 * b};
+  if (b == 256) ks = {256, 768, 1280};
+  std::vector<Shape> s;
+  for (int64_t m : {1, 2, 3, 7, 33})
+    for (int64_t n : {1, 17, 35})
+      for (int64_t k : ks) s.push_back({m, n, k});
+  return s;
+}
+
+class Matmul : public ::testing::TestWithParam<Param> {};
+
+TEST_P(Matmul, MatchesScalarTierAndReference) {
+  const auto [tier, type] = GetParam();
+  HEXE_SKIP_IF_TIER_ABSENT(tier);
+  std::mt19937 rng(1234 + int(type));
+  ThreadPool pool(2);
+  const DType act = paired_activation(type);
+  for (const Shape& s : shapes_for(type)) {
+    // Misaligned, padded activations and outputs: x starts one float in, rows k+1 apart.
+    const int64_t xs = s.k + 1, ys = s.n + 3;
+    auto xbuf = test::random_floats(rng, size_t(s.m * xs + 1));
+    const float* x = xbuf.data() + 1;
+    const auto w = test::random_weights(rng, type, s.n, s.k);
+    std::vector<float> y(size_t(s.m * ys), -7.f), y_scalar(y), y_ref(y);
+
+    MatmulParams p;
+    p.w = w.data(); p.w_type = type; p.n = s.n; p.k = s.k;
+    p.x = x; p.m = s.m; p.x_stride = xs; p.y = y.data(); p.y_stride = ys;
+    const bool threaded = (s.m + s.n) % 2 == 0;
+    matmul_at(p, tier, threaded ? &pool : nullptr);
+    MatmulParams ps = p;
+    ps.y = y_scalar.data();
+    matmul_at(ps, Isa::Scalar, nullptr);
+
+    // The activations after the paired format's round trip, and sum |w||x'| per output.
+    std::vector<float> xq(static_cast<size_t>(s.m * s.k)), wf(static_cast<size_t>(s.n * s.k));
+    std::vector<uint8_t> tmp(row_bytes(act, uint64_t(s.k)));
+    for (int64_t i = 0; i < s.m; ++i) {
+      quantize_row(act, x + i * xs, tmp.data(), s.k);
+      dequantize_row(act, tmp.data(), xq.data() + i * s.k, s.k);
+    }
+    const size_t wrb = row_bytes(type, uint64_t(s.k));
+    for (int64_t j = 0; j < s.n; ++j) dequantize_row(type, w.data() + j * wrb, wf.data() + j * s.k, s.k);
+    MatmulParams pr = p;
+    pr.x = xq.data(); pr.x_stride = s.k; pr.y = y_ref.data();
+    matmul_ref(pr);
+
+    std::ostringstream name;
+    name << "matmul/" << isa_name(tier) << "/" << dtype_name(type) << " m=" << s.m << " n=" << s.n
+         << " k=" << s.k << (threaded ? " threads=2" : "") << " x misaligned by 1 float";
+    for (int64_t i = 0; i < s.m; ++i)
+      for (int64_t j = 0; j < s.n; ++j) {
+        double mag = 0;
+        for (int64_t t = 0; t < s.k; ++t) mag += std::fabs(double(xq[size_t(i * s.k + t)]) * wf[size_t(j * s.k + t)]);
+        const double tol = 64.0 * FLT_EPSILON * mag + 1e-30;
+        const float got = y[size_t(i * ys + j)];
+        ASSERT_NEAR(got, y_scalar[size_t(i * ys + j)], tol) << name.str() << " at (" << i << "," << j << ") vs scalar tier";
+        ASSERT_NEAR(got, y_ref[size_t(i * ys + j)], tol) << name.str() << " at (" << i << "," << j << ") vs matmul_ref";
+      }
+    for (int64_t i = 0; i < s.m; ++i)  // padding between rows untouched
+      for (int64_t j = s.n; j < ys && i * ys + j < int64_t(y.size()); ++j)
+        ASSERT_EQ(y[size_t(i * ys + j)], -7.f) << name.str() << " wrote past n";
+  }
+}
+
+// End to end against float x (no round trip): the error of quantising the activation is bounded
+// by half a step of each activation block: sum_i |w_i| * (amax_block(i) / 127) / 2.
+TEST_P(Matmul, ActivationQuantisationErrorBounded) {
+  const auto [tier, type] = GetParam();
+  HEXE_SKIP_IF_TIER_ABSENT(tier);
+  std::mt19937 rng(99 + int(type));
+  const int64_t b = info(paired_activation(type)).block_elems;
+  const int64_t m = 3, n = 9, k = info(type).block_elems == 1 ? 96 : 512;
+  const auto x = test::random_floats(rng, size_t(m * k));
+  const auto w = test::random_weights(rng, type, n, k);
+  std::vector<float> y(static_cast<size_t>(m * n)), yr(y), wf(static_cast<size_t>(k));
+  MatmulParams p;
+  p.w = w.data(); p.w_type = type; p.n = n; p.k = k;
+  p.x = x.data(); p.m = m; p.x_stride = k; p.y = y.data(); p.y_stride = n;
+  matmul_at(p, tier, nullptr);
+  p.y = yr.data();
+  matmul_ref(p);
+  const size_t wrb = row_bytes(type, uint64_t(k));
+  for (int64_t j = 0; j < n; ++j) {
+    dequantize_row(type, w.data() + j * wrb, wf.data(), k);
+    for (int64_t i = 0; i < m; ++i) {
+      double bound = 0, mag = 0;
+      for (int64_t t0 = 0; t0 < k; t0 += b) {
+        float amax = 0;
+        for (int64_t t = t0; t < t0 + b; ++t) amax = std::max(amax, std::fabs(x[size_t(i * k + t)]));
+        for (int64_t t = t0; t < t0 + b; ++t) {
+          const double aw = std::fabs(double(wf[size_t(t)]));
+          bound += b == 1 ? 0.0 : aw * (amax / 127.0) * 0.5 * 1.01 + aw * amax * 1e-3;  // + f16 scale rounding
+          mag += aw * std::fabs(x[size_t(i * k + t)]);
+        }
+      }
+      ASSERT_NEAR(y[size_t(i * n + j)], yr[size_t(i * n + j)], bound + 64 * FLT_EPSILON * mag)
+          << "matmul/" << isa_name(tier) << "/" << dtype_name(type) << " m=" << m << " n=" << n << " k=" << k;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(TiersXFormats, Matmul,
+                         ::testing::Combine(::testing::ValuesIn(test::all_tiers()),
+                                            ::testing::ValuesIn(test::computable_types())),
+                         param_name);
+
+}  // namespace
+}  // namespace hexe::cpu

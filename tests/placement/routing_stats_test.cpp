@@ -1,0 +1,79 @@
+// Routing statistics: counting, ranking, hit rates, the file format, and their use by the
+// experts-cpu+hot and cache strategies.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "memory/error.h"
+#include "placement/hardware_profile.h"
+#include "placement/model_shapes.h"
+#include "placement/routing_stats.h"
+#include "placement/strategies.h"
+
+namespace hexe::place {
+namespace {
+
+TEST(RoutingStats, RanksAndHitRates) {
+  RoutingStats s("toy", 4, 1);
+  s.add(0, 2, 50);
+  s.add(0, 0, 30);
+  s.add(0, 1, 20);
+  EXPECT_EQ(s.hottest(0), (std::vector<int>{2, 0, 1, 3}));
+  EXPECT_DOUBLE_EQ(s.top_mass(0, 1), 0.5);
+  EXPECT_DOUBLE_EQ(s.top_mass(0, 2), 0.8);
+  EXPECT_DOUBLE_EQ(s.top_mass(0, 4), 1.0);
+  EXPECT_DOUBLE_EQ(s.top_mass(7, 1), 0.25);  // no data: uniform
+  EXPECT_DOUBLE_EQ(s.share(0, 3), 0.0);
+}
+
+TEST(RoutingStats, FileRoundTripAndValidation) {
+  RoutingStats s("toy", 3, 2);
+  s.add(1, 0, 5);
+  s.add(1, 2, 7);
+  s.set_tokens(6);
+  const std::string path = std::string(HEXE_BINARY_DIR) + "/routing_stats_test.json";
+  s.save(path);
+  RoutingStats t = RoutingStats::load(path);
+  std::filesystem::remove(path);
+  EXPECT_EQ(t.model(), "toy");
+  EXPECT_EQ(t.tokens(), 6u);
+  EXPECT_EQ(t.counts(1), (std::vector<uint64_t>{5, 0, 7}));
+  EXPECT_THROW(t.counts(0), Error);
+  EXPECT_THROW(RoutingStats::from_json_string(R"({"format": "other", "version": 1, "n_expert": 2, "layers": []})", "x"), Error);
+  EXPECT_THROW(RoutingStats::from_json_string(
+                   R"({"format": "hexe-routing-stats", "version": 1, "n_expert": 2, "layers": [{"layer": 0, "counts": [1]}]})", "x"),
+               Error);
+}
+
+TEST(RoutingStats, SkewedRoutingHelpsHotAndCache) {
+  PlanModel m = load_model_shape("qwen3-235b-a22b", QuantRecipe::Q4_K_M);
+  HardwareProfile hw = resolve_profile("epyc-9654-rtx4090");
+  PlanInputs in;
+  in.model = &m;
+  in.hw = &hw;
+  in.workload.context = 8192;
+  Plan uniform = make_plan(in, Strategy::ExpertsCpuHot);
+  Plan uc = make_plan(in, Strategy::Cache);
+  // Zipf-like routing: expert e of every layer drawn in proportion to 1 / (e + 1).
+  RoutingStats s(m.spec.name, m.spec.n_expert, m.spec.n_expert_used);
+  for (const auto& l : uniform.layers)
+    if (l.moe)
+      for (int e = 0; e < m.spec.n_expert; ++e) s.add(l.layer, e, uint64_t(100000 / (e + 1)));
+  in.stats = &s;
+  Plan hot = make_plan(in, Strategy::ExpertsCpuHot);
+  Plan cache = make_plan(in, Strategy::Cache);
+  double hu = 0, hh = 0;
+  for (size_t i = 0; i < hot.layers.size(); ++i) {
+    hu += uniform.layers[i].gpu_hit;
+    hh += hot.layers[i].gpu_hit;
+    if (hot.layers[i].moe && !hot.layers[i].gpu_experts.empty())
+      EXPECT_EQ(hot.layers[i].gpu_experts.front(), 0);  // the hottest expert is taken first
+  }
+  EXPECT_GT(hh, 2 * hu);
+  EXPECT_GT(hot.decode.tokens_per_s, uniform.decode.tokens_per_s);
+  EXPECT_GE(cache.decode.tokens_per_s, uc.decode.tokens_per_s);
+  EXPECT_EQ(hot.gpu.weights, uniform.gpu.weights);  // the same VRAM, better filled
+}
+
+}  // namespace
+}  // namespace hexe::place

@@ -1,0 +1,141 @@
+// Strategies and memory fit: every strategy is planned, refusals say what is missing and by
+// how much, `auto` picks the fastest plan that fits, and predictions respect the physics
+// DESIGN.md names (DRAM bound on decode, the n* streaming break-even).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "placement/cost_model.h"
+#include "placement/hardware_profile.h"
+#include "placement/memory_fit.h"
+#include "placement/model_digest.h"
+#include "placement/model_shapes.h"
+#include "placement/strategies.h"
+
+namespace hexe::place {
+namespace {
+
+struct Scenario {
+  PlanModel m;
+  HardwareProfile hw;
+  PlanInputs in;
+  Scenario(const char* model, const char* profile, int64_t context) {
+    m = load_model_shape(model, QuantRecipe::Q4_K_M);
+    hw = resolve_profile(profile);
+    in.model = &m;
+    in.hw = &hw;
+    in.workload.context = context;
+  }
+};
+
+TEST(Strategies, NamesRoundTrip) {
+  for (Strategy s : all_strategies()) EXPECT_EQ(strategy_from_name(strategy_name(s)), s);
+  EXPECT_FALSE(strategy_from_name("experts-gpu"));
+}
+
+TEST(Strategies, DeepSeekOnTheSeedDesktopIsRefusedWithAmounts) {
+  Scenario s("deepseek-v3", "seed-desktop", 32768);
+  auto plans = compare_plans(s.in);
+  ASSERT_EQ(plans.size(), all_strategies().size());
+  for (const auto& p : plans) {
+    SCOPED_TRACE(p.strategy);
+    // 377 GiB of weights cannot fit 64 GiB of RAM + 16 GiB of VRAM in any placement.
+    EXPECT_FALSE(p.fits);
+    ASSERT_FALSE(p.refusals.empty());
+    bool host_refused = false;
+    for (const auto& r : p.refusals) {
+      EXPECT_NE(r.find("missing"), std::string::npos) << r;
+      host_refused |= r.rfind("host", 0) == 0 || r.rfind("GPU", 0) == 0;
+    }
+    EXPECT_TRUE(host_refused);
+    EXPECT_GT(p.decode.tokens_per_s, 0);  // still predicted, for comparison
+  }
+  // The amount missing is exactly the excess over capacity.
+  const Plan& gpu = plans[1];
+  ASSERT_EQ(gpu.strategy, "gpu");
+  EXPECT_NE(gpu.refusals[0].find(format_bytes(gpu.gpu.total() - gpu.gpu.capacity) + " missing"), std::string::npos)
+      << gpu.refusals[0];
+  // MLA: the GPU holds the latent cache, 576 values x 61 layers x 32768 tokens x 2 bytes.
+  EXPECT_EQ(gpu.gpu.kv, uint64_t(576) * 61 * 32768 * 2);
+}
+
+TEST(Strategies, DeepSeekFitsTheKTransformersMachine) {
+  Scenario s("deepseek-v3", "ktransformers-ref", 32768);
+  Plan p = make_plan(s.in, Strategy::ExpertsCpu);
+  EXPECT_TRUE(p.fits) << describe_plan(p);
+  EXPECT_LE(p.gpu.total(), p.gpu.capacity);
+  EXPECT_FALSE(make_plan(s.in, Strategy::Gpu).fits);
+  Plan a = make_plan(s.in, Strategy::Auto);
+  EXPECT_TRUE(a.fits);
+  EXPECT_EQ(a.strategy, "auto");
+}
+
+TEST(Strategies, AutoIsTheFastestFittingPlan) {
+  Scenario s("qwen3-30b-a3b", "seed-desktop", 32768);
+  auto plans = compare_plans(s.in);
+  const Plan& a = plans.back();
+  ASSERT_EQ(a.strategy, "auto");
+  ASSERT_TRUE(a.fits);
+  for (const auto& p : plans) {
+    if (!p.fits || p.strategy == "auto") continue;
+    // auto considers cpu, gpu, layers and the hybrid (+hot, streamed prefill).
+    if (p.strategy == "cpu" || p.strategy == "gpu" || p.strategy == "layers" || p.strategy == "experts-cpu")
+      EXPECT_GE(a.decode.tokens_per_s, p.decode.tokens_per_s) << p.strategy;
+  }
+  const Plan& layers = plans[2];
+  ASSERT_EQ(layers.strategy, "layers");
+  EXPECT_TRUE(layers.fits);
+  EXPECT_GT(layers.gpu_layers, 0);
+  EXPECT_LT(layers.gpu_layers, 48);
+  // One more layer would not have fitted: the spare VRAM is below one layer's weights.
+  ModelDigest d = digest_model(s.m);
+  const auto& l = d.layers[size_t(layers.gpu_layers)];
+  EXPECT_LT(gpu_spare_bytes(layers), int64_t(l.attn.bytes + l.router.bytes + l.experts.bytes));
+}
+
+TEST(Strategies, NoGpuProfileRefusesGpuStrategies) {
+  Scenario s("qwen3-30b-a3b", "seed-desktop", 4096);
+  s.hw.gpus.clear();
+  Plan g = make_plan(s.in, Strategy::ExpertsCpu);
+  EXPECT_FALSE(g.fits);
+  ASSERT_FALSE(g.refusals.empty());
+  EXPECT_NE(g.refusals[0].find("needs a GPU"), std::string::npos);
+  Plan c = make_plan(s.in, Strategy::Cpu);
+  EXPECT_TRUE(c.fits) << describe_plan(c);
+  EXPECT_EQ(make_plan(s.in, Strategy::Auto).decode.tokens_per_s, c.decode.tokens_per_s);
+}
+
+TEST(Strategies, DecodeRespectsTheDramBound) {
+  // experts-cpu decode cannot beat DRAM bandwidth / routed bytes read per token.
+  for (const char* model : {"deepseek-v3", "qwen3-235b-a22b", "glm-4.5", "kimi-k2"}) {
+    Scenario s(model, "epyc-9654-rtx4090", 8192);
+    Plan p = make_plan(s.in, Strategy::ExpertsCpu);
+    ModelDigest d = digest_model(s.m);
+    double routed = 0;
+    for (const auto& l : d.layers) routed += l.n_expert_used * l.expert_bytes();
+    EXPECT_LT(p.decode.tokens_per_s, s.hw.cpu.dram_read_gbps * 1e9 / routed) << model;
+    EXPECT_EQ(p.decode.bottleneck, "DRAM") << model;
+  }
+}
+
+TEST(Strategies, StreamingWinsPrefillAboveBreakEven) {
+  // n* = CPU FLOP/s x bytes per weight / (2 x PCIe B/s) tokens per expert. Below it the CPU
+  // computes the experts faster than PCIe can upload them; far above it streaming wins.
+  Scenario s("qwen3-235b-a22b", "epyc-9654-rtx4090", 65536);
+  CostModel cm(s.hw);
+  ModelDigest d = digest_model(s.m);
+  const auto& l = d.layers[10];
+  const double bpw = l.expert_bytes() / l.expert_params();
+  const double n_star = cm.cpu_rate(l.experts.type) * bpw / (2 * cm.pcie_bw());
+  auto tokens_for = [&](double per_expert) { return per_expert * l.n_expert / l.n_expert_used; };
+  auto prefill = [&](Strategy st, double tokens) {
+    Scenario t("qwen3-235b-a22b", "epyc-9654-rtx4090", 65536);
+    t.in.workload.prompt = t.in.workload.ubatch = int64_t(tokens);
+    return make_plan(t.in, st).prefill.tokens_per_s;
+  };
+  EXPECT_GT(prefill(Strategy::ExpertsCpu, tokens_for(n_star / 4)), prefill(Strategy::Stream, tokens_for(n_star / 4)));
+  EXPECT_LT(prefill(Strategy::ExpertsCpu, tokens_for(n_star * 4)), prefill(Strategy::Stream, tokens_for(n_star * 4)));
+}
+
+}  // namespace
+}  // namespace hexe::place

@@ -1,0 +1,222 @@
+// hexe against HF transformers: logits, greedy continuations and perplexity on the fixture models,
+// from every GGUF type and from the HF safetensors directory.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+
+#include "fixtures.h"
+#include "runtime/engine/engine.h"
+#include "runtime/engine/generate.h"
+#include "runtime/engine/perplexity.h"
+#include "runtime/tokenizer/tokenizer.h"
+
+namespace hexe::testing {
+namespace {
+
+struct Case {
+  std::string model, variant, path, source;  // source: file name, or "hf" for the HF directory
+};
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.model << "/" << c.source; }
+
+std::string case_name(const ::testing::TestParamInfo<Case>& info) {
+  std::string s = info.param.model + "_" + info.param.source;
+  for (char& c : s)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return s;
+}
+
+std::vector<Case> all_cases() {
+  std::vector<Case> cases;
+  for (const auto& name : fixture_model_names()) {
+    ModelRef m = load_model_ref(name);
+    for (const auto& v : m.variants)
+      for (const auto& f : v.files) cases.push_back({name, v.name, f, f.substr(f.rfind('/') + 1)});
+    cases.push_back({name, "f32", m.hf_dir, "hf"});
+  }
+  return cases;
+}
+
+// Max |hexe - HF| over a row, relative to the row's largest |HF| logit. The bound per weight
+// type: F32 and F16 compute in float on the same weights as HF (only summation order differs:
+// observed <= 1e-6). Q8_0 additionally quantises the activations to int8 per 32-block, as
+// llama.cpp does (step = block max / 127, so up to 0.4% per element); about ten such matmuls sit
+// between the embedding and the logits, and a perturbed router input can move a token to another
+// expert, so rows reach a few percent (observed over the fixtures: max 2.7e-2, RMS 2.9e-2).
+// The same Q8_0 files run with the reference kernels (float activations) are held to 1e-4,
+// which proves the weights are read exactly; the looser bound covers only the activations.
+double tolerance(const std::string& variant) {
+  if (variant == "q8_0") return 5e-2;
+  return 1e-4;
+}
+double rms_tolerance(const std::string& variant) { return tolerance(variant); }
+
+// sqrt(mean (hexe - HF)^2) / sqrt(mean HF^2) over a row.
+double rms_rel_error(const float* got, const float* want, int n) {
+  double se = 0, sr = 0;
+  for (int i = 0; i < n; ++i) {
+    const double d = double(got[i]) - double(want[i]);
+    se += d * d;
+    sr += double(want[i]) * double(want[i]);
+  }
+  return std::sqrt(se / std::max(sr, 1e-30));
+}
+
+double max_rel_error(const float* got, const float* want, int n) {
+  double max_ref = 0, max_diff = 0;
+  for (int i = 0; i < n; ++i) {
+    max_ref = std::max(max_ref, std::fabs(double(want[i])));
+    max_diff = std::max(max_diff, std::fabs(double(got[i]) - double(want[i])));
+  }
+  return max_diff / std::max(max_ref, 1e-30);
+}
+
+std::unique_ptr<Engine> make_engine(const Model& model, bool split = false, bool reference_kernels = false) {
+  EngineConfig cfg;
+  cfg.reference_kernels = reference_kernels;
+  cfg.n_threads = 2;
+  cfg.n_ctx = 512;
+  cfg.n_batch = 16;  // the 40+-token prompt runs in several passes, as long prompts do
+  cfg.split_experts = split;
+  if (split) {
+    cfg.attn_cores = {0};
+    cfg.expert_cores = {1};
+  }
+  return std::make_unique<Engine>(model, cfg);
+}
+
+// Logits of every position of `tokens` in a fresh sequence.
+std::vector<float> all_logits(Engine& engine, const std::vector<int32_t>& tokens) {
+  const int seq = engine.new_sequence();
+  std::vector<BatchItem> items;
+  for (int32_t t : tokens) items.push_back({seq, t, true});
+  auto logits = engine.eval(items);
+  engine.free_sequence(seq);
+  return {logits.begin(), logits.end()};
+}
+
+class Reference : public ::testing::TestWithParam<Case> {};
+
+// Compares every fixture position; returns the worst max- and RMS-relative errors.
+void check_logits(const Case& c, bool reference_kernels) {
+  const ModelRef ref = load_model_ref(c.model);
+  const VariantRef& v = ref.variant(c.variant);
+  auto model = Model::load(c.path, false);
+  auto engine = make_engine(*model, false, reference_kernels);
+  ASSERT_EQ(engine->n_vocab(), ref.n_vocab);
+  const double tol = reference_kernels ? 1e-4 : tolerance(c.variant);
+  const char* mode = reference_kernels ? " (reference kernels)" : "";
+  double worst = 0, worst_rms = 0;
+  for (const auto& l : v.logits) {
+    const auto& p = ref.prompt(l.prompt);
+    EXPECT_EQ(model->tokenizer().encode(p.text, true, true), p.tokens) << "tokenizer, prompt " << p.name;
+    const std::vector<float> got = all_logits(*engine, p.tokens);
+    for (size_t r = 0; r < l.positions.size(); ++r) {
+      const float* g = got.data() + l.positions[r] * ref.n_vocab;
+      const float* w = l.values.data() + r * ref.n_vocab;
+      const double err = max_rel_error(g, w, ref.n_vocab), rms = rms_rel_error(g, w, ref.n_vocab);
+      worst = std::max(worst, err);
+      worst_rms = std::max(worst_rms, rms);
+      EXPECT_LE(err, tol) << c.model << "/" << c.source << mode << " prompt " << l.prompt << " position "
+                          << l.positions[r];
+      EXPECT_LE(rms, tol) << c.model << "/" << c.source << mode << " prompt " << l.prompt << " position "
+                          << l.positions[r] << " (RMS)";
+    }
+  }
+  std::printf("[ref] %s/%s%s relative logit error: max %.3g, RMS %.3g (tolerance %.1g)\n", c.model.c_str(),
+              c.source.c_str(), mode, worst, worst_rms, tol);
+}
+
+TEST_P(Reference, LogitsMatchHf) {
+  check_logits(GetParam(), false);
+  // Quantised files: the same weights through the float-activation reference kernels.
+  if (GetParam().variant == "q8_0") check_logits(GetParam(), true);
+}
+
+TEST_P(Reference, GreedyContinuationMatchesHf) {
+  const Case& c = GetParam();
+  const ModelRef ref = load_model_ref(c.model);
+  const VariantRef& v = ref.variant(c.variant);
+  auto model = Model::load(c.path, false);
+  auto engine = make_engine(*model);
+  // Where HF's top two logits are closer than the error we allow, either choice is right; the
+  // comparison stops at the first such step (none in the F32 fixtures).
+  const double margin_floor = 2 * tolerance(c.variant) * v.max_abs_logit;
+  for (const auto& g : v.greedy) {
+    const auto& p = ref.prompt(g.prompt);
+    SamplingParams sp;
+    sp.temperature = 0;
+    Sampler sampler(sp);
+    std::vector<int32_t> history, got;
+    const int seq = engine->new_sequence();
+    generate(*engine, seq, p.tokens, {.n_predict = int(g.new_tokens.size()), .ignore_eog = true}, sampler, history, [&](int32_t id) {
+      got.push_back(id);
+      return true;
+    });
+    engine->free_sequence(seq);
+    size_t n_check = 0;
+    while (n_check < g.new_tokens.size() && g.top2_margin[n_check] > margin_floor) ++n_check;
+    if (c.variant != "q8_0") EXPECT_EQ(n_check, g.new_tokens.size()) << "fixture margins too small";
+    ASSERT_GE(got.size(), n_check);
+    for (size_t i = 0; i < n_check; ++i)
+      ASSERT_EQ(got[i], g.new_tokens[i]) << c.model << "/" << c.source << " prompt " << g.prompt << " token " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, Reference, ::testing::ValuesIn(all_cases()), case_name);
+
+TEST(ReferencePerplexity, MatchesHfWithinATenthOfAPercent) {
+  int checked = 0;
+  for (const auto& name : fixture_model_names()) {
+    const ModelRef ref = load_model_ref(name);
+    if (ref.perplexity.is_null()) continue;
+    const auto& pj = ref.perplexity;
+    const VariantRef& v = ref.variant(pj.at("variant").get<std::string>());
+    auto model = Model::load(v.files.at(0), false);
+    const auto text_tokens = pj.at("tokens").get<std::vector<int32_t>>();
+    const std::string text = [&] {
+      std::ifstream f(ref.dir + "/" + pj.at("text_file").get<std::string>(), std::ios::binary);
+      return std::string(std::istreambuf_iterator<char>(f), {});
+    }();
+    const auto tokens = model->tokenizer().encode(text, true, false);
+    ASSERT_EQ(tokens, text_tokens) << name << ": tokenisation of the perplexity text";
+    EngineConfig cfg;
+    cfg.n_threads = 2;
+    cfg.n_ctx = pj.at("n_ctx");
+    cfg.n_batch = cfg.n_ctx;
+    Engine engine(*model, cfg);
+    const PerplexityResult r = perplexity(engine, tokens, pj.at("n_ctx"), pj.at("adds_bos"),
+                                          pj.at("bos_id"), -1, nullptr);
+    EXPECT_EQ(r.n_chunks, pj.at("n_chunk").get<int>());
+    EXPECT_EQ(r.n_scored, pj.at("count").get<int64_t>());
+    const double want = pj.at("ppl");
+    std::printf("[ref] %s perplexity hexe %.6f HF %.6f (rel diff %.2g)\n", name.c_str(), r.ppl, want,
+                std::fabs(r.ppl - want) / want);
+    EXPECT_LE(std::fabs(r.ppl - want) / want, 1e-3);
+    EXPECT_NEAR(r.ppl_error, pj.at("ppl_error").get<double>(), 1e-3 * pj.at("ppl_error").get<double>());
+    ++checked;
+  }
+  EXPECT_GT(checked, 0) << "no perplexity fixture found";
+}
+
+// The routed experts on a second CPU device with disjoint cores give the logits of one device.
+TEST(ReferenceSplit, ExpertsOnASecondCpuDeviceGiveTheSameLogits) {
+  for (const auto& name : fixture_model_names()) {
+    const ModelRef ref = load_model_ref(name);
+    auto model = Model::load(ref.variant("f32").files.at(0), false);
+    auto one = make_engine(*model, false);
+    auto two = make_engine(*model, true);
+    const auto& p = ref.prompts.back();
+    const auto a = all_logits(*one, p.tokens), b = all_logits(*two, p.tokens);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t r = 0; r < p.tokens.size(); ++r)
+      EXPECT_LE(max_rel_error(b.data() + r * ref.n_vocab, a.data() + r * ref.n_vocab, ref.n_vocab), 1e-6)
+          << name << " position " << r;
+  }
+}
+
+}  // namespace
+}  // namespace hexe::testing
