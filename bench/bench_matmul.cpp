@@ -1,6 +1,9 @@
 // Decode-shape (m = 1) matmul throughput per weight format: GB/s of weights read, next to the
 // DRAM read bandwidth measured in the same process on the same buffer; `ratio <x>` ends each line.
-//   bench_matmul [--mb N (weight bytes per format, default 1024)] [--threads T] [--k K]
+//   bench_matmul [--mb N (weight bytes per format, default 1024)] [--threads T] [--k K] [--m M]
+// GFLOP/s is printed too: with --m above 1 (prefill) the kernels are compute-bound, so the ratio
+// to DRAM bandwidth falls well below 1 and GFLOP/s is the figure to watch (no peak-FLOP/s limit
+// is measured yet).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -55,11 +58,12 @@ int main(int argc, char** argv) {
   using namespace hexe::cpu;
   size_t mb = 1024;
   int threads = int(std::max(1u, std::thread::hardware_concurrency()));
-  int64_t k = 4096;
+  int64_t k = 4096, m = 1;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--mb")) mb = size_t(std::atoll(argv[i + 1]));
     else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--k")) k = std::atoll(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--m")) m = std::max<int64_t>(1, std::atoll(argv[i + 1]));
   }
   ThreadPool pool(threads);
   const size_t bytes = mb << 20;
@@ -72,21 +76,21 @@ int main(int argc, char** argv) {
     std::memcpy(w.data() + i, &v, 8);
   }
   const double dram = dram_read_gbs(w.data(), bytes, pool);
-  std::printf("cpu %s, isa %s, threads %d, k %lld, %zu MiB of weights per format\n",
+  std::printf("cpu %s, isa %s, threads %d, m %lld, k %lld, %zu MiB of weights per format\n",
               cpu_features().brand.c_str(), isa_name(active_isa()), threads,
-              static_cast<long long>(k), mb);
+              static_cast<long long>(m), static_cast<long long>(k), mb);
   std::printf("dram read %.2f GB/s (same buffer, same threads)\n", dram);
 
-  std::vector<float> x(static_cast<size_t>(k), 0.5f);
+  std::vector<float> x(static_cast<size_t>(m * k), 0.5f);
   const DType types[] = {DType::F32, DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
                          DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
   for (DType t : types) {
     const uint64_t rb = row_bytes(t, uint64_t(k));
     const int64_t n = int64_t(bytes / rb);
-    std::vector<float> y(static_cast<size_t>(n));
+    std::vector<float> y(static_cast<size_t>(m * n));
     MatmulParams p;
     p.w = w.data(); p.w_type = t; p.n = n; p.k = k;
-    p.x = x.data(); p.m = 1; p.x_stride = k; p.y = y.data(); p.y_stride = n;
+    p.x = x.data(); p.m = m; p.x_stride = k; p.y = y.data(); p.y_stride = n;
     matmul(p, pool);  // warm-up
     double best = 1e30;
     for (int rep = 0; rep < 5; ++rep) {
@@ -96,9 +100,10 @@ int main(int argc, char** argv) {
     }
     const double gbs = double(rb) * double(n) / best / 1e9;
     const KernelChoice c = matmul_choice(t, k, active_isa());
-    std::printf("%-5s %-20s n %-8lld %7.2f ms %7.2f GB/s  ratio %.2f\n",
+    const double gflops = 2.0 * double(m) * double(n) * double(k) / best / 1e9;
+    std::printf("%-5s %-20s n %-8lld %8.2f ms %7.1f GFLOP/s %7.2f GB/s  ratio %.2f\n",
                 std::string(dtype_name(t)).c_str(), c.name.c_str(), static_cast<long long>(n),
-                best * 1e3, gbs, gbs / dram);
+                best * 1e3, gflops, gbs, gbs / dram);
   }
   return 0;
 }

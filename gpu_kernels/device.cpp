@@ -10,7 +10,11 @@ DevicePresence probe_devices() noexcept {
   if (e != cudaSuccess) {
     cudaGetLastError();  // clear the error so later unrelated calls do not report it
     try {
-      p.reason = cuda_error_message(e, "no CUDA device");
+      // No libcuda at all also reads "insufficient driver": say both possibilities.
+      p.reason = cuda_error_message(e, e == cudaErrorInsufficientDriver
+                                           ? "no CUDA device (no NVIDIA driver, or one older than this "
+                                             "build's CUDA runtime)"
+                                           : "no CUDA device");
     } catch (...) {  // allocation failure while building the message: keep the count only
     }
     return p;

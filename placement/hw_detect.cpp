@@ -127,6 +127,11 @@ HardwareProfile detect_profile(const DetectOptions& opt) {
       nodes.push_back({node ? core_cpus(topo.t, node->cpuset) : std::vector<int>{}, n.id});
     }
     if (nodes.empty()) nodes.push_back({core_cpus(topo.t, hwloc_get_root_obj(topo.t)->cpuset), -1});
+    uint64_t llc = 0;
+    for (const auto& c : p.cpu.caches) llc = std::max<uint64_t>(llc, c.bytes * uint64_t(c.instances));
+    if (opt.dram_bytes_per_node < 4 * llc)
+      say("warning: the read buffer is under 4x the last-level cache (" + std::to_string(llc >> 20) +
+          " MiB): the bandwidth includes cache hits");
     say("measuring DRAM read bandwidth (" + std::to_string(opt.dram_bytes_per_node >> 20) + " MiB per node)...");
     const DramBenchResult dram = measure_dram_read(nodes, opt.dram_bytes_per_node, 5);
     for (size_t i = 0; i < p.cpu.numa.size() && i < dram.node_gbps.size(); ++i) p.cpu.numa[i].read_gbps = dram.node_gbps[i];

@@ -43,7 +43,9 @@ json phase_json(const PhasePrediction& p) {
 json plan_json(const Plan& p, bool with_tensors) {
   json layers = json::array();
   for (const auto& l : p.layers) {
-    json jl = {{"layer", l.layer}, {"attn", device_name(l.attn)}, {"ffn", device_name(l.ffn)}, {"moe", l.moe}};
+    // The layer's KV cache lives where its attention runs.
+    json jl = {{"layer", l.layer}, {"attn", device_name(l.attn)}, {"kv", device_name(l.attn)},
+               {"ffn", device_name(l.ffn)}, {"moe", l.moe}};
     if (l.moe) {
       jl["experts_decode"] = expert_exec_name(l.experts_decode);
       jl["experts_prefill"] = expert_exec_name(l.experts_prefill);

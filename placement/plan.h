@@ -32,7 +32,7 @@ struct TensorPlacement {
 
 struct LayerPlan {
   int layer = 0;
-  Device attn = Device::Gpu;       // norms, attention, KV cache of this layer
+  Device attn = Device::Gpu;       // norms, attention, and where this layer's KV cache lives
   Device ffn = Device::Gpu;        // router, shared experts, dense FFN
   bool moe = false;
   ExpertExec experts_decode = ExpertExec::Cpu;

@@ -78,10 +78,11 @@ struct LQ5_1 {
 template <class Fmt, class D, int R>
 void legacy_rows(int64_t nb, const typename Fmt::Block* w, const uint8_t* act, size_t arb,
                  float* y, int64_t ys) {
-  __m256 acc[R];
-  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  // Two accumulator sets (even/odd blocks) so consecutive blocks' FMAs do not wait on each other.
+  __m256 acc0[R], acc1[R];
+  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi8(1);
-  for (int64_t b = 0; b < nb; ++b) {
+  auto step = [&](int64_t b, __m256* acc) {
     const __m256i q = Fmt::levels(w[b]);
     const float dw = f16(w[b].d);
     [[maybe_unused]] float mw = 0.f;
@@ -102,8 +103,14 @@ void legacy_rows(int64_t nb, const typename Fmt::Block* w, const uint8_t* act, s
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(mw * da), acc[r]);
       }
     }
+  };
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    step(b, acc0);
+    step(b + 1, acc1);
   }
-  for (int r = 0; r < R; ++r) y[r * ys] = hsum(acc[r]);
+  if (b < nb) step(b, acc0);
+  for (int r = 0; r < R; ++r) y[r * ys] = hsum(_mm256_add_ps(acc0[r], acc1[r]));
 }
 
 // Walks weight rows; each unpacked weight block serves up to 4 activation rows.

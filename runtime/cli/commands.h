@@ -11,5 +11,8 @@ void add_inspect_command(CLI::App& app);
 void add_perplexity_command(CLI::App& app);
 void add_profile_command(CLI::App& app);
 void add_plan_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 
 }  // namespace hexe::cli

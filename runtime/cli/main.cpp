@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
   hexe::cli::add_perplexity_command(app);
   hexe::cli::add_profile_command(app);
   hexe::cli::add_plan_command(app);
+  hexe::cli::add_quantize_command(app);
+  hexe::cli::add_convert_command(app);
+  hexe::cli::add_bench_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -51,7 +51,7 @@ void print_table(const std::vector<place::Plan>& plans) {
     const bool predicted = p.decode.tokens_per_s > 0;
     std::printf("%-16s %-4s %10s %10s %13s %12s %9s  %s / %s\n", p.strategy.c_str(), p.fits ? "yes" : "no",
                 p.has_gpu ? place::format_bytes(p.gpu.total()).c_str() : "-",
-                place::format_bytes(p.host.total()).c_str(),
+                predicted ? place::format_bytes(p.host.total()).c_str() : "-",
                 predicted ? fmt("%.1f", p.prefill.tokens_per_s).c_str() : "-",
                 predicted ? fmt("%.2f", p.decode.tokens_per_s).c_str() : "-",
                 predicted ? fmt("%.2f", p.ttft_s).c_str() : "-", p.prefill.bottleneck.c_str(),

@@ -2,6 +2,7 @@
 #include "runtime/model/gguf_reader.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <string_view>
 #include <unordered_map>

@@ -2,7 +2,6 @@
 #include "runtime/tokenizer/tokenizer.h"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "memory/error.h"
 #include "runtime/tokenizer/nfc.h"
@@ -12,7 +11,7 @@ namespace hexe {
 
 namespace {
 
-const std::string kMetaspace = "\xE2\x96\x81";  // "▁", SentencePiece's space
+constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // "▁", SentencePiece's space
 constexpr size_t kMaxCachedWord = 64;          // bytes; longer words are rare and not cached
 constexpr size_t kMaxCacheEntries = 1 << 16;
 
@@ -209,16 +208,23 @@ void Tokenizer::encode_word(std::string_view word, std::vector<int32_t>& out) co
     }
   }
   std::vector<int32_t> ids;
-  ids.reserve(word.size());
-  for (char c : word) {
-    const int32_t id = lookup(unicode::byte_to_unicode(uint8_t(c)));
-    if (id >= 0) {
-      ids.push_back(id);
-    } else if (vocab_.unk_id >= 0) {
-      ids.push_back(vocab_.unk_id);
-    }  // else: HF drops a symbol that is neither a token nor mapped to unk
+  if (vocab_.ignore_merges) {
+    std::string mapped;
+    for (char c : word) mapped += unicode::byte_to_unicode(uint8_t(c));
+    if (const int32_t id = lookup(mapped); id >= 0) ids.push_back(id);
   }
-  merge_ranked(ids, merges_);
+  if (ids.empty()) {
+    ids.reserve(word.size());
+    for (char c : word) {
+      const int32_t id = lookup(unicode::byte_to_unicode(uint8_t(c)));
+      if (id >= 0) {
+        ids.push_back(id);
+      } else if (vocab_.unk_id >= 0) {
+        ids.push_back(vocab_.unk_id);
+      }  // else: HF drops a symbol that is neither a token nor mapped to unk
+    }
+    merge_ranked(ids, merges_);
+  }
   out.insert(out.end(), ids.begin(), ids.end());
   if (cacheable) {
     std::lock_guard<std::mutex> lock(cache_mutex_);

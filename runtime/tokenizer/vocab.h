@@ -29,6 +29,7 @@ struct Vocab {
   bool merge_by_score = false;
   std::vector<float> scores;                                // merge_by_score only
   std::vector<std::pair<std::string, std::string>> merges;  // rank order (rank = index)
+  bool ignore_merges = false;  // ByteLevelBpe: a word that is itself a token skips the merges (Llama 3)
 
   // Pipeline.
   bool nfc = false;                     // NFC-normalize each text segment first

@@ -91,6 +91,7 @@ Vocab vocab_from_gguf_metadata(const Metadata& meta) {
     const std::string pre = meta.get_string("tokenizer.ggml.pre").value_or("default");
     v.pre_regexes = pre_regexes_for(pre, v.source);
     v.pre_name = pre;
+    v.ignore_merges = pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3";  // as llama.cpp
     // HF's Qwen2 tokenizer.json normalizes with NFC; llama.cpp skips it. We follow HF so that
     // both sources of the same tokenizer agree (identical for text that is already NFC).
     v.nfc = pre == "qwen2" || pre == "deepseek-r1-qwen";

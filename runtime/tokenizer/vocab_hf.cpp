@@ -111,6 +111,7 @@ struct Loader {
       }
     }
     v.byte_fallback = m.value("byte_fallback", false);
+    v.ignore_merges = m.value("ignore_merges", false);
     if (m.contains("unk_token") && m["unk_token"].is_string())
       v.unk_id = id_of(m["unk_token"].get<std::string>());
     if (m.contains("continuing_subword_prefix") && m["continuing_subword_prefix"].is_string() &&

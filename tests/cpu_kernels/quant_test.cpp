@@ -1,5 +1,5 @@
-// (De)quantisers against gguf-py's outputs (fixtures from tools/reference/make_quant_vectors.py),
-// bit-exact; plus half-precision conversions and K-quant round-trip bounds.
+// (De)quantisers against gguf-py's and GGML's outputs (fixtures from
+// tools/reference/make_quant_vectors.py), bit-exact; half conversions; K-quant round-trip bounds.
 #include <cstring>
 #include <fstream>
 
@@ -58,11 +58,13 @@ TEST_P(QuantVectors, DequantizeMatchesGgufBitwise) {
   }
 }
 
-// Byte-exact where gguf-py has a quantiser (it is bit-exact with GGML's reference ones).
-TEST_P(QuantVectors, QuantizeMatchesGgufBytes) {
+// Byte-exact against gguf-py's quantisers (bit-exact with GGML's reference ones) and, for the
+// K-quants, GGML's own quantize_chunk (via ggml-python when the fixtures were generated).
+TEST_P(QuantVectors, QuantizeMatchesReferenceBytes) {
   const DType t = GetParam();
   const Vectors v = load(t);
-  if (v.n_q == 0) GTEST_SKIP() << "gguf-py has no quantiser for " << dtype_name(t);
+  if (v.n_q == 0) GTEST_SKIP() << "fixture has no quantiser vectors for " << dtype_name(t)
+                            << " (f32 has nothing to quantise; K-quants need ggml-python)";
   std::vector<uint8_t> got(v.qout.size());
   quantize_row(t, v.qin.data(), got.data(), int64_t(v.qin.size()));
   for (size_t i = 0; i < got.size(); ++i)

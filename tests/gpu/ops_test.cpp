@@ -41,7 +41,7 @@ void PrintTo(const NormCase& c, std::ostream* os) {
 }
 class GpuRmsNorm : public ::testing::TestWithParam<NormCase> {};
 
-TEST_P(GpuRmsNorm, MatchesDoubleReference) {
+TEST_P(GpuRmsNorm, MatchesCpuReference) {
   HEXE_REQUIRE_GPU();
   const auto c = GetParam();
   const float eps = 1e-5f;
@@ -79,7 +79,7 @@ void PrintTo(const RopeCase& c, std::ostream* os) {
 }
 class GpuRope : public ::testing::TestWithParam<RopeCase> {};
 
-TEST_P(GpuRope, MatchesDoubleReference) {
+TEST_P(GpuRope, MatchesCpuReference) {
   HEXE_REQUIRE_GPU();
   const auto c = GetParam();
   const int64_t stride = int64_t(c.n_heads) * c.head_dim + c.pad;
@@ -137,7 +137,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, GpuRope,
                                   std::to_string(c.pad);
                          });
 
-TEST(GpuSwiglu, MatchesDoubleReferenceInPlaceAndNot) {
+TEST(GpuSwiglu, MatchesCpuReferenceInPlaceAndNot) {
   HEXE_REQUIRE_GPU();
   for (int64_t n : {1, 31, 1000, 70001}) {
     const auto g = random_floats(size_t(n), uint64_t(n), -12.f, 12.f);

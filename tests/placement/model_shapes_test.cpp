@@ -80,7 +80,7 @@ TEST(ModelShapes, GqaAndSlidingWindowKv) {
   EXPECT_EQ(g.attn.kv_bytes(4096, 36, 2), uint64_t(18 * 4096 + 18 * 128) * 8 * 128 * 2);
 }
 
-TEST(ModelShapes, BadShapesNameTheField) {
+TEST(ModelShapesJson, BadShapesNameTheField) {
   nlohmann::json j = {{"name", "x"}, {"arch", "qwen3moe"}, {"n_layers", 2}, {"n_embd", 64}, {"n_vocab", 100},
                       {"attention", {{"type", "gqa"}, {"n_head", 4}, {"n_head_kv", 2}, {"head_dim", 16}}},
                       {"ffn", {{"n_expert", 4}, {"n_expert_used", 8}, {"n_ff_exp", 32}}}};

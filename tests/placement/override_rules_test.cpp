@@ -40,7 +40,7 @@ TEST(OverrideRules, BadRulesAreRefused) {
   EXPECT_TRUE(r.empty());
 }
 
-TEST(OverrideRules, RulesFile) {
+TEST(OverrideRulesJson, RulesFile) {
   const std::string path = std::string(HEXE_BINARY_DIR) + "/rules_test.json";
   std::ofstream(path) << R"({"rules": [{"match": "output\\.weight", "device": "cpu"}, {"match": "exps", "device": "gpu"}]})";
   OverrideRules r;

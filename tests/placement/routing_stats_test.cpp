@@ -26,7 +26,7 @@ TEST(RoutingStats, RanksAndHitRates) {
   EXPECT_DOUBLE_EQ(s.share(0, 3), 0.0);
 }
 
-TEST(RoutingStats, FileRoundTripAndValidation) {
+TEST(RoutingStatsJson, FileRoundTripAndValidation) {
   RoutingStats s("toy", 3, 2);
   s.add(1, 0, 5);
   s.add(1, 2, 7);

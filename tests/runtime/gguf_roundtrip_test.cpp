@@ -36,8 +36,9 @@ MetaValue int_array(GgufValueType et, std::vector<int64_t> xs) {
   return v;
 }
 
-void expect_same(const MetaValue& a, const MetaValue& b, const std::string& key) {
+void expect_same(const MetaValue& a, const MetaValue& b, const std::string& key, int depth = 0) {
   SCOPED_TRACE(key);
+  SCOPED_TRACE(depth);
   ASSERT_EQ(a.type, b.type);
   if (a.is_array()) {
     ASSERT_EQ(a.elem_type, b.elem_type);
@@ -45,7 +46,7 @@ void expect_same(const MetaValue& a, const MetaValue& b, const std::string& key)
     EXPECT_EQ(a.floats, b.floats);
     EXPECT_EQ(a.strings, b.strings);
     ASSERT_EQ(a.arrays.size(), b.arrays.size());
-    for (size_t i = 0; i < a.arrays.size(); ++i) expect_same(a.arrays[i], b.arrays[i], key + "[]");
+    for (size_t i = 0; i < a.arrays.size(); ++i) expect_same(a.arrays[i], b.arrays[i], key, depth + 1);
   } else if (a.is_float()) {
     EXPECT_EQ(a.f, b.f);
   } else if (a.type == GgufValueType::String) {

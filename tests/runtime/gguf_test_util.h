@@ -55,21 +55,20 @@ struct Bytes {
   std::vector<uint8_t> b;
   template <class T>
   Bytes& put(T v) {
-    uint8_t tmp[sizeof(T)];
-    std::memcpy(tmp, &v, sizeof(T));
-    b.insert(b.end(), tmp, tmp + sizeof(T));
-    return *this;
+    return raw(&v, sizeof(T));
   }
   Bytes& u8(uint8_t v) { return put(v); }
   Bytes& u32(uint32_t v) { return put(v); }
   Bytes& u64(uint64_t v) { return put(v); }
   Bytes& str(const std::string& s) {
     u64(s.size());
-    b.insert(b.end(), s.begin(), s.end());
-    return *this;
+    return raw(s.data(), s.size());
   }
+  // resize + memcpy rather than insert: GCC 12 warns falsely about insert at -O3.
   Bytes& raw(const void* p, size_t n) {
-    b.insert(b.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n);
+    const size_t at = b.size();
+    b.resize(at + n);
+    if (n > 0) std::memcpy(b.data() + at, p, n);
     return *this;
   }
   Bytes& pad(uint64_t alignment) {

@@ -39,10 +39,9 @@ std::vector<uint8_t> make_st(const std::vector<StTensor>& ts, json* header_out =
   if (header_out) *header_out = h;
   std::string text = h.dump();
   while ((text.size() + 8) % 8) text += ' ';
-  std::vector<uint8_t> b(8);
-  uint64_t len = text.size();
-  std::memcpy(b.data(), &len, 8);
-  b.insert(b.end(), text.begin(), text.end());
+  test::Bytes out;
+  out.u64(text.size()).raw(text.data(), text.size());
+  std::vector<uint8_t>& b = out.b;
   for (size_t i = 0; i < ts.size(); ++i) {
     uint64_t n = dtype_size(ts[i].dtype);
     for (int64_t d : ts[i].shape) n *= uint64_t(d);
@@ -52,12 +51,9 @@ std::vector<uint8_t> make_st(const std::vector<StTensor>& ts, json* header_out =
 }
 
 std::vector<uint8_t> with_header(const std::string& text, size_t data_bytes = 16) {
-  std::vector<uint8_t> b(8);
-  uint64_t len = text.size();
-  std::memcpy(b.data(), &len, 8);
-  b.insert(b.end(), text.begin(), text.end());
-  b.resize(b.size() + data_bytes);
-  return b;
+  test::Bytes b;
+  b.u64(text.size()).raw(text.data(), text.size()).zeros(data_bytes);
+  return b.b;
 }
 
 const std::string kName = "model.safetensors";

@@ -156,6 +156,14 @@ TEST(TokenizerLoad, TinyGgufVocabWorks) {
   EXPECT_EQ(tok->decode(tok->encode("a\xFF")), "a" + kFffd);
 }
 
+TEST(TokenizerLoad, Llama3PreSkipsMergesForWholeWordTokens) {
+  Metadata m = tiny_gpt2();
+  m.values["tokenizer.ggml.merges"] = string_array({});
+  EXPECT_EQ(Tokenizer::from_gguf_metadata(m)->encode("hi"), (std::vector<int32_t>{'h', 'i'}));
+  m.set_string("tokenizer.ggml.pre", "llama-bpe");  // llama.cpp: ignore_merges
+  EXPECT_EQ(Tokenizer::from_gguf_metadata(m)->encode("hi"), (std::vector<int32_t>{256}));
+}
+
 TEST(TokenizerLoad, GgufErrorsNameTheKeyAndValue) {
   Metadata m = tiny_gpt2();
   m.set_string("tokenizer.ggml.model", "bert");

@@ -12,7 +12,12 @@ One file per type, quant_<name>.bin, little-endian:
     n_q_blocks * block_elems input floats (f32), then gguf.quants.quantize() of them (raw blocks)
 Raw blocks are random bytes with every f16 scale replaced by a finite value drawn across the
 whole f16 range (negative, subnormal, +-0, 65504), so every field combination occurs. Block
-counts are odd on purpose. n_q_blocks is 0 where gguf-py has no quantiser (the K-quants).
+counts are odd on purpose.
+
+Quantiser outputs come from gguf-py where it has one (F16, BF16 and the 32-element formats).
+gguf-py has none for the K-quants; for those the vectors come from GGML itself through the
+optional `ggml-python` package (pip install ggml-python==0.0.45, which builds ggml from source)
+when it is importable, else n_q_blocks is 0 and the C++ test skips them.
 """
 import pathlib
 import struct
@@ -33,6 +38,24 @@ F16_FIELDS = {
 }
 # types gguf-py can also quantise (bit-exact with GGML's reference quantisers)
 QUANTISABLE = {T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0}
+# K-quants: GGML's own reference quantisers through ggml-python (optional)
+GGML_QUANTISABLE = {T.Q4_K, T.Q5_K, T.Q6_K}
+
+
+def ggml_quantize(x: np.ndarray, qtype: T, n_blocks: int, nbytes: int) -> np.ndarray | None:
+    """GGML's quantize_chunk (no importance matrix: the reference round-to-nearest path)."""
+    try:
+        import ctypes
+        import ggml  # ggml-python
+    except ImportError:
+        return None
+    dst = np.zeros(n_blocks * nbytes, np.uint8)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    ggml.ggml_quantize_init(int(qtype))
+    written = ggml.ggml_quantize_chunk(int(qtype), x.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+                                       dst.ctypes.data_as(ctypes.c_void_p), 0, n_blocks, 256, None)
+    assert written == dst.size
+    return dst
 TYPES = [T.F32, T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q4_K, T.Q5_K, T.Q6_K]
 
 
@@ -91,6 +114,13 @@ def write(out_dir: pathlib.Path, qtype: T, rng: np.random.Generator) -> int:
         qin = random_inputs(rng, n_q if elems > 1 else 8, elems if elems > 1 else 8).reshape(-1)[: n_q * elems]
         qout = np.ascontiguousarray(quants.quantize(qin.reshape(1, -1), qtype)).view(np.uint8).reshape(-1)
         assert qout.size == n_q * nbytes
+    elif qtype in GGML_QUANTISABLE:
+        x = random_inputs(rng, 9, elems)
+        q = ggml_quantize(x, qtype, 9, nbytes)
+        if q is None:
+            print(f"note: ggml-python not importable, no quantiser vectors for {qtype.name}")
+        else:
+            n_q, qin, qout = 9, x, q
     path = out_dir / f"quant_{qtype.name.lower()}.bin"
     with open(path, "wb") as f:
         f.write(struct.pack("<7I", MAGIC, 1, int(qtype), n_deq, n_q, elems, nbytes))

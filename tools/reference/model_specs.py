@@ -47,13 +47,16 @@ MODELS = [
     {
         "name": "qwen3moe-b",
         "description": "MHA 3/3, 3 layers, 32 experts top-8, norm_topk_prob false, tied embeddings, "
-                       "expert FFN 8 (down_proj rows of 8 elements); BF16 checkpoint; F32 GGUF",
+                       "expert FFN 8 (down_proj rows of 8 elements); BF16 checkpoint; F32 GGUF and a Q8_0 GGUF "
+                       "whose ffn_down_exps fall back to F16",
         "model_type": "qwen3_moe", "tokenizer": "qwen2-bpe", "seed": 1002,
         "config": dict(_QWEN_COMMON, hidden_size=96, num_attention_heads=3, num_key_value_heads=3,
                        head_dim=32, num_hidden_layers=3, num_experts=32, num_experts_per_tok=8,
                        moe_intermediate_size=8, norm_topk_prob=False, tie_word_embeddings=True),
         "hf_dtype": "bfloat16",
-        "gguf_types": ["f32"],
+        # Q8_0: ffn_down_exps rows (8 values) are not whole blocks, so the converter writes them
+        # F16 next to Q8_0 gate/up: one expert FFN with two weight types.
+        "gguf_types": ["f32", "q8_0"],
     },
     {
         "name": "mixtral-a",

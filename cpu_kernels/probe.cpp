@@ -1,0 +1,57 @@
+// Dispatch of the probe micro-kernels to the ISA files (the ISA-specific loops live in
+// x86/avx2/probe_avx2.cpp and x86/avx512/probe_avx512.cpp).
+#include "cpu_kernels/probe.h"
+
+#include "cpu_kernels/isa.h"
+
+namespace hexe::cpu {
+
+namespace detail {
+uint64_t stream_read_avx2(const void* p, size_t bytes);
+uint64_t stream_read_avx512(const void* p, size_t bytes);
+double int8_dot_ops_avx2(int64_t iters);
+double int8_dot_ops_vnni512(int64_t iters);
+double fma_flops_avx2(int64_t iters);
+double bf16_dot_flops_avx512(int64_t iters);
+}  // namespace detail
+
+namespace {
+bool has512() { return hardware_isa() == Isa::Avx512; }
+}  // namespace
+
+uint64_t stream_read(const void* p, size_t bytes) {
+  if (has512()) return detail::stream_read_avx512(p, bytes);
+  if (cpu_features().avx2) return detail::stream_read_avx2(p, bytes);
+  const auto* q = static_cast<const uint64_t*>(p);
+  uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (size_t i = 0; i + 4 <= bytes / 8; i += 4) {
+    s0 ^= q[i]; s1 ^= q[i + 1]; s2 ^= q[i + 2]; s3 ^= q[i + 3];
+  }
+  return s0 ^ s1 ^ s2 ^ s3;
+}
+
+double int8_dot_ops(int64_t iters) {
+  if (has512() && cpu_features().avx512_vnni) return detail::int8_dot_ops_vnni512(iters);
+  if (cpu_features().avx2) return detail::int8_dot_ops_avx2(iters);
+  return 0.0;
+}
+
+double bf16_dot_flops(int64_t iters) {
+  if (has512() && cpu_features().avx512_bf16) return detail::bf16_dot_flops_avx512(iters);
+  if (cpu_features().avx2 && cpu_features().fma) return detail::fma_flops_avx2(iters);
+  return 0.0;
+}
+
+const char* int8_dot_name() {
+  if (has512() && cpu_features().avx512_vnni) return "avx512_vnni vpdpbusd zmm";
+  if (cpu_features().avx2) return "avx2 vpmaddubsw+vpmaddwd ymm";
+  return "none";
+}
+
+const char* bf16_dot_name() {
+  if (has512() && cpu_features().avx512_bf16) return "avx512_bf16 vdpbf16ps zmm";
+  if (cpu_features().avx2 && cpu_features().fma) return "avx2 vfmadd ymm (f32)";
+  return "none";
+}
+
+}  // namespace hexe::cpu

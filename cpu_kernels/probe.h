@@ -1,0 +1,27 @@
+// Micro-kernels that measure this machine's limits: the denominators of the benchmarks' ratios
+// (DRAM read bandwidth, peak int8 dot-product rate, peak bf16 dot-product rate).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace hexe::cpu {
+
+// Reads every byte of [p, p + bytes) once with the widest loads the CPU has (bytes a multiple of
+// 64, p 64-byte aligned); returns a checksum so the reads cannot be elided.
+uint64_t stream_read(const void* p, size_t bytes);
+
+// Runs `iters` rounds of 16 independent int8 dot-product instructions on the calling thread
+// (vpdpbusd zmm with AVX512_VNNI, else AVX2 maddubs+madd) and returns the int8 operations done
+// (2 per multiply-add: the convention of GFLOP/s). Time it on every core for the peak rate.
+double int8_dot_ops(int64_t iters);
+
+// Likewise with vdpbf16ps zmm (AVX512_BF16), else AVX2 float FMA on converted values; returns
+// floating-point operations done (2 per multiply-add).
+double bf16_dot_flops(int64_t iters);
+
+// The instruction int8_dot_ops / bf16_dot_flops use on this CPU ("avx512_vnni vpdpbusd zmm").
+const char* int8_dot_name();
+const char* bf16_dot_name();
+
+}  // namespace hexe::cpu

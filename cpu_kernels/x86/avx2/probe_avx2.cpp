@@ -1,0 +1,59 @@
+// AVX2 probe loops: 32-byte streaming reads, maddubs+madd int8 and f32 FMA peak-rate loops.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace hexe::cpu::detail {
+
+uint64_t stream_read_avx2(const void* p, size_t bytes) {
+  const auto* q = static_cast<const __m256i*>(p);
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  const size_t n = bytes / 32;
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a0 = _mm256_xor_si256(a0, _mm256_load_si256(q + i));
+    a1 = _mm256_xor_si256(a1, _mm256_load_si256(q + i + 1));
+    a2 = _mm256_xor_si256(a2, _mm256_load_si256(q + i + 2));
+    a3 = _mm256_xor_si256(a3, _mm256_load_si256(q + i + 3));
+  }
+  for (; i < n; ++i) a0 = _mm256_xor_si256(a0, _mm256_load_si256(q + i));
+  a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
+  alignas(32) uint64_t v[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(v), a0);
+  return v[0] ^ v[1] ^ v[2] ^ v[3];
+}
+
+double int8_dot_ops_avx2(int64_t iters) {
+  __m256i acc[8];
+  for (int i = 0; i < 8; ++i) acc[i] = _mm256_set1_epi32(i);
+  const __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2), ones = _mm256_set1_epi16(1);
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int r = 0; r < 2; ++r)
+      for (int i = 0; i < 8; ++i)
+        acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), ones));
+    __asm__ volatile("" : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]));
+  }
+  __m256i s = acc[0];
+  for (int i = 1; i < 8; ++i) s = _mm256_add_epi32(s, acc[i]);
+  volatile int sink = _mm256_extract_epi32(s, 0);
+  (void)sink;
+  return double(iters) * 16.0 * 32.0 * 2.0;
+}
+
+double fma_flops_avx2(int64_t iters) {
+  __m256 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm256_set1_ps(float(i));
+  const __m256 a = _mm256_set1_ps(1.0001f), b = _mm256_set1_ps(0.9999f);
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < 16; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+    __asm__ volatile("" : "+x"(acc[0]), "+x"(acc[1]), "+x"(acc[2]), "+x"(acc[3]));
+  }
+  __m256 s = acc[0];
+  for (int i = 1; i < 16; ++i) s = _mm256_add_ps(s, acc[i]);
+  volatile float sink = _mm256_cvtss_f32(s);
+  (void)sink;
+  return double(iters) * 16.0 * 8.0 * 2.0;
+}
+
+}  // namespace hexe::cpu::detail

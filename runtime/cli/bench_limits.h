@@ -1,0 +1,45 @@
+// The machine limits benchmarks divide by, measured in the benchmark's own process: DRAM read
+// bandwidth over a caller's buffer, peak int8 / bf16 dot-product rates on every pool thread, and
+// the sizes (last-level cache, available memory) that size weight sets.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cpu_kernels/format.h"
+#include "cpu_kernels/thread_pool.h"
+
+namespace hexe::cli {
+
+size_t llc_bytes();             // largest data/unified cache level of cpu0 (sysfs); 32 MiB if unknown
+size_t mem_available_bytes();   // MemAvailable of /proc/meminfo; 0 if unknown
+std::string load_average();     // "a b c" from /proc/loadavg
+
+// GB/s reading [buf, buf + bytes) once, split over the pool's threads; best of `reps` passes
+// (the limit, so the best pass). buf 64-byte aligned, bytes a multiple of 64 * threads.
+double dram_read_gbs(const uint8_t* buf, size_t bytes, cpu::ThreadPool& pool, int reps = 3);
+
+// Peak rates over all pool threads at once, in G operations/s (2 per multiply-add); best of 3.
+double peak_int8_gops(cpu::ThreadPool& pool);
+double peak_bf16_gflops(cpu::ThreadPool& pool);
+
+// Fills n_rows rows of `row_bytes` with random blocks of `type` whose values are finite and of
+// unit-ish magnitude (random levels, small positive scales); split over the pool (first touch).
+void fill_random_weights(cpu::DType type, uint8_t* dst, size_t bytes, uint64_t seed,
+                         cpu::ThreadPool& pool);
+
+// A 64-byte aligned, page-touched byte buffer (no value initialisation cost beyond the fill).
+struct AlignedBytes {
+  uint8_t* data = nullptr;
+  size_t size = 0;
+  explicit AlignedBytes(size_t n);
+  ~AlignedBytes();
+  AlignedBytes(const AlignedBytes&) = delete;
+  AlignedBytes& operator=(const AlignedBytes&) = delete;
+};
+
+double median(std::vector<double> v);
+
+}  // namespace hexe::cli

@@ -1,0 +1,49 @@
+// A plan saved as JSON carries every tensor's device and type, every layer's op devices and the
+// predictions, consistent with the in-memory plan.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "placement/hardware_profile.h"
+#include "placement/model_shapes.h"
+#include "placement/strategies.h"
+
+namespace hexe::place {
+namespace {
+
+TEST(PlanJson, SavedPlanMatchesThePlan) {
+  PlanModel m = load_model_shape("glm-4.5-air", QuantRecipe::Q4_K_M);
+  HardwareProfile hw = resolve_profile("threadripper-7965wx-rtx4090");
+  PlanInputs in;
+  in.model = &m;
+  in.hw = &hw;
+  in.workload.context = 16384;
+  Plan p = make_plan(in, Strategy::ExpertsCpuHot);
+  const std::string path = std::string(HEXE_BINARY_DIR) + "/plan_json_test.json";
+  save_plan(p, path);
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(path));
+  std::filesystem::remove(path);
+  EXPECT_EQ(j.at("strategy"), "experts-cpu+hot");
+  EXPECT_EQ(j.at("fits"), p.fits);
+  ASSERT_EQ(j.at("tensors").size(), m.spec.tensors.size());
+  uint64_t gpu_bytes = 0;
+  for (size_t i = 0; i < m.spec.tensors.size(); ++i) {
+    const auto& t = j.at("tensors")[i];
+    EXPECT_EQ(t.at("name"), m.spec.tensors[i].name);
+    EXPECT_EQ(t.at("type"), std::string(dtype_name(m.spec.tensors[i].type)));
+    if (t.at("device") == "gpu") gpu_bytes += t.at("bytes").get<uint64_t>();
+  }
+  EXPECT_LE(gpu_bytes, j.at("memory").at("gpu").at("weights").get<uint64_t>());
+  EXPECT_EQ(j.at("memory").at("gpu").at("total").get<uint64_t>(), p.gpu.total());
+  ASSERT_EQ(j.at("layers").size(), size_t(m.spec.n_layers));
+  EXPECT_EQ(j.at("layers")[0].at("moe"), false);  // GLM-4.5-Air: first layer dense
+  EXPECT_EQ(j.at("layers")[1].at("experts_decode"), "cpu");
+  EXPECT_EQ(j.at("layers")[1].at("kv"), "gpu");
+  EXPECT_DOUBLE_EQ(j.at("prediction").at("decode").at("tokens_per_s").get<double>(), p.decode.tokens_per_s);
+  EXPECT_EQ(j.at("workload").at("context"), 16384);
+}
+
+}  // namespace
+}  // namespace hexe::place
