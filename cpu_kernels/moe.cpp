@@ -1,10 +1,15 @@
-// Routed-expert FFN of one MoE layer. Plan: bucket (token, slot) pairs by expert; quantise each
-// token's activation once; gather each expert's rows; then three parallel phases over
-// (expert x weight-row block) items - gate+up, swiglu+requantise, down - and a per-token
-// weighted sum in slot order (deterministic for any thread count).
+// Routed-expert FFN of one MoE layer in ONE pool dispatch. Plan: bucket (token, slot) pairs by
+// expert; quantise each token's activation once; then independent units (expert x slice of n_ff)
+// taken dynamically by the threads: a unit computes its gate and up rows, swiglu, requantises
+// that slice of h and multiplies it by the matching columns of down, giving a partial [m x hidden]
+// result of its own. No barrier inside the layer: a thread that is descheduled (oversubscribed
+// machine) just takes fewer units. The caller then sums the partials per token in slot order and
+// slice order, so the result does not depend on which thread ran what. n_ff is sliced only when
+// there are fewer used experts than threads (decode with small top-k on many cores).
 #include "cpu_kernels/moe.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <vector>
 
@@ -16,48 +21,41 @@
 namespace hexe::cpu {
 namespace {
 
-constexpr int64_t kRowsN = 16;  // weight rows per work item
-constexpr int64_t kRowsM = 64;  // token rows per kernel call
+constexpr int64_t kRowsM = 64;  // token rows per kernel call (kernels reuse weights 4 rows at once)
+// Units per thread the slicing aims for: a thread that stalls (preempted, late to wake) holds up
+// the layer by at most one unit, and dynamic taking balances the rest.
+constexpr int64_t kUnitsPerThread = 1;
 
 struct Plan {
-  std::vector<int64_t> offset;   // [n_experts + 1]: start of each expert's rows in `rows`
-  std::vector<int64_t> rows;     // (token * top_k + slot) grouped by expert
-  std::vector<int> used;         // experts with at least one token
+  std::vector<int64_t> offset;  // [n_experts + 1]: start of each expert's rows in `rows`
+  std::vector<int64_t> rows;    // (token * top_k + slot) grouped by expert
+  std::vector<int64_t> pos;     // [pairs]: position of (token, slot) in `rows`
+  std::vector<int> used;        // experts with at least one token
+  int64_t max_m = 0;            // most tokens on one expert
 };
 
 void make_plan(const MoeParams& p, Plan& plan) {
   plan.offset.assign(size_t(p.n_experts) + 1, 0);
   const int64_t pairs = p.n_tokens * p.top_k;
   for (int64_t r = 0; r < pairs; ++r) ++plan.offset[size_t(p.ids[r]) + 1];
-  for (int e = 0; e < p.n_experts; ++e) plan.offset[size_t(e) + 1] += plan.offset[size_t(e)];
-  plan.rows.resize(size_t(pairs));
-  std::vector<int64_t> fill(plan.offset.begin(), plan.offset.end() - 1);
-  for (int64_t r = 0; r < pairs; ++r) plan.rows[size_t(fill[size_t(p.ids[r])]++)] = r;
   plan.used.clear();
-  for (int e = 0; e < p.n_experts; ++e)
-    if (plan.offset[size_t(e) + 1] > plan.offset[size_t(e)]) plan.used.push_back(e);
-}
-
-// Runs fn(expert, row_begin, row_end) over (used expert x block of `n` rows) items on the pool.
-template <class Fn>
-void for_expert_blocks(const Plan& plan, int64_t n, ThreadPool* pool, Fn&& fn) {
-  const int64_t blocks = (n + kRowsN - 1) / kRowsN;
-  const int64_t items = int64_t(plan.used.size()) * blocks;
-  auto body = [&](int64_t b, int64_t e) {
-    for (int64_t it = b; it < e; ++it) {
-      const int ex = plan.used[size_t(it / blocks)];
-      const int64_t r0 = (it % blocks) * kRowsN;
-      fn(ex, r0, std::min(n, r0 + kRowsN));
-    }
-  };
-  if (pool && pool->size() > 1) pool->parallel_for(items, 1, body);
-  else body(0, items);
-}
-
-template <class Fn>
-void for_range(int64_t n, ThreadPool* pool, Fn&& fn) {
-  if (pool && pool->size() > 1) pool->parallel_for(n, 1, fn);
-  else fn(0, n);
+  plan.max_m = 0;
+  for (int e = 0; e < p.n_experts; ++e) {
+    const int64_t m = plan.offset[size_t(e) + 1];
+    if (m > 0) plan.used.push_back(e);
+    plan.max_m = std::max(plan.max_m, m);
+    plan.offset[size_t(e) + 1] += plan.offset[size_t(e)];
+  }
+  plan.rows.resize(size_t(pairs));
+  plan.pos.resize(size_t(pairs));
+  // Fill positions without another allocation: offset[e] walks forward, then is restored.
+  for (int64_t r = 0; r < pairs; ++r) {
+    const int64_t i = plan.offset[size_t(p.ids[r])]++;
+    plan.rows[size_t(i)] = r;
+    plan.pos[size_t(r)] = i;
+  }
+  for (int e = p.n_experts; e > 0; --e) plan.offset[size_t(e)] = plan.offset[size_t(e) - 1];
+  plan.offset[0] = 0;
 }
 
 // y[m x nr] = act[m rows] . w[nr rows]^T, m split into kernel-sized chunks.
@@ -67,24 +65,39 @@ void gemm(const GemmKernel& g, int64_t k, const uint8_t* w, size_t wrb, int64_t 
     g.fn(k, w, wrb, nr, act + m0 * arb, arb, std::min(kRowsM, m - m0), y + m0 * ys, ys);
 }
 
+struct ThreadScratch {
+  std::vector<float> g, u;   // [m][slice]
+  std::vector<uint8_t> hq;   // [m] rows of the slice of h in down's activation format
+};
+
 struct Scratch {
   Plan plan;
-  std::vector<uint8_t> xq, xe_gate, xe_up, hq;
-  std::vector<float> g, u, d;
+  std::vector<uint8_t> xq, xe_gate, xe_up;
+  std::vector<float> d;  // [n_slices][pairs][hidden] partial down outputs
+  std::vector<ThreadScratch> per_thread;
 };
+
+template <class Fn>
+void for_range(int64_t n, ThreadPool* pool, Fn&& fn) {
+  if (pool && pool->size() > 1 && n > 1) pool->parallel_for(n, 1, fn);
+  else fn(0, n);
+}
 
 }  // namespace
 
 void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   const int64_t H = p.hidden, F = p.n_ff;
-  for (int64_t t = 0; t < p.n_tokens; ++t) std::fill_n(p.y + t * H, H, 0.f);
   const GemmKernel* kg = select_gemm(p.gate_type, H, max_tier);
   const GemmKernel* ku = select_gemm(p.up_type, H, max_tier);
   const GemmKernel* kd = select_gemm(p.down_type, F, max_tier);
-  if (!kg || !ku || !kd || p.n_tokens <= 0) return;  // no kernel: the loader rejects such weights
+  if (!kg || !ku || !kd || p.n_tokens <= 0) {  // no kernel: the loader rejects such weights
+    for (int64_t t = 0; t < std::max<int64_t>(p.n_tokens, 0); ++t) std::fill_n(p.y + t * H, H, 0.f);
+    return;
+  }
+  const int nth = pool ? pool->size() : 1;
 
   // The caller's scratch, reached through a reference: workers must not see their own
-  // (empty) thread_local instance inside the lambdas below.
+  // (empty) thread_local instance inside the lambdas below. Grows only; no steady-state allocation.
   thread_local Scratch tls;
   Scratch& s = tls;
   make_plan(p, s.plan);
@@ -98,66 +111,96 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   s.xq.resize(size_t(p.n_tokens) * (rbg + (same_act ? 0 : rbu)));
   uint8_t* xq_g = s.xq.data();
   uint8_t* xq_u = same_act ? xq_g : xq_g + size_t(p.n_tokens) * rbg;
-  for_range(p.n_tokens, pool, [&](int64_t b, int64_t e) {
+  auto quantize_x = [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
       quantize_row(ag, p.x + t * H, xq_g + t * rbg, H);
       if (!same_act) quantize_row(au, p.x + t * H, xq_u + t * rbu, H);
     }
-  });
+  };
+  if (p.n_tokens >= 16) for_range(p.n_tokens, pool, quantize_x);  // a dispatch pays off in prefill
+  else quantize_x(0, p.n_tokens);
   // Gather each expert's rows contiguously (a copy of quantised bytes, not a requantisation).
-  s.xe_gate.resize(size_t(pairs) * rbg);
-  s.xe_up.resize(same_act ? 0 : size_t(pairs) * rbu);
-  uint8_t* xe_g = s.xe_gate.data();
-  uint8_t* xe_u = same_act ? xe_g : s.xe_up.data();
-  for (int64_t i = 0; i < pairs; ++i) {
-    const int64_t tok = plan.rows[size_t(i)] / p.top_k;
-    std::memcpy(xe_g + i * rbg, xq_g + tok * rbg, rbg);
-    if (!same_act) std::memcpy(xe_u + i * rbu, xq_u + tok * rbu, rbu);
+  // Decode with one token needs no gather: every expert reads the one row.
+  const uint8_t* xe_g = xq_g;
+  const uint8_t* xe_u = xq_u;
+  if (p.n_tokens > 1) {
+    s.xe_gate.resize(size_t(pairs) * rbg);
+    s.xe_up.resize(same_act ? 0 : size_t(pairs) * rbu);
+    for (int64_t i = 0; i < pairs; ++i) {
+      const int64_t tok = plan.rows[size_t(i)] / p.top_k;
+      std::memcpy(s.xe_gate.data() + i * rbg, xq_g + tok * rbg, rbg);
+      if (!same_act) std::memcpy(s.xe_up.data() + i * rbu, xq_u + tok * rbu, rbu);
+    }
+    xe_g = s.xe_gate.data();
+    xe_u = same_act ? xe_g : s.xe_up.data();
+  }
+  const size_t x_stride_g = p.n_tokens > 1 ? rbg : 0;  // decode: the same row for every pair
+  const size_t x_stride_u = p.n_tokens > 1 ? rbu : 0;
+
+  // Units: (used expert) x (slice of n_ff, in whole blocks of down's format).
+  const int64_t blk = int64_t(info(p.down_type).block_elems);
+  const int64_t n_blk = F / blk;
+  const int64_t n_used = int64_t(plan.used.size());
+  const int64_t n_slices = std::clamp<int64_t>((kUnitsPerThread * nth + n_used - 1) / n_used, 1, n_blk);
+  const int64_t n_units = n_used * n_slices;
+  const DType ad = paired_activation(p.down_type);
+  const size_t wg = row_bytes(p.gate_type, uint64_t(H)), wu = row_bytes(p.up_type, uint64_t(H));
+  const size_t wd = row_bytes(p.down_type, uint64_t(F));
+  const int64_t max_slice = (n_blk + n_slices - 1) / n_slices * blk;
+  s.d.resize(size_t(n_slices * pairs * H));
+  if (s.per_thread.size() < size_t(nth)) s.per_thread.resize(size_t(nth));
+  for (int t = 0; t < nth; ++t) {
+    ThreadScratch& ts = s.per_thread[size_t(t)];
+    const size_t need = size_t(plan.max_m * max_slice);
+    if (ts.g.size() < need) ts.g.resize(need), ts.u.resize(need);
+    const size_t hq = size_t(plan.max_m) * row_bytes(ad, uint64_t(max_slice));
+    if (ts.hq.size() < hq) ts.hq.resize(hq);
   }
 
-  // Phase 1: gate and up projections, items = expert x block of n_ff rows.
-  s.g.resize(size_t(pairs * F));
-  s.u.resize(size_t(pairs * F));
-  const size_t wg = row_bytes(p.gate_type, uint64_t(H)), wu = row_bytes(p.up_type, uint64_t(H));
-  for_expert_blocks(plan, F, pool, [&](int e, int64_t r0, int64_t r1) {
-    const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
-    gemm(*kg, H, static_cast<const uint8_t*>(p.experts[e].gate) + r0 * wg, wg, r1 - r0,
-         xe_g + o * rbg, rbg, m, s.g.data() + o * F + r0, F);
-    gemm(*ku, H, static_cast<const uint8_t*>(p.experts[e].up) + r0 * wu, wu, r1 - r0,
-         xe_u + o * rbu, rbu, m, s.u.data() + o * F + r0, F);
-  });
-
-  // Phase 2: swiglu and the down projection's activation format, per (expert, token) row.
-  const DType ad = paired_activation(p.down_type);
-  const size_t rbd = row_bytes(ad, uint64_t(F));
-  s.hq.resize(size_t(pairs) * rbd);
-  for_range(pairs, pool, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      float* h = s.g.data() + i * F;
-      swiglu(h, s.u.data() + i * F, h, F);
-      quantize_row(ad, h, s.hq.data() + i * rbd, F);
+  std::atomic<int64_t> next{0};
+  auto work = [&](int ith, int) {
+    ThreadScratch& ts = s.per_thread[size_t(ith)];
+    for (int64_t it; (it = next.fetch_add(1, std::memory_order_relaxed)) < n_units;) {
+      const int e = plan.used[size_t(it / n_slices)];
+      const int64_t sl = it % n_slices;
+      const int64_t c0 = sl * n_blk / n_slices * blk, c1 = (sl + 1) * n_blk / n_slices * blk;
+      const int64_t len = c1 - c0;
+      const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
+      const ExpertWeights& ew = p.experts[e];
+      // Gate and up rows [c0, c1) for the expert's m tokens: [m][len].
+      gemm(*kg, H, static_cast<const uint8_t*>(ew.gate) + c0 * wg, wg, len, xe_g + o * x_stride_g,
+           x_stride_g, m, ts.g.data(), len);
+      gemm(*ku, H, static_cast<const uint8_t*>(ew.up) + c0 * wu, wu, len, xe_u + o * x_stride_u,
+           x_stride_u, m, ts.u.data(), len);
+      const size_t rbd = row_bytes(ad, uint64_t(len));
+      for (int64_t i = 0; i < m; ++i) {
+        float* h = ts.g.data() + i * len;
+        swiglu(h, ts.u.data() + i * len, h, len);
+        quantize_row(ad, h, ts.hq.data() + size_t(i) * rbd, len);
+      }
+      // Down: all hidden rows, columns [c0, c1) (a block-aligned byte range of each row).
+      const size_t col_off = row_bytes(p.down_type, uint64_t(c0));
+      gemm(*kd, len, static_cast<const uint8_t*>(ew.down) + col_off, wd, H, ts.hq.data(), rbd, m,
+           s.d.data() + (sl * pairs + o) * H, H);
     }
-  });
+  };
+  if (pool && nth > 1 && n_units > 1) pool->run(work);
+  else work(0, 1);
 
-  // Phase 3: down projection, items = expert x block of hidden rows.
-  s.d.resize(size_t(pairs * H));
-  const size_t wd = row_bytes(p.down_type, uint64_t(F));
-  for_expert_blocks(plan, H, pool, [&](int e, int64_t r0, int64_t r1) {
-    const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
-    gemm(*kd, F, static_cast<const uint8_t*>(p.experts[e].down) + r0 * wd, wd, r1 - r0,
-         s.hq.data() + o * rbd, rbd, m, s.d.data() + o * H + r0, H);
-  });
-
-  // Phase 4: y[t] = sum over slots (in slot order) of weight * down row.
-  std::vector<int64_t> pos(static_cast<size_t>(pairs));  // position of (token, slot) in plan.rows
-  for (int64_t i = 0; i < pairs; ++i) pos[size_t(plan.rows[size_t(i)])] = i;
-  for_range(p.n_tokens, pool, [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t)
+  // y[t] = sum over slots (in slot order) of weight * (sum over slices of the partial rows).
+  auto reduce = [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      float* y = p.y + t * H;
+      std::fill_n(y, H, 0.f);
       for (int k = 0; k < p.top_k; ++k) {
         const int64_t r = t * p.top_k + k;
-        axpy(p.weights[r], s.d.data() + pos[size_t(r)] * H, p.y + t * H, H);
+        for (int64_t sl = 0; sl < n_slices; ++sl)
+          axpy(p.weights[r], s.d.data() + (sl * pairs + plan.pos[size_t(r)]) * H, y, H);
       }
-  });
+    }
+  };
+  if (p.n_tokens >= 16) for_range(p.n_tokens, pool, reduce);
+  else reduce(0, p.n_tokens);
 }
 
 void moe_experts(const MoeParams& p, ThreadPool& pool) { moe_experts_at(p, active_isa(), &pool); }

@@ -20,8 +20,8 @@ struct KvCache::Sequence {
 };
 
 KvCache::KvCache(const KvCacheConfig& cfg) : cfg_(cfg) {
-  if (cfg.n_layers <= 0 || cfg.k_row_floats <= 0 || cfg.v_row_floats <= 0 || cfg.page_tokens <= 0)
-    throw Error("KV cache: layers, row sizes and page size must be positive");
+  if (cfg.n_layers <= 0 || cfg.k_row_floats <= 0 || cfg.v_row_floats < 0 || cfg.page_tokens <= 0)
+    throw Error("KV cache: layers, K row size and page size must be positive (V rows may be 0: MLA keeps V in K)");
   page_floats_ = int64_t(cfg.n_layers) * cfg.page_tokens * (cfg.k_row_floats + cfg.v_row_floats);
 }
 

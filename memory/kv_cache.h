@@ -10,7 +10,7 @@ namespace hexe::mem {
 struct KvCacheConfig {
   int n_layers = 0;
   int64_t k_row_floats = 0;      // floats of K per token per layer (n_kv_heads x head_dim)
-  int64_t v_row_floats = 0;      // floats of V per token per layer
+  int64_t v_row_floats = 0;      // floats of V per token per layer (0: none, as MLA reads V from K)
   int page_tokens = 64;          // tokens per page
   int64_t max_tokens = 1 << 20;  // upper bound on tokens held over all sequences (pages beyond: error)
 };

@@ -65,6 +65,30 @@ struct ModelSpec {
   float routed_scaling = 1.f;
   bool tied_embeddings = false;
 
+  // Multi-head latent attention (deepseek2). kv_lora_rank > 0 marks MLA: the KV cache holds
+  // kv_lora_rank + qk_rope_dim values per token per layer; head_dim is qk_nope_dim + qk_rope_dim.
+  int q_lora_rank = 0;       // 0: q = Wq x directly (V2-Lite)
+  int kv_lora_rank = 0;
+  int qk_nope_dim = 0;
+  int qk_rope_dim = 0;
+  int v_head_dim = 0;
+  // Group-limited routing (DeepSeek-V3): experts in n_group groups, tokens pick topk_group groups
+  // by the sum of each group's two best biased scores, then top-k inside them.
+  int n_group = 1;
+  int topk_group = 1;
+  int n_ff_shexp = 0;        // shared-expert FFN size (all shared experts fused), 0: none
+  // YaRN RoPE (rope_scaling_factor > 1): inv_freq blended by the ramp between beta_fast/slow
+  // over the original context; cos/sin times rope_attn_factor; attention scores times
+  // attn_scale_mul (DeepSeek's mscale^2 = (1 + 0.1 mscale_all_dim ln factor)^2).
+  float rope_scaling_factor = 1.f;
+  int rope_orig_ctx = 0;
+  float yarn_beta_fast = 32.f;
+  float yarn_beta_slow = 1.f;
+  float rope_attn_factor = 1.f;
+  float attn_scale_mul = 1.f;
+  int rope_dim = 0;          // rotated dims per head (0: all of head_dim)
+  bool attn_qkv_bias = false;
+
   std::vector<TensorSpec> tensors;
 
   // Derived figures; "active" counts n_expert_used routed experts (+ shared) per token.

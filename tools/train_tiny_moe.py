@@ -265,7 +265,7 @@ def main() -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        if step % 10 == 0 or step == args.steps - 1:
+        if step % 5 == 0 or step == args.steps - 1:
             say(f"step {step:5d} loss {ce.item():.4f} aux {float(aux):.3f} "
                 f"lr {lr_at(step):.2e} {time.time() - t0:7.1f}s")
         if time.time() - t0 > args.max_minutes * 60:

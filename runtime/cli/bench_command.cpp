@@ -1,10 +1,30 @@
-// `hexe bench`: placeholder until its implementation lands in this session.
+// `hexe bench`: `hexe bench moe-layer ...` (one synthetic routed-expert layer) and
+// `hexe bench -m FILE ...` (end to end, llama-bench style rows).
+#include <memory>
+
 #include "memory/error.h"
+#include "runtime/cli/bench_moe_layer.h"
 #include "runtime/cli/commands.h"
 
 namespace hexe::cli {
+
 void add_bench_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("bench", "bench");
-  cmd->callback([] { throw Error("hexe bench: not built yet"); });
+  auto* cmd = app.add_subcommand("bench", "Benchmarks: one MoE layer (moe-layer) or a model end to end (-m FILE)");
+  auto mo = std::make_shared<MoeLayerBenchOptions>();
+  auto* moe = cmd->add_subcommand("moe-layer", "One routed-expert layer with a real model's shapes; last line `ratio <x>`");
+  moe->add_option("--shape", mo->shape, "qwen3-30b-a3b | qwen3-235b-a22b | deepseek-v3")->capture_default_str();
+  moe->add_option("--quant", mo->quant, "q4_k | q8_0 | bf16 (or another computable type)")->capture_default_str();
+  moe->add_option("--tokens", mo->tokens, "Tokens per step (<= 8: decode, GB/s; more: prefill, GFLOP/s)")
+      ->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 20));
+  moe->add_option("-t,--threads", mo->threads, "Threads (0: all)")->capture_default_str();
+  moe->add_flag("--pin", mo->pin, "Pin thread i to core i");
+  moe->add_option("-r,--runs", mo->runs, "Runs; the figure is their median")->capture_default_str()->check(CLI::Range(1, 100));
+  moe->add_option("--set-mib", mo->set_mib, "Weight set size (default 4 x LLC, <= 6 GiB and MemAvailable/2)");
+  moe->add_option("--seed", mo->seed, "Random seed")->capture_default_str();
+  moe->callback([mo] { run_moe_layer_bench(*mo); });
+  cmd->callback([cmd] {
+    if (cmd->get_subcommands().empty()) throw Error("hexe bench: give `moe-layer ...` or -m FILE");
+  });
 }
+
 }  // namespace hexe::cli

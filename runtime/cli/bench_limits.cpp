@@ -99,9 +99,9 @@ double dram_read_gbs(const uint8_t* buf, size_t bytes, cpu::ThreadPool& pool, in
 double peak_int8_gops(cpu::ThreadPool& pool) { return peak_rate(pool, cpu::int8_dot_ops); }
 double peak_bf16_gflops(cpu::ThreadPool& pool) { return peak_rate(pool, cpu::bf16_dot_flops); }
 
-void fill_random_weights(cpu::DType type, uint8_t* dst, size_t bytes, uint64_t seed,
+void fill_random_weights(DType type, uint8_t* dst, size_t bytes, uint64_t seed,
                          cpu::ThreadPool& pool) {
-  const cpu::DTypeInfo& inf = cpu::info(type);
+  const DTypeInfo& inf = info(type);
   const size_t bb = inf.block_bytes;
   const size_t blocks = bytes / bb;
   pool.parallel_for(int64_t(blocks), 4096, [&](int64_t b0, int64_t b1) {
@@ -116,26 +116,26 @@ void fill_random_weights(cpu::DType type, uint8_t* dst, size_t bytes, uint64_t s
       uint8_t* blk = dst + size_t(b) * bb;
       const uint16_t d = inf.block_elems > 1 ? cpu::f32_to_f16(0.001f + float(splitmix(s) % 1000) * 1e-6f) : 0;
       switch (type) {
-        case cpu::DType::Q4_K: case cpu::DType::Q5_K:  // d, dmin first
+        case DType::Q4_K: case DType::Q5_K:  // d, dmin first
           std::memcpy(blk, &d, 2);
           std::memcpy(blk + 2, &d, 2);
           break;
-        case cpu::DType::Q6_K:  // d last
+        case DType::Q6_K:  // d last
           std::memcpy(blk + offsetof(cpu::BlockQ6_K, d), &d, 2);
           break;
-        case cpu::DType::Q4_0: case cpu::DType::Q5_0: case cpu::DType::Q8_0:
-        case cpu::DType::Q4_1: case cpu::DType::Q5_1:
+        case DType::Q4_0: case DType::Q5_0: case DType::Q8_0:
+        case DType::Q4_1: case DType::Q5_1:
           std::memcpy(blk, &d, 2);
-          if (type == cpu::DType::Q4_1 || type == cpu::DType::Q5_1) std::memcpy(blk + 2, &d, 2);
+          if (type == DType::Q4_1 || type == DType::Q5_1) std::memcpy(blk + 2, &d, 2);
           break;
-        case cpu::DType::BF16: case cpu::DType::F16: {  // sign, exponent near 1, random mantissa
+        case DType::BF16: case DType::F16: {  // sign, exponent near 1, random mantissa
           uint16_t v;
           std::memcpy(&v, blk, 2);
-          v = type == cpu::DType::BF16 ? uint16_t((v & 0x807F) | 0x3C00) : uint16_t((v & 0x83FF) | 0x3000);
+          v = type == DType::BF16 ? uint16_t((v & 0x807F) | 0x3C00) : uint16_t((v & 0x83FF) | 0x3000);
           std::memcpy(blk, &v, 2);
           break;
         }
-        case cpu::DType::F32: {
+        case DType::F32: {
           const float f = float(int(blk[0]) - 128) * 1e-3f;
           std::memcpy(blk, &f, 4);
           break;

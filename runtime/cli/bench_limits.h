@@ -27,7 +27,7 @@ double peak_bf16_gflops(cpu::ThreadPool& pool);
 
 // Fills n_rows rows of `row_bytes` with random blocks of `type` whose values are finite and of
 // unit-ish magnitude (random levels, small positive scales); split over the pool (first touch).
-void fill_random_weights(cpu::DType type, uint8_t* dst, size_t bytes, uint64_t seed,
+void fill_random_weights(DType type, uint8_t* dst, size_t bytes, uint64_t seed,
                          cpu::ThreadPool& pool);
 
 // A 64-byte aligned, page-touched byte buffer (no value initialisation cost beyond the fill).

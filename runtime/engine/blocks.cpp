@@ -27,8 +27,19 @@ void Workspace::reserve(const place::ModelSpec& s, int64_t t) {
   grow(router, t * std::max(1, s.n_expert));
   grow(expert_ids, t * std::max(1, s.n_expert_used));
   grow(expert_weights, t * std::max(1, s.n_expert_used));
-  grow(gate, t * std::max(1, s.n_ff));
-  grow(up, t * std::max(1, s.n_ff));
+  grow(gate, t * std::max({1, s.n_ff, s.n_ff_shexp}));
+  grow(up, t * std::max({1, s.n_ff, s.n_ff_shexp}));
+  if (s.n_ff_shexp > 0) grow(shared_out, t * s.n_embd);
+  if (s.kv_lora_rank > 0) {
+    const int64_t lat = int64_t(s.kv_lora_rank) + s.qk_rope_dim;
+    grow(attn, t * s.n_head * std::max(s.head_dim, s.v_head_dim));
+    grow(mla_qa, t * std::max(1, s.q_lora_rank));
+    grow(mla_lat, t * lat);
+    grow(mla_qlat, t * s.n_head * lat);
+    grow(mla_olat, t * s.n_head * s.kv_lora_rank);
+    grow(mla_tmp_in, t * std::max(s.qk_nope_dim, s.kv_lora_rank));
+    grow(mla_tmp_out, t * std::max(s.kv_lora_rank, s.v_head_dim));
+  }
 }
 
 void linear(const Linear& w, const float* x, int64_t m, float* y, cpu::ThreadPool& pool, bool reference) {
@@ -64,6 +75,62 @@ cpu::RopeParams rope_params(const place::ModelSpec& s) {
 
 void add_rows(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+// DeepSeek-V3 routing, as HF's DeepseekV3TopkRouter: scores = sigmoid(logits); the selection
+// bias is added only to choose; with n_group > 1 only the topk_group groups with the largest sum
+// of their two best biased scores compete; the weights are the unbiased scores of the chosen k,
+// renormalised (+1e-20) when norm_topk_prob. `logits` [n_expert] is overwritten.
+void sigmoid_group_top_k(const place::ModelSpec& s, const LayerWeights& lw, float* logits, int k, int* idx,
+                         float* w) {
+  const int n = s.n_expert;
+  std::vector<float> scores(n), choice(n);
+  for (int e = 0; e < n; ++e) {
+    scores[e] = 1.f / (1.f + std::exp(-logits[e]));
+    choice[e] = scores[e] + (lw.router_bias.empty() ? 0.f : lw.router_bias[e]);
+  }
+  const int G = s.n_group;
+  if (G > 1 && s.topk_group < G && n % G == 0) {
+    const int per = n / G;
+    std::vector<float> group_score(G);
+    for (int g = 0; g < G; ++g) {
+      float best = -INFINITY, second = -INFINITY;
+      for (int e = g * per; e < (g + 1) * per; ++e) {
+        if (choice[e] > best) {
+          second = best;
+          best = choice[e];
+        } else if (choice[e] > second) {
+          second = choice[e];
+        }
+      }
+      group_score[g] = per > 1 ? best + second : best;
+    }
+    std::vector<int> gidx(s.topk_group);
+    std::vector<float> gval(s.topk_group);
+    cpu::top_k(group_score.data(), G, s.topk_group, gidx.data(), gval.data());
+    std::vector<char> keep(G, 0);
+    for (int g : gidx) keep[g] = 1;
+    for (int e = 0; e < n; ++e)
+      if (!keep[e / per]) choice[e] = -INFINITY;
+  }
+  std::vector<float> top(k);
+  cpu::top_k(choice.data(), n, k, idx, top.data());
+  float sum = 0.f;
+  for (int i = 0; i < k; ++i) sum += (w[i] = scores[idx[i]]);
+  if (s.norm_topk_prob)
+    for (int i = 0; i < k; ++i) w[i] /= sum + 1e-20f;
+}
+
+// Shared experts: ws.shared_out = down(silu(gate(h)) * up(h)) for the normed input in ws.h.
+void shared_experts(LayerContext& ctx) {
+  const auto& lw = ctx.model.layers[ctx.layer];
+  auto& ws = ctx.ws;
+  auto& pool = *ctx.attn_device.cpu_pool();
+  const int64_t T = ctx.batch.n, F = lw.shexp_gate.n_out;
+  linear(lw.shexp_gate, ws.h.data(), T, ws.gate.data(), pool, ctx.reference_kernels);
+  linear(lw.shexp_up, ws.h.data(), T, ws.up.data(), pool, ctx.reference_kernels);
+  cpu::swiglu(ws.gate.data(), ws.up.data(), ws.gate.data(), T * F);
+  linear(lw.shexp_down, ws.gate.data(), T, ws.shared_out.data(), pool, ctx.reference_kernels);
 }
 
 }  // namespace
@@ -131,7 +198,9 @@ void route_tokens(LayerContext& ctx) {
     int32_t* ids = ws.expert_ids.data() + t * k;
     float* w = ws.expert_weights.data() + t * k;
     std::vector<int> idx(k);
-    if (s.gating == place::GatingOrder::SoftmaxThenTopK) {
+    if (s.router_fn == place::RouterFn::Sigmoid) {
+      sigmoid_group_top_k(s, lw, logits, k, idx.data(), w);
+    } else if (s.gating == place::GatingOrder::SoftmaxThenTopK) {
       cpu::softmax(logits, n_exp);
       cpu::top_k(logits, n_exp, k, idx.data(), top.data());
       float sum = 0.f;
@@ -172,6 +241,7 @@ void moe_block(LayerContext& ctx) {
   mp.ids = ws.expert_ids.data();
   mp.weights = ws.expert_weights.data();
   mp.y = ws.ffn_out.data();
+  const bool shared = bool(lw.shexp_gate);
   if (ctx.reference_kernels) {
     cpu::moe_experts_ref(mp);
   } else if (ctx.split) {
@@ -179,11 +249,14 @@ void moe_block(LayerContext& ctx) {
     // (shared experts, when the architecture has them, run here before the wait).
     Device& dev = ctx.expert_device;
     dev.enqueue([mp, &dev] { cpu::moe_experts(mp, *dev.cpu_pool()); });
+    if (shared) shared_experts(ctx);  // overlaps with the routed experts
     dev.synchronize();
   } else {
     cpu::moe_experts(mp, *ctx.attn_device.cpu_pool());
   }
+  if (shared && (!ctx.split || ctx.reference_kernels)) shared_experts(ctx);
   add_rows(ws.x.data(), ws.ffn_out.data(), T * E);
+  if (shared) add_rows(ws.x.data(), ws.shared_out.data(), T * E);
 }
 
 void dense_ffn_block(LayerContext& ctx) {

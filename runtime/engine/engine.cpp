@@ -20,6 +20,10 @@ mem::KvCacheConfig kv_config(const place::ModelSpec& s, int64_t n_ctx) {
   c.n_layers = s.n_layers;
   c.k_row_floats = int64_t(s.n_head_kv) * s.head_dim;
   c.v_row_floats = int64_t(s.n_head_kv) * s.head_dim;
+  if (s.kv_lora_rank > 0) {  // MLA: the normed latent + the roped shared key part, no V
+    c.k_row_floats = int64_t(s.kv_lora_rank) + s.qk_rope_dim;
+    c.v_row_floats = 0;
+  }
   c.page_tokens = 64;
   // Whole pages: a sequence of n_ctx tokens must fit even when n_ctx is not a page multiple.
   c.max_tokens = (std::max<int64_t>(n_ctx, 1) + c.page_tokens - 1) / c.page_tokens * c.page_tokens;

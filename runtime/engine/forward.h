@@ -29,6 +29,10 @@ struct Workspace {
   std::vector<int32_t> expert_ids;    // [T][top_k]
   std::vector<float> expert_weights;  // [T][top_k]
   std::vector<float> gate, up;        // dense FFN [T][n_ff]
+  std::vector<float> shared_out;      // [T][n_embd] shared experts' output
+  // MLA: q [T][n_head][qk_nope+qk_rope], latent [T][kv_lora+qk_rope],
+  // q_lat/o_lat [T][n_head][kv_lora] (attention in latent space), tmp rows for per-head matmuls.
+  std::vector<float> mla_qa, mla_lat, mla_qlat, mla_olat, mla_tmp_in, mla_tmp_out;
   void reserve(const place::ModelSpec& s, int64_t t);
 };
 

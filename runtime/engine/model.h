@@ -35,6 +35,18 @@ struct LayerWeights {
   // Dense FFN (layers without experts)
   Linear ffn_gate, ffn_up, ffn_down;
   bool is_moe() const { return !experts.empty(); }
+  // Appended for deepseek2/glm4moe (helper I).
+  std::vector<float> router_bias;             // exp_probs_b: added to scores to choose experts only
+  Linear shexp_gate, shexp_up, shexp_down;    // shared experts (fused), run on every token
+  std::vector<float> bq, bk, bv;              // attention q/k/v biases (GLM-4.5)
+  // Multi-head latent attention: q = q_b(norm(q_a x)) or wq x; kv_a -> latent + rope part.
+  Linear wq_a, wq_b, wkv_a;
+  std::vector<float> q_a_norm, kv_a_norm;
+  // Per head h: k_b[h] maps q_nope (qk_nope) to latent space (kv_lora rows), v_b[h] maps the
+  // latent (kv_lora) to the value head (v_head_dim rows). Views into the file (attn_k_b/attn_v_b)
+  // or into mla_owned (F32, split out of attn_kv_b).
+  std::vector<Linear> k_b, v_b;
+  std::vector<float> mla_owned;
 };
 
 class Model {

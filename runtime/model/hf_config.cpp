@@ -1,4 +1,5 @@
 // HF config.json -> GGUF metadata keys, as llama.cpp's convert_hf_to_gguf.py names them.
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -19,6 +20,8 @@ constexpr ArchMap kArchs[] = {
     {"Qwen3MoeForCausalLM", "qwen3moe"}, {"MixtralForCausalLM", "llama"},
     {"MistralForCausalLM", "llama"},     {"LlamaForCausalLM", "llama"},
     {"Qwen3ForCausalLM", "qwen3"},       {"Qwen2MoeForCausalLM", "qwen2moe"},
+    {"DeepseekV3ForCausalLM", "deepseek2"}, {"DeepseekV2ForCausalLM", "deepseek2"},
+    {"KimiK2ForCausalLM", "deepseek2"},     {"Glm4MoeForCausalLM", "glm4moe"},
 };
 
 class Config {
@@ -90,6 +93,57 @@ std::optional<int64_t> first_id(const json* v) {
   return std::nullopt;
 }
 
+// DeepSeek-V2/V3 (and Kimi-K2) MLA, grouped sigmoid routing, shared experts, leading dense
+// layers, YaRN with DeepSeek's mscale; GLM-4.5's routing shares the keys. As convert_hf_to_gguf
+// writes them for the older GGUF layout (attn_kv_b): key_length = nope + rope dims.
+void deepseek_family_keys(const Config& c, Metadata& md, const std::string& p, const std::string& arch) {
+  if (auto n = c.get_int("n_routed_experts")) {
+    md.set_int(p + "expert_count", *n);
+    md.set_int(p + "expert_used_count", c.require_int("num_experts_per_tok"));
+  }
+  if (auto v = c.get_int("moe_intermediate_size")) md.set_int(p + "expert_feed_forward_length", *v);
+  if (auto v = c.get_int("n_shared_experts")) md.set_int(p + "expert_shared_count", *v);
+  if (auto v = c.get_int("first_k_dense_replace")) md.set_int(p + "leading_dense_block_count", *v);
+  if (auto v = c.get_int("n_group")) md.set_int(p + "expert_group_count", *v);
+  if (auto v = c.get_int("topk_group")) md.set_int(p + "expert_group_used_count", *v);
+  if (auto v = c.get_float("routed_scaling_factor")) md.set_float(p + "expert_weights_scale", *v);
+  if (auto v = c.get_bool("norm_topk_prob")) md.set_bool(p + "expert_weights_norm", *v);
+  const json* sf = c.get("scoring_func");
+  // V3, Kimi-K2 and GLM-4.5 score with a sigmoid; V2 with a softmax, unless scoring_func says.
+  const bool v2 = md.get_string("hexe.hf_architecture").value_or("") == "DeepseekV2ForCausalLM";
+  const bool sigmoid = sf != nullptr && sf->is_string() ? *sf == "sigmoid" : !v2;
+  md.set_int(p + "expert_gating_func", sigmoid ? 2 : 1);
+  if (arch == "deepseek2") {
+    const int64_t rope = c.require_int("qk_rope_head_dim"), nope = c.require_int("qk_nope_head_dim");
+    md.set_int(p + "attention.kv_lora_rank", c.require_int("kv_lora_rank"));
+    if (auto q = c.get_int("q_lora_rank")) md.set_int(p + "attention.q_lora_rank", *q);
+    md.set_int(p + "attention.key_length", nope + rope);
+    md.set_int(p + "attention.value_length", c.require_int("v_head_dim"));
+    md.set_int(p + "rope.dimension_count", rope);
+  } else if (auto f = c.get_float("partial_rotary_factor")) {
+    const int64_t hd = c.get_int("head_dim").value_or(c.require_int("hidden_size") / c.require_int("num_attention_heads"));
+    md.set_int(p + "rope.dimension_count", int64_t(double(hd) * *f));
+  }
+  if (const json* rs = c.rope_scaling()) {
+    auto num = [&](const char* k) -> std::optional<double> {
+      auto it = rs->find(k);
+      if (it == rs->end() || !it->is_number()) return std::nullopt;
+      return it->get<double>();
+    };
+    const double factor = num("factor").value_or(1.0);
+    auto mscale = [&](double m) { return factor <= 1 ? 1.0 : 0.1 * m * std::log(factor) + 1.0; };
+    const auto ms = num("mscale"), ms_all = num("mscale_all_dim");
+    if (ms_all && *ms_all != 0) md.set_float(p + "rope.scaling.yarn_log_multiplier", 0.1 * *ms_all);
+    // HF's cos/sin multiplier (attention_factor); llama.cpp folds the same into its RoPE.
+    double attn = num("attention_factor").value_or(ms && ms_all && *ms != 0 && *ms_all != 0
+                                                       ? mscale(*ms) / mscale(*ms_all)
+                                                       : mscale(1.0));
+    md.set_float("hexe.rope.yarn_attn_factor", attn);
+    if (auto b = num("beta_fast")) md.set_float(p + "rope.scaling.yarn_beta_fast", *b);
+    if (auto b = num("beta_slow")) md.set_float(p + "rope.scaling.yarn_beta_slow", *b);
+  }
+}
+
 }  // namespace
 
 Metadata hf_config_to_metadata(const json& config, const std::string& source) {
@@ -157,6 +211,8 @@ Metadata hf_config_to_metadata(const json& config, const std::string& source) {
     if (auto o = rs->find("original_max_position_embeddings"); o != rs->end() && o->is_number_integer())
       md.set_int(p + "rope.scaling.original_context_length", o->get<int64_t>());
   }
+
+  if (arch == "deepseek2" || arch == "glm4moe") deepseek_family_keys(c, md, p, arch);
 
   if (auto v = first_id(c.get("bos_token_id"))) md.set_int("tokenizer.ggml.bos_token_id", *v);
   if (auto v = first_id(c.get("eos_token_id"))) md.set_int("tokenizer.ggml.eos_token_id", *v);

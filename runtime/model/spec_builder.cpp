@@ -2,6 +2,7 @@
 #include "runtime/model/spec_builder.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -80,6 +81,55 @@ int to_int(const Metadata& md, const std::string& key, int64_t v) {
     throw Error(md.source + ": key '" + key + "' is " + std::to_string(v) +
                 ", expected 0 to 2^31-1");
   return int(v);
+}
+
+// Multi-head latent attention, group-limited routing, shared experts and YaRN (deepseek2,
+// glm4moe). Keys as llama.cpp names them; both deepseek2 GGUF layouts: the older one with
+// attn_kv_b (key_length 192 = nope + rope, value_length 128) and the newer one with per-head
+// attn_k_b/attn_v_b (head_count_kv 1, key_length 576, key_length_mla 192, value_length_mla 128).
+void read_extended_keys(const Metadata& md, const std::string& p, ModelSpec& s) {
+  auto get = [&](const std::string& k) { return get_int_or_first(md, p + k); };
+  if (auto v = get("rope.dimension_count")) s.rope_dim = to_int(md, p + "rope.dimension_count", *v);
+  if (auto v = get("expert_group_count")) s.n_group = std::max(1, to_int(md, p + "expert_group_count", *v));
+  if (auto v = get("expert_group_used_count"))
+    s.topk_group = std::max(1, to_int(md, p + "expert_group_used_count", *v));
+  for (const auto& t : s.tensors)
+    if (t.role == TensorRole::SharedGate && t.ne.size() >= 2) s.n_ff_shexp = int(t.ne[1]);
+  if (auto v = get("attention.kv_lora_rank")) {
+    s.kv_lora_rank = to_int(md, p + "attention.kv_lora_rank", *v);
+    s.q_lora_rank = to_int(md, p + "attention.q_lora_rank", get("attention.q_lora_rank").value_or(0));
+    s.qk_rope_dim = s.rope_dim;
+    const int64_t k_len = get("attention.key_length_mla").value_or(get("attention.key_length").value_or(0));
+    const int64_t v_len = get("attention.value_length_mla").value_or(get("attention.value_length").value_or(0));
+    if (s.qk_rope_dim <= 0 || k_len <= s.qk_rope_dim || v_len <= 0)
+      throw Error(md.source + ": MLA keys inconsistent: rope.dimension_count " + std::to_string(s.qk_rope_dim) +
+                  ", key length " + std::to_string(k_len) + ", value length " + std::to_string(v_len) +
+                  " (expected key length > rope dims > 0 and value length > 0)");
+    s.qk_nope_dim = int(k_len) - s.qk_rope_dim;
+    s.v_head_dim = int(v_len);
+    s.head_dim = int(k_len);
+    s.n_head_kv = s.n_head;  // expanded attention's view; the cache holds the latent instead
+    s.rope_type = RopeType::Interleaved;  // DeepSeek's rope dims are interleaved pairs (HF too)
+  }
+  const std::string scaling = md.get_string(p + "rope.scaling.type").value_or("");
+  if (scaling == "yarn") {
+    s.rope_scaling_factor = float(md.get_float(p + "rope.scaling.factor").value_or(1.0));
+    s.rope_orig_ctx = int(get("rope.scaling.original_context_length").value_or(s.n_ctx_train));
+    s.yarn_beta_fast = float(md.get_float(p + "rope.scaling.yarn_beta_fast").value_or(32.0));
+    s.yarn_beta_slow = float(md.get_float(p + "rope.scaling.yarn_beta_slow").value_or(1.0));
+    const double log_mul = md.get_float(p + "rope.scaling.yarn_log_multiplier").value_or(0.0);
+    if (s.rope_scaling_factor > 1.f && log_mul > 0) {
+      const double m = 1.0 + log_mul * std::log(double(s.rope_scaling_factor));
+      s.attn_scale_mul = float(m * m);
+    }
+    s.rope_attn_factor = float(md.get_float("hexe.rope.yarn_attn_factor").value_or(1.0));
+  } else if (!scaling.empty() && scaling != "none" && scaling != "default") {
+    throw Error(md.source + ": key '" + p + "rope.scaling.type' is '" + scaling +
+                "', hexe supports 'yarn' (or none)");
+  }
+  s.attn_qkv_bias = false;
+  for (const auto& t : s.tensors)
+    if (t.role == TensorRole::AttnBias) s.attn_qkv_bias = true;
 }
 
 }  // namespace
@@ -275,6 +325,7 @@ place::ModelSpec build_model_spec(const ModelFile& model) {
   s.norm_topk_prob = md.get_bool(p + "expert_weights_norm").value_or(s.arch == "qwen3moe");
   s.routed_scaling = float(md.get_float(p + "expert_weights_scale").value_or(1.0));
   s.tied_embeddings = !has_output && embd != nullptr;
+  read_extended_keys(md, p, s);
 
   if (s.n_expert > 0 && (s.n_expert_used < 1 || s.n_expert_used > s.n_expert))
     throw Error(file + ": key '" + p + "expert_used_count' is " + std::to_string(s.n_expert_used) +

@@ -48,6 +48,7 @@ ModelRef load_model_ref(const std::string& name) {
       LogitsRef lr;
       lr.prompt = l.at("prompt");
       lr.positions = l.at("positions").get<std::vector<int64_t>>();
+      lr.router_gap = l.at("router_min_logit_gap").get<std::vector<double>>();
       lr.values = read_floats(m.dir + "/" + l.at("file").get<std::string>(), lr.positions.size() * m.n_vocab);
       vr.logits.push_back(std::move(lr));
     }

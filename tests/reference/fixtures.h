@@ -18,6 +18,9 @@ struct LogitsRef {
   std::string prompt;
   std::vector<int64_t> positions;
   std::vector<float> values;  // [positions][n_vocab]
+  // Per position: the smallest gap, over layers, between the last chosen and the first unchosen
+  // expert's router logit (HF). Small gaps mean a tiny perturbation can swap an expert.
+  std::vector<double> router_gap;
 };
 
 struct GreedyRef {

@@ -45,9 +45,12 @@ std::vector<Case> all_cases() {
 // observed <= 1e-6). Q8_0 additionally quantises the activations to int8 per 32-block, as
 // llama.cpp does (step = block max / 127, so up to 0.4% per element); about ten such matmuls sit
 // between the embedding and the logits, and a perturbed router input can move a token to another
-// expert, so rows reach a few percent (observed over the fixtures: max 2.7e-2, RMS 2.9e-2).
-// The same Q8_0 files run with the reference kernels (float activations) are held to 1e-4,
-// which proves the weights are read exactly; the looser bound covers only the activations.
+// expert, so rows reach a few percent. Positions where HF's router was within kMinRouterGap of
+// choosing another expert are skipped on this path (an expert swap there moves logits by ~10%,
+// and either choice is right). The same Q8_0 files run with the reference kernels (float
+// activations) are held to 1e-4 at every position, which proves the weights are read exactly;
+// the looser bound covers only the activations.
+constexpr double kMinRouterGap = 0.05;
 double tolerance(const std::string& variant) {
   if (variant == "q8_0") return 5e-2;
   return 1e-4;
@@ -110,11 +113,17 @@ void check_logits(const Case& c, bool reference_kernels) {
   const double tol = reference_kernels ? 1e-4 : tolerance(c.variant);
   const char* mode = reference_kernels ? " (reference kernels)" : "";
   double worst = 0, worst_rms = 0;
+  int checked = 0, skipped = 0;
   for (const auto& l : v.logits) {
     const auto& p = ref.prompt(l.prompt);
     EXPECT_EQ(model->tokenizer().encode(p.text, true, true), p.tokens) << "tokenizer, prompt " << p.name;
     const std::vector<float> got = all_logits(*engine, p.tokens);
     for (size_t r = 0; r < l.positions.size(); ++r) {
+      if (!reference_kernels && c.variant == "q8_0" && l.router_gap.at(r) < kMinRouterGap) {
+        ++skipped;
+        continue;
+      }
+      ++checked;
       const float* g = got.data() + l.positions[r] * ref.n_vocab;
       const float* w = l.values.data() + r * ref.n_vocab;
       const double err = max_rel_error(g, w, ref.n_vocab), rms = rms_rel_error(g, w, ref.n_vocab);
@@ -126,8 +135,10 @@ void check_logits(const Case& c, bool reference_kernels) {
                           << l.positions[r] << " (RMS)";
     }
   }
-  std::printf("[ref] %s/%s%s relative logit error: max %.3g, RMS %.3g (tolerance %.1g)\n", c.model.c_str(),
-              c.source.c_str(), mode, worst, worst_rms, tol);
+  EXPECT_GT(checked, skipped) << "most positions must be checked";
+  std::printf("[ref] %s/%s%s relative logit error: max %.3g, RMS %.3g (tolerance %.1g) over %d positions (%d "
+              "skipped: router gap < %.2g)\n",
+              c.model.c_str(), c.source.c_str(), mode, worst, worst_rms, tol, checked, skipped, kMinRouterGap);
 }
 
 TEST_P(Reference, LogitsMatchHf) {

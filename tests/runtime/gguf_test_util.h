@@ -195,7 +195,11 @@ inline void write_tiny_moe(const std::string& path, const TinyMoe& o,
   MetaValue toks;
   toks.type = GgufValueType::Array;
   toks.elem_type = GgufValueType::String;
-  for (int i = 0; i < 16; ++i) toks.strings.push_back("t" + std::to_string(i));
+  for (int i = 0; i < 16; ++i) {
+    std::string t = "t";  // not "t" + to_string: GCC 12 -O3 warns falsely (-Wrestrict)
+    t += std::to_string(i);
+    toks.strings.push_back(t);
+  }
   md.values["tokenizer.ggml.tokens"] = toks;
   md.set_int("tokenizer.ggml.eos_token_id", 15);
   if (edit_md) edit_md(md);

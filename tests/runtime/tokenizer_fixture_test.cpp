@@ -11,6 +11,7 @@ using nlohmann::json;
 struct FixtureParam {
   std::string name;    // fixture tokenizer
   std::string source;  // hf | gguf
+  friend void PrintTo(const FixtureParam& p, std::ostream* os) { *os << p.name << " from " << p.source; }
 };
 
 std::string show(const std::vector<int32_t>& ids) {

@@ -50,6 +50,11 @@ def check_metadata(r: gguf.GGUFReader, cfg: dict, vt: str) -> None:
         want[f"{arch}.rope.dimension_count"] = cfg["hidden_size"] // cfg["num_attention_heads"]
         want["tokenizer.ggml.model"] = "llama"
         want["tokenizer.ggml.add_bos_token"] = True
+    norm_key = f"{arch}.expert_weights_norm"
+    if cfg["model_type"] == "qwen3_moe" and not cfg["norm_topk_prob"]:
+        want[norm_key] = False
+    elif r.get_field(norm_key) is not None:
+        raise AssertionError(f"{norm_key} written although the top-k weights are renormalised")
     for k, v in want.items():
         got = _field(r, k)
         if got != v:

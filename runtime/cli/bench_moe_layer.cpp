@@ -1,0 +1,220 @@
+// `hexe bench moe-layer` (see bench_moe_layer.h). Decode steps walk a random permutation of the
+// weight set, so an expert is read again only after the whole set has been read (no step is
+// served from the LLC); prefill steps route every token to top-k random experts.
+#include "runtime/cli/bench_moe_layer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <numeric>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "cpu_kernels/dispatch.h"
+#include "cpu_kernels/isa.h"
+#include "cpu_kernels/moe.h"
+#include "cpu_kernels/probe.h"
+#include "memory/error.h"
+#include "runtime/cli/bench_limits.h"
+
+namespace hexe::cli {
+namespace {
+
+struct LayerShape {
+  const char* name;
+  int64_t hidden, n_ff;
+  int n_experts, top_k;
+};
+constexpr LayerShape kShapes[] = {
+    {"qwen3-30b-a3b", 2048, 768, 128, 8},
+    {"qwen3-235b-a22b", 4096, 1536, 128, 8},
+    {"deepseek-v3", 7168, 2048, 256, 8},
+};
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+DType parse_quant(const std::string& q) {
+  std::string s = q;
+  if (s == "q4_k" || s == "q5_k" || s == "q6_k") s[3] = 'K';
+  const auto t = dtype_from_name(s);
+  if (!t || !info(*t).computable)
+    throw Error("hexe bench moe-layer: --quant " + q + " is not a computable type (expected q4_k, q8_0, bf16, ...)");
+  return *t;
+}
+
+// Per-layer cost of everything but streaming weights: one token, top-k tiny experts (32 x 32
+// q8_0, a few KB, hot in L1/L2), the same moe_experts path; median of 2000 calls, in us.
+double dispatch_overhead_us(cpu::ThreadPool& pool, int top_k) {
+  const int64_t n = 32;
+  const DType t = DType::Q8_0;
+  const size_t mat = row_bytes(t, n) * n;
+  AlignedBytes w(mat * 3 * size_t(top_k));
+  fill_random_weights(t, w.data, w.size, 7, pool);
+  std::vector<cpu::ExpertWeights> ex(static_cast<size_t>(top_k));
+  for (int e = 0; e < top_k; ++e)
+    ex[size_t(e)] = {w.data + mat * (3 * e), w.data + mat * (3 * e + 1), w.data + mat * (3 * e + 2)};
+  std::vector<float> x(n, 0.25f), y(n), wt(size_t(top_k), 1.f / float(top_k));
+  std::vector<int32_t> ids(static_cast<size_t>(top_k));
+  std::iota(ids.begin(), ids.end(), 0);
+  cpu::MoeParams p;
+  p.experts = ex.data(); p.n_experts = top_k;
+  p.gate_type = p.up_type = p.down_type = t;
+  p.hidden = n; p.n_ff = n; p.x = x.data(); p.n_tokens = 1; p.top_k = top_k;
+  p.ids = ids.data(); p.weights = wt.data(); p.y = y.data();
+  std::vector<double> times;
+  for (int i = 0; i < 2200; ++i) {
+    const double t0 = now();
+    cpu::moe_experts(p, pool);
+    if (i >= 200) times.push_back(now() - t0);
+  }
+  return median(times) * 1e6;
+}
+
+}  // namespace
+
+void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
+  const LayerShape* shape = nullptr;
+  for (const auto& s : kShapes)
+    if (o.shape == s.name) shape = &s;
+  if (!shape)
+    throw Error("hexe bench moe-layer: --shape " + o.shape +
+                " is unknown (expected qwen3-30b-a3b, qwen3-235b-a22b or deepseek-v3)");
+  if (o.tokens < 1) throw Error("hexe bench moe-layer: --tokens must be >= 1");
+  const DType type = parse_quant(o.quant);
+  const int64_t H = shape->hidden, F = shape->n_ff;
+  if (H % int64_t(info(type).block_elems) || F % int64_t(info(type).block_elems))
+    throw Error("hexe bench moe-layer: " + o.quant + " blocks do not divide the shape");
+
+  const int threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<int> cores;
+  if (o.pin)
+    for (int i = 0; i < threads; ++i) cores.push_back(i);
+  cpu::ThreadPool pool(threads, cores);
+
+  // The weight set: whole experts (gate, up, down back to back), many times the LLC.
+  const size_t gate_bytes = row_bytes(type, uint64_t(H)) * size_t(F);
+  const size_t down_bytes = row_bytes(type, uint64_t(F)) * size_t(H);
+  const size_t expert_bytes = 2 * gate_bytes + down_bytes;
+  const size_t llc = llc_bytes(), avail = mem_available_bytes();
+  size_t want = o.set_mib ? size_t(o.set_mib) << 20 : 4 * llc;
+  if (!o.set_mib) want = std::min({want, size_t(6) << 30, avail ? avail / 2 : size_t(6) << 30});
+  const size_t n_slots = std::max<size_t>(size_t(2 * shape->top_k), want / expert_bytes);
+  AlignedBytes set(n_slots * expert_bytes);
+  fill_random_weights(type, set.data, set.size, o.seed, pool);
+
+  std::printf("cpu %s, isa %s, threads %d%s, load average %s\n", cpu::cpu_features().brand.c_str(),
+              cpu::isa_name(cpu::active_isa()), threads, o.pin ? " (pinned)" : "", load_average().c_str());
+  const cpu::KernelChoice kc = cpu::matmul_choice(type, H, cpu::active_isa());
+  std::printf("layer %s: hidden %lld, n_ff %lld, %d experts, top-%d, %s weights (kernel %s)\n",
+              shape->name, static_cast<long long>(H), static_cast<long long>(F), shape->n_experts,
+              shape->top_k, std::string(dtype_name(type)).c_str(), kc.name.c_str());
+  std::printf("weight set %.0f MiB = %zu experts x %.2f MiB (LLC %.0f MiB, %.1fx)\n",
+              double(set.size) / (1 << 20), n_slots, double(expert_bytes) / (1 << 20),
+              double(llc) / (1 << 20), double(set.size) / double(llc));
+
+  std::mt19937_64 rng(o.seed);
+  std::vector<size_t> perm(n_slots);
+  std::iota(perm.begin(), perm.end(), size_t(0));
+  std::shuffle(perm.begin(), perm.end(), rng);
+  size_t cursor = 0;
+
+  const int64_t T = o.tokens;
+  const int K = shape->top_k;
+  std::vector<float> x(size_t(T * H)), y(size_t(T * H)), wts(size_t(T * K));
+  std::uniform_real_distribution<float> ux(-1.f, 1.f);
+  for (auto& v : x) v = ux(rng);
+  std::vector<int32_t> ids(size_t(T * K));
+  std::vector<cpu::ExpertWeights> experts(size_t(shape->n_experts));
+  std::vector<int> slot_of(size_t(shape->n_experts));
+
+  // One step's routing: top-k distinct random experts per token; each expert used by the step
+  // takes the next slot of the permutation. Returns the distinct experts' bytes (read once).
+  auto route = [&] {
+    std::vector<int> all(size_t(shape->n_experts));
+    std::iota(all.begin(), all.end(), 0);
+    std::fill(slot_of.begin(), slot_of.end(), -1);
+    size_t used = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      for (int k = 0; k < K; ++k) {  // partial Fisher-Yates: K distinct ids
+        const size_t j = size_t(k) + rng() % (all.size() - size_t(k));
+        std::swap(all[size_t(k)], all[j]);
+        const int e = all[size_t(k)];
+        ids[size_t(t * K + k)] = e;
+        wts[size_t(t * K + k)] = 1.f / float(K);
+        if (slot_of[size_t(e)] < 0) {
+          slot_of[size_t(e)] = int(perm[cursor]);
+          cursor = (cursor + 1) % n_slots;
+          ++used;
+          const uint8_t* base = set.data + size_t(slot_of[size_t(e)]) * expert_bytes;
+          experts[size_t(e)] = {base, base + gate_bytes, base + 2 * gate_bytes};
+        }
+      }
+    }
+    return double(std::min(used, n_slots)) * double(expert_bytes);
+  };
+
+  cpu::MoeParams p;
+  p.experts = experts.data(); p.n_experts = shape->n_experts;
+  p.gate_type = p.up_type = p.down_type = type;
+  p.hidden = H; p.n_ff = F; p.x = x.data(); p.n_tokens = T; p.top_k = K;
+  p.ids = ids.data(); p.weights = wts.data(); p.y = y.data();
+
+  const bool decode = T <= 8;
+  const double flops_per_step = 2.0 * double(T * K) * 3.0 * double(H * F);
+  // Decode: each run sweeps the whole set once; prefill: a few steps per run (compute-bound).
+  const double bytes_per_step_est = double(std::min<int64_t>(T * K, shape->n_experts)) * double(expert_bytes);
+  const int steps = decode ? std::max(8, int(double(set.size) / bytes_per_step_est)) : 2;
+  route();
+  cpu::moe_experts(p, pool);  // warm-up: first-call allocations, thread wake-up
+
+  std::vector<double> run_rate, run_ms;
+  for (int r = 0; r < std::max(1, o.runs); ++r) {
+    double bytes = 0, secs = 0;
+    std::vector<double> step_ms;
+    for (int s = 0; s < steps; ++s) {
+      bytes += route();
+      const double t0 = now();
+      cpu::moe_experts(p, pool);
+      const double dt = now() - t0;
+      secs += dt;
+      step_ms.push_back(dt * 1e3);
+    }
+    run_rate.push_back(decode ? bytes / secs / 1e9 : flops_per_step * steps / secs / 1e9);
+    run_ms.push_back(median(step_ms));
+  }
+  // The limit, measured now on the same buffer and threads (after the runs: same thermal state).
+  const double dram = dram_read_gbs(set.data, set.size / (64 * size_t(threads)) * 64 * size_t(threads), pool);
+  const double rate = median(run_rate);
+  auto list = [](const std::vector<double>& v) {
+    std::string s;
+    char b[32];
+    for (double d : v) {
+      std::snprintf(b, sizeof b, "%s%.3f", s.empty() ? "" : " ", d);
+      s += b;
+    }
+    return s;
+  };
+  std::printf("dram read %.2f GB/s (best of 3 passes over the weight set, %d threads)\n", dram, threads);
+  if (decode) {
+    std::printf("decode tokens %lld: %d steps per run, %.2f ms per layer (median step), runs %s GB/s\n",
+                static_cast<long long>(T), steps, median(run_ms), list(run_rate).c_str());
+    std::printf("dispatch overhead %.1f us per layer (1 token, top-%d, hot 32x32 q8_0 experts)\n",
+                dispatch_overhead_us(pool, K), K);
+    std::printf("achieved %.2f GB/s of expert weights (median of %zu runs)\n", rate, run_rate.size());
+    std::printf("ratio %.3f\n", rate / dram);
+  } else {
+    const bool int8 = is_quantized(type);  // quantised weights run int8 dot products
+    const double peak = int8 ? peak_int8_gops(pool) : peak_bf16_gflops(pool);
+    std::printf("prefill tokens %lld: %.1f GFLOP per step, %.1f ms per layer (median step), runs %s GFLOP/s\n",
+                static_cast<long long>(T), flops_per_step / 1e9, median(run_ms), list(run_rate).c_str());
+    std::printf("peak %s %.1f G ops/s (%s, %d threads)\n", int8 ? "int8" : "bf16", peak,
+                int8 ? cpu::int8_dot_name() : cpu::bf16_dot_name(), threads);
+    std::printf("achieved %.1f GFLOP/s (median of %zu runs)\n", rate, run_rate.size());
+    std::printf("ratio %.3f\n", rate / peak);
+  }
+}
+
+}  // namespace hexe::cli
