@@ -14,6 +14,7 @@
 #include "cpu_kernels/dispatch.h"
 #include "cpu_kernels/isa.h"
 #include "cpu_kernels/matmul.h"
+#include "cpu_kernels/probe.h"
 #include "cpu_kernels/quant.h"
 
 namespace {
@@ -39,6 +40,15 @@ int main(int argc, char** argv) {
   }
   std::vector<float> x(size_t(m * k));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i * 7919 % 201) - 100) * 0.01f;
+  {  // the per-core int8 / bf16 peaks in the same CPU-time terms, for GEMM ratios (m > 1)
+    const double t0 = cpu_now();
+    const double ops = int8_dot_ops(5000000);
+    const double t1 = cpu_now();
+    const double fl = bf16_dot_flops(5000000);
+    const double t2 = cpu_now();
+    std::printf("peak int8 %.1f GOP/s/core (%s), peak bf16 %.1f GFLOP/s/core (%s)\n", ops / (t1 - t0) / 1e9,
+                int8_dot_name(), fl / (t2 - t1) / 1e9, bf16_dot_name());
+  }
   const DType types[] = {DType::F32, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
   std::printf("m %lld, k %lld, %zu KiB of weights per format, tier cap %s\n", static_cast<long long>(m),
               static_cast<long long>(k), kib, isa_name(tier));

@@ -57,6 +57,8 @@ void gemm_tile_f16_avx512(int64_t, const void*, size_t, int64_t, const void*, si
 void gemm_tile_bf16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 // Q4_K with 512-bit decode tiles (fewer than 4 activation rows), else the 256-bit VNNI tile.
 void gemm_tile_q4_K_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+// Q8_0 likewise: 4 weight rows per activation load below 4 activation rows.
+void gemm_tile_q8_0_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 
 // Scalar integer dot of one weight row with one activation row (the scalar tier; exact in the
 // integer part, so SIMD tiers may differ from it only by float summation order).

@@ -89,6 +89,9 @@ uint64_t ModelSpec::bytes_per_token() const {
 }
 
 uint64_t ModelSpec::kv_bytes_per_token(int elem_bytes) const {
+  // MLA (deepseek2): the cache holds the latent and the shared rope key, kv_lora_rank +
+  // qk_rope_dim values per layer (576 for DeepSeek-V3), not per-head K and V.
+  if (kv_lora_rank > 0) return uint64_t(n_layers) * uint64_t(kv_lora_rank + qk_rope_dim) * uint64_t(elem_bytes);
   // K and V, each n_head_kv x head_dim per layer.
   return uint64_t(n_layers) * 2 * uint64_t(n_head_kv) * uint64_t(head_dim) * uint64_t(elem_bytes);
 }

@@ -88,6 +88,7 @@ struct ModelSpec {
   float attn_scale_mul = 1.f;
   int rope_dim = 0;          // rotated dims per head (0: all of head_dim)
   bool attn_qkv_bias = false;
+  int n_nextn = 0;           // trailing multi-token-prediction blocks (bound, not run)
 
   std::vector<TensorSpec> tensors;
 

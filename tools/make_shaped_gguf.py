@@ -33,6 +33,13 @@ SHAPES = {
     "mixtral-8x7b": dict(arch="llama", layers=32, hidden=4096, heads=32, kv_heads=8, head_dim=128,
                          experts=8, experts_used=2, expert_ff=14336, ff=14336, vocab=32000,
                          ctx=32768, rope_theta=1e6, rms_eps=1e-5, pre="default"),
+    # DeepSeek-V3/R1 (and Kimi-K2 differs only in experts 384, heads 64, vocab 163840): MLA in the
+    # newer GGUF layout (attn_k_b/attn_v_b per head), 3 leading dense layers, 1 shared expert.
+    "deepseek-v3": dict(arch="deepseek2", layers=61, hidden=7168, heads=128, kv_heads=1, head_dim=192,
+                        experts=256, experts_used=8, expert_ff=2048, ff=18432, vocab=129280,
+                        ctx=163840, rope_theta=1e4, rms_eps=1e-6, pre="qwen2",
+                        q_lora=1536, kv_lora=512, nope=128, rope=64, v_dim=128, shared=1,
+                        dense=3, groups=8, groups_used=4, scale=2.5, yarn=40.0, yarn_ctx=4096),
     # Small enough for tests, still a multiple of 256 where K-quants need it.
     "tiny-qwen3moe": dict(arch="qwen3moe", layers=2, hidden=256, heads=4, kv_heads=2, head_dim=64,
                           experts=8, experts_used=2, expert_ff=256, ff=512, vocab=512,
@@ -143,11 +150,47 @@ def tensor_bytes(pools, kind, shape, ones=False):
     return raw.reshape(-1)
 
 
+def deepseek2_tensors(s, layers):
+    """deepseek2 blocks as llama.cpp's converter writes them (newer MLA layout)."""
+    h, H, R, nope, rd, vd = s["hidden"], s["heads"], s["kv_lora"], s["nope"], s["rope"], s["v_dim"]
+    e, ff, sh = s["experts"], s["expert_ff"], s["expert_ff"] * s["shared"]
+    out = []
+    for i in range(layers):
+        b = f"blk.{i}."
+        out += [(b + "attn_norm.weight", (h,), True, True),
+                (b + "attn_q_a.weight", (s["q_lora"], h), False, False),
+                (b + "attn_q_a_norm.weight", (s["q_lora"],), True, True),
+                (b + "attn_q_b.weight", (H * (nope + rd), s["q_lora"]), False, False),
+                (b + "attn_kv_a_mqa.weight", (R + rd, h), False, False),
+                (b + "attn_kv_a_norm.weight", (R,), True, True),
+                (b + "attn_k_b.weight", (H, R, nope), False, False),
+                (b + "attn_v_b.weight", (H, vd, R), False, False),
+                (b + "attn_output.weight", (h, H * vd), False, False),
+                (b + "ffn_norm.weight", (h,), True, True)]
+        if i < s["dense"]:
+            out += [(b + "ffn_gate.weight", (s["ff"], h), False, False),
+                    (b + "ffn_down.weight", (h, s["ff"]), False, False),
+                    (b + "ffn_up.weight", (s["ff"], h), False, False)]
+        else:
+            out += [(b + "ffn_gate_inp.weight", (e, h), False, True),
+                    (b + "exp_probs_b.bias", (e,), True, True),
+                    (b + "ffn_gate_exps.weight", (e, ff, h), False, False),
+                    (b + "ffn_down_exps.weight", (e, h, ff), False, False),
+                    (b + "ffn_up_exps.weight", (e, ff, h), False, False),
+                    (b + "ffn_gate_shexp.weight", (sh, h), False, False),
+                    (b + "ffn_down_shexp.weight", (h, sh), False, False),
+                    (b + "ffn_up_shexp.weight", (sh, h), False, False)]
+    return out
+
+
 def tensor_list(s, layers):
     """(name, numpy shape, is_norm, keep_f32) in llama.cpp's order."""
     h, q, kv = s["hidden"], s["heads"] * s["head_dim"], s["kv_heads"] * s["head_dim"]
     e, ff = s["experts"], s["expert_ff"]
     out = [("token_embd.weight", (s["vocab"], h), False, False)]
+    if s["arch"] == "deepseek2":
+        return out + deepseek2_tensors(s, layers) + [
+            ("output_norm.weight", (h,), True, True), ("output.weight", (s["vocab"], h), False, False)]
     for i in range(layers):
         b = f"blk.{i}."
         out += [(b + "attn_norm.weight", (h,), True, True),
@@ -208,6 +251,28 @@ def main():
         w.add_key_length(s["head_dim"])
         w.add_value_length(s["head_dim"])
         w.add_expert_weights_norm(True)
+    elif arch == "deepseek2":
+        a = "deepseek2."
+        w.add_feed_forward_length(s["ff"])
+        w.add_expert_feed_forward_length(s["expert_ff"])
+        w.add_uint32(a + "leading_dense_block_count", min(s["dense"], layers))
+        w.add_uint32(a + "attention.q_lora_rank", s["q_lora"])
+        w.add_uint32(a + "attention.kv_lora_rank", s["kv_lora"])
+        w.add_uint32(a + "attention.key_length", s["kv_lora"] + s["rope"])
+        w.add_uint32(a + "attention.value_length", s["kv_lora"])
+        w.add_uint32(a + "attention.key_length_mla", s["nope"] + s["rope"])
+        w.add_uint32(a + "attention.value_length_mla", s["v_dim"])
+        w.add_uint32(a + "expert_shared_count", s["shared"])
+        w.add_float32(a + "expert_weights_scale", s["scale"])
+        w.add_bool(a + "expert_weights_norm", True)
+        w.add_uint32(a + "expert_gating_func", 2)
+        w.add_uint32(a + "expert_group_count", s["groups"])
+        w.add_uint32(a + "expert_group_used_count", s["groups_used"])
+        w.add_uint32(a + "rope.dimension_count", s["rope"])
+        w.add_string(a + "rope.scaling.type", "yarn")
+        w.add_float32(a + "rope.scaling.factor", s["yarn"])
+        w.add_uint32(a + "rope.scaling.original_context_length", s["yarn_ctx"])
+        w.add_float32(a + "rope.scaling.yarn_log_multiplier", 0.1)
     else:  # llama / Mixtral: the expert FFN size is feed_forward_length
         w.add_feed_forward_length(s["expert_ff"])
         w.add_rope_dimension_count(s["head_dim"])

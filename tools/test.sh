@@ -14,7 +14,7 @@ done
 
 # Parsers meet hostile input: their tests again under ASan+UBSan, in a separate build.
 if [ ! -f build-asan/build.ninja ]; then
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHEXE_SANITIZE=ON -DHEXE_CUDA=OFF \
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DCMAKE_CXX_FLAGS_DEBUG=-O1 -g1" -DHEXE_SANITIZE=ON -DHEXE_CUDA=OFF \
     -DHEXE_BUILD_BENCH=OFF >&2
 fi
 cmake --build build-asan -j "$(nproc)" --target test_runtime test_memory >&2

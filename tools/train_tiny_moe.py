@@ -12,7 +12,7 @@ ChatML special tokens, Qwen3 chat template; made by tools/reference/make_tokeniz
 make_qwen2), 4096 tokens in all.
 
 Model: Qwen3MoeForCausalLM, hidden 256, 4 layers, 4 query / 2 KV heads of 64, 32 experts of
-FFN 128, top-2 with normalised top-k weights, untied LM head (about 14.7 M parameters).
+FFN 128, top-2 with normalised top-k weights, untied LM head (15.5 M parameters).
 Trained with AdamW on random windows of the training token stream, float32, 2 CPU threads,
 deterministic for a given seed and step count. --max-minutes stops early (and still saves) if
 the machine is slower than expected; the log says whether that happened.

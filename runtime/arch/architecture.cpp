@@ -10,9 +10,11 @@ namespace hexe {
 const Architecture& qwen3moe_architecture();
 const Architecture& mixtral_architecture();
 const Architecture& deepseek2_architecture();
+const Architecture& glm4moe_architecture();
 
 const Architecture& find_architecture(const place::ModelSpec& spec) {
-  const Architecture* all[] = {&qwen3moe_architecture(), &mixtral_architecture(), &deepseek2_architecture()};
+  const Architecture* all[] = {&qwen3moe_architecture(), &mixtral_architecture(), &deepseek2_architecture(),
+                                  &glm4moe_architecture()};
   std::string names;
   for (const Architecture* a : all) {
     if (a->accepts(spec)) return *a;

@@ -6,6 +6,7 @@
 #include "cpu_kernels/quant.h"
 #include "memory/error.h"
 #include "runtime/arch/architecture.h"
+#include "runtime/arch/common_bind.h"
 #include "runtime/engine/blocks.h"
 #include "runtime/engine/mla_block.h"
 
@@ -74,10 +75,7 @@ class Deepseek2 final : public Architecture {
     if (s.kv_lora_rank <= 0)
       throw Error(s.source + ": deepseek2 model without deepseek2.attention.kv_lora_rank");
     const int64_t E = s.n_embd, H = s.n_head, qk = s.qk_nope_dim + s.qk_rope_dim;
-    m.token_embd = m.linear("token_embd.weight", E, s.n_vocab);
-    m.output = m.has("output.weight") ? m.linear("output.weight", E, s.n_vocab) : m.token_embd;
-    m.output_norm = m.vector_f32("output_norm.weight", E);
-    m.layers.resize(s.n_layers);
+    bind_embeddings(m);
     for (int l = 0; l < s.n_layers; ++l) {
       const std::string blk = "blk." + std::to_string(l) + ".";
       LayerWeights& lw = m.layers[l];
@@ -94,21 +92,7 @@ class Deepseek2 final : public Architecture {
       lw.kv_a_norm = m.vector_f32(blk + "attn_kv_a_norm.weight", s.kv_lora_rank);
       bind_kv_b(m, blk, lw);
       lw.wo = m.linear(blk + "attn_output.weight", H * s.v_head_dim, E);
-      if (s.n_expert > 0 && m.has(blk + "ffn_gate_inp.weight")) {
-        lw.router = m.linear(blk + "ffn_gate_inp.weight", E, s.n_expert);
-        m.bind_experts(l, lw);
-        if (m.has(blk + "exp_probs_b.bias")) lw.router_bias = m.vector_f32(blk + "exp_probs_b.bias", s.n_expert);
-        if (m.has(blk + "ffn_gate_shexp.weight")) {
-          const int64_t F = s.n_ff_shexp;
-          lw.shexp_gate = m.linear(blk + "ffn_gate_shexp.weight", E, F);
-          lw.shexp_up = m.linear(blk + "ffn_up_shexp.weight", E, F);
-          lw.shexp_down = m.linear(blk + "ffn_down_shexp.weight", F, E);
-        }
-      } else {
-        lw.ffn_gate = m.linear(blk + "ffn_gate.weight", E, s.n_ff);
-        lw.ffn_up = m.linear(blk + "ffn_up.weight", E, s.n_ff);
-        lw.ffn_down = m.linear(blk + "ffn_down.weight", s.n_ff, E);
-      }
+      bind_ffn(m, l, lw);
     }
   }
 

@@ -1,15 +1,21 @@
 // `hexe bench`: `hexe bench moe-layer ...` (one synthetic routed-expert layer) and
-// `hexe bench -m FILE ...` (end to end, llama-bench style rows).
+// `hexe bench -m FILE -p 512 -n 64 [-r 3] [--json]` (end to end, llama-bench style rows).
 #include <memory>
 
-#include "memory/error.h"
+#include "runtime/cli/bench_e2e.h"
 #include "runtime/cli/bench_moe_layer.h"
 #include "runtime/cli/commands.h"
 
 namespace hexe::cli {
 
 void add_bench_command(CLI::App& app) {
-  auto* cmd = app.add_subcommand("bench", "Benchmarks: one MoE layer (moe-layer) or a model end to end (-m FILE)");
+  auto* cmd = app.add_subcommand("bench", "Benchmarks: a model end to end (-m FILE) or one MoE layer (moe-layer)");
+  auto eo = std::make_shared<E2eBenchOptions>();
+  add_model_options(*cmd, eo->model);
+  cmd->add_option("-p,--n-prompt", eo->prompt, "Prompt-processing test tokens (0: skip)")->capture_default_str();
+  cmd->add_option("-n,--n-gen", eo->gen, "Generation test tokens (0: skip)")->capture_default_str();
+  cmd->add_option("-r,--repetitions", eo->reps, "Repetitions of each test")->capture_default_str();
+  cmd->add_flag("--json", eo->json, "Print the rows as JSON");
   auto mo = std::make_shared<MoeLayerBenchOptions>();
   auto* moe = cmd->add_subcommand("moe-layer", "One routed-expert layer with a real model's shapes; last line `ratio <x>`");
   moe->add_option("--shape", mo->shape, "qwen3-30b-a3b | qwen3-235b-a22b | deepseek-v3")->capture_default_str();
@@ -22,8 +28,8 @@ void add_bench_command(CLI::App& app) {
   moe->add_option("--set-mib", mo->set_mib, "Weight set size (default 4 x LLC, <= 6 GiB and MemAvailable/2)");
   moe->add_option("--seed", mo->seed, "Random seed")->capture_default_str();
   moe->callback([mo] { run_moe_layer_bench(*mo); });
-  cmd->callback([cmd] {
-    if (cmd->get_subcommands().empty()) throw Error("hexe bench: give `moe-layer ...` or -m FILE");
+  cmd->callback([cmd, eo] {
+    if (cmd->get_subcommands().empty()) run_e2e_bench(*eo);
   });
 }
 

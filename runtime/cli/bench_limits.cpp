@@ -29,15 +29,17 @@ uint64_t splitmix(uint64_t& s) {
   return z ^ (z >> 31);
 }
 
-// Peak rate of `op` (returns operations done) run on every thread at once, in G ops/s.
+// Peak rate of `op` (returns operations done) run on every thread at once, in G ops/s. Each pass
+// runs ~10-30 ms of instructions per thread, best of 5 passes: long enough that a busy machine's
+// scheduling shows in the figure the way it shows in the kernels' own timings.
 template <class Op>
 double peak_rate(cpu::ThreadPool& pool, Op op) {
   double best = 0;
-  for (int rep = 0; rep < 3; ++rep) {
+  for (int rep = 0; rep < 5; ++rep) {
     std::atomic<double> ops{0};
     const double t0 = now();
     pool.run([&](int, int) {
-      const double d = op(200000);
+      const double d = op(2000000);
       double cur = ops.load();
       while (!ops.compare_exchange_weak(cur, cur + d)) {}
     });

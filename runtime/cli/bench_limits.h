@@ -21,7 +21,7 @@ std::string load_average();     // "a b c" from /proc/loadavg
 // (the limit, so the best pass). buf 64-byte aligned, bytes a multiple of 64 * threads.
 double dram_read_gbs(const uint8_t* buf, size_t bytes, cpu::ThreadPool& pool, int reps = 3);
 
-// Peak rates over all pool threads at once, in G operations/s (2 per multiply-add); best of 3.
+// Peak rates over all pool threads at once, in G operations/s (2 per multiply-add); best of 5.
 double peak_int8_gops(cpu::ThreadPool& pool);
 double peak_bf16_gflops(cpu::ThreadPool& pool);
 

@@ -37,7 +37,7 @@ void add_inspect_command(CLI::App& app) {
   cmd->add_flag("--tensors", opts->report.tensors, "Also list every tensor (name, type, shape, bytes, role)");
   cmd->add_option("--context", opts->report.context,
                   "Context length for the KV-cache figure (default: the training context)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(int64_t(1), int64_t(1) << 40));
   cmd->add_flag("--json", opts->json, "Print JSON instead of text");
   cmd->callback([opts] { inspect(*opts); });
 }

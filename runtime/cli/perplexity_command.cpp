@@ -3,6 +3,7 @@
 #include <string>
 
 #include "runtime/cli/commands.h"
+#include "runtime/cli/routing_stats_file.h"
 #include "runtime/cli/options.h"
 #include "runtime/engine/perplexity.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -16,6 +17,7 @@ struct PerplexityOptions {
   std::string file;
   int chunk = 512;
   int chunks = -1;
+  std::string routing_stats;  // --routing-stats FILE.json
 };
 
 void run(PerplexityOptions o) {
@@ -23,6 +25,7 @@ void run(PerplexityOptions o) {
   o.model.batch = std::max(o.model.batch, o.chunk);
   auto model = load_model(o.model);
   Engine engine(*model, engine_config(o.model));
+  if (!o.routing_stats.empty()) engine.enable_routing_counts(true);
   const Tokenizer& tok = model->tokenizer();
   const std::string text = read_text_file(o.file);
   const std::vector<int32_t> tokens = tok.encode(text, /*add_special=*/true, /*parse_special=*/false);
@@ -34,6 +37,8 @@ void run(PerplexityOptions o) {
                                     std::fflush(stdout);
                                   });
   std::printf("\nFinal estimate: PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_error);
+  if (!o.routing_stats.empty())
+    write_routing_stats(engine, *model, uint64_t(r.n_chunks) * uint64_t(o.chunk), o.routing_stats);
 }
 
 }  // namespace
@@ -45,6 +50,8 @@ void add_perplexity_command(CLI::App& app) {
   cmd->add_option("-f,--file", opts->file, "text file")->required()->check(CLI::ExistingFile);
   cmd->add_option("-c,--ctx-size", opts->chunk, "tokens per chunk, as llama-perplexity's -c")->check(CLI::Range(4, 1 << 20));
   cmd->add_option("--chunks", opts->chunks, "evaluate at most this many chunks (-1: all)");
+  cmd->add_option("--routing-stats", opts->routing_stats,
+                  "write per-layer expert activation counts (JSON) to this file");
   cmd->callback([opts] { run(*opts); });
 }
 

@@ -4,6 +4,7 @@
 
 #include "memory/error.h"
 #include "runtime/cli/commands.h"
+#include "runtime/cli/routing_stats_file.h"
 #include "runtime/cli/options.h"
 #include "runtime/engine/generate.h"
 #include "runtime/tokenizer/tokenizer.h"
@@ -20,11 +21,13 @@ struct RunOptions {
   std::string prompt_file;
   int n_predict = 128;
   bool no_display_prompt = false;
+  std::string routing_stats;  // --routing-stats FILE.json
 };
 
 void run(const RunOptions& o) {
   auto model = load_model(o.model);
   Engine engine(*model, engine_config(o.model));
+  if (!o.routing_stats.empty()) engine.enable_routing_counts(true);
   const Tokenizer& tok = model->tokenizer();
   std::string text = o.prompt_file.empty() ? o.prompt : read_text_file(o.prompt_file);
   std::vector<int32_t> prompt = tok.encode(text, /*add_special=*/true, /*parse_special=*/true);
@@ -53,6 +56,8 @@ void run(const RunOptions& o) {
   std::fprintf(stderr, "\nprompt: %lld tokens, %.2f tokens/s | generation: %lld tokens, %.2f tokens/s%s\n",
                (long long)st.n_prompt, st.prompt_tps(), (long long)st.n_generated, st.generation_tps(),
                st.stopped_at_eog ? " (end of generation)" : "");
+  if (!o.routing_stats.empty())
+    write_routing_stats(engine, *model, uint64_t(st.n_prompt + st.n_generated), o.routing_stats);
 }
 
 }  // namespace
@@ -68,6 +73,8 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("-n,--n-predict", opts->n_predict, "tokens to generate (-1: until end of generation)")
       ->check(CLI::Range(-1, 1 << 24));
   cmd->add_flag("--no-display-prompt", opts->no_display_prompt, "do not echo the prompt");
+  cmd->add_option("--routing-stats", opts->routing_stats,
+                  "write per-layer expert activation counts (JSON) to this file");
   cmd->callback([opts] {
     if (opts->prompt.empty() && opts->prompt_file.empty()) opts->prompt = "Once upon a time";
     run(*opts);

@@ -147,8 +147,16 @@ void attention_block(LayerContext& ctx, const AttentionOptions& opt) {
   linear(lw.wq, ws.h.data(), T, ws.q.data(), pool, ctx.reference_kernels);
   linear(lw.wk, ws.h.data(), T, ws.k.data(), pool, ctx.reference_kernels);
   linear(lw.wv, ws.h.data(), T, ws.v.data(), pool, ctx.reference_kernels);
+  if (opt.qkv_bias) {
+    for (int64_t t = 0; t < T; ++t) {
+      add_rows(ws.q.data() + t * qd, lw.bq.data(), qd);
+      add_rows(ws.k.data() + t * kd, lw.bk.data(), kd);
+      add_rows(ws.v.data() + t * kd, lw.bv.data(), kd);
+    }
+  }
 
-  const cpu::RopeParams rp = rope_params(s);
+  cpu::RopeParams rp = rope_params(s);
+  if (opt.rot_dim > 0) rp.rot_dim = opt.rot_dim;
   for (int64_t t = 0; t < T; ++t) {
     float* q = ws.q.data() + t * qd;
     float* k = ws.k.data() + t * kd;

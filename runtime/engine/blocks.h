@@ -11,6 +11,8 @@ void linear(const Linear& w, const float* x, int64_t m, float* y, cpu::ThreadPoo
 
 struct AttentionOptions {
   bool qk_norm = false;  // per-head RMSNorm of q and k (Qwen3)
+  bool qkv_bias = false; // add the layer's bq/bk/bv after the projections (GLM-4.5)
+  int rot_dim = 0;       // leading dims of each head that RoPE rotates (0: all; GLM-4.5: half)
 };
 // x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x)), storing K/V in the cache.
 void attention_block(LayerContext& ctx, const AttentionOptions& opt);

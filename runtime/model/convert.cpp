@@ -136,6 +136,11 @@ Metadata output_metadata(const ModelFile& src, uint32_t file_type) {
   // renormalises); keep the key only where it says something (false).
   if (arch == "qwen3moe" && in.get_bool(arch + ".expert_weights_norm").value_or(false))
     md.values.erase(arch + ".expert_weights_norm");
+  // ... nor these two for qwen3moe (hexe's HF reader adds them for its own use).
+  if (arch == "qwen3moe") {
+    md.values.erase("qwen3moe.vocab_size");
+    md.values.erase("qwen3moe.rope.dimension_count");
+  }
   if (!md.has("general.type")) md.set_string("general.type", "model");
   md.set_int("general.file_type", file_type, GgufValueType::UInt32);
   md.set_int("general.quantization_version", 2, GgufValueType::UInt32);

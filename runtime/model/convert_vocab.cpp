@@ -20,7 +20,23 @@ MetaValue string_array(std::vector<std::string> v) {
 }
 
 // The GGUF pre-tokenizer name whose regex list equals the vocabulary's.
+// The Split regexes of the released tokenizer.json files, as transformers spells them (llama.cpp
+// keeps equivalent case-folded forms, which pre_regexes_for returns).
+struct HfPre {
+  const char* name;
+  const char* regex;
+};
+constexpr HfPre kHfPre[] = {
+    {"qwen2", "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+              "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+    {"llama3", "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*"
+               "|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+};
+
 std::string pre_name(const Vocab& v, const std::string& source) {
+  if (!v.pre_regexes.empty())
+    for (const auto& p : kHfPre)
+      if (v.pre_regexes.front() == p.regex) return p.name;
   for (const char* name : {"qwen2", "llama3", "gpt-2"})
     if (pre_regexes_for(name, source) == v.pre_regexes) return name;
   throw Error(source + ": the pre-tokenizer (" + v.pre_name +
@@ -49,6 +65,13 @@ void add_vocab_metadata(const std::string& tokenizer_json, const std::string& co
   md.set_string("tokenizer.ggml.pre", bpe ? pre_name(v, tokenizer_json) : "default");
   md.values["tokenizer.ggml.tokens"] = string_array(v.tokens);
   if (!bpe) {
+    // tokenizer.json knows no unknown/byte types; a sentencepiece model (what llama.cpp reads)
+    // marks <unk> as Unknown and the <0xXX> pieces as Byte.
+    for (int32_t i = 0; i < v.size(); ++i) {
+      const std::string& t = v.tokens[size_t(i)];
+      if (i == v.unk_id) v.types[size_t(i)] = TokenType::Unknown;
+      else if (t.size() == 6 && t.rfind("<0x", 0) == 0 && t[5] == '>') v.types[size_t(i)] = TokenType::Byte;
+    }
     // Scores as a sentencepiece tokenizer.model carries them: a normal piece's is minus its id
     // (its merge rank); control, unknown and byte pieces score 0.
     MetaValue s;

@@ -214,10 +214,10 @@ GgufHeader parse_gguf(const uint8_t* data, uint64_t size, const std::string& nam
   uint64_t n_kv = c.read<uint64_t>("key/value count");
   if (n_kv > c.left() / kMinKvBytes)
     c.fail("key/value count " + std::to_string(n_kv) + " cannot fit in the " +
-           std::to_string(c.left()) + " bytes after the header");
+           std::to_string(c.left()) + " bytes after the header (truncated file?)");
   if (n_tensors > c.left() / kMinTensorInfoBytes)
     c.fail("tensor count " + std::to_string(n_tensors) + " cannot fit in the " +
-           std::to_string(c.left()) + " bytes after the header");
+           std::to_string(c.left()) + " bytes after the header (truncated file?)");
 
   for (uint64_t k = 0; k < n_kv; ++k) {
     c.ctx = "key/value #" + std::to_string(k);

@@ -93,6 +93,17 @@ std::optional<int64_t> first_id(const json* v) {
   return std::nullopt;
 }
 
+// partial_rotary_factor: top-level in older configs, in rope_parameters in transformers 5.
+std::optional<double> partial_rotary_factor(const Config& c) {
+  if (auto f = c.get_float("partial_rotary_factor")) return f;
+  const json* rp = c.get("rope_parameters");
+  if (rp != nullptr && rp->is_object()) {
+    auto it = rp->find("partial_rotary_factor");
+    if (it != rp->end() && it->is_number()) return it->get<double>();
+  }
+  return std::nullopt;
+}
+
 // DeepSeek-V2/V3 (and Kimi-K2) MLA, grouped sigmoid routing, shared experts, leading dense
 // layers, YaRN with DeepSeek's mscale; GLM-4.5's routing shares the keys. As convert_hf_to_gguf
 // writes them for the older GGUF layout (attn_kv_b): key_length = nope + rope dims.
@@ -120,7 +131,7 @@ void deepseek_family_keys(const Config& c, Metadata& md, const std::string& p, c
     md.set_int(p + "attention.key_length", nope + rope);
     md.set_int(p + "attention.value_length", c.require_int("v_head_dim"));
     md.set_int(p + "rope.dimension_count", rope);
-  } else if (auto f = c.get_float("partial_rotary_factor")) {
+  } else if (auto f = partial_rotary_factor(c)) {
     const int64_t hd = c.get_int("head_dim").value_or(c.require_int("hidden_size") / c.require_int("num_attention_heads"));
     md.set_int(p + "rope.dimension_count", int64_t(double(hd) * *f));
   }

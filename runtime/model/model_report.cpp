@@ -51,6 +51,17 @@ Figures figures(const ModelSpec& s, const ReportOptions& o) {
   return f;
 }
 
+// MLA (deepseek2): what per-head K (qk_nope + qk_rope) and V (v_head_dim) would take per token
+// in F16, against the latent the cache holds.
+uint64_t mla_expanded_kv_f16(const place::ModelSpec& s) {
+  return uint64_t(s.n_layers) * s.n_head * uint64_t(s.qk_nope_dim + s.qk_rope_dim + s.v_head_dim) * 2;
+}
+std::string mla_note(const place::ModelSpec& s) {
+  if (s.kv_lora_rank <= 0) return "";
+  return "; MLA latent " + std::to_string(s.kv_lora_rank) + " + rope " + std::to_string(s.qk_rope_dim) +
+         " per layer (expanded K/V would need " + format_bytes(mla_expanded_kv_f16(s)) + " per token)";
+}
+
 struct TokenizerInfo {
   std::string model;  // "gpt2", "llama", "hf tokenizer.json", "none"
   int64_t tokens = 0;
@@ -138,7 +149,7 @@ std::string model_report_text(const ModelFile& m, const ModelSpec& s, const Repo
                                         : std::string()));
   line("kv cache", format_bytes(f.kv_token_f16) + " per token (f16); " +
                        format_bytes(f.kv_token_f16 * uint64_t(f.context)) + " at context " +
-                       std::to_string(f.context));
+                       std::to_string(f.context) + mla_note(s));
   std::string tok = tk.model;
   if (tk.tokens > 0) tok += ", " + std::to_string(tk.tokens) + " tokens";
   if (!tk.json_path.empty()) tok += " (" + tk.json_path + ")";
@@ -201,6 +212,7 @@ json model_report_json(const ModelFile& m, const ModelSpec& s, const ReportOptio
   j["kv_bytes_per_token_f16"] = f.kv_token_f16;
   j["context"] = f.context;
   j["kv_bytes_at_context_f16"] = f.kv_token_f16 * uint64_t(f.context);
+  if (s.kv_lora_rank > 0) j["kv_bytes_per_token_f16_expanded"] = mla_expanded_kv_f16(s);
   json tok = {{"model", tk.model}, {"tokens", tk.tokens}, {"chat_template", tk.chat_template}};
   if (tk.bos) tok["bos"] = *tk.bos;
   if (tk.eos) tok["eos"] = *tk.eos;

@@ -52,11 +52,24 @@ bool keep_f32(const std::string& name, const std::vector<int64_t>& ne) {
 
 // Release a tensor's source pages once it is done (the mapping is read-only and file-backed,
 // so MADV_DONTNEED only drops clean page-cache references from this process's RSS).
-void release_pages(const TensorRef& t) {
+void release_range(const uint8_t* data, uint64_t bytes) {
   const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
-  uintptr_t b = reinterpret_cast<uintptr_t>(t.data) / page * page;
-  uintptr_t e = reinterpret_cast<uintptr_t>(t.data) + t.bytes;
+  uintptr_t b = reinterpret_cast<uintptr_t>(data) / page * page;
+  uintptr_t e = reinterpret_cast<uintptr_t>(data) + bytes;
   ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
+void release_pages(const TensorRef& t) { release_range(t.data, t.bytes); }
+
+// Rows [r0, r0 + n) of an unpermuted output tensor, released part by part as soon as they are
+// written, so a multi-GB expert stack never sits in RSS whole.
+void release_rows(const OutTensor& o, int64_t r0, int64_t n) {
+  const int64_t per = o.rows_per_part();
+  for (int64_t r = r0; r < r0 + n;) {
+    const TensorRef* p = o.parts[size_t(r / per)];
+    const int64_t a = r % per, b = std::min(per, a + (r0 + n - r));
+    release_range(p->data + uint64_t(a) * p->row_bytes(), uint64_t(b - a) * p->row_bytes());
+    r += b - a;
+  }
 }
 
 class Progress {
@@ -175,8 +188,10 @@ QuantizeResult quantize_model(const ModelFile& src, const std::string& out_path,
     res.tensors.push_back(std::move(q));
   }
   writer.write_header();
+  // The writer pads the data section to its alignment (32) after the last tensor too.
   const uint64_t file_bytes =
-      writer.tensor_file_offset(outs.size() - 1) + writer.tensor_bytes(outs.size() - 1);
+      (writer.tensor_file_offset(outs.size() - 1) + writer.tensor_bytes(outs.size() - 1) + 31) /
+      32 * 32;
   if (opt.dry_run) {
     // The header went to "<out>.partial", which the writer removes when it is destroyed unfinished.
     res.file_bytes = file_bytes;
@@ -203,10 +218,13 @@ QuantizeResult quantize_model(const ModelFile& src, const std::string& out_path,
     const std::string label = o.name + " -> " + std::string(dtype_name(to));
     if (to == o.source_type() && o.plain() && !opt.verbose) {
       // Same type, same row order: the bytes are the answer (no requantisation loss).
-      for (const TensorRef* p : o.parts) {
-        writer.write_tensor_data(p->data, p->bytes);
-        release_pages(*p);
-      }
+      constexpr uint64_t kCopyChunk = uint64_t(64) << 20;
+      for (const TensorRef* p : o.parts)
+        for (uint64_t off = 0; off < p->bytes; off += kCopyChunk) {
+          const uint64_t len = std::min(kCopyChunk, p->bytes - off);
+          writer.write_tensor_data(p->data + off, len);
+          release_range(p->data + off, len);
+        }
       bar.advance(uint64_t(rows) * uint64_t(n), label);
       continue;
     }
@@ -244,6 +262,7 @@ QuantizeResult quantize_model(const ModelFile& src, const std::string& out_path,
         }
       });
       writer.write_tensor_data(qbuf.data(), uint64_t(nr) * out_row);
+      if (o.plain()) release_rows(o, r0, nr);
       bar.advance(uint64_t(nr) * uint64_t(n), label);
     }
     for (const TensorRef* p : o.parts) release_pages(*p);

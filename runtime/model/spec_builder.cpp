@@ -127,6 +127,10 @@ void read_extended_keys(const Metadata& md, const std::string& p, ModelSpec& s) 
     throw Error(md.source + ": key '" + p + "rope.scaling.type' is '" + scaling +
                 "', hexe supports 'yarn' (or none)");
   }
+  if (auto v = get("nextn_predict_layers")) s.n_nextn = to_int(md, p + "nextn_predict_layers", *v);
+  if (s.n_nextn >= s.n_layers && s.n_nextn > 0)
+    throw Error(md.source + ": key '" + p + "nextn_predict_layers' is " + std::to_string(s.n_nextn) +
+                ", expected fewer than block_count (" + std::to_string(s.n_layers) + ")");
   s.attn_qkv_bias = false;
   for (const auto& t : s.tensors)
     if (t.role == TensorRole::AttnBias) s.attn_qkv_bias = true;

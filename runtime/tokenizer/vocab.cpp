@@ -27,13 +27,20 @@ std::vector<std::string> pre_regexes_for(const std::string& pre, const std::stri
   if (pre == "qwen2" || pre == "deepseek-r1-qwen") return {kQwen2Regex};
   if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") return {kLlama3Regex};
   if (pre == "gpt-2" || pre == "gpt2") return {kGpt2Regex};
+  if (pre == "deepseek-v3") {
+    // LLAMA_VOCAB_PRE_TYPE_DEEPSEEK3_LLM (DeepSeek-V3/R1 tokenizer.json's three Split steps, in
+    // order): digit runs of 1-3, CJK runs, then the word/punctuation pattern.
+    return {"\\p{N}{1,3}", "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+",
+            "[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_`{|}~][A-Za-z]+|[^\\r\\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+|"
+            " ?[\\p{P}\\p{S}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"};
+  }
   if (pre == "default" || pre.empty()) {
     // LLAMA_VOCAB_PRE_TYPE_DEFAULT: four passes, each splitting the pieces of the previous one.
     return {"[\\p{P}\\$\\+<=>\\^~\\|]+", kGpt2Regex, "\\p{N}+", "[0-9][0-9][0-9]"};
   }
   throw Error(source + ": key 'tokenizer.ggml.pre' is '" + pre +
-              "', expected one of: qwen2, deepseek-r1-qwen, llama-bpe, llama3, llama-v3, gpt-2, "
-              "default");
+              "', expected one of: qwen2, deepseek-r1-qwen, deepseek-v3, llama-bpe, llama3, llama-v3, "
+              "gpt-2, default");
 }
 
 void Vocab::validate() const {

@@ -1,39 +1,15 @@
 // The `hexe` executable as a user runs it: run, chat, inspect, perplexity, and bad input.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <fstream>
 #include <string>
 
+#include "run_hexe.h"
+
 namespace {
 
-struct Result {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-Result run_hexe(const std::string& args, const std::string& stdin_text = "") {
-  std::string cmd = std::string(HEXE_EXE) + " " + args + " 2>&1";
-  std::string input_file;
-  if (!stdin_text.empty()) {
-    input_file = ::testing::TempDir() + "/hexe_stdin.txt";
-    std::ofstream(input_file) << stdin_text;
-    cmd += " < " + input_file;
-  } else {
-    cmd += " < /dev/null";
-  }
-  Result r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using Result = hexe::testing::CliResult;
+using hexe::testing::run_hexe;
 
 const std::string kModels = std::string(HEXE_SOURCE_DIR) + "/tests/reference/fixtures/models";
 const std::string kQwen = kModels + "/qwen3moe-a/qwen3moe-a-q8_0.gguf";

@@ -1,0 +1,134 @@
+// `hexe bench -m FILE` (see bench_e2e.h). pp<N>: one fresh sequence, N prompt tokens in one eval;
+// tg<N>: one fresh sequence, N single-token evals (as llama-bench: from an empty context).
+// Tokens are random ids (speed does not depend on them; routing does, a little).
+#include "runtime/cli/bench_e2e.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <random>
+#include <span>
+#include <thread>
+#include <string>
+#include <vector>
+
+#include "memory/error.h"
+#include "runtime/cli/bench_limits.h"
+
+namespace hexe::cli {
+namespace {
+
+double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+struct Row {
+  std::string test;
+  double mean = 0, sd = 0;  // tokens/s over reps
+  std::vector<double> samples;
+};
+
+Row stats(std::string test, std::vector<double> tps) {
+  Row r{std::move(test), 0, 0, tps};
+  for (double v : tps) r.mean += v / double(tps.size());
+  for (double v : tps) r.sd += (v - r.mean) * (v - r.mean);
+  r.sd = tps.size() > 1 ? std::sqrt(r.sd / double(tps.size() - 1)) : 0;
+  return r;
+}
+
+}  // namespace
+
+void run_e2e_bench(const E2eBenchOptions& o) {
+  if (o.model.model.empty()) throw Error("hexe bench: -m FILE is required (or use `hexe bench moe-layer`)");
+  if (o.prompt < 0 || o.gen < 0 || o.reps < 1) throw Error("hexe bench: -p and -n must be >= 0 and -r >= 1");
+  auto model = load_model(o.model);
+  EngineConfig cfg = engine_config(o.model);
+  cfg.n_ctx = std::max<int64_t>(cfg.n_ctx, int64_t(o.prompt) + o.gen + 16);
+  Engine engine(*model, cfg);
+  const place::ModelSpec& spec = model->spec();
+  const int threads = o.model.threads > 0 ? o.model.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+
+  std::mt19937 rng(1);
+  auto token = [&] { return int32_t(rng() % uint32_t(spec.n_vocab)); };
+  std::vector<Row> rows;
+  if (o.prompt > 0) {
+    std::vector<double> tps;
+    for (int r = 0; r <= o.reps; ++r) {  // rep 0: warm-up (page faults of the mapped weights)
+      const int seq = engine.new_sequence();
+      std::vector<BatchItem> items(size_t(o.prompt));
+      for (int i = 0; i < o.prompt; ++i) items[size_t(i)] = {seq, token(), i + 1 == o.prompt};
+      const double t0 = now();
+      engine.eval(items);
+      if (r > 0) tps.push_back(o.prompt / (now() - t0));
+      engine.free_sequence(seq);
+    }
+    rows.push_back(stats("pp" + std::to_string(o.prompt), tps));
+  }
+  if (o.gen > 0) {
+    std::vector<double> tps;
+    for (int r = 0; r <= o.reps; ++r) {
+      const int seq = engine.new_sequence();
+      const double t0 = now();
+      for (int i = 0; i < o.gen; ++i) {
+        const BatchItem it{seq, token(), true};
+        engine.eval(std::span<const BatchItem>(&it, 1));
+      }
+      if (r > 0) tps.push_back(o.gen / (now() - t0));
+      engine.free_sequence(seq);
+    }
+    rows.push_back(stats("tg" + std::to_string(o.gen), tps));
+  }
+
+  // The DRAM limit, measured now in this process with the same thread count.
+  const size_t avail = mem_available_bytes();
+  size_t bytes = std::min({4 * llc_bytes(), size_t(2) << 30, avail ? avail / 4 : size_t(1) << 30});
+  bytes = std::max<size_t>(bytes, size_t(64) << 20) / (64 * size_t(threads)) * 64 * size_t(threads);
+  cpu::ThreadPool pool(threads);
+  AlignedBytes buf(bytes);
+  fill_random_weights(DType::F32, buf.data, buf.size, 3, pool);
+  const double dram = dram_read_gbs(buf.data, buf.size, pool);
+  const double bpt = double(spec.bytes_per_token());
+  const double size_gib = double(spec.bytes_total()) / double(1ull << 30);
+  const double params_b = double(spec.params_total()) / 1e9;
+
+  if (o.json) {
+    std::printf("[\n");
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const Row& r = rows[i];
+      const bool tg = r.test[0] == 't';
+      std::printf("  {\"model\": \"%s\", \"size_bytes\": %llu, \"params\": %llu, \"threads\": %d, \"test\": \"%s\", "
+                  "\"avg_ts\": %.3f, \"stddev_ts\": %.3f, \"samples_ts\": [",
+                  spec.name.c_str(), static_cast<unsigned long long>(spec.bytes_total()),
+                  static_cast<unsigned long long>(spec.params_total()), threads, r.test.c_str(), r.mean, r.sd);
+      for (size_t j = 0; j < r.samples.size(); ++j) std::printf("%s%.3f", j ? ", " : "", r.samples[j]);
+      std::printf("], \"bytes_per_token\": %.0f, \"dram_read_gbs\": %.3f", bpt, dram);
+      if (tg) std::printf(", \"dram_bound_ratio\": %.4f", r.mean * bpt / 1e9 / dram);
+      std::printf("}%s\n", i + 1 < rows.size() ? "," : "");
+    }
+    std::printf("]\n");
+    return;
+  }
+  std::printf("| %-24s | %10s | %8s | %7s | %8s | %18s | %12s | %10s |\n", "model", "size", "params", "threads",
+              "test", "t/s", "bytes/token", "DRAM ratio");
+  std::printf("| %.24s | %.10s | %.8s | %.7s | %.8s | %.18s | %.12s | %.10s |\n", "------------------------------",
+              "------------", "----------", "---------", "----------", "--------------------", "--------------",
+              "-----------");
+  for (const Row& r : rows) {
+    char tps[48], ratio[24] = "-";
+    std::snprintf(tps, sizeof tps, "%.2f +- %.2f", r.mean, r.sd);
+    if (r.test[0] == 't') std::snprintf(ratio, sizeof ratio, "%.3f", r.mean * bpt / 1e9 / dram);
+    char size[24];
+    if (size_gib >= 1) std::snprintf(size, sizeof size, "%.2f GiB", size_gib);
+    else std::snprintf(size, sizeof size, "%.2f MiB", size_gib * 1024);
+    char params[24];
+    if (params_b >= 1) std::snprintf(params, sizeof params, "%.2f B", params_b);
+    else std::snprintf(params, sizeof params, "%.2f M", params_b * 1e3);
+    std::printf("| %-24.24s | %10s | %8s | %7d | %8s | %18s | %9.2f MB | %10s |\n", spec.name.c_str(), size,
+                params, threads, r.test.c_str(), tps, bpt / 1e6, ratio);
+  }
+  std::printf("dram read %.2f GB/s (best of 3 passes over %.0f MiB, %d threads); load average %s\n", dram,
+              double(bytes) / (1 << 20), threads, load_average().c_str());
+}
+
+}  // namespace hexe::cli

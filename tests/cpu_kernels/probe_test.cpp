@@ -1,0 +1,36 @@
+// The probe micro-kernels behind the benchmarks' limits: stream_read sees every byte, and the
+// peak-rate loops report operations in proportion to their iterations.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "cpu_kernels/isa.h"
+#include "cpu_kernels/probe.h"
+
+namespace hexe::cpu {
+namespace {
+
+TEST(Probe, StreamReadSeesEveryByte) {
+  const size_t bytes = 64 * 1000;
+  auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+  std::memset(buf, 0, bytes);
+  EXPECT_EQ(stream_read(buf, bytes), 0u);
+  for (size_t at : {size_t(0), size_t(63), size_t(64 * 500 + 17), bytes - 1}) {
+    buf[at] = 1;
+    EXPECT_NE(stream_read(buf, bytes), 0u) << "byte " << at << " not read";
+    buf[at] = 0;
+  }
+  std::free(buf);
+}
+
+TEST(Probe, PeakLoopsCountOperations) {
+  if (!cpu_features().avx2) GTEST_SKIP() << "no AVX2: the probe loops report 0";
+  EXPECT_GT(int8_dot_ops(10), 0.0);
+  EXPECT_DOUBLE_EQ(int8_dot_ops(20), 2 * int8_dot_ops(10));
+  EXPECT_DOUBLE_EQ(bf16_dot_flops(20), 2 * bf16_dot_flops(10));
+  EXPECT_STRNE(int8_dot_name(), "none");
+}
+
+}  // namespace
+}  // namespace hexe::cpu
