@@ -13,20 +13,6 @@
 namespace hexe {
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& ne) {
-  std::string s = "[";
-  for (size_t i = 0; i < ne.size(); ++i) s += (i ? ", " : "") + std::to_string(ne[i]);
-  return s + "]";
-}
-
-const TensorRef& require_shape(const Model& m, const std::string& name, std::vector<int64_t> ne) {
-  const TensorRef& t = m.file().require(name);
-  if (t.ne != ne)
-    throw Error(t.file + ": tensor '" + name + "' has shape " + shape_str(t.ne) + ", expected " + shape_str(ne) +
-                " from the deepseek2 hyper-parameters");
-  return t;
-}
-
 // k_b/v_b per head, from the newer per-head tensors or split out of attn_kv_b.
 void bind_kv_b(const Model& m, const std::string& blk, LayerWeights& lw) {
   const auto& s = m.spec();
@@ -34,8 +20,8 @@ void bind_kv_b(const Model& m, const std::string& blk, LayerWeights& lw) {
   lw.k_b.resize(H);
   lw.v_b.resize(H);
   if (m.has(blk + "attn_k_b.weight")) {
-    const TensorRef& kb = require_shape(m, blk + "attn_k_b.weight", {nope, R, H});
-    const TensorRef& vb = require_shape(m, blk + "attn_v_b.weight", {R, vd, H});
+    const TensorRef& kb = m.tensor(blk + "attn_k_b.weight", {nope, R, H});
+    const TensorRef& vb = m.tensor(blk + "attn_v_b.weight", {R, vd, H});
     for (int64_t h = 0; h < H; ++h) {
       lw.k_b[h] = Linear{kb.data + h * row_bytes(kb.type, nope) * R, kb.type, nope, R};
       lw.v_b[h] = Linear{vb.data + h * row_bytes(vb.type, R) * vd, vb.type, R, vd};

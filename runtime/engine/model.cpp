@@ -52,6 +52,15 @@ Linear Model::linear(const std::string& name, int64_t n_in, int64_t n_out) const
   return Linear{t.data, t.type, n_in, n_out};
 }
 
+const TensorRef& Model::tensor(const std::string& name, const std::vector<int64_t>& ne) const {
+  const TensorRef& t = file_->require(name);
+  if (t.ne != ne)
+    throw Error(t.file + ": tensor '" + name + "' has shape " + shape_str(t.ne) + ", expected " + shape_str(ne) +
+                " from the " + spec_.arch + " hyper-parameters");
+  check_computable(t);
+  return t;
+}
+
 std::vector<float> Model::vector_f32(const std::string& name, int64_t n) const {
   const TensorRef& t = file_->require(name);
   if (t.n_elements() != n)

@@ -68,6 +68,8 @@ class Model {
   // Binding helpers for architecture files; errors name the file and tensor.
   Linear linear(const std::string& name, int64_t n_in, int64_t n_out) const;
   std::vector<float> vector_f32(const std::string& name, int64_t n) const;
+  // The tensor, which must have exactly shape `ne` (GGUF order) and a computable type.
+  const TensorRef& tensor(const std::string& name, const std::vector<int64_t>& ne) const;
   bool has(const std::string& name) const { return file_->find(name) != nullptr; }
   // Routed experts of a layer, from stacked ffn_*_exps tensors or per-expert ffn_*.E tensors.
   void bind_experts(int layer, LayerWeights& lw) const;
