@@ -84,6 +84,12 @@ struct Plan {
 void to_json(nlohmann::json& j, const Plan& p);
 std::string plan_to_json_string(const Plan& p, bool with_tensors = true);
 void save_plan(const Plan& p, const std::string& path);
+// Reads a plan written by save_plan (`hexe plan -o FILE`); throws hexe::Error naming the file and
+// the field on bad input.
+Plan load_plan(const std::string& path);
+Plan plan_from_json(const nlohmann::json& j);
+// True when any tensor, layer part, expert execution or the head is placed on the GPU.
+bool plan_uses_gpu(const Plan& p);
 // Human-readable multi-line description (devices, memory, predictions, refusals).
 std::string describe_plan(const Plan& p);
 // "12.3 GiB"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Sets up, builds and runs the whole CPU test suite (every label but gpu), then the parser tests
+# Sets up, builds and runs the whole CPU test suite (every label but gpu and perf), then the parser tests
 # again under AddressSanitizer + UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 tools/setup.sh build
-ctest --test-dir build --output-on-failure -LE gpu -j "$(nproc)"
+ctest --test-dir build --output-on-failure -LE 'gpu|perf' -j "$(nproc)"
 
 # Every kernel tier gives the reference results (the best tier ran above).
 for isa in scalar avx2; do

@@ -43,11 +43,17 @@ void run_e2e_bench(const E2eBenchOptions& o) {
   if (o.model.model.empty()) throw Error("hexe bench: -m FILE is required (or use `hexe bench moe-layer`)");
   if (o.prompt < 0 || o.gen < 0 || o.reps < 1) throw Error("hexe bench: -p and -n must be >= 0 and -r >= 1");
   auto model = load_model(o.model);
-  EngineConfig cfg = engine_config(o.model);
+  const EngineSetup setup = engine_setup(o.model, *model, std::max(o.prompt, 1));
+  EngineConfig cfg = setup.config;
   cfg.n_ctx = std::max<int64_t>(cfg.n_ctx, int64_t(o.prompt) + o.gen + 16);
   Engine engine(*model, cfg);
   const place::ModelSpec& spec = model->spec();
-  const int threads = o.model.threads > 0 ? o.model.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = cfg.n_threads > 0 ? cfg.n_threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  // What the plan predicted for a row: prefill of the prompt, or decode.
+  auto predicted = [&](const std::string& test) -> double {
+    if (!setup.plan) return 0;
+    return test[0] == 'p' ? setup.plan->prefill.tokens_per_s : setup.plan->decode.tokens_per_s;
+  };
 
   std::mt19937 rng(1);
   auto token = [&] { return int32_t(rng() % uint32_t(spec.n_vocab)); };
@@ -104,6 +110,9 @@ void run_e2e_bench(const E2eBenchOptions& o) {
       for (size_t j = 0; j < r.samples.size(); ++j) std::printf("%s%.3f", j ? ", " : "", r.samples[j]);
       std::printf("], \"bytes_per_token\": %.0f, \"dram_read_gbs\": %.3f", bpt, dram);
       if (tg) std::printf(", \"dram_bound_ratio\": %.4f", r.mean * bpt / 1e9 / dram);
+      if (setup.plan)
+        std::printf(", \"strategy\": \"%s\", \"predicted_ts\": %.3f", setup.plan->strategy.c_str(),
+                    predicted(r.test));
       std::printf("}%s\n", i + 1 < rows.size() ? "," : "");
     }
     std::printf("]\n");
@@ -129,6 +138,14 @@ void run_e2e_bench(const E2eBenchOptions& o) {
   }
   std::printf("dram read %.2f GB/s (best of 3 passes over %.0f MiB, %d threads); load average %s\n", dram,
               double(bytes) / (1 << 20), threads, load_average().c_str());
+  if (setup.plan && setup.plan->decode.tokens_per_s > 0) {
+    // The planner's prediction beside the measurement: how far off the cost model is here.
+    std::printf("plan '%s' on profile '%s':", setup.plan->strategy.c_str(), setup.plan->profile.c_str());
+    for (const Row& r : rows)
+      std::printf("  %s predicted %.2f t/s, measured/predicted %.3f;", r.test.c_str(), predicted(r.test),
+                  predicted(r.test) > 0 ? r.mean / predicted(r.test) : 0.0);
+    std::printf("\n");
+  }
 }
 
 }  // namespace hexe::cli

@@ -2,6 +2,7 @@
 #include "runtime/cli/options.h"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -17,12 +18,17 @@ namespace hexe::cli {
 
 void add_model_options(CLI::App& cmd, ModelOptions& o, bool with_ctx) {
   cmd.add_option("-m,--model", o.model, "model file (.gguf) or HF directory; default: the shipped model");
-  cmd.add_option("-t,--threads", o.threads, "threads (default: one per core)")->check(CLI::NonNegativeNumber);
+  cmd.add_option("-t,--threads", o.threads, "threads (default: one per core)")
+      ->check(CLI::NonNegativeNumber)
+      ->each([&o](const std::string&) { o.threads_given = true; });
   if (with_ctx)
     cmd.add_option("-c,--ctx-size", o.ctx, "context size in tokens (KV-cache capacity)")
-        ->check(CLI::Range(int64_t(8), int64_t(1) << 24));
+        ->check(CLI::Range(int64_t(8), int64_t(1) << 24))
+        ->each([&o](const std::string&) { o.ctx_given = true; });
   cmd.add_option("-b,--batch-size", o.batch, "tokens per forward pass during prompt processing")
-      ->check(CLI::Range(1, 65536));
+      ->check(CLI::Range(1, 65536))
+      ->each([&o](const std::string&) { o.batch_given = true; });
+  add_plan_choice_options(cmd, o.plan);
   cmd.add_flag("--split-experts", o.split_experts,
                "run routed experts on a second CPU device with its own cores (tests the hybrid split)");
   cmd.add_flag("--no-progress", o.no_progress, "no progress bar while mapping the model");
@@ -70,6 +76,15 @@ EngineConfig engine_config(const ModelOptions& o) {
   c.n_batch = o.batch;
   c.split_experts = o.split_experts;
   return c;
+}
+
+EngineSetup engine_setup(const ModelOptions& o, const Model& model, int64_t prompt_tokens) {
+  EngineSetup s{engine_config(o), resolve_plan(o, model, prompt_tokens)};
+  if (s.plan) {
+    apply_plan(*s.plan, o, s.config);
+    std::fprintf(stderr, "%s\n", plan_summary(*s.plan).c_str());
+  }
+  return s;
 }
 
 std::string read_text_file(const std::string& path) {

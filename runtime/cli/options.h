@@ -2,6 +2,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -9,6 +10,7 @@
 #include "runtime/engine/engine.h"
 #include "runtime/engine/model.h"
 #include "runtime/engine/sampling.h"
+#include "runtime/cli/plan_execution.h"
 
 namespace hexe::cli {
 
@@ -19,6 +21,9 @@ struct ModelOptions {
   int batch = 512;     // -b
   bool split_experts = false;
   bool no_progress = false;
+  PlanChoice plan;
+  // Set when given on the command line, so a plan's values do not override them.
+  bool threads_given = false, ctx_given = false, batch_given = false;
 };
 
 // with_ctx: register -c as the KV-cache size (perplexity uses -c for its chunk size instead).
@@ -29,6 +34,14 @@ void add_sampling_options(CLI::App& cmd, SamplingParams& p);
 std::string default_model_path();
 std::unique_ptr<Model> load_model(const ModelOptions& o);
 EngineConfig engine_config(const ModelOptions& o);
+
+// engine_config plus the plan --plan/--strategy name (checked and applied; its summary printed to
+// stderr). `prompt_tokens` sizes the plan's predicted prefill.
+struct EngineSetup {
+  EngineConfig config;
+  std::optional<place::Plan> plan;
+};
+EngineSetup engine_setup(const ModelOptions& o, const Model& model, int64_t prompt_tokens);
 
 // Reads a whole text file; errors name the path.
 std::string read_text_file(const std::string& path);

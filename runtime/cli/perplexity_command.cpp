@@ -23,8 +23,9 @@ struct PerplexityOptions {
 void run(PerplexityOptions o) {
   o.model.ctx = o.chunk;
   o.model.batch = std::max(o.model.batch, o.chunk);
+  o.model.ctx_given = o.model.batch_given = true;  // the chunk size decides both, whatever a plan says
   auto model = load_model(o.model);
-  Engine engine(*model, engine_config(o.model));
+  Engine engine(*model, engine_setup(o.model, *model, o.chunk).config);
   if (!o.routing_stats.empty()) engine.enable_routing_counts(true);
   const Tokenizer& tok = model->tokenizer();
   const std::string text = read_text_file(o.file);

@@ -26,12 +26,13 @@ struct RunOptions {
 
 void run(const RunOptions& o) {
   auto model = load_model(o.model);
-  Engine engine(*model, engine_config(o.model));
-  if (!o.routing_stats.empty()) engine.enable_routing_counts(true);
   const Tokenizer& tok = model->tokenizer();
   std::string text = o.prompt_file.empty() ? o.prompt : read_text_file(o.prompt_file);
   std::vector<int32_t> prompt = tok.encode(text, /*add_special=*/true, /*parse_special=*/true);
   if (prompt.empty()) throw Error("the prompt is empty after tokenisation; give -p TEXT or -f FILE");
+  const EngineSetup setup = engine_setup(o.model, *model, int64_t(prompt.size()));
+  Engine engine(*model, setup.config);
+  if (!o.routing_stats.empty()) engine.enable_routing_counts(true);
   if (int64_t(prompt.size()) >= engine.config().n_ctx)
     throw Error("the prompt has " + std::to_string(prompt.size()) + " tokens, more than the context size " +
                 std::to_string(engine.config().n_ctx) + " (-c)");
@@ -56,6 +57,9 @@ void run(const RunOptions& o) {
   std::fprintf(stderr, "\nprompt: %lld tokens, %.2f tokens/s | generation: %lld tokens, %.2f tokens/s%s\n",
                (long long)st.n_prompt, st.prompt_tps(), (long long)st.n_generated, st.generation_tps(),
                st.stopped_at_eog ? " (end of generation)" : "");
+  if (setup.plan && setup.plan->decode.tokens_per_s > 0)
+    std::fprintf(stderr, "plan '%s' predicted: prompt %.2f tokens/s, generation %.2f tokens/s\n",
+                 setup.plan->strategy.c_str(), setup.plan->prefill.tokens_per_s, setup.plan->decode.tokens_per_s);
   if (!o.routing_stats.empty())
     write_routing_stats(engine, *model, uint64_t(st.n_prompt + st.n_generated), o.routing_stats);
 }

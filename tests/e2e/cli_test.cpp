@@ -49,6 +49,35 @@ TEST(Cli, ChatAnswersEachLineOfInput) {
   EXPECT_EQ(turns, 2u) << r.out;
 }
 
+TEST(Cli, RunAndBenchFollowACpuPlan) {
+  const std::string plan = ::testing::TempDir() + "/hexe_cpu_plan.json";
+  Result made = run_hexe("plan -m " + kQwen + " --profile ryzen-7950x-rtx4080 --strategy cpu -c 1024 -o " + plan);
+  ASSERT_EQ(made.exit_code, 0) << made.out;
+  Result r = run_hexe("run -m " + kQwen + " --plan " + plan + " -p 'Once upon a time' -n 4 --seed 7");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("plan 'cpu'"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("16 CPU threads, context 1024"), std::string::npos) << r.out;  // the 7950X's cores
+  Result b = run_hexe("bench -m " + kQwen + " --strategy cpu --profile ryzen-7950x-rtx4080 -t 2 -p 16 -n 4 -r 1");
+  ASSERT_EQ(b.exit_code, 0) << b.out;
+  EXPECT_NE(b.out.find("pp16 predicted"), std::string::npos) << b.out;
+  EXPECT_NE(b.out.find("measured/predicted"), std::string::npos) << b.out;
+}
+
+TEST(Cli, PlansTheCpuCannotRunAreRefusedWithTheReason) {
+  Result gpu = run_hexe("run -m " + kQwen + " --strategy experts-cpu --profile ryzen-7950x-rtx4080 -n 2");
+  EXPECT_NE(gpu.exit_code, 0);
+  EXPECT_NE(gpu.out.find("places work on the GPU"), std::string::npos) << gpu.out;
+  // A plan made for another model.
+  const std::string plan = ::testing::TempDir() + "/hexe_mixtral_plan.json";
+  ASSERT_EQ(run_hexe("plan -m " + kMixtral + " --profile ryzen-7950x-rtx4080 --strategy cpu -o " + plan).exit_code, 0);
+  Result other = run_hexe("run -m " + kQwen + " --plan " + plan + " -n 2");
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_NE(other.out.find("the plan was made for"), std::string::npos) << other.out;
+  Result bad = run_hexe("run -m " + kQwen + " --strategy fastest -n 2");
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.out.find("'fastest' is not one of"), std::string::npos) << bad.out;
+}
+
 TEST(Cli, InspectDescribesTheModel) {
   Result r = run_hexe("inspect " + kQwen);
   ASSERT_EQ(r.exit_code, 0) << r.out;

@@ -1,0 +1,148 @@
+// --plan / --strategy (see plan_execution.h).
+#include "runtime/cli/plan_execution.h"
+
+#include <cstdio>
+#include <unordered_map>
+
+#include "memory/error.h"
+#include "placement/hardware_profile.h"
+#include "placement/hw_detect.h"
+#include "placement/model_shapes.h"
+#include "placement/strategies.h"
+#include "runtime/cli/options.h"
+
+namespace hexe::cli {
+
+void add_plan_choice_options(CLI::App& cmd, PlanChoice& c) {
+  auto* plan = cmd.add_option("--plan", c.plan_file, "follow a placement plan written by `hexe plan -o FILE`")
+                   ->check(CLI::ExistingFile);
+  auto* strat = cmd.add_option("--strategy", c.strategy,
+                               "placement strategy to plan and follow: cpu, gpu, layers, experts-cpu, "
+                               "experts-cpu+hot, stream, cache, auto");
+  plan->excludes(strat);
+  cmd.add_option("--profile", c.profile,
+                 "hardware profile for --strategy (NAME under profiles/hardware or a file from "
+                 "`hexe profile detect`); default: this machine's topology without measurements")
+      ->needs(strat);
+}
+
+namespace {
+
+// A saved plan must describe this model: same tensors, types and sizes.
+void check_plan_matches(const place::Plan& plan, const place::ModelSpec& spec, const std::string& origin) {
+  std::unordered_map<std::string, const place::TensorSpec*> by_name;
+  for (const auto& t : spec.tensors) by_name.emplace(t.name, &t);
+  if (plan.tensors.size() != spec.tensors.size())
+    throw Error(origin + " places " + std::to_string(plan.tensors.size()) + " tensors; the model " + spec.source +
+                " has " + std::to_string(spec.tensors.size()) + " (the plan was made for '" + plan.model + "')");
+  for (const auto& t : plan.tensors) {
+    auto it = by_name.find(t.name);
+    if (it == by_name.end())
+      throw Error(origin + " places tensor '" + t.name + "', which the model " + spec.source + " does not have");
+    if (it->second->type != t.type || it->second->bytes != t.bytes)
+      throw Error(origin + ": tensor '" + t.name + "' is " + std::string(dtype_name(t.type)) + ", " +
+                  std::to_string(t.bytes) + " bytes in the plan but " + std::string(dtype_name(it->second->type)) +
+                  ", " + std::to_string(it->second->bytes) + " bytes in " + spec.source);
+  }
+  if (plan.layers.size() != size_t(spec.n_layers))
+    throw Error(origin + " has " + std::to_string(plan.layers.size()) + " layers; the model has " +
+                std::to_string(spec.n_layers));
+}
+
+// What a plan needs that this build cannot do yet, in the user's words.
+void check_runnable(const place::Plan& plan, const std::string& origin) {
+  if (place::plan_uses_gpu(plan)) {
+    int attn = 0, ffn = 0, experts = 0;
+    for (const auto& l : plan.layers) {
+      attn += l.attn == place::Device::Gpu;
+      ffn += l.ffn == place::Device::Gpu;
+      experts += l.moe && (l.experts_decode != place::ExpertExec::Cpu || l.experts_prefill != place::ExpertExec::Cpu ||
+                           !l.gpu_experts.empty());
+    }
+    std::string what;
+    auto add = [&](int n, const char* part) {
+      if (n) what += (what.empty() ? "" : ", ") + std::string(part) + " of " + std::to_string(n) + " layers";
+    };
+    add(attn, "attention");
+    add(ffn, "router and shared/dense FFN");
+    add(experts, "routed experts");
+    if (plan.head == place::Device::Gpu) what += (what.empty() ? "" : ", ") + std::string("the output head");
+    if (what.empty()) what = "tensors";
+    throw Error(origin + " places work on the GPU (" + what +
+                "); this version of hexe executes CPU plans only: use --strategy cpu");
+  }
+  if (!plan.fits) {
+    std::string why;
+    for (const auto& r : plan.refusals) why += "\n  " + r;
+    throw Error(origin + " does not fit:" + why);
+  }
+}
+
+}  // namespace
+
+std::optional<place::Plan> resolve_plan(const ModelOptions& o, const Model& model, int64_t prompt) {
+  const PlanChoice& c = o.plan;
+  if (c.plan_file.empty() && c.strategy.empty()) return std::nullopt;
+  const place::ModelSpec& spec = model.spec();
+  if (!c.plan_file.empty()) {
+    place::Plan plan = place::load_plan(c.plan_file);
+    const std::string origin = "plan " + c.plan_file + " (strategy '" + plan.strategy + "')";
+    check_plan_matches(plan, spec, origin);
+    check_runnable(plan, origin);
+    // The plan was sized for its profile's machine; the host memory here may be smaller.
+    const uint64_t here = place::detect_topology().host_memory_bytes;
+    if (here && plan.host.total() > here)
+      throw Error(origin + " needs " + place::format_bytes(plan.host.total()) + " of host memory; this machine has " +
+                  place::format_bytes(here));
+    return plan;
+  }
+  auto s = place::strategy_from_name(c.strategy);
+  if (!s)
+    throw Error("--strategy '" + c.strategy +
+                "' is not one of cpu, gpu, layers, experts-cpu, experts-cpu+hot, stream, cache, auto");
+  const place::HardwareProfile hw = c.profile.empty() ? place::detect_topology() : place::resolve_profile(c.profile);
+  const place::PlanModel pm = place::plan_model_from_spec(spec);
+  place::PlanInputs in;
+  in.model = &pm;
+  in.hw = &hw;
+  in.workload.context = o.ctx;
+  in.workload.prompt = std::max<int64_t>(1, prompt);
+  in.workload.ubatch = o.batch;
+  place::Plan plan = place::make_plan(in, *s);
+  if (o.threads_given) plan.cpu_threads = o.threads;  // predictions keep the profile's cores
+  check_runnable(plan, "--strategy " + plan.strategy + " on profile '" + hw.name + "'");
+  if (c.profile.empty())
+    plan.notes.push_back("no --profile: this machine's topology without measurements, so no speed "
+                         "prediction; `hexe profile detect -o FILE` measures one for --profile FILE");
+  return plan;
+}
+
+void apply_plan(const place::Plan& plan, const ModelOptions& o, EngineConfig& cfg) {
+  if (!o.threads_given) cfg.n_threads = plan.cpu_threads;
+  if (!o.ctx_given) cfg.n_ctx = plan.workload.context * plan.workload.batch;
+  if (!o.batch_given) cfg.n_batch = int(std::min<int64_t>(plan.workload.ubatch, 65536));
+}
+
+std::string plan_summary(const place::Plan& plan) {
+  char buf[512];
+  if (plan.decode.tokens_per_s <= 0 || plan.prefill.tokens_per_s <= 0) {
+    std::snprintf(buf, sizeof buf, "plan '%s' for %s on %s: %d CPU threads, context %lld, chunk %lld; no prediction",
+                  plan.strategy.c_str(), plan.model.c_str(), plan.profile.c_str(), plan.cpu_threads,
+                  (long long)plan.workload.context, (long long)plan.workload.ubatch);
+    std::string s = buf;
+    for (const auto& n : plan.notes) s += "\n  note: " + n;
+    return s;
+  }
+  std::snprintf(buf, sizeof buf,
+                "plan '%s' for %s on %s: %d CPU threads, context %lld, chunk %lld; predicted prefill %.1f tok/s "
+                "(%s, prompt %lld), decode %.2f tok/s (%s)",
+                plan.strategy.c_str(), plan.model.c_str(), plan.profile.c_str(), plan.cpu_threads,
+                (long long)plan.workload.context, (long long)plan.workload.ubatch, plan.prefill.tokens_per_s,
+                plan.prefill.bottleneck.c_str(), (long long)plan.workload.prompt, plan.decode.tokens_per_s,
+                plan.decode.bottleneck.c_str());
+  std::string s = buf;
+  for (const auto& n : plan.notes) s += "\n  note: " + n;
+  return s;
+}
+
+}  // namespace hexe::cli
