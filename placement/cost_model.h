@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <map>
 #include <string>
 
 #include "cpu_kernels/format.h"
@@ -50,7 +51,10 @@ class CostModel {
   const Efficiency& eff() const { return eff_; }
 
  private:
+  double cpu_bw(DType t) const;                       // B/s achieved streaming weights of type t
   Efficiency eff_;
+  double dram_ = 0;  // B/s, the profile's plain read bandwidth
+  std::map<DType, double> cpu_rate_by_type_, cpu_dram_by_type_;
   bool has_gpu_ = false;
   double cpu_bw_ = 0, cpu_int8_ = 0, cpu_bf16_ = 0, cpu_fp32_ = 0;
   double gpu_bw_ = 0, gpu_rate_ = 0, pcie_bw_ = 0;

@@ -45,6 +45,7 @@ void to_json(json& j, const CpuProfile& v) {
            {"ghz", v.ghz}, {"numa", v.numa}, {"caches", v.caches}, {"isa", v.isa},
            {"dram_read_gbps", v.dram_read_gbps}, {"peak_gops_int8", v.peak_gops_int8},
            {"peak_gflops_bf16", v.peak_gflops_bf16}, {"peak_gflops_fp32", v.peak_gflops_fp32}};
+  if (!v.matmul_gops.empty()) j["matmul_gops"] = v.matmul_gops;
 }
 void from_json(const json& j, CpuProfile& v) {
   v.model = j.value("model", std::string());
@@ -59,6 +60,9 @@ void from_json(const json& j, CpuProfile& v) {
   v.peak_gops_int8 = j.at("peak_gops_int8").get<double>();
   v.peak_gflops_bf16 = j.at("peak_gflops_bf16").get<double>();
   v.peak_gflops_fp32 = j.at("peak_gflops_fp32").get<double>();
+  v.matmul_gops = j.value("matmul_gops", std::map<std::string, double>{});
+  for (const auto& [type, rate] : v.matmul_gops)
+    if (!(rate > 0)) throw Error("cpu.matmul_gops." + type + " must be > 0, got " + std::to_string(rate));
 }
 
 void to_json(json& j, const GpuProfile& v) {
@@ -85,6 +89,7 @@ void to_json(json& j, const Efficiency& v) {
            {"gpu_launch_us", v.gpu_launch_us}, {"gpu_graph_launch_us", v.gpu_graph_launch_us},
            {"handoff_us", v.handoff_us}, {"pcie_setup_us", v.pcie_setup_us},
            {"cpu_op_us", v.cpu_op_us}, {"gpu_kernels_per_layer", v.gpu_kernels_per_layer}};
+  if (!v.cpu_dram_by_type.empty()) j["cpu_dram_by_type"] = v.cpu_dram_by_type;
 }
 void from_json(const json& j, Efficiency& v) {
   Efficiency d;  // any field left out keeps hexe's default
@@ -100,9 +105,13 @@ void from_json(const json& j, Efficiency& v) {
   v.pcie_setup_us = j.value("pcie_setup_us", d.pcie_setup_us);
   v.cpu_op_us = j.value("cpu_op_us", d.cpu_op_us);
   v.gpu_kernels_per_layer = j.value("gpu_kernels_per_layer", d.gpu_kernels_per_layer);
+  v.cpu_dram_by_type = j.value("cpu_dram_by_type", std::map<std::string, double>{});
   for (double f : {v.cpu_dram, v.cpu_int8, v.cpu_float, v.gpu_mem, v.gpu_compute, v.pcie}) {
     if (!(f > 0 && f <= 1)) throw Error("efficiency fractions must lie in (0, 1], got " + std::to_string(f));
   }
+  for (const auto& [type, f] : v.cpu_dram_by_type)
+    if (!(f > 0 && f <= 1))
+      throw Error("efficiency.cpu_dram_by_type." + type + " must lie in (0, 1], got " + std::to_string(f));
 }
 
 void to_json(json& j, const HardwareProfile& v) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,10 @@ struct CpuProfile {
   double peak_gops_int8 = 0;
   double peak_gflops_bf16 = 0;
   double peak_gflops_fp32 = 0;
+  // Measured by `hexe profile detect`: hexe's matmul rate per weight type (GGML type name, e.g.
+  // "q4_K"), 10^9 op/s with 32 activation rows (the rows an expert sees in a 512-token prefill)
+  // and cache-resident weights. Types left out use the int8/bf16/fp32 peaks above.
+  std::map<std::string, double> matmul_gops;
 };
 
 struct GpuProfile {
@@ -70,6 +75,9 @@ struct Efficiency {
   double pcie_setup_us = 10;     // per DMA transfer
   double cpu_op_us = 2;          // per CPU op (thread-pool fork/join)
   int gpu_kernels_per_layer = 12;  // launches per layer when not captured in a graph
+  // Measured: per weight type, the fraction of the DRAM read bandwidth a single-token matmul
+  // streaming that type from memory reaches (decode). Types left out use cpu_dram.
+  std::map<std::string, double> cpu_dram_by_type;
 };
 
 struct HardwareProfile {

@@ -149,6 +149,17 @@ HardwareProfile detect_profile(const DetectOptions& opt) {
     p.efficiency.cpu_dram = std::clamp(gemv / std::max(1e-9, p.cpu.dram_read_gbps), 0.05, 1.0);
     p.efficiency.cpu_int8 = 0.9;
     p.efficiency.cpu_float = 0.9;
+    // Per weight type: the prefill rate (32 rows, as an expert sees in a 512-token prompt) and
+    // the decode streaming efficiency, since the kernels differ in both between types.
+    say("measuring per-type matmul rates and GEMV streaming (" + std::to_string(measured_weight_types().size()) +
+        " types)...");
+    const uint64_t per_type = std::max<uint64_t>(opt.gemv_bytes / 2, 4 * llc);
+    for (DType t : measured_weight_types()) {
+      const std::string name(dtype_name(t));
+      p.cpu.matmul_gops[name] = measure_matmul_gflops(t, all, opt.matmul_seconds / 2, 32);
+      p.efficiency.cpu_dram_by_type[name] =
+          std::clamp(measure_gemv_stream_gbps(all, per_type, t) / std::max(1e-9, p.cpu.dram_read_gbps), 0.05, 1.0);
+    }
     p.notes = "Measured with hexe's kernels (ISA tier " + std::string(cpu::isa_name(cpu::active_isa())) +
               "): peak_* are cache-resident matmul rates, efficiency.cpu_dram = Q4_K GEMV GB/s (" +
               std::to_string(gemv) + ") / read GB/s.";
@@ -184,6 +195,12 @@ std::string describe_profile(const HardwareProfile& p) {
   std::snprintf(b, sizeof b, "  efficiency: DRAM %.2f, int8 %.2f, float %.2f\n", p.efficiency.cpu_dram,
                 p.efficiency.cpu_int8, p.efficiency.cpu_float);
   s += b;
+  for (const auto& [type, gops] : p.cpu.matmul_gops) {
+    auto it = p.efficiency.cpu_dram_by_type.find(type);
+    std::snprintf(b, sizeof b, "  %-5s matmul %7.1f GOP/s (32 rows), decode streams at %.2f of DRAM\n", type.c_str(), gops,
+                  it == p.efficiency.cpu_dram_by_type.end() ? 0.0 : it->second);
+    s += b;
+  }
   if (p.gpus.empty()) s += "  GPU: none detected\n";
   for (const auto& g : p.gpus) {
     std::snprintf(b, sizeof b, "  GPU %s: %.1f GiB, %d SMs, %.0f GB/s, PCIe H2D %.1f GB/s, D2H %.1f GB/s\n",

@@ -36,11 +36,17 @@ double time_per_run(F&& fn, double min_seconds) {
 
 }  // namespace
 
-double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds) {
+const std::vector<DType>& measured_weight_types() {
+  static const std::vector<DType> types = {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0,
+                                           DType::Q4_0, DType::BF16, DType::F16,  DType::F32};
+  return types;
+}
+
+double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds, int64_t m) {
   const int nth = int(std::max<size_t>(1, cpus.size()));
   // 64 rows per thread x 4096: 2 MiB of F32 weights per thread at most, resident in L2/L3;
-  // 64 activation rows so the kernel runs in its GEMM (compute-bound) regime.
-  const int64_t k = 4096, n = 64 * nth, m = 64;
+  // m activation rows (64: the kernel's GEMM regime; 32: what an expert sees in prefill).
+  const int64_t k = 4096, n = 64 * nth;
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
   std::vector<float> wf(static_cast<size_t>(k));
@@ -66,10 +72,10 @@ double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double 
   return 2.0 * double(m) * double(n) * double(k) / s / 1e9;
 }
 
-double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes) {
+double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DType w_type) {
   const int nth = int(std::max<size_t>(1, cpus.size()));
   const int64_t k = 4096;
-  const uint64_t rb = row_bytes(DType::Q4_K, uint64_t(k));
+  const uint64_t rb = row_bytes(w_type, uint64_t(k));
   const int64_t n = int64_t(bytes / rb);
   // Timing does not depend on the values: a fixed byte pattern (finite fp16 scales) will do.
   std::vector<uint8_t> w(size_t(n) * rb);
@@ -80,7 +86,7 @@ double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes) {
   std::vector<float> x(static_cast<size_t>(k), 0.5f), y(static_cast<size_t>(n));
   cpu::MatmulParams p;
   p.w = w.data();
-  p.w_type = DType::Q4_K;
+  p.w_type = w_type;
   p.n = n;
   p.k = k;
   p.x = x.data();

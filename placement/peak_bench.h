@@ -12,10 +12,13 @@ namespace hexe::place {
 
 // 10^9 FLOP/s (a multiply-add = 2) of matmul with `w_type` weights on all `cpus`, weights small
 // enough to stay in cache (n x k per run, m activation rows).
-double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds = 0.3);
+double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds = 0.3, int64_t m = 64);
 
-// GB/s of weight bytes a single-token (m = 1) Q4_K matmul reads when its weights (`bytes`, far
-// above the LLC) come from DRAM.
-double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes);
+// GB/s of weight bytes a single-token (m = 1) matmul with `w_type` weights reads when its
+// weights (`bytes`, far above the LLC) come from DRAM.
+double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DType w_type = DType::Q4_K);
+
+// The weight types `hexe profile detect` measures one by one (those hexe has fast paths for).
+const std::vector<DType>& measured_weight_types();
 
 }  // namespace hexe::place

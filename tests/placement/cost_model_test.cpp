@@ -57,6 +57,18 @@ TEST(CostModel, RooflinePerDevice) {
   EXPECT_NEAR(cm.h2d(1e9, 2).seconds(), 0.1 + 40e-6, 1e-12);
 }
 
+TEST(CostModel, MeasuredPerTypeFiguresReplaceTheGenericOnes) {
+  HardwareProfile hw = toy_profile();
+  hw.cpu.matmul_gops["q4_K"] = 200;             // x 0.5 efficiency = 100 GOP/s for q4_K only
+  hw.efficiency.cpu_dram_by_type["q8_0"] = 0.8;  // q8_0 decode streams at 80 GB/s
+  hw.efficiency.cpu_dram_by_type["q99"] = 0.1;   // unknown names are ignored
+  CostModel cm(hw);
+  EXPECT_NEAR(cm.cpu_op(1e3, 1e9, DType::Q4_K, 0).seconds(), 0.010, 1e-12);  // 1 GFLOP / 100 G
+  EXPECT_NEAR(cm.cpu_op(1e3, 1e9, DType::Q6_K, 0).seconds(), 0.002, 1e-12);  // generic int8: 500 G
+  EXPECT_NEAR(cm.cpu_op(1e9, 0, DType::Q8_0, 0).seconds(), 1.0 / 80, 1e-12);
+  EXPECT_NEAR(cm.cpu_op(1e9, 0, DType::Q4_K, 0).seconds(), 1.0 / 50, 1e-12);  // generic 0.5 x 100
+}
+
 TEST(CostModel, PcieCannotOutrunDram) {
   HardwareProfile hw = toy_profile();
   hw.gpus[0].pcie_h2d_gbps = 400;  // a link faster than the host memory behind it

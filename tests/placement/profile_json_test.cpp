@@ -74,6 +74,22 @@ TEST(ProfileJson, BadFilesNameTheField) {
   j["efficiency"]["cpu_dram"] = 1.5;
   write(j);
   EXPECT_THROW(load_profile(path), Error);
+  j["efficiency"]["cpu_dram"] = 0.7;
+  j["efficiency"]["cpu_dram_by_type"] = {{"q4_K", 0.8}};
+  j["cpu"]["matmul_gops"] = {{"q4_K", 120.5}};
+  write(j);
+  const HardwareProfile measured = load_profile(path);  // per-type figures survive the round trip
+  EXPECT_DOUBLE_EQ(measured.efficiency.cpu_dram_by_type.at("q4_K"), 0.8);
+  EXPECT_DOUBLE_EQ(measured.cpu.matmul_gops.at("q4_K"), 120.5);
+  EXPECT_EQ(nlohmann::json(measured)["cpu"]["matmul_gops"]["q4_K"], 120.5);
+  j["efficiency"]["cpu_dram_by_type"]["q8_0"] = 2.0;
+  write(j);
+  try {
+    load_profile(path);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cpu_dram_by_type.q8_0"), std::string::npos) << e.what();
+  }
   std::ofstream(path) << "{ not json";
   EXPECT_THROW(load_profile(path), Error);
   std::filesystem::remove(path);
