@@ -11,6 +11,7 @@
 #include "runtime/cli/options.h"
 #include "runtime/engine/generate.h"
 #include "runtime/tokenizer/chat_template.h"
+#include "runtime/tokenizer/reasoning_filter.h"
 #include "runtime/tokenizer/tokenizer.h"
 #include "runtime/tokenizer/utf8_stream.h"
 
@@ -25,15 +26,17 @@ struct ChatCliOptions {
   std::string system;
   int n_predict = -1;
   bool no_think = false;
+  std::string reasoning = "show";  // show | hide the <think> blocks of reasoning templates
 };
 
 void chat(const ChatCliOptions& o) {
   auto model = load_model(o.model);
-  Engine engine(*model, engine_config(o.model));
+  Engine engine(*model, engine_setup(o.model, *model, 512).config);  // 512: a typical first turn for predictions
   const Tokenizer& tok = model->tokenizer();
   const ChatTemplate tmpl = ChatTemplate::for_tokenizer(tok, o.chat_template);
   ChatOptions copts;
   if (o.no_think) copts.enable_thinking = false;
+  const bool hide_reasoning = o.reasoning == "hide";
   Sampler sampler(o.sampling);
   const bool interactive = isatty(STDIN_FILENO);
 
@@ -47,7 +50,8 @@ void chat(const ChatCliOptions& o) {
     std::string line;
     if (!std::getline(std::cin, line) || line.empty() || line == "/exit") break;
     messages.push_back({"user", line});
-    const std::vector<int32_t> conv = tok.encode(tmpl.render(messages, copts), false, true);
+    const std::string prompt = tmpl.render(messages, copts);
+    const std::vector<int32_t> conv = tok.encode(prompt, false, true);
 
     // Reuse the cached prefix: drop what differs, evaluate the rest.
     size_t common = 0;
@@ -61,18 +65,27 @@ void chat(const ChatCliOptions& o) {
                   std::to_string(engine.config().n_ctx) + " (-c)");
 
     Utf8StreamDecoder stream;
+    // Only the display is filtered: `reply` keeps the reasoning, and the template decides
+    // what of it the next turn's prompt keeps (R1 and Qwen3 drop it from old turns).
+    ReasoningFilter filter(hide_reasoning && tmpl.has_reasoning(),
+                           tmpl.has_reasoning() && ReasoningFilter::prompt_opens_reasoning(prompt));
+    const auto show = [&](const ReasoningFilter::Chunk& c) {
+      if (c.reasoning_began > 0 && hide_reasoning) std::fputs("[thinking...]\n", stderr);
+      std::fputs(c.text.c_str(), stdout);
+      std::fflush(stdout);
+    };
     std::string reply;
     std::vector<int32_t> history = in_cache;
     GenerationStats st = generate(engine, seq, todo, {.n_predict = o.n_predict}, sampler, history, [&](int32_t id) {
       std::string out = stream.push(tok.token_to_piece(id));
       reply += out;
-      std::fputs(out.c_str(), stdout);
-      std::fflush(stdout);
+      show(filter.push(out));
       return true;
     });
     const std::string tail = stream.flush();
     reply += tail;
-    std::fputs((tail + "\n").c_str(), stdout);
+    show(filter.push(tail));
+    std::fputs((filter.flush() + "\n").c_str(), stdout);
     std::fflush(stdout);
     in_cache = history;
     messages.push_back({"assistant", reply});
@@ -92,7 +105,12 @@ void add_chat_command(CLI::App& app) {
                   std::string("template family (") + ChatTemplate::known_names() + "); default: from the model");
   cmd->add_option("--system", opts->system, "system message");
   cmd->add_option("-n,--n-predict", opts->n_predict, "most tokens per reply (-1: until end of turn)");
-  cmd->add_flag("--no-think", opts->no_think, "Qwen3: answer without a reasoning block");
+  cmd->add_flag("--no-think", opts->no_think, "Qwen3, GLM-4.5: answer without a reasoning block");
+  cmd->add_option("--reasoning", opts->reasoning,
+                  "show or hide the <think> reasoning of qwen3, deepseek-r1 and glm-4.5 answers "
+                  "(hide prints [thinking...] to stderr instead)")
+      ->check(CLI::IsMember({"show", "hide"}))
+      ->capture_default_str();
   cmd->callback([opts] { chat(*opts); });
 }
 

@@ -1,43 +1,46 @@
-// Chat prompt rendering for the template families we know (no Jinja): ChatML, Qwen3, Mistral.
+// Chat prompt rendering for the template families we know (no Jinja): ChatML, Qwen3, Mistral;
+// the dispatch, detection and names for all families.
 #include "runtime/tokenizer/chat_template.h"
 
 #include "memory/error.h"
+#include "runtime/tokenizer/chat_template_text.h"
 #include "runtime/tokenizer/tokenizer.h"
 
 namespace hexe {
 
-namespace {
+using chat_text::bad_role;
+using chat_text::ends_with;
+using chat_text::lstrip_newlines;
+using chat_text::rstrip_newlines;
+using chat_text::starts_with;
 
-std::string_view lstrip_newlines(std::string_view s) {
-  while (!s.empty() && s.front() == '\n') s.remove_prefix(1);
-  return s;
+ChatTemplate::ChatTemplate(ChatTemplateKind kind) : kind_(kind) {
+  if (kind == ChatTemplateKind::DeepSeekV3 || kind == ChatTemplateKind::DeepSeekR1) {
+    bos_ = "<｜begin▁of▁sentence｜>";
+    eos_ = "<｜end▁of▁sentence｜>";
+  }
 }
-std::string_view rstrip_newlines(std::string_view s) {
-  while (!s.empty() && s.back() == '\n') s.remove_suffix(1);
-  return s;
-}
-bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
-bool ends_with(std::string_view s, std::string_view p) {
-  return s.size() >= p.size() && s.substr(s.size() - p.size()) == p;
-}
-
-[[noreturn]] void bad_role(const char* family, size_t index, const std::string& role,
-                           const char* accepted) {
-  throw Error(std::string("chat template ") + family + ": message " + std::to_string(index) +
-              " has role '" + role + "', expected " + accepted);
-}
-
-}  // namespace
 
 ChatTemplate ChatTemplate::from_name(std::string_view name) {
   if (name == "chatml") return ChatTemplate(ChatTemplateKind::ChatMl);
   if (name == "qwen3") return ChatTemplate(ChatTemplateKind::Qwen3);
   if (name == "mistral" || name == "mixtral") return ChatTemplate(ChatTemplateKind::Mistral);
+  if (name == "deepseek-v3" || name == "deepseek3") return ChatTemplate(ChatTemplateKind::DeepSeekV3);
+  if (name == "deepseek-r1") return ChatTemplate(ChatTemplateKind::DeepSeekR1);
+  if (name == "kimi-k2") return ChatTemplate(ChatTemplateKind::KimiK2);
+  if (name == "glm-4.5" || name == "glm4.5" || name == "glm45") return ChatTemplate(ChatTemplateKind::Glm45);
   throw Error("unknown chat template '" + std::string(name) + "', expected one of: " +
               known_names());
 }
 
 ChatTemplate ChatTemplate::detect(std::string_view jinja) {
+  const auto has = [&](std::string_view s) { return jinja.find(s) != std::string_view::npos; };
+  // DeepSeek-R1 is DeepSeek-V3's template plus the <think> handling.
+  if (has("<｜User｜>") && has("<｜Assistant｜>"))
+    return ChatTemplate(has("<think>") ? ChatTemplateKind::DeepSeekR1 : ChatTemplateKind::DeepSeekV3);
+  if (has("<|im_middle|>") && has("<|im_assistant|>")) return ChatTemplate(ChatTemplateKind::KimiK2);
+  if (has("[gMASK]<sop>") && has("<|user|>") && has("<|assistant|>"))
+    return ChatTemplate(ChatTemplateKind::Glm45);
   if (jinja.find("<|im_start|>") != std::string_view::npos) {
     const bool thinking = jinja.find("<think>") != std::string_view::npos ||
                           jinja.find("enable_thinking") != std::string_view::npos;
@@ -57,9 +60,9 @@ ChatTemplate ChatTemplate::detect(std::string_view jinja) {
 
 ChatTemplate ChatTemplate::for_tokenizer(const Tokenizer& tok, std::string_view name) {
   ChatTemplate t = name.empty() ? detect(tok.chat_template()) : from_name(name);
-  const std::string bos = tok.bos_id() >= 0 ? tok.token_text(tok.bos_id()) : "<s>";
-  const std::string eos = tok.eos_id() >= 0 ? tok.token_text(tok.eos_id()) : "</s>";
-  t.set_special_texts(bos, eos);
+  // Without a bos/eos in the vocabulary the family's own text stays.
+  t.set_special_texts(tok.bos_id() >= 0 ? tok.token_text(tok.bos_id()) : t.bos_,
+                      tok.eos_id() >= 0 ? tok.token_text(tok.eos_id()) : t.eos_);
   return t;
 }
 
@@ -68,8 +71,17 @@ const char* ChatTemplate::name() const {
     case ChatTemplateKind::ChatMl: return "chatml";
     case ChatTemplateKind::Qwen3: return "qwen3";
     case ChatTemplateKind::Mistral: return "mistral";
+    case ChatTemplateKind::DeepSeekV3: return "deepseek-v3";
+    case ChatTemplateKind::DeepSeekR1: return "deepseek-r1";
+    case ChatTemplateKind::KimiK2: return "kimi-k2";
+    case ChatTemplateKind::Glm45: return "glm-4.5";
   }
   return "?";
+}
+
+bool ChatTemplate::has_reasoning() const {
+  return kind_ == ChatTemplateKind::Qwen3 || kind_ == ChatTemplateKind::DeepSeekR1 ||
+         kind_ == ChatTemplateKind::Glm45;
 }
 
 std::string ChatTemplate::render(std::span<const ChatMessage> messages,
@@ -78,6 +90,10 @@ std::string ChatTemplate::render(std::span<const ChatMessage> messages,
     case ChatTemplateKind::ChatMl: return render_chatml(messages, options);
     case ChatTemplateKind::Qwen3: return render_qwen3(messages, options);
     case ChatTemplateKind::Mistral: return render_mistral(messages);
+    case ChatTemplateKind::DeepSeekV3:
+    case ChatTemplateKind::DeepSeekR1: return render_deepseek(messages, options);
+    case ChatTemplateKind::KimiK2: return render_kimi_k2(messages, options);
+    case ChatTemplateKind::Glm45: return render_glm45(messages, options);
   }
   return {};
 }
