@@ -77,11 +77,41 @@ void add_rows(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
 }
 
+// Group-limited routing: experts sit in s.n_group equal groups; only the s.topk_group groups with
+// the best group scores keep their `choice` values, the others get -inf. The group score is the
+// sum of the group's two best choices for sigmoid routers (DeepSeek-V3's noaux_tc) and the best
+// choice for softmax routers (DeepSeek-V2's group_limited_greedy), as HF scores them.
+void mask_groups(const place::ModelSpec& s, float* choice) {
+  const int n = s.n_expert, G = s.n_group;
+  if (G <= 1 || s.topk_group >= G || n % G != 0) return;
+  const int per = n / G;
+  const bool two_best = s.router_fn == place::RouterFn::Sigmoid && per > 1;
+  std::vector<float> group_score(G);
+  for (int g = 0; g < G; ++g) {
+    float best = -INFINITY, second = -INFINITY;
+    for (int e = g * per; e < (g + 1) * per; ++e) {
+      if (choice[e] > best) {
+        second = best;
+        best = choice[e];
+      } else if (choice[e] > second) {
+        second = choice[e];
+      }
+    }
+    group_score[g] = two_best ? best + second : best;
+  }
+  std::vector<int> gidx(s.topk_group);
+  std::vector<float> gval(s.topk_group);
+  cpu::top_k(group_score.data(), G, s.topk_group, gidx.data(), gval.data());
+  std::vector<char> keep(G, 0);
+  for (int g : gidx) keep[g] = 1;
+  for (int e = 0; e < n; ++e)
+    if (!keep[e / per]) choice[e] = -INFINITY;
+}
+
 // DeepSeek-V3 routing, as HF's DeepseekV3TopkRouter: scores = sigmoid(logits); the selection
-// bias is added only to choose; with n_group > 1 only the topk_group groups with the largest sum
-// of their two best biased scores compete; the weights are the unbiased scores of the chosen k,
-// renormalised (+1e-20) when norm_topk_prob. `logits` [n_expert] is overwritten.
-void sigmoid_group_top_k(const place::ModelSpec& s, const LayerWeights& lw, float* logits, int k, int* idx,
+// bias is added only to choose, inside the groups mask_groups keeps; the weights are the
+// unbiased scores of the chosen k, renormalised (+1e-20) when norm_topk_prob.
+void sigmoid_group_top_k(const place::ModelSpec& s, const LayerWeights& lw, const float* logits, int k, int* idx,
                          float* w) {
   const int n = s.n_expert;
   std::vector<float> scores(n), choice(n);
@@ -89,36 +119,28 @@ void sigmoid_group_top_k(const place::ModelSpec& s, const LayerWeights& lw, floa
     scores[e] = 1.f / (1.f + std::exp(-logits[e]));
     choice[e] = scores[e] + (lw.router_bias.empty() ? 0.f : lw.router_bias[e]);
   }
-  const int G = s.n_group;
-  if (G > 1 && s.topk_group < G && n % G == 0) {
-    const int per = n / G;
-    std::vector<float> group_score(G);
-    for (int g = 0; g < G; ++g) {
-      float best = -INFINITY, second = -INFINITY;
-      for (int e = g * per; e < (g + 1) * per; ++e) {
-        if (choice[e] > best) {
-          second = best;
-          best = choice[e];
-        } else if (choice[e] > second) {
-          second = choice[e];
-        }
-      }
-      group_score[g] = per > 1 ? best + second : best;
-    }
-    std::vector<int> gidx(s.topk_group);
-    std::vector<float> gval(s.topk_group);
-    cpu::top_k(group_score.data(), G, s.topk_group, gidx.data(), gval.data());
-    std::vector<char> keep(G, 0);
-    for (int g : gidx) keep[g] = 1;
-    for (int e = 0; e < n; ++e)
-      if (!keep[e / per]) choice[e] = -INFINITY;
-  }
+  mask_groups(s, choice.data());
   std::vector<float> top(k);
   cpu::top_k(choice.data(), n, k, idx, top.data());
   float sum = 0.f;
   for (int i = 0; i < k; ++i) sum += (w[i] = scores[idx[i]]);
   if (s.norm_topk_prob)
     for (int i = 0; i < k; ++i) w[i] /= sum + 1e-20f;
+}
+
+// Softmax over all experts, then top-k among the groups mask_groups keeps (all of them unless
+// the model is grouped: DeepSeek-V2's group_limited_greedy). The weights are the chosen
+// probabilities, renormalised over the k when norm_topk_prob. `logits` [n_expert] is overwritten.
+void softmax_group_top_k(const place::ModelSpec& s, float* logits, int k, int* idx, float* w) {
+  const int n = s.n_expert;
+  cpu::softmax(logits, n);
+  std::vector<float> choice(logits, logits + n);
+  mask_groups(s, choice.data());
+  cpu::top_k(choice.data(), n, k, idx, w);
+  float sum = 0.f;
+  for (int i = 0; i < k; ++i) sum += w[i];
+  if (s.norm_topk_prob)
+    for (int i = 0; i < k; ++i) w[i] /= sum;
 }
 
 // Shared experts: ws.shared_out = down(silu(gate(h)) * up(h)) for the normed input in ws.h.
@@ -209,11 +231,7 @@ void route_tokens(LayerContext& ctx) {
     if (s.router_fn == place::RouterFn::Sigmoid) {
       sigmoid_group_top_k(s, lw, logits, k, idx.data(), w);
     } else if (s.gating == place::GatingOrder::SoftmaxThenTopK) {
-      cpu::softmax(logits, n_exp);
-      cpu::top_k(logits, n_exp, k, idx.data(), top.data());
-      float sum = 0.f;
-      for (int i = 0; i < k; ++i) sum += top[i];
-      for (int i = 0; i < k; ++i) w[i] = s.norm_topk_prob ? top[i] / sum : top[i];
+      softmax_group_top_k(s, logits, k, idx.data(), w);
     } else {
       cpu::top_k(logits, n_exp, k, idx.data(), top.data());
       cpu::softmax(top.data(), k);

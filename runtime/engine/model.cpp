@@ -6,6 +6,8 @@
 #include "cpu_kernels/quant.h"
 #include "memory/error.h"
 #include "runtime/arch/architecture.h"
+#include "runtime/model/fp8_blocks.h"
+#include "runtime/model/mapped_model.h"
 #include "runtime/model/spec_builder.h"
 #include "runtime/tokenizer/tokenizer.h"
 
@@ -33,6 +35,8 @@ Model::~Model() = default;
 std::unique_ptr<Model> Model::load(const std::string& path, bool progress) {
   std::unique_ptr<Model> m(new Model());
   m->file_ = ModelFile::open(path, progress);
+  // Block-FP8 HF checkpoints: the kernels compute on the float32 values.
+  if (auto* mapped = dynamic_cast<MappedModel*>(m->file_.get())) materialise_fp8(*mapped);
   m->spec_ = build_model_spec(*m->file_);
   m->arch_ = &find_architecture(m->spec_);
   m->arch_->bind(*m);

@@ -10,6 +10,7 @@
 #include "cpu_kernels/quant.h"
 #include "memory/error.h"
 #include "runtime/model/convert_vocab.h"
+#include "runtime/model/fp8_blocks.h"
 #include "runtime/model/spec_builder.h"
 
 namespace hexe {
@@ -119,6 +120,10 @@ void read_rows_f32(const OutTensor& t, int64_t row0, int64_t n_rows, float* dst)
       const int64_t d = per_part / t.permute_heads;
       const int64_t h = src_row / d, j = src_row % d;
       src_row = h * d + (j % 2) * (d / 2) + j / 2;
+    }
+    if (part->fp8.data != nullptr) {  // block-FP8 HF weights, decoded with their block scales
+      dequantize_fp8_rows(*part, src_row, 1, dst + (r - row0) * n);
+      continue;
     }
     const uint8_t* p = part->data + uint64_t(src_row) * part->row_bytes();
     cpu::dequantize_row(part->type, p, dst + (r - row0) * n, n);

@@ -115,13 +115,19 @@ void deepseek_family_keys(const Config& c, Metadata& md, const std::string& p, c
   if (auto v = c.get_int("moe_intermediate_size")) md.set_int(p + "expert_feed_forward_length", *v);
   if (auto v = c.get_int("n_shared_experts")) md.set_int(p + "expert_shared_count", *v);
   if (auto v = c.get_int("first_k_dense_replace")) md.set_int(p + "leading_dense_block_count", *v);
-  if (auto v = c.get_int("n_group")) md.set_int(p + "expert_group_count", *v);
-  if (auto v = c.get_int("topk_group")) md.set_int(p + "expert_group_used_count", *v);
+  // DeepSeek-V2's topk_method "greedy" ignores n_group / topk_group (V2-Lite lists 1 / 1, but
+  // the keys are free to say more); "group_limited_greedy" (V2) and "noaux_tc" (V3) use them.
+  const json* tm = c.get("topk_method");
+  const bool grouped = tm == nullptr || !tm->is_string() || *tm != "greedy";
+  if (auto v = c.get_int("n_group"); v && grouped) md.set_int(p + "expert_group_count", *v);
+  if (auto v = c.get_int("topk_group"); v && grouped) md.set_int(p + "expert_group_used_count", *v);
   if (auto v = c.get_float("routed_scaling_factor")) md.set_float(p + "expert_weights_scale", *v);
-  if (auto v = c.get_bool("norm_topk_prob")) md.set_bool(p + "expert_weights_norm", *v);
+  const bool v2 = md.get_string("hexe.hf_architecture").value_or("") == "DeepseekV2ForCausalLM";
+  // transformers' DeepseekV2 router never renormalises (it ignores norm_topk_prob; DeepSeek's
+  // published V2 configs all say false anyway).
+  if (auto v = c.get_bool("norm_topk_prob")) md.set_bool(p + "expert_weights_norm", *v && !v2);
   const json* sf = c.get("scoring_func");
   // V3, Kimi-K2 and GLM-4.5 score with a sigmoid; V2 with a softmax, unless scoring_func says.
-  const bool v2 = md.get_string("hexe.hf_architecture").value_or("") == "DeepseekV2ForCausalLM";
   const bool sigmoid = sf != nullptr && sf->is_string() ? *sf == "sigmoid" : !v2;
   md.set_int(p + "expert_gating_func", sigmoid ? 2 : 1);
   if (arch == "deepseek2") {

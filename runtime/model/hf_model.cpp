@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "memory/error.h"
+#include "runtime/model/fp8_blocks.h"
 #include "runtime/model/load_progress.h"
 #include "runtime/model/mapped_model.h"
 #include "runtime/model/safetensors_reader.h"
@@ -84,6 +85,8 @@ TensorRef view(const TensorRef& hf, std::string name, std::vector<int64_t> ne, u
   t.data = hf.data + offset;
   t.bytes = bytes;
   t.file = hf.file;
+  t.file_backed = hf.file_backed;
+  t.fp8 = hf.fp8;  // only for whole-tensor views (renames); see the fused experts below
   return t;
 }
 
@@ -100,6 +103,22 @@ json read_json(const fs::path& p) {
     return json::parse(read_text(p));
   } catch (const json::exception& e) {
     throw Error(p.string() + ": not valid JSON: " + e.what());
+  }
+}
+
+// Block-FP8 checkpoints: each F8_E4M3 tensor "X" gets the scales of "X_scale_inv" (kept on disk
+// as they are; decoded where the values are read) and the scale tensors are dropped (their name
+// cleared). An FP8 tensor without scales throws naming it.
+void attach_fp8_scales(std::vector<TensorRef>& tensors, const std::unordered_map<std::string, size_t>& by_name,
+                       const std::vector<std::string>& fp8, Fp8BlockSize block) {
+  for (const std::string& name : fp8) {
+    TensorRef& w = tensors[by_name.at(name)];
+    auto s = by_name.find(name + "_scale_inv");
+    if (s == by_name.end())
+      throw Error(w.file + ": tensor '" + name + "' is F8_E4M3 but the checkpoint has no '" + name +
+                  "_scale_inv' (block-FP8 checkpoints pair each FP8 weight with its scales)");
+    w.fp8 = fp8_scales(w, tensors[s->second], block);
+    tensors[s->second].name.clear();
   }
 }
 
@@ -139,6 +158,9 @@ std::vector<TensorRef> hf_to_gguf_tensors(const TensorRef& hf) {
     const bool gate_up = e_rest == "gate_up_proj" || e_rest == "gate_up_proj.weight";
     const bool down = e_rest == "down_proj" || e_rest == "down_proj.weight";
     if ((!gate_up && !down) || hf.ne.size() != 3 || (gate_up && hf.ne[1] % 2 != 0)) return {hf};
+    if (hf.fp8.data != nullptr)  // FP8 blocks may straddle experts' gate and up rows
+      throw Error(hf.file + ": tensor '" + hf.name + "' holds fused experts in FP8; hexe reads FP8 "
+                  "experts one tensor per expert (as DeepSeek publishes them)");
     const int64_t n_exp = hf.ne[2];
     const uint64_t per_expert = hf.bytes / uint64_t(n_exp);
     std::vector<TensorRef> out;
@@ -213,8 +235,11 @@ std::unique_ptr<ModelFile> open_safetensors_model(const std::string& path, bool 
   const fs::path config = dir / "config.json";
   auto model = std::make_unique<MappedModel>(ModelFormat::Safetensors, path);
   Metadata& md = model->mutable_metadata();
+  Fp8BlockSize fp8_block;
   if (fs::exists(config)) {
-    md = hf_config_to_metadata(read_json(config), config.string());
+    const json cj = read_json(config);
+    md = hf_config_to_metadata(cj, config.string());
+    fp8_block = fp8_block_size(cj, config.string());
   } else {
     md.source = path;
     md.set_bool("hexe.rope.neox_from_hf", true);
@@ -247,7 +272,9 @@ std::unique_ptr<ModelFile> open_safetensors_model(const std::string& path, bool 
   uint64_t total = 0;
   for (const auto& f : files) total += fs::file_size(f, ec);
   LoadProgress bar(abs_dir.filename().string(), total, progress);
-  std::vector<TensorRef>& tensors = model->mutable_tensors();
+  std::vector<TensorRef> hf_tensors;
+  std::unordered_map<std::string, size_t> by_name;  // HF name -> index in hf_tensors
+  std::vector<std::string> fp8;
   for (const auto& f : files) {
     SafetensorsFile sf = read_safetensors(f.string());
     for (const TensorRef& t : sf.header.tensors) {
@@ -256,14 +283,24 @@ std::unique_ptr<ModelFile> open_safetensors_model(const std::string& path, bool 
         if (it == weight_map.end() || it->second != f.filename().string()) continue;
         weight_map.erase(it);
       }
-      for (TensorRef& g : hf_to_gguf_tensors(t)) tensors.push_back(std::move(g));
+      by_name[t.name] = hf_tensors.size();
+      hf_tensors.push_back(t);
+    }
+    for (const auto& n : sf.header.f8_e4m3) {
+      auto it = by_name.find(n);
+      if (it != by_name.end() && hf_tensors[it->second].file == f.string()) fp8.push_back(n);
     }
     bar.advance(sf.map.size());
-    model->add_mapping(std::move(sf.map));
+    model->add_mapping(std::move(sf.map));  // moves keep the tensor pointers valid
   }
   if (!weight_map.empty())
     throw Error(index.string() + ": tensor '" + weight_map.begin()->first + "' is listed in shard '" +
                 weight_map.begin()->second + "' but that file does not hold it");
+  attach_fp8_scales(hf_tensors, by_name, fp8, fp8_block);
+  std::vector<TensorRef>& tensors = model->mutable_tensors();
+  for (const TensorRef& t : hf_tensors)
+    if (!t.name.empty())
+      for (TensorRef& g : hf_to_gguf_tensors(t)) tensors.push_back(std::move(g));
   model->finish();
   return model;
 }

@@ -14,6 +14,16 @@ namespace hexe {
 
 enum class ModelFormat { Gguf, Safetensors };
 
+// Block-FP8 weights of HF checkpoints (DeepSeek-V3's float8_e4m3fn + weight_scale_inv): the
+// tensor's type is I8 holding the FP8 bytes; value = f8 * scale[r / block_rows][c / block_cols]
+// over its last two dims (scales [.., ceil(R / block_rows), ceil(C / block_cols)] of `type`).
+// Decoded by runtime/model/fp8_blocks.h; data == nullptr for every other tensor.
+struct Fp8Scales {
+  const uint8_t* data = nullptr;
+  DType type = DType::F32;
+  int64_t block_rows = 0, block_cols = 0;
+};
+
 // One tensor, mapped in place. Shape in GGUF order: ne[0] is the contiguous (row) dimension.
 // HF tensors use the same memory layout ([out, in] row-major == ne {in, out}).
 struct TensorRef {
@@ -23,6 +33,10 @@ struct TensorRef {
   const uint8_t* data = nullptr;
   uint64_t bytes = 0;
   std::string file;         // the file that holds it (for messages)
+  // data lies in a read-only file mapping (its pages may be dropped and read again); false for
+  // values computed at open into memory the model owns (FP8 checkpoints dequantised).
+  bool file_backed = true;
+  Fp8Scales fp8;  // block-FP8 (type I8): the scales; see Fp8Scales
 
   int64_t n_elements() const;
   int64_t rows() const { return ne.empty() ? 0 : n_elements() / ne[0]; }

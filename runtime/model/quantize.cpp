@@ -51,14 +51,16 @@ bool keep_f32(const std::string& name, const std::vector<int64_t>& ne) {
 }
 
 // Release a tensor's source pages once it is done (the mapping is read-only and file-backed,
-// so MADV_DONTNEED only drops clean page-cache references from this process's RSS).
-void release_range(const uint8_t* data, uint64_t bytes) {
+// so MADV_DONTNEED only drops clean page-cache references from this process's RSS). Never on
+// memory the model computed (MADV_DONTNEED would zero it, and the page rounding reaches past it).
+void release_range(const TensorRef& t, const uint8_t* data, uint64_t bytes) {
+  if (!t.file_backed) return;
   const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
   uintptr_t b = reinterpret_cast<uintptr_t>(data) / page * page;
   uintptr_t e = reinterpret_cast<uintptr_t>(data) + bytes;
   ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
-void release_pages(const TensorRef& t) { release_range(t.data, t.bytes); }
+void release_pages(const TensorRef& t) { release_range(t, t.data, t.bytes); }
 
 // Rows [r0, r0 + n) of an unpermuted output tensor, released part by part as soon as they are
 // written, so a multi-GB expert stack never sits in RSS whole.
@@ -67,7 +69,7 @@ void release_rows(const OutTensor& o, int64_t r0, int64_t n) {
   for (int64_t r = r0; r < r0 + n;) {
     const TensorRef* p = o.parts[size_t(r / per)];
     const int64_t a = r % per, b = std::min(per, a + (r0 + n - r));
-    release_range(p->data + uint64_t(a) * p->row_bytes(), uint64_t(b - a) * p->row_bytes());
+    release_range(*p, p->data + uint64_t(a) * p->row_bytes(), uint64_t(b - a) * p->row_bytes());
     r += b - a;
   }
 }
@@ -168,7 +170,7 @@ QuantizeResult quantize_model(const ModelFile& src, const std::string& out_path,
   const std::vector<DType> types = plan_types(src, outs, target);
   for (const auto& o : outs)
     for (const TensorRef* p : o.parts)
-      if (!info(p->type).computable)
+      if (!info(p->type).computable && p->fp8.data == nullptr)
         throw Error(p->file + ": tensor '" + p->name + "' is " + std::string(dtype_name(p->type)) +
                     ", which hexe cannot dequantise (expected f32/f16/bf16/q4_0..q8_0/q4_K..q6_K)");
 
@@ -223,7 +225,7 @@ QuantizeResult quantize_model(const ModelFile& src, const std::string& out_path,
         for (uint64_t off = 0; off < p->bytes; off += kCopyChunk) {
           const uint64_t len = std::min(kCopyChunk, p->bytes - off);
           writer.write_tensor_data(p->data + off, len);
-          release_range(p->data + off, len);
+          release_range(*p, p->data + off, len);
         }
       bar.advance(uint64_t(rows) * uint64_t(n), label);
       continue;

@@ -44,6 +44,7 @@ std::optional<DType> st_dtype(const std::string& s) {
   if (s == "F32") return DType::F32;
   if (s == "F16") return DType::F16;
   if (s == "BF16") return DType::BF16;
+  if (s == "F8_E4M3") return DType::I8;  // raw bytes; listed in SafetensorsHeader::f8_e4m3
   return std::nullopt;
 }
 
@@ -102,7 +103,7 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, uint64_t size, const st
       fail(where + "missing 'data_offsets' [begin, end]");
     auto type = st_dtype(dt->get<std::string>());
     if (!type)
-      fail(where + "dtype " + dt->get<std::string>() + " is not supported (expected F32, F16 or BF16)");
+      fail(where + "dtype " + dt->get<std::string>() + " is not supported (expected F32, F16, BF16 or F8_E4M3)");
     if (sh->size() > 4) fail(where + "shape " + shape_str(*sh) + " has more than 4 dimensions");
     TensorRef t;
     t.name = tname;
@@ -132,6 +133,7 @@ SafetensorsHeader parse_safetensors(const uint8_t* data, uint64_t size, const st
            std::to_string(want));
     t.data = data + h.data_offset + begin;
     t.bytes = want;
+    if (*dt == "F8_E4M3") h.f8_e4m3.push_back(tname);
     h.tensors.push_back(std::move(t));
   }
   std::sort(h.tensors.begin(), h.tensors.end(),

@@ -80,7 +80,7 @@ std::unique_ptr<Engine> make_engine(const Model& model, bool split = false, bool
   EngineConfig cfg;
   cfg.reference_kernels = reference_kernels;
   cfg.n_threads = 2;
-  cfg.n_ctx = 512;
+  cfg.n_ctx = 2560;  // deepseek2-lite-a's long2k prompt (2050 tokens) + its greedy continuation
   cfg.n_batch = 16;  // the 40+-token prompt runs in several passes, as long prompts do
   cfg.split_experts = split;
   if (split) {

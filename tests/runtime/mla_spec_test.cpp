@@ -63,6 +63,28 @@ TEST(MlaSpec, BothGgufLayoutsAndHfGiveTheSameMlaShape) {
   }
 }
 
+// DeepSeek-V2 (deepseek2-lite-a): softmax routing (GGUF expert_gating_func 1; HF: the
+// DeepseekV2ForCausalLM architecture), group-limited over 4 groups, no selection bias.
+TEST(MlaSpec, DeepseekV2SoftmaxGroupRouting) {
+  for (const char* rel : {"deepseek2-lite-a/deepseek2-lite-a-f32.gguf", "deepseek2-lite-a/hf"}) {
+    const auto s = spec_of(rel);
+    SCOPED_TRACE(rel);
+    EXPECT_EQ(s.router_fn, place::RouterFn::Softmax);
+    EXPECT_EQ(s.gating, place::GatingOrder::SoftmaxThenTopK);
+    EXPECT_EQ(s.n_group, 4);
+    EXPECT_EQ(s.topk_group, 2);
+    EXPECT_EQ(s.n_expert_used, 3);
+    EXPECT_FALSE(s.norm_topk_prob);
+    EXPECT_FLOAT_EQ(s.routed_scaling, 2.f);
+    EXPECT_EQ(s.q_lora_rank, 0);
+    EXPECT_EQ(s.n_leading_dense, 1);
+    EXPECT_FLOAT_EQ(s.rope_scaling_factor, 40.f);
+    EXPECT_EQ(s.rope_orig_ctx, 64);
+    const double m = 1 + 0.1 * 0.707 * std::log(40.0);
+    EXPECT_NEAR(s.attn_scale_mul, m * m, 1e-5);
+  }
+}
+
 TEST(MlaSpec, Glm4MoePartialRopeAndNextnBlock) {
   const auto g = spec_of("glm4moe-a/glm4moe-a-f32.gguf");
   EXPECT_EQ(g.n_layers, 4);

@@ -23,7 +23,7 @@ struct StTensor {
   std::vector<int64_t> shape;  // HF order
 };
 
-size_t dtype_size(const std::string& d) { return d == "F32" ? 4 : 2; }
+size_t dtype_size(const std::string& d) { return d == "F32" ? 4 : d == "F8_E4M3" ? 1 : 2; }
 
 // A safetensors file with data bytes k*3+i for tensor i; returns each tensor's [begin, end).
 std::vector<uint8_t> make_st(const std::vector<StTensor>& ts, json* header_out = nullptr) {
@@ -115,8 +115,11 @@ TEST(SafetensorsHostile, MissingFieldsAndBadTypes) {
   EXPECT_ST_REFUSED(with_header(R"({"w": 5})"), "tensor 'w'", "expected an object");
   EXPECT_ST_REFUSED(with_header(R"({"lm_head.weight": {"dtype": "I64", "shape": [2], "data_offsets": [0, 16]}})"),
                     "tensor 'lm_head.weight'", "dtype I64 is not supported");
-  EXPECT_ST_REFUSED(with_header(R"({"w": {"dtype": "F8_E4M3", "shape": [2], "data_offsets": [0, 2]}})"),
-                    "F8_E4M3");
+  EXPECT_ST_REFUSED(with_header(R"({"w": {"dtype": "F8_E5M2", "shape": [2], "data_offsets": [0, 2]}})"),
+                    "F8_E5M2");
+  // F8_E4M3 is read (as raw bytes): one byte per element, so 3 values cannot take 2 bytes.
+  EXPECT_ST_REFUSED(with_header(R"({"w": {"dtype": "F8_E4M3", "shape": [3], "data_offsets": [0, 2]}})"),
+                    "tensor 'w'", "needs 3");
   EXPECT_ST_REFUSED(with_header(R"({"w": {"dtype": "F32", "shape": [2, -1], "data_offsets": [0, 8]}})"),
                     "tensor 'w'", "dimension");
   EXPECT_ST_REFUSED(with_header(R"({"w": {"dtype": "F32", "shape": [2, 0], "data_offsets": [0, 0]}})"),
@@ -402,6 +405,71 @@ TEST(SafetensorsModel, ConfigErrorsNameTheKey) {
   }
   write_text(dir.file("config.json"), "{ not json");
   EXPECT_THROW(ModelFile::open(dir.path().string(), false), Error);
+}
+
+// Block-FP8: the weight keeps its bytes (I8) with the scales attached, the scale tensor is no
+// model tensor; a weight without scales, a wrong scale grid or another quant_method is refused.
+TEST(SafetensorsModel, Fp8WeightsPairWithTheirScales) {
+  test::TempDir dir;
+  const std::string cfg = R"({"architectures": ["DeepseekV3ForCausalLM"], "hidden_size": 8, "num_attention_heads": 1,
+    "num_hidden_layers": 1, "vocab_size": 4, "kv_lora_rank": 4, "qk_rope_head_dim": 2, "qk_nope_head_dim": 2,
+    "v_head_dim": 2, "quantization_config": {"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128]}})";
+  write_text(dir.file("config.json"), cfg);
+  test::write_bytes(dir.file("model.safetensors"),
+                    make_st({{"model.layers.0.self_attn.o_proj.weight", "F8_E4M3", {200, 8}},
+                             {"model.layers.0.self_attn.o_proj.weight_scale_inv", "F32", {2, 1}}}));
+  {
+    auto m = ModelFile::open(dir.path().string(), false);
+    ASSERT_EQ(m->tensors().size(), 1u);
+    const TensorRef& t = m->tensors()[0];
+    EXPECT_EQ(t.name, "blk.0.attn_output.weight");
+    EXPECT_EQ(t.type, DType::I8);
+    EXPECT_EQ(t.ne, (std::vector<int64_t>{8, 200}));
+    EXPECT_NE(t.fp8.data, nullptr);
+    EXPECT_EQ(t.fp8.block_rows, 128);
+  }
+  auto refused = [&](const std::vector<StTensor>& ts, const std::string& config, const std::string& want) {
+    write_text(dir.file("config.json"), config);
+    test::write_bytes(dir.file("model.safetensors"), make_st(ts));
+    try {
+      ModelFile::open(dir.path().string(), false);
+      ADD_FAILURE() << "accepted; wanted an error with: " << want;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  };
+  refused({{"model.layers.0.self_attn.o_proj.weight", "F8_E4M3", {200, 8}}}, cfg,
+          "'model.layers.0.self_attn.o_proj.weight' is F8_E4M3 but the checkpoint has no "
+          "'model.layers.0.self_attn.o_proj.weight_scale_inv'");
+  refused({{"model.layers.0.self_attn.o_proj.weight", "F8_E4M3", {200, 8}},
+           {"model.layers.0.self_attn.o_proj.weight_scale_inv", "F32", {1, 1}}},
+          cfg, "scale shape [1, 1], expected [2, 1] for weight [200, 8]");
+  std::string gptq = cfg;
+  gptq.replace(gptq.find("\"fp8\""), 5, "\"gptq\"");
+  refused({{"model.norm.weight", "F32", {8}}}, gptq, "quantization_config.quant_method is \"gptq\"");
+}
+
+// DeepSeek-V2 configs: softmax routing, never renormalised; topk_method "greedy" ignores
+// n_group / topk_group.
+TEST(SafetensorsModel, DeepseekV2RoutingKeys) {
+  test::TempDir dir;
+  test::write_bytes(dir.file("model.safetensors"), make_st({{"model.norm.weight", "F32", {8}}}));
+  auto keys = [&](const std::string& method) {
+    write_text(dir.file("config.json"),
+               R"({"architectures": ["DeepseekV2ForCausalLM"], "hidden_size": 8, "num_attention_heads": 1,
+                   "num_hidden_layers": 1, "vocab_size": 4, "kv_lora_rank": 4, "qk_rope_head_dim": 2,
+                   "qk_nope_head_dim": 2, "v_head_dim": 2, "n_routed_experts": 8, "num_experts_per_tok": 2,
+                   "n_group": 4, "topk_group": 2, "norm_topk_prob": true, "topk_method": ")" + method + R"("})");
+    return ModelFile::open(dir.path().string(), false)->metadata();
+  };
+  const Metadata g = keys("group_limited_greedy");
+  EXPECT_EQ(g.get_int("deepseek2.expert_gating_func"), 1);
+  EXPECT_EQ(g.get_int("deepseek2.expert_group_count"), 4);
+  EXPECT_EQ(g.get_int("deepseek2.expert_group_used_count"), 2);
+  EXPECT_EQ(g.get_bool("deepseek2.expert_weights_norm"), false);  // transformers' V2 router ignores it
+  const Metadata n = keys("greedy");
+  EXPECT_EQ(n.get_int("deepseek2.expert_gating_func"), 1);
+  EXPECT_FALSE(n.has("deepseek2.expert_group_count"));
 }
 
 }  // namespace

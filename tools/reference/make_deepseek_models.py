@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 # Regenerates the deepseek2 reference fixtures: small random DeepseekV3 models, HF + GGUF, logits.
-"""Make tests/reference/fixtures/models/deepseek3-*: small random DeepseekV3ForCausalLM models
+"""Make tests/reference/fixtures/models/deepseek*: small random DeepseekV3ForCausalLM models
 (MLA with and without q_lora, grouped sigmoid routing with e_score_correction_bias, shared
-experts, leading dense layers, YaRN RoPE with DeepSeek's mscale), saved as BF16-exact HF
+experts, leading dense layers, YaRN RoPE with DeepSeek's mscale) and a DeepseekV2ForCausalLM one
+(softmax group-limited routing, no selection bias, a prompt of over 2048 tokens under YaRN),
+saved as BF16-exact HF
 directories and as deepseek2 GGUF files in both layouts llama.cpp's converter has written:
 the older one with attn_kv_b, and the newer one with per-head attn_k_b / attn_v_b
 (head_count_kv 1, key_length 576-style = kv_lora + rope, key_length_mla / value_length_mla).
@@ -26,7 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from transformers import AutoTokenizer, DeepseekV3Config, DeepseekV3ForCausalLM  # noqa: E402
+from transformers import (AutoTokenizer, DeepseekV2Config, DeepseekV2ForCausalLM,  # noqa: E402
+                          DeepseekV3Config, DeepseekV3ForCausalLM)
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 import gguf  # noqa: E402
@@ -46,6 +49,11 @@ _SENTENCES = [
     "Long prompts test the rotary embedding far from the positions a model was trained on.",
 ]
 LONG_TEXT = " ".join(_SENTENCES[i % len(_SENTENCES)] for i in range(12))
+# Over 2048 tokens (checked when tokenised): positions far past original_max_position_embeddings.
+N_LONG2K = 2048
+LONG2K_TEXT = " ".join(f"Note {i}: {_SENTENCES[(3 * i) % len(_SENTENCES)]}" for i in range(50))
+HF_CLASSES = {"DeepseekV3ForCausalLM": (DeepseekV3Config, DeepseekV3ForCausalLM),
+              "DeepseekV2ForCausalLM": (DeepseekV2Config, DeepseekV2ForCausalLM)}
 
 _COMMON = dict(
     max_position_embeddings=512, rms_norm_eps=1e-6, bos_token_id=1200, eos_token_id=1202,
@@ -89,14 +97,39 @@ MODELS = [
                        rope_parameters={"rope_type": "default", "rope_theta": 10000.0}),
         "gguf_layout": "kv_b",
     },
+    {
+        "name": "deepseek2-lite-a",
+        "description": "DeepseekV2 (V2-Lite style, no q_lora), hidden 48, kv_lora 24, nope 16 + rope 8, "
+                       "v 16; 3 layers, first dense; softmax routing, topk_method group_limited_greedy: "
+                       "8 experts in 4 groups (group score = best expert), topk_group 2, top-3, no "
+                       "selection bias, not renormalised, routed_scaling 2.0, 1 shared expert; YaRN factor "
+                       "40 over 64 positions, mscale = mscale_all_dim = 0.707 (V2-Lite's); a prompt of "
+                       f"{N_LONG2K}+ tokens; GGUF F32, older MLA layout (attn_kv_b), expert_gating_func 1",
+        "hf_class": "DeepseekV2ForCausalLM",
+        "seed": 3003,
+        "config": dict(max_position_embeddings=2560, rms_norm_eps=1e-6, bos_token_id=1200, eos_token_id=1202,
+                       hidden_act="silu", attention_bias=False, tie_word_embeddings=False,
+                       hidden_size=48, num_attention_heads=4, num_key_value_heads=4, intermediate_size=64,
+                       moe_intermediate_size=12, qk_nope_head_dim=16, qk_rope_head_dim=8, v_head_dim=16,
+                       kv_lora_rank=24, q_lora_rank=None, num_hidden_layers=3, first_k_dense_replace=1,
+                       n_routed_experts=8, n_group=4, topk_group=2, num_experts_per_tok=3,
+                       topk_method="group_limited_greedy", n_shared_experts=1, norm_topk_prob=False,
+                       routed_scaling_factor=2.0,
+                       rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 40.0,
+                                        "original_max_position_embeddings": 64, "beta_fast": 32,
+                                        "beta_slow": 1, "mscale": 0.707, "mscale_all_dim": 0.707}),
+        "gguf_layout": "kv_b",
+        "long2k": True,
+    },
 ]
 
 
-def build(params: dict, seed: int):
-    config = DeepseekV3Config(**params)
+def build(params: dict, seed: int, hf_class: str = "DeepseekV3ForCausalLM"):
+    config_cls, model_cls = HF_CLASSES[hf_class]
+    config = config_cls(**params)
     config._attn_implementation = "eager"
     torch.manual_seed(seed)
-    model = DeepseekV3ForCausalLM(config).eval()
+    model = model_cls(config).eval()
     hf_models.init_weights(model, seed, round_bf16=True)
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():  # the selection bias: a buffer, BF16-exact, big enough to change choices
@@ -152,7 +185,8 @@ def write_gguf(path: Path, hf_dir: Path, cfg: dict, state: dict, name: str, new_
     u32("expert_shared_count", cfg["n_shared_experts"])
     f32("expert_weights_scale", cfg["routed_scaling_factor"])
     w.add_bool("deepseek2.expert_weights_norm", bool(cfg["norm_topk_prob"]))
-    u32("expert_gating_func", 2)  # sigmoid
+    # llama.cpp's ids: 1 softmax (DeepSeek-V2), 2 sigmoid (V3)
+    u32("expert_gating_func", 1 if cfg.get("topk_method") in ("greedy", "group_limited_greedy") else 2)
     u32("expert_group_count", cfg["n_group"])
     u32("expert_group_used_count", cfg["topk_group"])
     u32("rope.dimension_count", rd)
@@ -196,8 +230,9 @@ def write_gguf(path: Path, hf_dir: Path, cfg: dict, state: dict, name: str, new_
             t += [(b + "attn_kv_b.weight", kvb)]
         t += [(b + "attn_output.weight", take(p + "self_attn.o_proj.weight"))]
         if p + "mlp.gate.weight" in state:
-            t += [(b + "ffn_gate_inp.weight", take(p + "mlp.gate.weight")),
-                  (b + "exp_probs_b.bias", take(p + "mlp.gate.e_score_correction_bias"))]
+            t += [(b + "ffn_gate_inp.weight", take(p + "mlp.gate.weight"))]
+            if p + "mlp.gate.e_score_correction_bias" in state:
+                t += [(b + "exp_probs_b.bias", take(p + "mlp.gate.e_score_correction_bias"))]
             for hf_w, gg in (("gate_proj", "ffn_gate"), ("up_proj", "ffn_up"), ("down_proj", "ffn_down")):
                 t.append((f"{b}{gg}_exps.weight",
                           np.stack([take(f"{p}mlp.experts.{e}.{hf_w}.weight") for e in range(n_exp)])))
@@ -282,6 +317,29 @@ class Probe:
             gate = getattr(layer.mlp, "gate", None)
             if gate is not None and hasattr(gate, "e_score_correction_bias"):
                 self.handles.append(gate.register_forward_hook(self.hook))
+            elif gate is not None and hasattr(gate, "topk_method"):  # DeepSeek-V2: softmax
+                self.handles.append(gate.register_forward_hook(self.hook_softmax))
+
+    def add(self, g):
+        self.gap = g if self.gap is None else np.minimum(self.gap, g)
+
+    def hook_softmax(self, mod, inp, out):
+        # Softmax probabilities are proportional to exp(logit): swapping two choices takes a
+        # logit change of log(p_a / p_b). Group choice: by each group's best probability.
+        logp = out[0].detach().float().log_softmax(dim=-1)
+        n = mod.num_experts
+        if mod.topk_method == "group_limited_greedy" and mod.topk_group < mod.num_group:
+            G = mod.num_group
+            gs = logp.view(-1, G, n // G).max(dim=-1).values
+            gt = gs.topk(mod.topk_group + 1, dim=-1).values
+            keep = torch.zeros_like(gs).scatter_(1, gs.topk(mod.topk_group, dim=-1)[1], 1)
+            logp = logp.masked_fill(~keep.repeat_interleave(n // G, dim=1).bool(), float("-inf"))
+            g_group = (gt[:, mod.topk_group - 1] - gt[:, mod.topk_group]).numpy()
+        else:
+            g_group = None
+        top = logp.topk(mod.top_k + 1, dim=-1).values
+        g = (top[:, mod.top_k - 1] - top[:, mod.top_k]).numpy()
+        self.add(g if g_group is None else np.minimum(g, g_group))
 
     def hook(self, mod, inp, out):
         logits = out[0].detach().float()
@@ -297,7 +355,7 @@ class Probe:
         if mod.topk_group < G:  # the group choice can flip too (it swaps several experts at once)
             gt = gs.topk(mod.topk_group + 1, dim=-1).values
             g = np.minimum(g, 2.0 * (gt[:, mod.topk_group - 1] - gt[:, mod.topk_group]).numpy())
-        self.gap = g if self.gap is None else np.minimum(self.gap, g)
+        self.add(g)
 
     def take(self):
         g, self.gap = self.gap, None
@@ -314,7 +372,7 @@ def reference_outputs(model, prompts, out_dir: Path, base: Path, variant: str = 
     for p in prompts:
         full = hf_models.logits_all(model, p["tokens"])
         gaps = probe.take()
-        pos = positions_kept(len(p["tokens"]))
+        pos = p.get("positions") or positions_kept(len(p["tokens"]))
         kept = np.ascontiguousarray(full[pos], dtype="<f4")
         f = out_dir / f"{variant}-{p['name']}.logits.bin"
         f.write_bytes(kept.tobytes())
@@ -342,14 +400,27 @@ def make_model(spec: dict) -> dict:
     (mdir / "logits").mkdir(parents=True)
     tok_dir = TOKENIZERS / "qwen2-bpe"
     vocab_size = len(AutoTokenizer.from_pretrained(tok_dir))
-    model = build(dict(spec["config"], vocab_size=vocab_size), spec["seed"])
+    hf_class = spec.get("hf_class", "DeepseekV3ForCausalLM")
+    model = build(dict(spec["config"], vocab_size=vocab_size), spec["seed"], hf_class)
     hf_dir = mdir / "hf"
     hf_files = hf_models.save_hf(model, hf_dir, tok_dir, torch.bfloat16, 1)
     state = hf_models.read_checkpoint(hf_dir)
     reloaded = hf_models.load_hf(hf_dir)
     texts = dict(PROMPTS["qwen2-bpe"], long=LONG_TEXT)
-    prompts = tokenize_prompts(tok_dir, {"one": texts["one"], "short": texts["short"], "long": texts["long"]})
+    names = {"one": texts["one"], "short": texts["short"], "long": texts["long"]}
+    if spec.get("long2k"):
+        names["long2k"] = LONG2K_TEXT
+    prompts = tokenize_prompts(tok_dir, names)
     for p in prompts:
+        if p["name"] == "long2k":
+            n = len(p["tokens"])
+            assert n >= N_LONG2K, f"long2k prompt has only {n} tokens"
+            # Logits of a few positions spread over the prompt (past 64, 512, 1024, 2048), not all.
+            p_pos = sorted({64, 511, 1023, 1536} | set(range(n - 8, n)))
+    prompts = [dict(p, positions=p_pos) if p["name"] == "long2k" else p for p in prompts]
+    for p in prompts:
+        if p["name"] == "long2k":
+            continue  # the other prompts already prove the reload; this one is slow in eager attention
         if not np.array_equal(hf_models.logits_all(model, p["tokens"]), hf_models.logits_all(reloaded, p["tokens"])):
             raise RuntimeError(f"{name}: reloaded HF dir gives different logits")
     cfg = dict(spec["config"], vocab_size=vocab_size)
@@ -371,9 +442,10 @@ def make_model(spec: dict) -> dict:
                          "tensor_types": types, "tensor_type_counts": counts, **ref})
     result = {
         "format_version": FORMAT_VERSION, "model": name, "description": spec["description"],
-        "hf_architecture": "DeepseekV3ForCausalLM", "gguf_architecture": "deepseek2",
+        "hf_architecture": hf_class, "gguf_architecture": "deepseek2",
         "tokenizer": "qwen2-bpe", "seed": spec["seed"], "hf_dir": "hf", "hf_files": hf_files,
-        "hf_dtype": "bfloat16", "n_vocab": vocab_size, "prompts": prompts,
+        "hf_dtype": "bfloat16", "n_vocab": vocab_size,
+        "prompts": [{k: v for k, v in p.items() if k != "positions"} for p in prompts],
         "variants": variants,
     }
     write_json(mdir / "reference.json", result)
