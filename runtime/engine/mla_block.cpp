@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 #include "cpu_kernels/ops.h"
 #include "runtime/engine/blocks.h"
@@ -103,30 +104,40 @@ void mla_attention_block(LayerContext& ctx) {
     }
   }
 
-  // Attention in latent space: one query row per (token, head) over the sequence's cache rows.
+  // Attention in latent space. The cache is shared by all heads (MQA with 576-wide keys), so a
+  // task takes one token and a group of heads and walks the cache rows once for the group: each
+  // row is loaded once and used by every head of the group while it sits in L1.
   const float scale = s.attn_scale_mul / std::sqrt(float(qk));
   const int page = ctx.kv.config().page_tokens;
-  pool.parallel_for(T * H, 1, [&](int64_t b, int64_t e) {
-    std::vector<float> p;
-    for (int64_t i = b; i < e; ++i) {
-      const int64_t t = i / H;
+  constexpr int64_t kHeadGroup = 16;
+  const int64_t groups = (H + kHeadGroup - 1) / kHeadGroup;
+  pool.parallel_for(T * groups, 1, [&](int64_t b, int64_t e) {
+    thread_local std::vector<float> p;  // [heads of the group][n_kv] scores, then weights
+    for (int64_t task = b; task < e; ++task) {
+      const int64_t t = task / groups, h0 = (task % groups) * kHeadGroup, nh = std::min(kHeadGroup, H - h0);
       const int seq = ctx.batch.seq[t];
       const int64_t n_kv = ctx.batch.pos[t] + 1;  // causal: positions [0, pos]
       float* const* pages = ctx.kv.k_pages(seq, ctx.layer);
-      const float* q = ws.mla_qlat.data() + i * lat;
-      p.resize(n_kv);
-      float mx = -INFINITY;
+      const float* q = ws.mla_qlat.data() + (t * H + h0) * lat;
+      p.resize(size_t(nh * n_kv));
       for (int64_t j = 0; j < n_kv; ++j) {
         const float* row = pages[j / page] + (j % page) * lat;
-        p[j] = cpu::dot_f32(q, row, lat) * scale;
-        mx = std::max(mx, p[j]);
+        for (int64_t h = 0; h < nh; ++h) p[size_t(h * n_kv + j)] = cpu::dot_f32(q + h * lat, row, lat) * scale;
       }
-      double sum = 0;
-      for (int64_t j = 0; j < n_kv; ++j) sum += (p[j] = std::exp(p[j] - mx));
-      float* o = ws.mla_olat.data() + i * R;
-      std::fill(o, o + R, 0.f);
-      const float inv = float(1.0 / sum);
-      for (int64_t j = 0; j < n_kv; ++j) cpu::axpy(p[j] * inv, pages[j / page] + (j % page) * lat, o, R);
+      float inv[kHeadGroup];
+      for (int64_t h = 0; h < nh; ++h) {
+        float* ph = p.data() + h * n_kv;
+        const float mx = *std::max_element(ph, ph + n_kv);
+        double sum = 0;
+        for (int64_t j = 0; j < n_kv; ++j) sum += (ph[j] = std::exp(ph[j] - mx));
+        inv[h] = float(1.0 / sum);
+      }
+      float* o = ws.mla_olat.data() + (t * H + h0) * R;
+      std::fill(o, o + nh * R, 0.f);
+      for (int64_t j = 0; j < n_kv; ++j) {
+        const float* row = pages[j / page] + (j % page) * lat;
+        for (int64_t h = 0; h < nh; ++h) cpu::axpy(p[size_t(h * n_kv + j)] * inv[h], row, o + h * R, R);
+      }
     }
   });
 
