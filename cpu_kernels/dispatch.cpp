@@ -15,7 +15,7 @@ namespace {
 constexpr int kTiers = 3;
 
 struct Table {
-  GemmKernel k[detail::kDTypeCount][kTiers];
+  GemmKernel k[kLayoutCount][detail::kDTypeCount][kTiers];
 };
 
 const Table& table() {
@@ -24,12 +24,22 @@ const Table& table() {
     for (uint32_t id = 0; id < detail::kDTypeCount; ++id) {
       const auto type = static_cast<DType>(id);
       if (!detail::kDTypeTable[id].computable) continue;
-      for (int tier = 0; tier < kTiers; ++tier) t.k[id][tier] = {nullptr, nullptr, "no kernel", 1, false};
-      t.k[id][int(Isa::Scalar)] = gemm_kernel_ref(type);
-      t.k[id][int(Isa::Avx2)] = kGemmAvx2[id];
-      t.k[id][int(Isa::Avx512)] = kGemmAvx512[id];
-      if (t.k[id][int(Isa::Avx512)].needs_vnni && !cpu_features().avx512_vnni)
-        t.k[id][int(Isa::Avx512)] = {nullptr, nullptr, "needs AVX512_VNNI", 1, false};
+      for (int l = 0; l < kLayoutCount; ++l) {
+        auto& row = t.k[l][id];
+        for (int tier = 0; tier < kTiers; ++tier) row[tier] = {nullptr, nullptr, "no kernel", 1, false};
+        if (WeightLayout(l) == WeightLayout::Gguf) {
+          row[int(Isa::Scalar)] = gemm_kernel_ref(type);
+          row[int(Isa::Avx2)] = kGemmAvx2[id];
+          row[int(Isa::Avx512)] = kGemmAvx512[id];
+        } else {
+          row[int(Isa::Scalar)] = gemm_kernel_rows16_ref(type);
+          row[int(Isa::Avx2)] = {nullptr, nullptr, "no AVX2 rows16 kernel", 1, false};
+          row[int(Isa::Avx512)] = kGemmRows16Avx512[id];
+        }
+        if (row[int(Isa::Avx512)].needs_vnni && !cpu_features().avx512_vnni)
+          row[int(Isa::Avx512)] = {nullptr, nullptr, "needs AVX512_VNNI", 1, false};
+        for (int tier = 0; tier < kTiers; ++tier) row[tier].tier = Isa(tier);
+      }
     }
     return t;
   }();
@@ -38,7 +48,12 @@ const Table& table() {
 
 }  // namespace
 
-KernelChoice matmul_choice(DType w_type, int64_t k, Isa max_tier) {
+int decode_prefetch_bytes(int tile_default) {
+  const int v = env::prefetch_bytes();
+  return v >= 0 ? v : tile_default;
+}
+
+KernelChoice matmul_choice(DType w_type, int64_t k, Isa max_tier, WeightLayout layout) {
   KernelChoice c;
   const uint32_t id = static_cast<uint32_t>(w_type);
   if (id >= detail::kDTypeCount || !detail::kDTypeTable[id].computable) {
@@ -48,7 +63,7 @@ KernelChoice matmul_choice(DType w_type, int64_t k, Isa max_tier) {
   const Isa hw = hardware_isa();
   const int top = int(max_tier) < int(hw) ? int(max_tier) : int(hw);
   for (int tier = int(Isa::Avx512); tier >= 0; --tier) {
-    const GemmKernel& g = table().k[id][tier];
+    const GemmKernel& g = table().k[int(layout)][id][tier];
     const char* tname = isa_name(Isa(tier));
     std::string why;
     if (tier > top) why = int(hw) < tier ? "not supported by this CPU" : "capped by HEXE_CPU_ISA/caller";
@@ -68,25 +83,25 @@ KernelChoice matmul_choice(DType w_type, int64_t k, Isa max_tier) {
 
 // Finds the kernel (without building strings on the hot path) and logs the choice once per
 // (format, tier, k) when HEXE_LOG=dispatch.
-const GemmKernel* select_gemm(DType w_type, int64_t k, Isa max_tier) {
+const GemmKernel* select_gemm(DType w_type, int64_t k, Isa max_tier, WeightLayout layout) {
   const uint32_t id = static_cast<uint32_t>(w_type);
   if (id >= detail::kDTypeCount || !detail::kDTypeTable[id].computable) return nullptr;
   const int top = int(max_tier) < int(hardware_isa()) ? int(max_tier) : int(hardware_isa());
   const GemmKernel* chosen = nullptr;
   for (int tier = top; tier >= 0 && !chosen; --tier) {
-    const GemmKernel& g = table().k[id][tier];
+    const GemmKernel& g = table().k[int(layout)][id][tier];
     if (g.fn && k % g.k_multiple == 0) chosen = &g;
   }
   if (env::log_dispatch()) {
     static std::mutex mu;
     static std::set<std::string> seen;
     const std::string key = std::string(dtype_name(w_type)) + "/" + std::to_string(top) + "/" +
-                            std::to_string(k);
+                            std::to_string(k) + "/" + layout_name(layout);
     std::lock_guard lk(mu);
     if (seen.insert(key).second) {
-      const KernelChoice c = matmul_choice(w_type, k, max_tier);
-      std::fprintf(stderr, "hexe dispatch: matmul %s k=%lld -> %s%s%s%s\n",
-                   std::string(dtype_name(w_type)).c_str(), static_cast<long long>(k),
+      const KernelChoice c = matmul_choice(w_type, k, max_tier, layout);
+      std::fprintf(stderr, "hexe dispatch: matmul %s/%s k=%lld -> %s%s%s%s\n",
+                   std::string(dtype_name(w_type)).c_str(), layout_name(layout), static_cast<long long>(k),
                    c.name.empty() ? "none" : c.name.c_str(), c.reasons.empty() ? "" : " (",
                    c.reasons.c_str(), c.reasons.empty() ? "" : ")");
     }

@@ -7,6 +7,7 @@
 #include "cpu_kernels/isa.h"
 #include "cpu_kernels/matmul.h"
 #include "cpu_kernels/moe.h"
+#include "cpu_kernels/repack.h"
 
 namespace hexe::cpu {
 
@@ -16,9 +17,9 @@ struct KernelChoice {
   std::string reasons;     // why each better tier declined ("avx512: needs AVX512_VNNI; ...")
 };
 
-// The variant matmul would run for (w_type, k) with tiers up to `max_tier` (capped at the
-// hardware's best). Pure: no logging.
-KernelChoice matmul_choice(DType w_type, int64_t k, Isa max_tier);
+// The variant matmul would run for (w_type, k) in `layout` with tiers up to `max_tier` (capped at
+// the hardware's best). Pure: no logging.
+KernelChoice matmul_choice(DType w_type, int64_t k, Isa max_tier, WeightLayout layout = WeightLayout::Gguf);
 
 // matmul with tiers capped at `max_tier` (tests and benchmarks compare tiers in one process);
 // pool may be null (calling thread only). matmul() is matmul_at(p, active_isa(), &pool).

@@ -1,4 +1,4 @@
-// Reads HEXE_CPU_ISA and HEXE_LOG once (the only getenv calls of cpu_kernels).
+// Reads HEXE_CPU_ISA, HEXE_LOG and HEXE_PREFETCH once (the only getenv calls of cpu_kernels).
 #include "cpu_kernels/env.h"
 
 #include <cstdlib>
@@ -30,6 +30,14 @@ bool log_dispatch() {
     return false;
   }();
   return on;
+}
+
+int prefetch_bytes() {
+  static const int value = [] {
+    const std::string v = read("HEXE_PREFETCH");
+    return v.empty() ? -1 : std::atoi(v.c_str());
+  }();
+  return value;
 }
 
 }  // namespace hexe::cpu::env

@@ -9,5 +9,7 @@ namespace hexe::cpu::env {
 const std::string& cpu_isa_request();
 // HEXE_LOG contains "dispatch" (comma-separated list): print kernel choices and reasons to stderr.
 bool log_dispatch();
+// HEXE_PREFETCH: bytes ahead of the weight stream the decode tiles prefetch; -1 when unset.
+int prefetch_bytes();
 
 }  // namespace hexe::cpu::env

@@ -8,6 +8,7 @@
 
 #include "cpu_kernels/format.h"
 #include "cpu_kernels/isa.h"
+#include "cpu_kernels/repack.h"
 
 namespace hexe::cpu {
 
@@ -26,6 +27,7 @@ struct GemmKernel {
   const char* decline = nullptr;  // when fn is null: why this tier has no kernel for the format
   int64_t k_multiple = 1;         // the kernel needs k % k_multiple == 0
   bool needs_vnni = false;        // uses vpdpbusd: usable only when AVX512_VNNI is present
+  Isa tier = Isa::Scalar;         // the table's tier (set by the dispatch table)
 };
 
 using GemmTable = std::array<GemmKernel, detail::kDTypeCount>;
@@ -60,6 +62,17 @@ void gemm_tile_q4_K_avx512(int64_t, const void*, size_t, int64_t, const void*, s
 // Q8_0 likewise: 4 weight rows per activation load below 4 activation rows.
 void gemm_tile_q8_0_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 
+// Rows16 layout (repack.h): the same tile signature with w at a 16-row group and w_row_bytes the
+// group stride; nr may end inside a group (outputs of the padding rows are not written). The
+// scalar twins (ref/rows16_ref.cpp) serve every tier below AVX-512 VNNI.
+GemmKernel gemm_kernel_rows16_ref(DType w);
+extern const GemmTable kGemmRows16Avx512;
+void gemm_tile_q8_0_rows16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+void gemm_tile_q4_K_rows16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+// Bytes ahead of the weight stream a Rows16 decode tile prefetches (0: none): the tile's own
+// measured default, or HEXE_PREFETCH when set (a diagnostic for measuring it).
+int decode_prefetch_bytes(int tile_default);
+
 // Scalar integer dot of one weight row with one activation row (the scalar tier; exact in the
 // integer part, so SIMD tiers may differ from it only by float summation order).
 float vec_dot_ref(DType w, int64_t k, const void* w_row, const void* act_row);
@@ -69,5 +82,5 @@ float vec_dot_ref(DType w, int64_t k, const void* w_row, const void* act_row);
 namespace hexe::cpu {
 // The best kernel for (w, k) with tiers up to max_tier (and the hardware); null when none.
 // Logs the choice once per (format, tier, k) when HEXE_LOG=dispatch.
-const GemmKernel* select_gemm(DType w, int64_t k, Isa max_tier);
+const GemmKernel* select_gemm(DType w, int64_t k, Isa max_tier, WeightLayout layout = WeightLayout::Gguf);
 }  // namespace hexe::cpu

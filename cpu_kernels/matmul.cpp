@@ -14,6 +14,9 @@ namespace hexe::cpu {
 namespace {
 
 constexpr int64_t kRowsN = 16;  // weight rows per work item (a few KB..100 KB: stays in L2)
+// Rows16: whole groups, several per item, so the tile's per-call activation preparation
+// (block sums) is spread over more rows.
+constexpr int64_t kRowsN16 = 64;
 constexpr int64_t kRowsM = 64;  // activation rows per work item; kernels reuse weights 4 rows at once
 
 struct Act {
@@ -43,23 +46,27 @@ Act prepare_activations(const MatmulParams& p, DType act_type, ThreadPool* pool)
 
 void run(const MatmulParams& p, Isa max_tier, ThreadPool* pool) {
   if (p.m <= 0 || p.n <= 0) return;
-  const GemmKernel* g = select_gemm(p.w_type, p.k, max_tier);
+  const GemmKernel* g = select_gemm(p.w_type, p.k, max_tier, p.w_layout);
   if (!g) {  // no kernel for this format: the loader rejects such weights; never leave y stale
     for (int64_t i = 0; i < p.m; ++i) std::fill_n(p.y + i * p.y_stride, p.n, 0.f);
     return;
   }
   const Act a = prepare_activations(p, paired_activation(p.w_type), pool);
-  const size_t wrb = row_bytes(p.w_type, uint64_t(p.k));
-  const int64_t n_chunks = (p.n + kRowsN - 1) / kRowsN;
+  const bool r16 = p.w_layout == WeightLayout::Rows16;
+  // Bytes per row (Gguf) or per 16-row group (Rows16), and the weight offset of row n0.
+  const size_t wrb = r16 ? rows16_group_bytes(p.w_type, p.k) : row_bytes(p.w_type, uint64_t(p.k));
+  const int64_t rows_n = r16 ? kRowsN16 : kRowsN;
+  auto w_at = [&](int64_t n0) { return static_cast<const uint8_t*>(p.w) + size_t(r16 ? n0 / kRows16 : n0) * wrb; };
+  const int64_t n_chunks = (p.n + rows_n - 1) / rows_n;
   const int64_t m_chunks = (p.m + kRowsM - 1) / kRowsM;
   // Items weight-block-major, so a thread walks all activation blocks of a weight block while
   // that block is hot in cache.
   auto body = [&](int64_t begin, int64_t end) {
     for (int64_t it = begin; it < end; ++it) {
       const int64_t ni = it / m_chunks, mi = it % m_chunks;
-      const int64_t n0 = ni * kRowsN, m0 = mi * kRowsM;
-      const int64_t nr = std::min(kRowsN, p.n - n0), mr = std::min(kRowsM, p.m - m0);
-      g->fn(p.k, static_cast<const uint8_t*>(p.w) + n0 * wrb, wrb, nr,
+      const int64_t n0 = ni * rows_n, m0 = mi * kRowsM;
+      const int64_t nr = std::min(rows_n, p.n - n0), mr = std::min(kRowsM, p.m - m0);
+      g->fn(p.k, w_at(n0), wrb, nr,
             static_cast<const uint8_t*>(a.ptr) + m0 * a.row_bytes, a.row_bytes, mr,
             p.y + m0 * p.y_stride + n0, p.y_stride);
     }

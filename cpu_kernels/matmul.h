@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "cpu_kernels/format.h"
+#include "cpu_kernels/repack.h"
 #include "cpu_kernels/thread_pool.h"
 
 namespace hexe::cpu {
@@ -11,6 +12,8 @@ namespace hexe::cpu {
 struct MatmulParams {
   const void* w = nullptr;   // n rows of k elements of w_type, rows contiguous (row_bytes(w_type,k))
   DType w_type = DType::F32;
+  // Rows16: w is repack_for_decode's copy (groups rows16_group_bytes(w_type, k) apart).
+  WeightLayout w_layout = WeightLayout::Gguf;
   int64_t n = 0;             // output features
   int64_t k = 0;             // input features (a multiple of w_type's block size)
   const float* x = nullptr;  // m rows of k floats, row stride x_stride (floats)

@@ -5,7 +5,8 @@
 // result of its own. No barrier inside the layer: a thread that is descheduled (oversubscribed
 // machine) just takes fewer units. The caller then sums the partials per token in slot order and
 // slice order, so the result does not depend on which thread ran what. n_ff is sliced only when
-// there are fewer used experts than threads (decode with small top-k on many cores).
+// there are fewer used experts than threads (decode with small top-k on many cores). The experts'
+// Rows16 copies (repack.h) are read when the caller gives them: the same plan, other tiles.
 #include "cpu_kernels/moe.h"
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/ops.h"
 #include "cpu_kernels/quant.h"
+#include "cpu_kernels/repack.h"
 
 namespace hexe::cpu {
 namespace {
@@ -87,9 +89,25 @@ void for_range(int64_t n, ThreadPool* pool, Fn&& fn) {
 
 void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   const int64_t H = p.hidden, F = p.n_ff;
-  const GemmKernel* kg = select_gemm(p.gate_type, H, max_tier);
-  const GemmKernel* ku = select_gemm(p.up_type, H, max_tier);
-  const GemmKernel* kd = select_gemm(p.down_type, F, max_tier);
+  // Per matrix: its Rows16 copy when p.packed has one (read off the first routed expert; the
+  // same in every routed entry) and its tile is of the GGUF tile's tier or better.
+  const bool any_packed = p.packed && p.n_tokens > 0 && p.top_k > 0;
+  auto pick = [&](const void* ExpertWeights::*m, DType t, int64_t k, WeightLayout& l) {
+    const GemmKernel* g = select_gemm(t, k, max_tier);
+    l = WeightLayout::Gguf;
+    if (any_packed && p.packed[p.ids[0]].*m && rows16_supported(t)) {
+      const GemmKernel* r = select_gemm(t, k, max_tier, WeightLayout::Rows16);
+      if (r && (!g || int(r->tier) >= int(g->tier))) l = WeightLayout::Rows16, g = r;
+    }
+    return g;
+  };
+  WeightLayout lg, lu, ld;
+  const GemmKernel* kg = pick(&ExpertWeights::gate, p.gate_type, H, lg);
+  const GemmKernel* ku = pick(&ExpertWeights::up, p.up_type, H, lu);
+  const GemmKernel* kd = pick(&ExpertWeights::down, p.down_type, F, ld);
+  const ExpertWeights* wg_set = lg == WeightLayout::Rows16 ? p.packed : p.experts;
+  const ExpertWeights* wu_set = lu == WeightLayout::Rows16 ? p.packed : p.experts;
+  const ExpertWeights* wd_set = ld == WeightLayout::Rows16 ? p.packed : p.experts;
   if (!kg || !ku || !kd || p.n_tokens <= 0) {  // no kernel: the loader rejects such weights
     for (int64_t t = 0; t < std::max<int64_t>(p.n_tokens, 0); ++t) std::fill_n(p.y + t * H, H, 0.f);
     return;
@@ -137,15 +155,27 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   const size_t x_stride_g = p.n_tokens > 1 ? rbg : 0;  // decode: the same row for every pair
   const size_t x_stride_u = p.n_tokens > 1 ? rbu : 0;
 
-  // Units: (used expert) x (slice of n_ff, in whole blocks of down's format).
-  const int64_t blk = int64_t(info(p.down_type).block_elems);
+  // Units: (used expert) x (slice of n_ff, in whole blocks of down's format; Rows16 slices start
+  // at whole 16-row groups of gate/up and at rows16_col_align columns of down). n_ff not a
+  // multiple of that: one slice.
+  int64_t blk = int64_t(info(p.down_type).block_elems);
+  if (ld == WeightLayout::Rows16) blk = rows16_col_align(p.down_type);
+  if (lg == WeightLayout::Rows16 || lu == WeightLayout::Rows16) blk = std::max<int64_t>(blk, kRows16);
+  if (F % blk != 0) blk = F;
   const int64_t n_blk = F / blk;
   const int64_t n_used = int64_t(plan.used.size());
   const int64_t n_slices = std::clamp<int64_t>((kUnitsPerThread * nth + n_used - 1) / n_used, 1, n_blk);
   const int64_t n_units = n_used * n_slices;
   const DType ad = paired_activation(p.down_type);
-  const size_t wg = row_bytes(p.gate_type, uint64_t(H)), wu = row_bytes(p.up_type, uint64_t(H));
-  const size_t wd = row_bytes(p.down_type, uint64_t(F));
+  // Bytes between rows (Gguf) or 16-row groups (Rows16) of each matrix.
+  auto stride = [](WeightLayout l, DType t, int64_t k) {
+    return l == WeightLayout::Rows16 ? rows16_group_bytes(t, k) : size_t(row_bytes(t, uint64_t(k)));
+  };
+  const size_t wg = stride(lg, p.gate_type, H), wu = stride(lu, p.up_type, H), wd = stride(ld, p.down_type, F);
+  // Byte offset of row c0 of gate/up (c0 % 16 == 0 for Rows16).
+  auto row_off = [](WeightLayout l, size_t st, int64_t c0) {
+    return l == WeightLayout::Rows16 ? size_t(c0 / kRows16) * st : size_t(c0) * st;
+  };
   const int64_t max_slice = (n_blk + n_slices - 1) / n_slices * blk;
   s.d.resize(size_t(n_slices * pairs * H));
   if (s.per_thread.size() < size_t(nth)) s.per_thread.resize(size_t(nth));
@@ -166,12 +196,11 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
       const int64_t c0 = sl * n_blk / n_slices * blk, c1 = (sl + 1) * n_blk / n_slices * blk;
       const int64_t len = c1 - c0;
       const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
-      const ExpertWeights& ew = p.experts[e];
       // Gate and up rows [c0, c1) for the expert's m tokens: [m][len].
-      gemm(*kg, H, static_cast<const uint8_t*>(ew.gate) + c0 * wg, wg, len, xe_g + o * x_stride_g,
-           x_stride_g, m, ts.g.data(), len);
-      gemm(*ku, H, static_cast<const uint8_t*>(ew.up) + c0 * wu, wu, len, xe_u + o * x_stride_u,
-           x_stride_u, m, ts.u.data(), len);
+      gemm(*kg, H, static_cast<const uint8_t*>(wg_set[e].gate) + row_off(lg, wg, c0), wg, len,
+           xe_g + o * x_stride_g, x_stride_g, m, ts.g.data(), len);
+      gemm(*ku, H, static_cast<const uint8_t*>(wu_set[e].up) + row_off(lu, wu, c0), wu, len,
+           xe_u + o * x_stride_u, x_stride_u, m, ts.u.data(), len);
       const size_t rbd = row_bytes(ad, uint64_t(len));
       for (int64_t i = 0; i < m; ++i) {
         float* h = ts.g.data() + i * len;
@@ -179,8 +208,9 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
         quantize_row(ad, h, ts.hq.data() + size_t(i) * rbd, len);
       }
       // Down: all hidden rows, columns [c0, c1) (a block-aligned byte range of each row).
-      const size_t col_off = row_bytes(p.down_type, uint64_t(c0));
-      gemm(*kd, len, static_cast<const uint8_t*>(ew.down) + col_off, wd, H, ts.hq.data(), rbd, m,
+      const size_t col_off = ld == WeightLayout::Rows16 ? rows16_col_offset(p.down_type, c0)
+                                                        : size_t(row_bytes(p.down_type, uint64_t(c0)));
+      gemm(*kd, len, static_cast<const uint8_t*>(wd_set[e].down) + col_off, wd, H, ts.hq.data(), rbd, m,
            s.d.data() + (sl * pairs + o) * H, H);
     }
   };

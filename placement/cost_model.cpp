@@ -49,10 +49,20 @@ CostModel::CostModel(const HardwareProfile& hw) : eff_(hw.efficiency) {
   cpu_bw_ = dram_ * eff_.cpu_dram;
   // Measured per-type figures replace the generic ones for their type (names the profile does
   // not know as GGML types are ignored: profiles may come from newer versions).
-  for (const auto& [name, gops] : hw.cpu.matmul_gops)
-    if (auto t = dtype_from_name(name)) cpu_rate_by_type_[*t] = gops * 1e9 * eff_.cpu_int8;
-  for (const auto& [name, f] : eff_.cpu_dram_by_type)
-    if (auto t = dtype_from_name(name)) cpu_dram_by_type_[*t] = dram_ * f;
+  for (const auto& [name, gops] : hw.cpu.matmul_gops) {
+    const size_t plus = name.find('+');
+    auto t = dtype_from_name(name.substr(0, plus));
+    if (!t) continue;
+    if (plus == std::string::npos) cpu_rate_by_type_[*t] = gops * 1e9 * eff_.cpu_int8;
+    else if (name.substr(plus + 1) == "rows16") cpu_rate_rows16_[*t] = gops * 1e9 * eff_.cpu_int8;
+  }
+  for (const auto& [name, f] : eff_.cpu_dram_by_type) {
+    const size_t plus = name.find('+');
+    auto t = dtype_from_name(name.substr(0, plus));
+    if (!t) continue;
+    if (plus == std::string::npos) cpu_dram_by_type_[*t] = dram_ * f;
+    else if (name.substr(plus + 1) == "rows16") cpu_dram_rows16_[*t] = dram_ * f;
+  }
   cpu_int8_ = hw.cpu.peak_gops_int8 * 1e9 * eff_.cpu_int8;
   cpu_bf16_ = hw.cpu.peak_gflops_bf16 * 1e9 * eff_.cpu_float;
   cpu_fp32_ = hw.cpu.peak_gflops_fp32 * 1e9 * eff_.cpu_float;
@@ -66,21 +76,25 @@ CostModel::CostModel(const HardwareProfile& hw) : eff_(hw.efficiency) {
   }
 }
 
-double CostModel::cpu_bw(DType t) const {
+double CostModel::cpu_bw(DType t, bool rows16) const {
+  if (rows16)
+    if (auto r = cpu_dram_rows16_.find(t); r != cpu_dram_rows16_.end()) return r->second;
   auto it = cpu_dram_by_type_.find(t);
   return it != cpu_dram_by_type_.end() ? it->second : cpu_bw_;
 }
 
-double CostModel::cpu_rate(DType t) const {
+double CostModel::cpu_rate(DType t, bool rows16) const {
+  if (rows16)
+    if (auto r = cpu_rate_rows16_.find(t); r != cpu_rate_rows16_.end()) return r->second;
   if (auto it = cpu_rate_by_type_.find(t); it != cpu_rate_by_type_.end()) return it->second;
   if (is_quantized(t)) return cpu_int8_;  // quantised weights x int8-quantised activations
   if (t == DType::BF16) return cpu_bf16_;
   return cpu_fp32_;                        // F32, and F16 (converted to F32)
 }
 
-Cost CostModel::cpu_op(double bytes, double flops, DType type, int calls) const {
+Cost CostModel::cpu_op(double bytes, double flops, DType type, int calls, bool rows16) const {
   Cost c;
-  const double tm = bytes / cpu_bw(type), tc = flops / cpu_rate(type);
+  const double tm = bytes / cpu_bw(type, rows16), tc = flops / cpu_rate(type, rows16);
   if (tm >= tc) c.by[size_t(Limit::Dram)] = tm;
   else c.by[size_t(Limit::CpuCompute)] = tc;
   c.by[size_t(Limit::Latency)] = calls * eff_.cpu_op_us * 1e-6;

@@ -33,7 +33,9 @@ class CostModel {
   explicit CostModel(const HardwareProfile& hw);
 
   // One CPU op over all cores: max(bytes / B_cpu, flops / R_cpu(type)) + calls * t_op.
-  Cost cpu_op(double bytes, double flops, DType type, int calls = 1) const;
+  // rows16: the weights are read from the AVX-512 copy (repack.h), whose rates the profile may
+  // list under "<type>+rows16" (matmul_gops, cpu_dram_by_type); without them the GGUF figures.
+  Cost cpu_op(double bytes, double flops, DType type, int calls = 1, bool rows16 = false) const;
   // One GPU op: max(bytes / B_gpu, flops / R_gpu) + launches * t_launch (0 launches inside a
   // captured CUDA graph).
   Cost gpu_op(double bytes, double flops, int launches = 1) const;
@@ -44,17 +46,17 @@ class CostModel {
 
   bool has_gpu() const { return has_gpu_; }
   double cpu_bw() const { return cpu_bw_; }          // B/s achieved
-  double cpu_rate(DType t) const;                     // FLOP/s achieved on the path `t` uses
+  double cpu_rate(DType t, bool rows16 = false) const;  // FLOP/s achieved on the path `t` uses
   double gpu_bw() const { return gpu_bw_; }
   double gpu_rate() const { return gpu_rate_; }
   double pcie_bw() const { return pcie_bw_; }
   const Efficiency& eff() const { return eff_; }
 
  private:
-  double cpu_bw(DType t) const;                       // B/s achieved streaming weights of type t
+  double cpu_bw(DType t, bool rows16) const;          // B/s achieved streaming weights of type t
   Efficiency eff_;
   double dram_ = 0;  // B/s, the profile's plain read bandwidth
-  std::map<DType, double> cpu_rate_by_type_, cpu_dram_by_type_;
+  std::map<DType, double> cpu_rate_by_type_, cpu_rate_rows16_, cpu_dram_by_type_, cpu_dram_rows16_;
   bool has_gpu_ = false;
   double cpu_bw_ = 0, cpu_int8_ = 0, cpu_bf16_ = 0, cpu_fp32_ = 0;
   double gpu_bw_ = 0, gpu_rate_ = 0, pcie_bw_ = 0;

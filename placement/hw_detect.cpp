@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <map>
 
+#include "cpu_kernels/dispatch.h"
 #include "cpu_kernels/isa.h"
 #include "memory/error.h"
 #include "placement/dram_bench.h"
@@ -155,10 +156,17 @@ HardwareProfile detect_profile(const DetectOptions& opt) {
         " types)...");
     const uint64_t per_type = std::max<uint64_t>(opt.gemv_bytes / 2, 4 * llc);
     for (DType t : measured_weight_types()) {
-      const std::string name(dtype_name(t));
-      p.cpu.matmul_gops[name] = measure_matmul_gflops(t, all, opt.matmul_seconds / 2, 32);
-      p.efficiency.cpu_dram_by_type[name] =
-          std::clamp(measure_gemv_stream_gbps(all, per_type, t) / std::max(1e-9, p.cpu.dram_read_gbps), 0.05, 1.0);
+      for (cpu::WeightLayout layout : {cpu::WeightLayout::Gguf, cpu::WeightLayout::Rows16}) {
+        const bool rows16 = layout == cpu::WeightLayout::Rows16;
+        // The AVX-512 copy (repack.h) is measured where the engine would make one.
+        if (rows16 && !(cpu::rows16_supported(t) && cpu::matmul_choice(t, 4096, cpu::active_isa(), layout).tier >=
+                                                        cpu::matmul_choice(t, 4096, cpu::active_isa()).tier))
+          continue;
+        const std::string name = std::string(dtype_name(t)) + (rows16 ? "+rows16" : "");
+        p.cpu.matmul_gops[name] = measure_matmul_gflops(t, all, opt.matmul_seconds / 2, 32, layout);
+        p.efficiency.cpu_dram_by_type[name] = std::clamp(
+            measure_gemv_stream_gbps(all, per_type, t, layout) / std::max(1e-9, p.cpu.dram_read_gbps), 0.05, 1.0);
+      }
     }
     p.notes = "Measured with hexe's kernels (ISA tier " + std::string(cpu::isa_name(cpu::active_isa())) +
               "): peak_* are cache-resident matmul rates, efficiency.cpu_dram = Q4_K GEMV GB/s (" +

@@ -42,7 +42,8 @@ const std::vector<DType>& measured_weight_types() {
   return types;
 }
 
-double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds, int64_t m) {
+double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds, int64_t m,
+                             cpu::WeightLayout layout) {
   const int nth = int(std::max<size_t>(1, cpus.size()));
   // 64 rows per thread x 4096: 2 MiB of F32 weights per thread at most, resident in L2/L3;
   // m activation rows (64: the kernel's GEMM regime; 32: what an expert sees in prefill).
@@ -61,6 +62,12 @@ double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double 
   cpu::MatmulParams p;
   p.w = w.data();
   p.w_type = w_type;
+  cpu::PackedWeights packed;
+  if (layout == cpu::WeightLayout::Rows16) {
+    packed = cpu::repack_for_decode(w_type, n, k, w.data(), row_bytes(w_type, uint64_t(k)));
+    p.w = packed.data();
+    p.w_layout = layout;
+  }
   p.n = n;
   p.k = k;
   p.x = x.data();
@@ -72,13 +79,18 @@ double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double 
   return 2.0 * double(m) * double(n) * double(k) / s / 1e9;
 }
 
-double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DType w_type) {
+double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DType w_type,
+                                cpu::WeightLayout layout) {
   const int nth = int(std::max<size_t>(1, cpus.size()));
   const int64_t k = 4096;
   const uint64_t rb = row_bytes(w_type, uint64_t(k));
-  const int64_t n = int64_t(bytes / rb);
-  // Timing does not depend on the values: a fixed byte pattern (finite fp16 scales) will do.
-  std::vector<uint8_t> w(size_t(n) * rb);
+  const int64_t n = int64_t(bytes / rb) / cpu::kRows16 * cpu::kRows16;
+  // Timing does not depend on the values: a fixed byte pattern (finite fp16 scales) will do, in
+  // either layout (Rows16 groups hold the same bytes per row, rearranged).
+  const size_t total = layout == cpu::WeightLayout::Rows16
+                           ? cpu::rows16_group_bytes(w_type, k) * size_t(n / cpu::kRows16)
+                           : size_t(n) * rb;
+  std::vector<uint8_t> w(total);
   cpu::ThreadPool pool(nth, cpus);
   pool.parallel_for(int64_t(w.size()), 1 << 20, [&](int64_t s, int64_t e) {
     std::memset(w.data() + s, 0x11, size_t(e - s));  // first touch by the readers' threads
@@ -87,6 +99,7 @@ double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DT
   cpu::MatmulParams p;
   p.w = w.data();
   p.w_type = w_type;
+  p.w_layout = layout;
   p.n = n;
   p.k = k;
   p.x = x.data();

@@ -7,16 +7,20 @@
 #include <vector>
 
 #include "cpu_kernels/format.h"
+#include "cpu_kernels/repack.h"
 
 namespace hexe::place {
 
 // 10^9 FLOP/s (a multiply-add = 2) of matmul with `w_type` weights on all `cpus`, weights small
 // enough to stay in cache (n x k per run, m activation rows).
-double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds = 0.3, int64_t m = 64);
+// layout Rows16: the weights are repacked first (repack.h) and read in that layout.
+double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds = 0.3, int64_t m = 64,
+                             cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
 
 // GB/s of weight bytes a single-token (m = 1) matmul with `w_type` weights reads when its
 // weights (`bytes`, far above the LLC) come from DRAM.
-double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DType w_type = DType::Q4_K);
+double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DType w_type = DType::Q4_K,
+                                cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
 
 // The weight types `hexe profile detect` measures one by one (those hexe has fast paths for).
 const std::vector<DType>& measured_weight_types();

@@ -62,6 +62,7 @@ json plan_json(const Plan& p, bool with_tensors) {
                           {"kv_elem_bytes", p.workload.kv_elem_bytes}}},
             {"fits", p.fits}, {"refusals", p.refusals}, {"notes", p.notes},
             {"head", device_name(p.head)}, {"gpu_layers", p.gpu_layers}, {"cpu_threads", p.cpu_threads},
+            {"cpu_weight_layout", p.cpu_weight_layout}, {"repacked_bytes", p.repacked_bytes},
             {"memory", {{"gpu", mem_json(p.gpu)}, {"host", mem_json(p.host)}}},
             {"prediction", {{"prefill", phase_json(p.prefill)}, {"decode", phase_json(p.decode)},
                             {"ttft_s", p.ttft_s}}},
@@ -124,9 +125,9 @@ std::string describe_plan(const Plan& p) {
   }
   std::snprintf(buf, sizeof buf,
                 "  layers: %zu (attention on GPU: %d); MoE layers %d, routed experts in decode: cpu %d, gpu %d, "
-                "stream %d, cache %d; head on %s; %d CPU threads\n",
+                "stream %d, cache %d; head on %s; %d CPU threads; CPU experts read as %s\n",
                 p.layers.size(), attn_gpu, moe, exp_cpu, exp_gpu, exp_stream, exp_cache, device_name(p.head),
-                p.cpu_threads);
+                p.cpu_threads, p.cpu_weight_layout.c_str());
   s += buf;
   std::snprintf(buf, sizeof buf, "  prefill %.1f tok/s (%s), decode %.2f tok/s (%s), time to first token %.2f s\n",
                 p.prefill.tokens_per_s, p.prefill.bottleneck.c_str(), p.decode.tokens_per_s,

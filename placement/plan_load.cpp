@@ -88,6 +88,10 @@ Plan plan_from_json(const json& j) {
   p.gpu_layers = get<int>(j, "gpu_layers");
   p.cpu_threads = get<int>(j, "cpu_threads");
   if (p.cpu_threads < 1) throw Error("cpu_threads is " + std::to_string(p.cpu_threads) + ", expected >= 1");
+  p.cpu_weight_layout = get_or<std::string>(j, "cpu_weight_layout", "gguf");
+  if (p.cpu_weight_layout != "gguf" && p.cpu_weight_layout != "rows16")
+    throw Error("field 'cpu_weight_layout' is '" + p.cpu_weight_layout + "', expected gguf or rows16");
+  p.repacked_bytes = get_or<uint64_t>(j, "repacked_bytes", 0);
   const json& mem = field(j, "memory");
   p.gpu = memory_from(field(mem, "gpu"));
   p.host = memory_from(field(mem, "host"));

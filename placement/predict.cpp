@@ -18,14 +18,15 @@ double effective_ctx(const PlanModel& m, double ctx) {
   return ((L - s) * ctx + s * std::min(ctx, double(a.sliding_window))) / L;
 }
 
-Cost op_on(Device d, const CostModel& cm, double bytes, double flops, DType type, int cpu_calls, int launches) {
-  return d == Device::Cpu ? cm.cpu_op(bytes, flops, type, cpu_calls) : cm.gpu_op(bytes, flops, launches);
+Cost op_on(Device d, const CostModel& cm, double bytes, double flops, DType type, int cpu_calls, int launches,
+           bool cpu_rows16 = false) {
+  return d == Device::Cpu ? cm.cpu_op(bytes, flops, type, cpu_calls, cpu_rows16) : cm.gpu_op(bytes, flops, launches);
 }
 
 }  // namespace
 
 Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, const CostModel& cm,
-                double tokens, double ctx, double seqs, bool decode, int kv_elem_bytes) {
+                double tokens, double ctx, double seqs, bool decode, int kv_elem_bytes, bool cpu_rows16) {
   const auto& eff = cm.eff();
   const int half_launches = decode ? 0 : std::max(1, eff.gpu_kernels_per_layer / 2);
   const double T = tokens;
@@ -35,15 +36,15 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
   // Attention block: weights once, the cache once per sequence, attention FLOPs per query.
   const double attn_bytes = double(ld.attn.bytes + ld.router.bytes) + seqs * c_eff * kv_layer_bytes;
   const double attn_flops = 2.0 * T * (ld.attn.params + ld.router.params) + T * m.attn.flops_per_query(c_eff);
-  Cost pre = op_on(lp.attn, cm, attn_bytes, attn_flops, ld.attn.type, 8, half_launches);
+  Cost pre = op_on(lp.attn, cm, attn_bytes, attn_flops, ld.attn.type, 8, half_launches, cpu_rows16);
 
   Cost gpu, cpu;
   auto add_to = [&](Device d, const Cost& c) { (d == Device::Cpu ? cpu : gpu) += c; };
   if (ld.dense.bytes) {
-    add_to(lp.ffn, op_on(lp.ffn, cm, double(ld.dense.bytes), 2.0 * T * ld.dense.params, ld.dense.type, 3, half_launches));
+    add_to(lp.ffn, op_on(lp.ffn, cm, double(ld.dense.bytes), 2.0 * T * ld.dense.params, ld.dense.type, 3, half_launches, cpu_rows16));
   }
   if (ld.shared.bytes) {
-    add_to(lp.ffn, op_on(lp.ffn, cm, double(ld.shared.bytes), 2.0 * T * ld.shared.params, ld.shared.type, 3, half_launches));
+    add_to(lp.ffn, op_on(lp.ffn, cm, double(ld.shared.bytes), 2.0 * T * ld.shared.params, ld.shared.type, 3, half_launches, cpu_rows16));
   }
   if (ld.moe) {
     const ExpertExec ex = decode ? lp.experts_decode : lp.experts_prefill;
@@ -53,7 +54,7 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
     const double g = std::clamp(lp.gpu_hit, 0.0, 1.0);
     switch (ex) {
       case ExpertExec::Cpu:
-        if (g < 1.0) cpu += cm.cpu_op(U * (1 - g) * Be, flops * (1 - g), ld.experts.type, 3);
+        if (g < 1.0) cpu += cm.cpu_op(U * (1 - g) * Be, flops * (1 - g), ld.experts.type, 3, cpu_rows16);
         if (g > 0.0) gpu += cm.gpu_op(U * g * Be, flops * g, half_launches);
         break;
       case ExpertExec::Gpu:
@@ -88,6 +89,7 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
 void predict(Plan& plan, const PlanModel& m, const ModelDigest& d, const CostModel& cm) {
   const auto& w = plan.workload;
   const auto& eff = cm.eff();
+  const bool rows16 = plan.cpu_weight_layout == "rows16";
   const double head_flops_per_tok = 2.0 * m.spec.n_embd * double(m.spec.n_vocab);
   const DType head_type = d.head.type;
   const bool gpu_used = plan.has_gpu && (plan.head == Device::Gpu ||
@@ -108,8 +110,9 @@ void predict(Plan& plan, const PlanModel& m, const ModelDigest& d, const CostMod
     const double B = double(std::max<int64_t>(1, w.batch));
     Cost step;
     for (size_t i = 0; i < plan.layers.size(); ++i)
-      step += layer_cost(plan.layers[i], d.layers[i], m, cm, B, ctx, B, true, w.kv_elem_bytes);
-    step += op_on(plan.head, cm, double(d.head.bytes), B * head_flops_per_tok, head_type, 2, 0);
+      step += layer_cost(plan.layers[i], d.layers[i], m, cm, B, ctx, B, true, w.kv_elem_bytes,
+                         rows16);
+    step += op_on(plan.head, cm, double(d.head.bytes), B * head_flops_per_tok, head_type, 2, 0, rows16);
     if (gpu_used) step += cm.latency_us(eff.gpu_graph_launch_us);
     step = transitions(step);
     plan.decode.seconds = step.seconds();
@@ -127,7 +130,7 @@ void predict(Plan& plan, const PlanModel& m, const ModelDigest& d, const CostMod
       bool first_stream = true;
       for (size_t i = 0; i < plan.layers.size(); ++i) {
         const auto& lp = plan.layers[i];
-        chunk += layer_cost(lp, d.layers[i], m, cm, u, ctx, 1.0, false, w.kv_elem_bytes);
+        chunk += layer_cost(lp, d.layers[i], m, cm, u, ctx, 1.0, false, w.kv_elem_bytes, rows16);
         if (lp.moe && lp.experts_prefill == ExpertExec::Stream && first_stream) {
           // The first layer's upload has nothing to hide under.
           const auto& ld = d.layers[i];
@@ -138,7 +141,7 @@ void predict(Plan& plan, const PlanModel& m, const ModelDigest& d, const CostMod
       total += transitions(chunk);
     }
     total += op_on(plan.head, cm, double(d.head.bytes), head_flops_per_tok, head_type, 2,
-                   eff.gpu_kernels_per_layer / 2);
+                   eff.gpu_kernels_per_layer / 2, rows16);
     plan.prefill.seconds = total.seconds();
     plan.prefill.tokens_per_s = double(P) / total.seconds();
     plan.prefill.bottleneck = limit_name(total.dominant());

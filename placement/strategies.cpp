@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "memory/error.h"
+#include "cpu_kernels/repack.h"
 #include "placement/cost_model.h"
 #include "placement/memory_fit.h"
 #include "placement/model_digest.h"
@@ -125,6 +126,37 @@ void finish(Plan& p, const Ctx& c) {
 }
 
 bool needs_gpu(Strategy s) { return s != Strategy::Cpu; }
+
+// On AVX-512 VNNI the CPU kernels read q8_0/q4_K weights fastest from a copy repacked at load
+// (Rows16); the copy costs host memory beside the mapped file, so it is taken only when it fits.
+void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
+  p.cpu_weight_layout = "gguf";
+  p.repacked_bytes = 0;
+  const auto& isa = c.hw.cpu.isa;
+  if (std::find(isa.begin(), isa.end(), "avx512_vnni") == isa.end()) return;
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < p.tensors.size(); ++i) {
+    const auto& t = c.m.spec.tensors[i];
+    if (p.tensors[i].device != Device::Cpu || !cpu::rows16_supported(t.type)) continue;
+    if (t.role == TensorRole::TokenEmbd && !c.m.spec.tied_embeddings) continue;  // rows are looked up, not multiplied
+    if (weight_kind(t) == WeightKind::Experts) {
+      if (t.layer < 0 || size_t(t.layer) >= p.layers.size()) continue;
+      const auto& lp = p.layers[size_t(t.layer)];
+      if (lp.experts_decode != ExpertExec::Cpu || lp.gpu_hit >= 1.0) continue;
+    }
+    bytes += t.bytes;
+  }
+  if (bytes == 0) return;
+  if (p.host.total() + bytes > p.host.capacity) {
+    p.notes.push_back("no room for the AVX-512 copy of the CPU weights (" + format_bytes(bytes) +
+                      "): the CPU reads the mapped GGUF blocks");
+    return;
+  }
+  p.cpu_weight_layout = "rows16";
+  p.repacked_bytes = bytes;
+  p.host.weights += bytes;
+  p.notes.push_back("CPU weights repacked for AVX-512 at load (+" + format_bytes(bytes) + " host memory)");
+}
 
 void hybrid(Plan& p, const Ctx& c, ExpertExec ex) {
   place(p, c, Device::Gpu, false, true);
@@ -304,6 +336,7 @@ Plan build(const Ctx& c, Strategy s) {
     case Strategy::Auto:
       break;
   }
+  choose_cpu_weight_layout(p, c);
   check_fit(p);
   predict(p, c.m, c.d, c.cm);
   return p;
@@ -347,6 +380,7 @@ Plan auto_hybrid(const Ctx& c) {
   }
   p.notes.push_back("prefill streams the experts of " + std::to_string(streamed) + " of " +
                     std::to_string(c.d.n_moe_layers) + " MoE layers to the GPU");
+  choose_cpu_weight_layout(p, c);
   check_fit(p);
   predict(p, c.m, c.d, c.cm);
   return p;

@@ -15,6 +15,7 @@
 #include "cpu_kernels/isa.h"
 #include "cpu_kernels/moe.h"
 #include "cpu_kernels/probe.h"
+#include "cpu_kernels/repack.h"
 #include "memory/error.h"
 #include "runtime/cli/bench_limits.h"
 
@@ -98,19 +99,41 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   const size_t gate_bytes = row_bytes(type, uint64_t(H)) * size_t(F);
   const size_t down_bytes = row_bytes(type, uint64_t(F)) * size_t(H);
   const size_t expert_bytes = 2 * gate_bytes + down_bytes;
+  // Rows16: a repacked copy of the whole set beside the GGUF one (as a loader keeps both); auto
+  // picks it wherever the format has it (the faster layout for decode and prefill alike).
+  if (o.layout == "rows16" && !cpu::rows16_supported(type))
+    throw Error("hexe bench moe-layer: --layout rows16 needs q8_0 or q4_k weights, not " + o.quant);
+  const bool rows16 = o.layout != "gguf" && cpu::rows16_supported(type);
   const size_t llc = llc_bytes(), avail = mem_available_bytes();
   size_t want = o.set_mib ? size_t(o.set_mib) << 20 : 4 * llc;
-  if (!o.set_mib) want = std::min({want, size_t(6) << 30, avail ? avail / 2 : size_t(6) << 30});
+  if (!o.set_mib) want = std::min({want, size_t(6) << 30, avail ? avail / (rows16 ? 4 : 2) : size_t(6) << 30});
   const size_t n_slots = std::max<size_t>(size_t(2 * shape->top_k), want / expert_bytes);
   AlignedBytes set(n_slots * expert_bytes);
   fill_random_weights(type, set.data, set.size, o.seed, pool);
+  const size_t pgate = rows16 ? cpu::rows16_group_bytes(type, H) * size_t((F + 15) / 16) : 0;
+  const size_t pdown = rows16 ? cpu::rows16_group_bytes(type, F) * size_t((H + 15) / 16) : 0;
+  const size_t pexpert = 2 * pgate + pdown;
+  AlignedBytes packed_set(rows16 ? n_slots * pexpert : 64);
+  if (rows16) {
+    const size_t rh = row_bytes(type, uint64_t(H)), rf = row_bytes(type, uint64_t(F));
+    pool.parallel_for(int64_t(n_slots), 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const uint8_t* src = set.data + size_t(i) * expert_bytes;
+        uint8_t* dst = packed_set.data + size_t(i) * pexpert;
+        cpu::repack_rows16_into(type, F, H, src, rh, dst);
+        cpu::repack_rows16_into(type, F, H, src + gate_bytes, rh, dst + pgate);
+        cpu::repack_rows16_into(type, H, F, src + 2 * gate_bytes, rf, dst + 2 * pgate);
+      }
+    });
+  }
+  const cpu::WeightLayout layout = rows16 ? cpu::WeightLayout::Rows16 : cpu::WeightLayout::Gguf;
 
   std::printf("cpu %s, isa %s, threads %d%s, load average %s\n", cpu::cpu_features().brand.c_str(),
               cpu::isa_name(cpu::active_isa()), threads, o.pin ? " (pinned)" : "", load_average().c_str());
-  const cpu::KernelChoice kc = cpu::matmul_choice(type, H, cpu::active_isa());
-  std::printf("layer %s: hidden %lld, n_ff %lld, %d experts, top-%d, %s weights (kernel %s)\n",
+  const cpu::KernelChoice kc = cpu::matmul_choice(type, H, cpu::active_isa(), layout);
+  std::printf("layer %s: hidden %lld, n_ff %lld, %d experts, top-%d, %s weights, layout %s (kernel %s)\n",
               shape->name, static_cast<long long>(H), static_cast<long long>(F), shape->n_experts,
-              shape->top_k, std::string(dtype_name(type)).c_str(), kc.name.c_str());
+              shape->top_k, std::string(dtype_name(type)).c_str(), cpu::layout_name(layout), kc.name.c_str());
   std::printf("weight set %.0f MiB = %zu experts x %.2f MiB (LLC %.0f MiB, %.1fx)\n",
               double(set.size) / (1 << 20), n_slots, double(expert_bytes) / (1 << 20),
               double(llc) / (1 << 20), double(set.size) / double(llc));
@@ -127,7 +150,7 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   std::uniform_real_distribution<float> ux(-1.f, 1.f);
   for (auto& v : x) v = ux(rng);
   std::vector<int32_t> ids(size_t(T * K));
-  std::vector<cpu::ExpertWeights> experts(size_t(shape->n_experts));
+  std::vector<cpu::ExpertWeights> experts(size_t(shape->n_experts)), packed(experts.size());
   std::vector<int> slot_of(size_t(shape->n_experts));
 
   // One step's routing: top-k distinct random experts per token; each expert used by the step
@@ -150,6 +173,10 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
           ++used;
           const uint8_t* base = set.data + size_t(slot_of[size_t(e)]) * expert_bytes;
           experts[size_t(e)] = {base, base + gate_bytes, base + 2 * gate_bytes};
+          if (rows16) {
+            const uint8_t* pb = packed_set.data + size_t(slot_of[size_t(e)]) * pexpert;
+            packed[size_t(e)] = {pb, pb + pgate, pb + 2 * pgate};
+          }
         }
       }
     }
@@ -161,6 +188,7 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   p.gate_type = p.up_type = p.down_type = type;
   p.hidden = H; p.n_ff = F; p.x = x.data(); p.n_tokens = T; p.top_k = K;
   p.ids = ids.data(); p.weights = wts.data(); p.y = y.data();
+  p.packed = rows16 ? packed.data() : nullptr;
 
   const bool decode = T <= 8;
   const double flops_per_step = 2.0 * double(T * K) * 3.0 * double(H * F);

@@ -17,6 +17,9 @@ struct MoeLayerBenchOptions {
   int runs = 3;                         // the figure is the median over runs
   uint64_t set_mib = 0;                 // 0: 4 x LLC, bounded by 6 GiB and half of MemAvailable
   uint64_t seed = 1;
+  // gguf | rows16 | auto: the experts' layout (rows16: repack_for_decode copies of the set; auto:
+  // rows16 where the format has it, the faster layout on AVX-512 VNNI).
+  std::string layout = "auto";
 };
 
 // Runs the benchmark, printing to stdout. Throws hexe::Error for an unknown shape or quant.

@@ -3,6 +3,9 @@
 #include <exception>
 
 #include "runtime/cli/commands.h"
+#if HEXE_HAVE_CUDA
+#include "runtime/engine/cuda/gpu_detector.h"
+#endif
 
 int main(int argc, char** argv) {
   CLI::App app{"hexe: runs Mixture-of-Experts models larger than the GPU"};
@@ -17,6 +20,10 @@ int main(int argc, char** argv) {
   hexe::cli::add_quantize_command(app);
   hexe::cli::add_convert_command(app);
   hexe::cli::add_bench_command(app);
+#if HEXE_HAVE_CUDA
+  // `hexe profile detect` lists CUDA devices through this hook (placement/ sees no CUDA).
+  hexe::install_cuda_gpu_detector([](const std::string& s) { std::fprintf(stderr, "%s\n", s.c_str()); });
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,7 +1,11 @@
 // Shared CLI options and model loading for run/chat/perplexity.
 #include "runtime/cli/options.h"
 
+#include <unistd.h>
+
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -29,6 +33,10 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, bool with_ctx) {
       ->check(CLI::Range(1, 65536))
       ->each([&o](const std::string&) { o.batch_given = true; });
   add_plan_choice_options(cmd, o.plan);
+  cmd.add_option("--repack", o.repack,
+                 "copy q8_0/q4_K weights into the AVX-512 layout at load: auto (when it fits in memory), on, off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
   cmd.add_flag("--split-experts", o.split_experts,
                "run routed experts on a second CPU device with its own cores (tests the hybrid split)");
   cmd.add_flag("--no-progress", o.no_progress, "no progress bar while mapping the model");
@@ -78,11 +86,44 @@ EngineConfig engine_config(const ModelOptions& o) {
   return c;
 }
 
-EngineSetup engine_setup(const ModelOptions& o, const Model& model, int64_t prompt_tokens) {
+namespace {
+
+uint64_t mem_total_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  uint64_t kib = 0;
+  while (f >> key >> kib) {
+    if (key == "MemTotal:") return kib * 1024;
+    f.ignore(256, '\n');
+  }
+  return 0;
+}
+
+// Whether to make the CPU weight copy: the plan's choice, else --repack; `auto` copies when the
+// copy and the mapped file fit in 90% of the memory together (the planner's rule, simplified).
+bool want_repack(const ModelOptions& o, const Model& model, const std::optional<place::Plan>& plan) {
+  if (plan) return plan->cpu_weight_layout == "rows16";
+  if (o.repack != "auto") return o.repack == "on";
+  const uint64_t copy = model.repackable_bytes(), mem = mem_total_bytes();
+  return copy > 0 && mem > 0 && double(copy + model.spec().bytes_total()) <= 0.9 * double(mem);
+}
+
+}  // namespace
+
+EngineSetup engine_setup(const ModelOptions& o, Model& model, int64_t prompt_tokens) {
   EngineSetup s{engine_config(o), resolve_plan(o, model, prompt_tokens)};
   if (s.plan) {
     apply_plan(*s.plan, o, s.config);
     std::fprintf(stderr, "%s\n", plan_summary(*s.plan).c_str());
+  }
+  if (want_repack(o, model, s.plan)) {
+    const auto t0 = std::chrono::steady_clock::now();
+    cpu::ThreadPool pool(s.config.n_threads > 0 ? s.config.n_threads : int(std::thread::hardware_concurrency()));
+    const uint64_t bytes = model.repack_for_cpu(pool);
+    if (bytes && !o.no_progress && isatty(STDERR_FILENO))  // beside the progress bar, not in piped output
+      std::fprintf(stderr, "repacked %.0f MiB of weights for the AVX-512 kernels in %.2f s\n",
+                   double(bytes) / double(1 << 20),
+                   std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return s;
 }

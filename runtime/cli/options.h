@@ -22,6 +22,9 @@ struct ModelOptions {
   bool split_experts = false;
   bool no_progress = false;
   PlanChoice plan;
+  // --repack: copy q8_0/q4_K weights into the AVX-512 layout at load (auto: when the copy fits
+  // in memory beside the mapped file, as the planner decides; a plan's choice wins).
+  std::string repack = "auto";
   // Set when given on the command line, so a plan's values do not override them.
   bool threads_given = false, ctx_given = false, batch_given = false;
 };
@@ -41,7 +44,8 @@ struct EngineSetup {
   EngineConfig config;
   std::optional<place::Plan> plan;
 };
-EngineSetup engine_setup(const ModelOptions& o, const Model& model, int64_t prompt_tokens);
+// Also makes the CPU weight copy (--repack / the plan's cpu_weight_layout) before any engine runs.
+EngineSetup engine_setup(const ModelOptions& o, Model& model, int64_t prompt_tokens);
 
 // Reads a whole text file; errors name the path.
 std::string read_text_file(const std::string& path);

@@ -46,6 +46,10 @@ void linear(const Linear& w, const float* x, int64_t m, float* y, cpu::ThreadPoo
   cpu::MatmulParams p;
   p.w = w.data;
   p.w_type = w.type;
+  if (w.packed && !reference) {
+    p.w = w.packed;
+    p.w_layout = cpu::WeightLayout::Rows16;
+  }
   p.n = w.n_out;
   p.k = w.n_in;
   p.x = x;
@@ -255,6 +259,7 @@ void moe_block(LayerContext& ctx) {
 
   cpu::MoeParams mp;
   mp.experts = lw.experts.data();
+  mp.packed = lw.experts_packed.empty() ? nullptr : lw.experts_packed.data();
   mp.n_experts = int(lw.experts.size());
   mp.gate_type = lw.gate_type;
   mp.up_type = lw.up_type;

@@ -6,23 +6,23 @@
 
 namespace hexe {
 
-struct Event::State {
+namespace {
+// Set by the stream thread when it reaches the op that record() enqueued.
+struct CpuEventState final : Event::State {
   std::mutex mu;
   std::condition_variable cv;
   bool done = false;
+
+  bool ready() override {
+    std::lock_guard<std::mutex> lock(mu);
+    return done;
+  }
+  void wait() override {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done; });
+  }
 };
-
-bool Event::ready() const {
-  if (!state_) return true;
-  std::lock_guard<std::mutex> lock(state_->mu);
-  return state_->done;
-}
-
-void Event::wait() const {
-  if (!state_) return;
-  std::unique_lock<std::mutex> lock(state_->mu);
-  state_->cv.wait(lock, [&] { return state_->done; });
-}
+}  // namespace
 
 CpuDevice::CpuDevice(std::string name, int n_threads, std::vector<int> cores)
     : name_(std::move(name)), pool_(n_threads, std::move(cores)) {
@@ -47,9 +47,7 @@ void CpuDevice::enqueue(std::function<void()> op) {
 }
 
 Event CpuDevice::record() {
-  Event e;
-  e.state_ = std::make_shared<Event::State>();
-  auto st = e.state_;
+  auto st = std::make_shared<CpuEventState>();
   enqueue([st] {
     {
       std::lock_guard<std::mutex> lock(st->mu);
@@ -57,7 +55,7 @@ Event CpuDevice::record() {
     }
     st->cv.notify_all();
   });
-  return e;
+  return Event(st);
 }
 
 void CpuDevice::synchronize() {

@@ -1,5 +1,6 @@
 // The scheduler's view of a compute device: an in-order stream of async ops, events, a pool.
-// CPU-only mode is the same scheduler with every op on CPU devices; CUDA devices come later.
+// CPU-only mode is the same scheduler with every op on CPU devices; CUDA devices implement it in
+// runtime/engine/cuda/ (compiled only when CUDA is built in).
 #pragma once
 
 #include <condition_variable>
@@ -16,16 +17,25 @@
 
 namespace hexe {
 
-// Completes when the ops enqueued before it on its stream have run.
+// Completes when the ops enqueued before it on its stream have run. Each device kind records its
+// own State (CPU: a flag its stream thread sets; CUDA: a cudaEvent_t), so a device can recognise
+// its own kind of event and wait on it natively (cudaStreamWaitEvent) instead of from the host.
 class Event {
  public:
-  Event() = default;
-  bool ready() const;
-  void wait() const;
+  struct State {
+    virtual ~State() = default;
+    virtual bool ready() = 0;
+    virtual void wait() = 0;
+  };
+  Event() = default;  // an event with no state is already complete
+  explicit Event(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  bool ready() const { return !state_ || state_->ready(); }
+  void wait() const {
+    if (state_) state_->wait();
+  }
+  State* state() const { return state_.get(); }
 
  private:
-  friend class CpuDevice;
-  struct State;
   std::shared_ptr<State> state_;
 };
 

@@ -21,6 +21,9 @@ struct Linear {
   DType type = DType::F32;
   int64_t n_in = 0;
   int64_t n_out = 0;
+  // The CPU decode copy (Model::repack_for_cpu, cpu_kernels/repack.h Rows16), read instead of
+  // `data` by the CPU kernels when set; `data` stays the mapped GGUF view.
+  const void* packed = nullptr;
   explicit operator bool() const { return data != nullptr; }
 };
 
@@ -30,6 +33,7 @@ struct LayerWeights {
   // MoE FFN
   Linear router;                              // n_expert rows of n_embd
   std::vector<cpu::ExpertWeights> experts;    // per routed expert
+  std::vector<cpu::ExpertWeights> experts_packed;  // empty, or their Rows16 copies (null: none)
   DType gate_type = DType::F32, up_type = DType::F32, down_type = DType::F32;
   int64_t n_ff_exp = 0;
   // Dense FFN (layers without experts)
@@ -74,9 +78,18 @@ class Model {
   // Routed experts of a layer, from stacked ffn_*_exps tensors or per-expert ffn_*.E tensors.
   void bind_experts(int layer, LayerWeights& lw) const;
 
+  // Copies every weight matrix whose format has a faster CPU layout on this machine (Rows16 on
+  // AVX-512 VNNI: q8_0, q4_K) into one huge-page-backed buffer and points the bindings at the
+  // copies. The mapped views stay (GPU uploads, embedding rows). Returns the bytes copied; 0
+  // when no tier gains from it. Not thread-safe with running engines: call before evaluating.
+  uint64_t repack_for_cpu(cpu::ThreadPool& pool);
+  // Bytes repack_for_cpu would copy (same rule), without copying.
+  uint64_t repackable_bytes() const;
+
  private:
   Model() = default;
   std::unique_ptr<ModelFile> file_;
+  std::shared_ptr<void> packed_store_;  // the Rows16 copies (a mem::NodeBuffer)
   place::ModelSpec spec_;
   std::unique_ptr<Tokenizer> tokenizer_;
   const Architecture* arch_ = nullptr;

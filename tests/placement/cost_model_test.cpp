@@ -67,6 +67,12 @@ TEST(CostModel, MeasuredPerTypeFiguresReplaceTheGenericOnes) {
   EXPECT_NEAR(cm.cpu_op(1e3, 1e9, DType::Q6_K, 0).seconds(), 0.002, 1e-12);  // generic int8: 500 G
   EXPECT_NEAR(cm.cpu_op(1e9, 0, DType::Q8_0, 0).seconds(), 1.0 / 80, 1e-12);
   EXPECT_NEAR(cm.cpu_op(1e9, 0, DType::Q4_K, 0).seconds(), 1.0 / 50, 1e-12);  // generic 0.5 x 100
+  // The repacked decode layout has its own figure; without one the GGUF figure stands.
+  hw.efficiency.cpu_dram_by_type["q8_0+rows16"] = 0.9;
+  CostModel cm2(hw);
+  EXPECT_NEAR(cm2.cpu_op(1e9, 0, DType::Q8_0, 0, true).seconds(), 1.0 / 90, 1e-12);
+  EXPECT_NEAR(cm2.cpu_op(1e9, 0, DType::Q8_0, 0, false).seconds(), 1.0 / 80, 1e-12);
+  EXPECT_NEAR(cm2.cpu_op(1e9, 0, DType::Q4_K, 0, true).seconds(), 1.0 / 50, 1e-12);
 }
 
 TEST(CostModel, PcieCannotOutrunDram) {

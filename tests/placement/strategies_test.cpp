@@ -137,5 +137,27 @@ TEST(Strategies, StreamingWinsPrefillAboveBreakEven) {
   EXPECT_LT(prefill(Strategy::ExpertsCpu, tokens_for(n_star * 4)), prefill(Strategy::Stream, tokens_for(n_star * 4)));
 }
 
+TEST(Strategies, DecodeCopyOfTheExpertsOnlyWhereItFitsAndPays) {
+  Scenario s("qwen3-30b-a3b", "ryzen-7950x-rtx4080", 4096);
+  s.hw.cpu.isa = {"avx2", "avx512f", "avx512bw", "avx512_vnni"};
+  s.hw.host_memory_bytes = 256ull << 30;
+  const Plan roomy = make_plan(s.in, Strategy::Cpu);
+  ASSERT_EQ(roomy.cpu_weight_layout, "rows16");
+  uint64_t repackable = 0;  // the q4_K and q8_0 matrices (Q4_K_M also has q6_K ones), not the embedding
+  for (const auto& t : s.m.spec.tensors)
+    if (t.role != TensorRole::TokenEmbd && (t.type == DType::Q4_K || t.type == DType::Q8_0)) repackable += t.bytes;
+  EXPECT_EQ(roomy.repacked_bytes, repackable);
+  s.hw.cpu.isa = {"avx2"};  // no VNNI: no copy
+  const Plan plain = make_plan(s.in, Strategy::Cpu);
+  EXPECT_EQ(plain.cpu_weight_layout, "gguf");
+  EXPECT_EQ(roomy.host.weights - plain.host.weights, repackable);
+  s.hw.cpu.isa = {"avx512_vnni"};
+  // The model fits, the copy does not (the margin is 1/33 of the capacity).
+  s.hw.host_memory_bytes = (plain.host.total() - plain.host.margin + repackable / 2) * 33 / 32;
+  const Plan tight = make_plan(s.in, Strategy::Cpu);
+  EXPECT_TRUE(tight.fits);
+  EXPECT_EQ(tight.cpu_weight_layout, "gguf");
+}
+
 }  // namespace
 }  // namespace hexe::place

@@ -103,14 +103,20 @@ std::vector<float> all_logits(Engine& engine, const std::vector<int32_t>& tokens
 class Reference : public ::testing::TestWithParam<Case> {};
 
 // Compares every fixture position; returns the worst max- and RMS-relative errors.
-void check_logits(const Case& c, bool reference_kernels) {
+// repack: the production kernels read the AVX-512 copy of the q8_0/q4_K weights
+// (Model::repack_for_cpu) instead of the mapped blocks.
+void check_logits(const Case& c, bool reference_kernels, bool repack = false) {
   const ModelRef ref = load_model_ref(c.model);
   const VariantRef& v = ref.variant(c.variant);
   auto model = Model::load(c.path, false);
+  if (repack) {
+    cpu::ThreadPool pool(2);
+    if (model->repack_for_cpu(pool) == 0) GTEST_SKIP() << "no faster CPU layout for these weights on this machine";
+  }
   auto engine = make_engine(*model, false, reference_kernels);
   ASSERT_EQ(engine->n_vocab(), ref.n_vocab);
   const double tol = reference_kernels ? 1e-4 : tolerance(c.variant);
-  const char* mode = reference_kernels ? " (reference kernels)" : "";
+  const char* mode = reference_kernels ? " (reference kernels)" : repack ? " (repacked weights)" : "";
   double worst = 0, worst_rms = 0;
   int checked = 0, skipped = 0;
   for (const auto& l : v.logits) {
@@ -144,6 +150,11 @@ TEST_P(Reference, LogitsMatchHf) {
   check_logits(GetParam(), false);
   // Quantised files: the same weights through the float-activation reference kernels.
   if (GetParam().variant == "q8_0") check_logits(GetParam(), true);
+}
+
+TEST_P(Reference, LogitsMatchHfWithRepackedWeights) {
+  if (GetParam().variant != "q8_0") GTEST_SKIP() << "only q8_0 and q4_K weights have the AVX-512 layout";
+  check_logits(GetParam(), false, /*repack=*/true);
 }
 
 TEST_P(Reference, GreedyContinuationMatchesHf) {

@@ -37,8 +37,17 @@ constexpr GemmTable make_table() {
   return t;
 }
 
+constexpr GemmTable make_rows16_table() {
+  GemmTable t{};
+  for (auto& e : t) e = {nullptr, nullptr, "no AVX-512 rows16 kernel for this format", 1, false};
+  set(t, DType::Q8_0, gemm_tile_q8_0_rows16_avx512, "avx512_vnni/q8_0/rows16");
+  set(t, DType::Q4_K, gemm_tile_q4_K_rows16_avx512, "avx512_vnni/q4_K/rows16");
+  return t;
+}
+
 }  // namespace
 
 constinit const GemmTable kGemmAvx512 = make_table();
+constinit const GemmTable kGemmRows16Avx512 = make_rows16_table();
 
 }  // namespace hexe::cpu

@@ -1,0 +1,81 @@
+// The scalar tier's tiles for the Rows16 layout (repack.h): the same integer dot products and
+// float order as vec_dot_ref, reading the interleaved bytes. The truth the SIMD Rows16 tiles are
+// held to, besides the GGUF-layout reference on the original rows.
+#include <cstring>
+
+#include "cpu_kernels/blocks.h"
+#include "cpu_kernels/kernels.h"
+#include "cpu_kernels/quant.h"
+#include "cpu_kernels/repack.h"
+
+namespace hexe::cpu {
+namespace {
+
+float f16_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+// Row r of the group at g (q8_0): sum_b float(sum q*a) * (d * da), as dot_q8_0.
+float dot_q8_0_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_0* a) {
+  float acc = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* pair = g + (b / 2) * 1088;
+    const uint8_t* q = pair + (b % 2) * 512;
+    int sumi = 0;
+    for (int c = 0; c < 8; ++c)
+      for (int i = 0; i < 4; ++i) sumi += int(int8_t(q[c * 64 + r * 4 + i] ^ 0x80)) * a[b].qs[4 * c + i];
+    acc += float(sumi) * (f16_at(pair + 1024 + (b % 2) * 32 + r * 2) * f16_to_f32(a[b].d));
+  }
+  return acc;
+}
+
+// Row r (q4_K), as dot_k4.
+float dot_q4_K_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_K* a) {
+  float acc = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* o = g + b * 2368;
+    int sumi = 0, summ = 0;
+    for (int j = 0; j < 8; ++j) {
+      const int p = j / 2, shift = 4 * (j % 2);
+      int s = 0;
+      for (int l = 0; l < 32; ++l) {
+        const int q = (o[320 + p * 512 + (l / 4) * 64 + r * 4 + l % 4] >> shift) & 0xF;
+        s += q * a[b].qs[32 * j + l];
+      }
+      sumi += o[64 + j * 16 + r] * s;
+      summ += o[192 + p * 32 + r * 2 + j % 2] * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+    }
+    acc += a[b].d * f16_at(o + r * 2) * float(sumi) - a[b].d * f16_at(o + 32 + r * 2) * float(summ);
+  }
+  return acc;
+}
+
+template <DType W>
+void tile_rows16_ref(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act, size_t arb,
+                     int64_t mr, float* y, int64_t ys) {
+  const int64_t nb = k / int64_t(info(W).block_elems);
+  for (int64_t j = 0; j < nr; ++j) {
+    const uint8_t* g = static_cast<const uint8_t*>(w) + size_t(j / kRows16) * gstride;
+    for (int64_t i = 0; i < mr; ++i) {
+      const void* a = static_cast<const uint8_t*>(act) + i * arb;
+      if constexpr (W == DType::Q8_0)
+        y[i * ys + j] = dot_q8_0_rows16(nb, g, int(j % kRows16), static_cast<const BlockQ8_0*>(a));
+      else
+        y[i * ys + j] = dot_q4_K_rows16(nb, g, int(j % kRows16), static_cast<const BlockQ8_K*>(a));
+    }
+  }
+}
+
+}  // namespace
+
+GemmKernel gemm_kernel_rows16_ref(DType w) {
+  switch (w) {
+    case DType::Q8_0: return {tile_rows16_ref<DType::Q8_0>, "scalar/q8_0/rows16", nullptr, kQK};
+    case DType::Q4_K: return {tile_rows16_ref<DType::Q4_K>, "scalar/q4_K/rows16", nullptr, kQKK};
+    default: return {nullptr, nullptr, "no rows16 layout for this format", 1};
+  }
+}
+
+}  // namespace hexe::cpu

@@ -1,0 +1,111 @@
+// Load-time repack of GGUF Q8_0/Q4_K rows into the Rows16 decode layout (see repack.h).
+#include "cpu_kernels/repack.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "cpu_kernels/blocks.h"
+
+namespace hexe::cpu {
+namespace {
+
+constexpr size_t kQ8PairBytes = 2 * 16 * kQK + 2 * 16 * 2;           // 1088
+constexpr size_t kQ4KBlockBytes = 64 + 128 + 128 + 16 * kQKK / 2;      // 2368
+static_assert(kQ8PairBytes % 64 == 0 && kQ4KBlockBytes % 64 == 0);
+
+void pack_q8_0_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
+  const int64_t nb = k / kQK;
+  std::memset(dst, 0, rows16_group_bytes(DType::Q8_0, k));
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* pair = dst + size_t(b / 2) * kQ8PairBytes;
+    uint8_t* q = pair + (b % 2) * 512;
+    uint8_t* d = pair + 1024 + (b % 2) * 32;
+    for (int64_t r = 0; r < kRows16; ++r) {
+      if (r >= rows) {  // padding row: q = 0 (stored 0x80), d = 0
+        for (int c = 0; c < 8; ++c) std::memset(q + c * 64 + r * 4, 0x80, 4);
+        continue;
+      }
+      const auto* blk = reinterpret_cast<const BlockQ8_0*>(src + size_t(r) * srb) + b;
+      for (int c = 0; c < 8; ++c)
+        for (int i = 0; i < 4; ++i) q[c * 64 + r * 4 + i] = uint8_t(blk->qs[4 * c + i]) ^ 0x80;
+      std::memcpy(d + r * 2, &blk->d, 2);
+    }
+  }
+}
+
+void pack_q4_K_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
+  const int64_t nb = k / kQKK;
+  std::memset(dst, 0, rows16_group_bytes(DType::Q4_K, k));
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* o = dst + size_t(b) * kQ4KBlockBytes;
+    for (int64_t r = 0; r < std::min<int64_t>(rows, kRows16); ++r) {
+      const auto* blk = reinterpret_cast<const BlockQ4_K*>(src + size_t(r) * srb) + b;
+      std::memcpy(o + r * 2, &blk->d, 2);
+      std::memcpy(o + 32 + r * 2, &blk->dmin, 2);
+      for (int j = 0; j < 8; ++j) {
+        uint8_t sc, m;
+        k4_scale_min(j, blk->scales, &sc, &m);
+        o[64 + j * 16 + r] = sc;
+        o[192 + (j / 2) * 32 + r * 2 + j % 2] = m;
+      }
+      for (int p = 0; p < 4; ++p)
+        for (int c = 0; c < 8; ++c) std::memcpy(o + 320 + p * 512 + c * 64 + r * 4, blk->qs + 32 * p + 4 * c, 4);
+    }
+  }
+}
+
+}  // namespace
+
+const char* layout_name(WeightLayout l) { return l == WeightLayout::Rows16 ? "rows16" : "gguf"; }
+
+bool rows16_supported(DType t) { return t == DType::Q8_0 || t == DType::Q4_K; }
+
+size_t rows16_group_bytes(DType t, int64_t k) {
+  if (t == DType::Q8_0) return size_t((k / kQK + 1) / 2) * kQ8PairBytes;
+  return size_t(k / kQKK) * kQ4KBlockBytes;
+}
+
+int64_t rows16_col_align(DType t) { return t == DType::Q8_0 ? 2 * kQK : kQKK; }
+
+size_t rows16_col_offset(DType t, int64_t c0) {
+  if (t == DType::Q8_0) return size_t(c0 / (2 * kQK)) * kQ8PairBytes;
+  return size_t(c0 / kQKK) * kQ4KBlockBytes;
+}
+
+void PackedWeights::Free::operator()(uint8_t* p) const { std::free(p); }
+
+void repack_rows16_into(DType t, int64_t rows, int64_t k, const void* src, size_t srb, uint8_t* dst) {
+  const size_t gb = rows16_group_bytes(t, k);
+  const auto* s = static_cast<const uint8_t*>(src);
+  for (int64_t r0 = 0, g = 0; r0 < rows; r0 += kRows16, ++g) {
+    const int64_t n = std::min<int64_t>(kRows16, rows - r0);
+    if (t == DType::Q8_0) pack_q8_0_group(n, k, s + size_t(r0) * srb, srb, dst + size_t(g) * gb);
+    else pack_q4_K_group(n, k, s + size_t(r0) * srb, srb, dst + size_t(g) * gb);
+  }
+}
+
+PackedWeights repack_for_decode(DType t, int64_t rows, int64_t k, const void* src, size_t srb) {
+  if (!rows16_supported(t))
+    throw std::invalid_argument("repack_for_decode: format " + std::string(dtype_name(t)) +
+                                " has no rows16 layout (expected q8_0 or q4_K)");
+  const int64_t blk = int64_t(info(t).block_elems);
+  if (k <= 0 || k % blk != 0 || rows < 0)
+    throw std::invalid_argument("repack_for_decode: " + std::string(dtype_name(t)) + " k=" + std::to_string(k) +
+                                " rows=" + std::to_string(rows) + " (k must be a positive multiple of " +
+                                std::to_string(blk) + ")");
+  PackedWeights pw;
+  const int64_t groups = (rows + kRows16 - 1) / kRows16;
+  pw.bytes_ = rows16_group_bytes(t, k) * size_t(groups);
+  auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, std::max<size_t>(pw.bytes_, 64)));
+  if (!buf) throw std::bad_alloc();
+  pw.buf_.reset(buf);
+  repack_rows16_into(t, rows, k, src, srb, buf);
+  pw.view_ = {t, WeightLayout::Rows16, buf, rows16_group_bytes(t, k), rows, k};
+  return pw;
+}
+
+}  // namespace hexe::cpu

@@ -1,0 +1,74 @@
+// Weight layouts the CPU kernels read, and the load-time repack into the decode layout (Rows16).
+// Gguf: the mapped GGUF rows, untouched. Rows16: 16 weight rows interleaved per group so that one
+// 64-byte load feeds vpdpbusd for 16 rows at once (one output lane per row). The repacked copy is
+// an addition: the GGUF view stays the source of truth (GPU path, prefill, other formats).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "cpu_kernels/format.h"
+
+namespace hexe::cpu {
+
+enum class WeightLayout : uint8_t { Gguf = 0, Rows16 = 1 };
+inline constexpr int kLayoutCount = 2;
+inline constexpr int64_t kRows16 = 16;  // rows per group
+
+const char* layout_name(WeightLayout l);  // "gguf", "rows16"
+
+// Rows16 geometry (formats: Q8_0, Q4_K). All offsets are multiples of 64 bytes.
+//
+// Q8_0, per group, per pair of 32-blocks (1088 bytes; an odd last block is padded with zeros):
+//   [h*512 + c*64 + r*4 + i]  u8  q[row r][col 32*(2P+h) + 4c + i] XOR 0x80   (h 0..1, c 0..7, i 0..3)
+//   [1024 + h*32 + r*2]       f16 d[row r][block 2P+h]
+// Q4_K, per group, per super-block (2368 bytes):
+//   [0 + r*2]                 f16 d[r]          [32 + r*2]  f16 dmin[r]
+//   [64 + j*16 + r]           u8  scale of sub-block j (0..7), row r (6-bit, unpacked)
+//   [192 + p*32 + r*2 + h]    u8  min of sub-block 2p+h, row r
+//   [320 + p*512 + c*64 + r*4 + i]  the GGUF byte qs[32p + 4c + i] of row r: low nibble =
+//                             column 64p + 4c + i (sub-block 2p), high = the same + 32 (2p+1)
+bool rows16_supported(DType t);
+// Bytes of one 16-row group holding k columns.
+size_t rows16_group_bytes(DType t, int64_t k);
+// Column slices start at multiples of this (64 for Q8_0, 256 for Q4_K); a slice [c0, c1) of a
+// group starts rows16_col_offset(t, c0) bytes in and is read with the same group stride.
+int64_t rows16_col_align(DType t);
+size_t rows16_col_offset(DType t, int64_t c0);
+
+// A weight matrix as the kernels see it: rows x k of dtype in `layout`; stride = bytes between
+// rows (Gguf) or between 16-row groups (Rows16).
+struct WeightView {
+  DType dtype = DType::F32;
+  WeightLayout layout = WeightLayout::Gguf;
+  const void* data = nullptr;
+  size_t stride = 0;
+  int64_t rows = 0, k = 0;
+};
+
+// An owning, 64-byte aligned Rows16 copy of a matrix.
+class PackedWeights {
+ public:
+  PackedWeights() = default;
+  WeightView view() const { return view_; }
+  const uint8_t* data() const { return buf_.get(); }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  friend PackedWeights repack_for_decode(DType, int64_t, int64_t, const void*, size_t);
+  struct Free { void operator()(uint8_t* p) const; };
+  std::unique_ptr<uint8_t, Free> buf_;
+  size_t bytes_ = 0;
+  WeightView view_;
+};
+
+// Repacks `rows` GGUF rows of k elements (src_row_bytes apart) into Rows16; rows are padded to a
+// multiple of 16 with zero rows. Throws std::invalid_argument naming the format or k when the
+// format has no Rows16 layout or k is not a multiple of its block size.
+PackedWeights repack_for_decode(DType t, int64_t rows, int64_t k, const void* src, size_t src_row_bytes);
+// The same into caller memory (rows16_group_bytes(t, k) * ceil(rows/16) bytes, 64-byte aligned
+// for full speed); no checks beyond the caller's. For weight sets packed in place of a copy.
+void repack_rows16_into(DType t, int64_t rows, int64_t k, const void* src, size_t src_row_bytes, uint8_t* dst);
+
+}  // namespace hexe::cpu
