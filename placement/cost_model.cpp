@@ -46,6 +46,7 @@ Cost overlap(const Cost& a, const Cost& b) { return a.seconds() >= b.seconds() ?
 
 CostModel::CostModel(const HardwareProfile& hw) : eff_(hw.efficiency) {
   dram_ = hw.cpu.dram_read_gbps * 1e9;
+  cpu_attention_ = hw.cpu.attention_gflops * 1e9;
   cpu_bw_ = dram_ * eff_.cpu_dram;
   // Measured per-type figures replace the generic ones for their type (names the profile does
   // not know as GGML types are ignored: profiles may come from newer versions).
@@ -55,6 +56,13 @@ CostModel::CostModel(const HardwareProfile& hw) : eff_(hw.efficiency) {
     if (!t) continue;
     if (plus == std::string::npos) cpu_rate_by_type_[*t] = gops * 1e9 * eff_.cpu_int8;
     else if (name.substr(plus + 1) == "rows16") cpu_rate_rows16_[*t] = gops * 1e9 * eff_.cpu_int8;
+  }
+  for (const auto& [name, gops] : hw.cpu.moe_prefill_gops) {
+    const size_t plus = name.find('+');
+    auto t = dtype_from_name(name.substr(0, plus));
+    if (!t) continue;
+    if (plus == std::string::npos) moe_rate_by_type_[*t] = gops * 1e9 * eff_.cpu_int8;
+    else if (name.substr(plus + 1) == "rows16") moe_rate_rows16_[*t] = gops * 1e9 * eff_.cpu_int8;
   }
   for (const auto& [name, f] : eff_.cpu_dram_by_type) {
     const size_t plus = name.find('+');
@@ -95,6 +103,21 @@ double CostModel::cpu_rate(DType t, bool rows16) const {
 Cost CostModel::cpu_op(double bytes, double flops, DType type, int calls, bool rows16) const {
   Cost c;
   const double tm = bytes / cpu_bw(type, rows16), tc = flops / cpu_rate(type, rows16);
+  if (tm >= tc) c.by[size_t(Limit::Dram)] = tm;
+  else c.by[size_t(Limit::CpuCompute)] = tc;
+  c.by[size_t(Limit::Latency)] = calls * eff_.cpu_op_us * 1e-6;
+  return c;
+}
+
+Cost CostModel::cpu_moe_op(double bytes, double flops, DType type, int calls, bool rows16) const {
+  double rate = 0;
+  if (rows16)
+    if (auto r = moe_rate_rows16_.find(type); r != moe_rate_rows16_.end()) rate = r->second;
+  if (rate == 0)
+    if (auto r = moe_rate_by_type_.find(type); r != moe_rate_by_type_.end()) rate = r->second;
+  if (rate == 0) return cpu_op(bytes, flops, type, calls, rows16);
+  Cost c;
+  const double tm = bytes / cpu_bw(type, rows16), tc = flops / rate;
   if (tm >= tc) c.by[size_t(Limit::Dram)] = tm;
   else c.by[size_t(Limit::CpuCompute)] = tc;
   c.by[size_t(Limit::Latency)] = calls * eff_.cpu_op_us * 1e-6;

@@ -36,6 +36,9 @@ class CostModel {
   // rows16: the weights are read from the AVX-512 copy (repack.h), whose rates the profile may
   // list under "<type>+rows16" (matmul_gops, cpu_dram_by_type); without them the GGUF figures.
   Cost cpu_op(double bytes, double flops, DType type, int calls = 1, bool rows16 = false) const;
+  // The routed-expert layer on the CPU: as cpu_op, but compute at the profile's measured MoE
+  // prefill rate for the type when it has one (the layer's own kernel, not a plain matmul).
+  Cost cpu_moe_op(double bytes, double flops, DType type, int calls = 1, bool rows16 = false) const;
   // One GPU op: max(bytes / B_gpu, flops / R_gpu) + launches * t_launch (0 launches inside a
   // captured CUDA graph).
   Cost gpu_op(double bytes, double flops, int launches = 1) const;
@@ -46,6 +49,9 @@ class CostModel {
 
   bool has_gpu() const { return has_gpu_; }
   double cpu_bw() const { return cpu_bw_; }          // B/s achieved
+  double cpu_bw(DType t, bool rows16) const;          // B/s achieved streaming weights of type t
+  // FLOP/s of the CPU attention kernel (measured; 0: unknown, attention costed as a matmul).
+  double cpu_attention_rate() const { return cpu_attention_; }
   double cpu_rate(DType t, bool rows16 = false) const;  // FLOP/s achieved on the path `t` uses
   double gpu_bw() const { return gpu_bw_; }
   double gpu_rate() const { return gpu_rate_; }
@@ -53,10 +59,11 @@ class CostModel {
   const Efficiency& eff() const { return eff_; }
 
  private:
-  double cpu_bw(DType t, bool rows16) const;          // B/s achieved streaming weights of type t
+  double cpu_attention_ = 0;
   Efficiency eff_;
   double dram_ = 0;  // B/s, the profile's plain read bandwidth
   std::map<DType, double> cpu_rate_by_type_, cpu_rate_rows16_, cpu_dram_by_type_, cpu_dram_rows16_;
+  std::map<DType, double> moe_rate_by_type_, moe_rate_rows16_;
   bool has_gpu_ = false;
   double cpu_bw_ = 0, cpu_int8_ = 0, cpu_bf16_ = 0, cpu_fp32_ = 0;
   double gpu_bw_ = 0, gpu_rate_ = 0, pcie_bw_ = 0;

@@ -11,6 +11,7 @@
 #include <memory>
 #include <thread>
 
+#include "cpu_kernels/probe.h"
 #include "cpu_kernels/thread_pool.h"
 #include "memory/error.h"
 
@@ -18,18 +19,9 @@ namespace hexe::place {
 
 namespace {
 
-// Sums 64-byte lines with eight independent accumulators so the loop is bound by loads, not by
-// the add chain. The sum is returned so the compiler cannot drop the reads.
-uint64_t read_range(const uint64_t* p, size_t n) {
-  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    a0 += p[i]; a1 += p[i + 1]; a2 += p[i + 2]; a3 += p[i + 3];
-    a4 += p[i + 4]; a5 += p[i + 5]; a6 += p[i + 6]; a7 += p[i + 7];
-  }
-  for (; i < n; ++i) a0 += p[i];
-  return a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
-}
+// The same vector streaming read `hexe bench` divides by (cpu_kernels/probe.h), so a profile's
+// DRAM figure and the benchmarks' ratios share one denominator.
+uint64_t read_range(const uint64_t* p, size_t n) { return cpu::stream_read(p, n * sizeof(uint64_t)); }
 
 struct Topo {
   hwloc_topology_t t = nullptr;

@@ -46,6 +46,8 @@ void to_json(json& j, const CpuProfile& v) {
            {"dram_read_gbps", v.dram_read_gbps}, {"peak_gops_int8", v.peak_gops_int8},
            {"peak_gflops_bf16", v.peak_gflops_bf16}, {"peak_gflops_fp32", v.peak_gflops_fp32}};
   if (!v.matmul_gops.empty()) j["matmul_gops"] = v.matmul_gops;
+  if (!v.moe_prefill_gops.empty()) j["moe_prefill_gops"] = v.moe_prefill_gops;
+  if (v.attention_gflops > 0) j["attention_gflops"] = v.attention_gflops;
 }
 void from_json(const json& j, CpuProfile& v) {
   v.model = j.value("model", std::string());
@@ -61,8 +63,12 @@ void from_json(const json& j, CpuProfile& v) {
   v.peak_gflops_bf16 = j.at("peak_gflops_bf16").get<double>();
   v.peak_gflops_fp32 = j.at("peak_gflops_fp32").get<double>();
   v.matmul_gops = j.value("matmul_gops", std::map<std::string, double>{});
-  for (const auto& [type, rate] : v.matmul_gops)
-    if (!(rate > 0)) throw Error("cpu.matmul_gops." + type + " must be > 0, got " + std::to_string(rate));
+  v.moe_prefill_gops = j.value("moe_prefill_gops", std::map<std::string, double>{});
+  v.attention_gflops = j.value("attention_gflops", 0.0);
+  if (v.attention_gflops < 0) throw Error("cpu.attention_gflops must be >= 0");
+  for (const auto* m : {&v.matmul_gops, &v.moe_prefill_gops})
+    for (const auto& [type, rate] : *m)
+      if (!(rate > 0)) throw Error("cpu rate for " + type + " must be > 0, got " + std::to_string(rate));
 }
 
 void to_json(json& j, const GpuProfile& v) {

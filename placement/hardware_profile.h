@@ -42,9 +42,14 @@ struct CpuProfile {
   double peak_gflops_bf16 = 0;
   double peak_gflops_fp32 = 0;
   // Measured by `hexe profile detect`: hexe's matmul rate per weight type (GGML type name, e.g.
-  // "q4_K"), 10^9 op/s with 32 activation rows (the rows an expert sees in a 512-token prefill)
-  // and cache-resident weights. Types left out use the int8/bf16/fp32 peaks above.
+  // "q4_K", or "q4_K+rows16" for the AVX-512 copy), 10^9 op/s with 128 activation rows and
+  // cache-resident weights. Types left out use the int8/bf16/fp32 peaks above.
   std::map<std::string, double> matmul_gops;
+  // Measured likewise: the routed-expert layer's prefill rate per weight type (peak_bench.h).
+  std::map<std::string, double> moe_prefill_gops;
+  // Measured: the CPU attention kernel (scores, softmax, values over a paged F32 cache), 10^9
+  // FLOP/s over a 512-token causal prefill with 32 heads of 128; 0 when not measured.
+  double attention_gflops = 0;
 };
 
 struct GpuProfile {

@@ -150,8 +150,9 @@ HardwareProfile detect_profile(const DetectOptions& opt) {
     p.efficiency.cpu_dram = std::clamp(gemv / std::max(1e-9, p.cpu.dram_read_gbps), 0.05, 1.0);
     p.efficiency.cpu_int8 = 0.9;
     p.efficiency.cpu_float = 0.9;
-    // Per weight type: the prefill rate (32 rows, as an expert sees in a 512-token prompt) and
-    // the decode streaming efficiency, since the kernels differ in both between types.
+    p.cpu.attention_gflops = measure_attention_gflops(all, opt.matmul_seconds);
+    // Per weight type and layout: the prefill rates of a dense matrix (128 rows) and of the
+    // routed-expert layer, and the decode streaming efficiency; the kernels differ in all three.
     say("measuring per-type matmul rates and GEMV streaming (" + std::to_string(measured_weight_types().size()) +
         " types)...");
     const uint64_t per_type = std::max<uint64_t>(opt.gemv_bytes / 2, 4 * llc);
@@ -163,7 +164,8 @@ HardwareProfile detect_profile(const DetectOptions& opt) {
                                                         cpu::matmul_choice(t, 4096, cpu::active_isa()).tier))
           continue;
         const std::string name = std::string(dtype_name(t)) + (rows16 ? "+rows16" : "");
-        p.cpu.matmul_gops[name] = measure_matmul_gflops(t, all, opt.matmul_seconds / 2, 32, layout);
+        p.cpu.matmul_gops[name] = measure_matmul_gflops(t, all, opt.matmul_seconds / 2, 128, layout);
+        if (is_quantized(t)) p.cpu.moe_prefill_gops[name] = measure_moe_prefill_gflops(t, all, opt.matmul_seconds / 2, layout);
         p.efficiency.cpu_dram_by_type[name] = std::clamp(
             measure_gemv_stream_gbps(all, per_type, t, layout) / std::max(1e-9, p.cpu.dram_read_gbps), 0.05, 1.0);
       }
@@ -203,9 +205,15 @@ std::string describe_profile(const HardwareProfile& p) {
   std::snprintf(b, sizeof b, "  efficiency: DRAM %.2f, int8 %.2f, float %.2f\n", p.efficiency.cpu_dram,
                 p.efficiency.cpu_int8, p.efficiency.cpu_float);
   s += b;
+  if (p.cpu.attention_gflops > 0) {
+    std::snprintf(b, sizeof b, "  attention (F32 cache, 512-token prefill) %.1f GFLOP/s\n", p.cpu.attention_gflops);
+    s += b;
+  }
   for (const auto& [type, gops] : p.cpu.matmul_gops) {
     auto it = p.efficiency.cpu_dram_by_type.find(type);
-    std::snprintf(b, sizeof b, "  %-5s matmul %7.1f GOP/s (32 rows), decode streams at %.2f of DRAM\n", type.c_str(), gops,
+    auto moe = p.cpu.moe_prefill_gops.find(type);
+    std::snprintf(b, sizeof b, "  %-11s matmul %6.1f GOP/s (128 rows), MoE prefill %6.1f GOP/s, decode streams at %.2f of DRAM\n",
+                  type.c_str(), gops, moe == p.cpu.moe_prefill_gops.end() ? 0.0 : moe->second,
                   it == p.efficiency.cpu_dram_by_type.end() ? 0.0 : it->second);
     s += b;
   }

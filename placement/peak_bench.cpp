@@ -2,11 +2,14 @@
 #include "placement/peak_bench.h"
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstring>
 #include <random>
 
+#include "cpu_kernels/attention.h"
 #include "cpu_kernels/matmul.h"
+#include "cpu_kernels/moe.h"
 #include "cpu_kernels/quant.h"
 #include "cpu_kernels/thread_pool.h"
 
@@ -16,22 +19,23 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-// Runs `fn` until `min_seconds` have passed (at least 5 times after one warm-up); the fastest
-// run's seconds (a shared machine only ever slows a run down).
+// Runs `fn` until `min_seconds` have passed (at least 5 times after one warm-up). Compute rates
+// take the fastest run (a shared machine only ever slows a run down); streaming rates take the
+// median, since DRAM bandwidth itself varies from run to run and a model predicts the typical one.
 template <class F>
-double time_per_run(F&& fn, double min_seconds) {
+double time_per_run(F&& fn, double min_seconds, bool median = false) {
   fn();
-  int runs = 0;
-  double best = 1e30, total = 0;
+  std::vector<double> runs;
+  double total = 0;
   do {
     auto t0 = clock_type::now();
     fn();
     const double s = std::chrono::duration<double>(clock_type::now() - t0).count();
-    best = std::min(best, s);
+    runs.push_back(s);
     total += s;
-    ++runs;
-  } while (total < min_seconds || runs < 5);
-  return best;
+  } while (total < min_seconds || runs.size() < 5);
+  std::sort(runs.begin(), runs.end());
+  return median ? runs[runs.size() / 2] : runs.front();
 }
 
 }  // namespace
@@ -45,9 +49,10 @@ const std::vector<DType>& measured_weight_types() {
 double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds, int64_t m,
                              cpu::WeightLayout layout) {
   const int nth = int(std::max<size_t>(1, cpus.size()));
-  // 64 rows per thread x 4096: 2 MiB of F32 weights per thread at most, resident in L2/L3;
-  // m activation rows (64: the kernel's GEMM regime; 32: what an expert sees in prefill).
-  const int64_t k = 4096, n = 64 * nth;
+  // m = 64: 64 weight rows per thread x 4096 (2 MiB of F32 per thread at most, resident in
+  // L2/L3), the kernel's GEMM regime. Larger m (a prefill chunk through a dense matrix): 1024
+  // rows per thread, so quantising the activations is amortised as over a real matrix.
+  const int64_t k = 4096, n = (m > 64 ? 1024 : 64) * nth;
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
   std::vector<float> wf(static_cast<size_t>(k));
@@ -79,6 +84,91 @@ double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double 
   return 2.0 * double(m) * double(n) * double(k) / s / 1e9;
 }
 
+double measure_moe_prefill_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds,
+                                  cpu::WeightLayout layout) {
+  const int nth = int(std::max<size_t>(1, cpus.size()));
+  const int64_t H = 2048, F = 768, E = 64, K = 4, T = 512;
+  // Speed does not depend on the values: one quantised random row, copied to every row.
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  auto matrix = [&](int64_t rows, int64_t k) {
+    std::vector<float> row(static_cast<size_t>(k));
+    for (auto& v : row) v = dist(rng) * 0.05f;
+    const uint64_t rb = row_bytes(w_type, uint64_t(k));
+    std::vector<uint8_t> m(size_t(rows) * rb);
+    cpu::quantize_row(w_type, row.data(), m.data(), k);
+    for (int64_t r = 1; r < rows; ++r) std::memcpy(m.data() + size_t(r) * rb, m.data(), rb);
+    return m;
+  };
+  const std::vector<uint8_t> gate = matrix(E * F, H), up = matrix(E * F, H), down = matrix(E * H, F);
+  const uint64_t gb = row_bytes(w_type, uint64_t(H)) * uint64_t(F), db = row_bytes(w_type, uint64_t(F)) * uint64_t(H);
+  std::vector<cpu::ExpertWeights> experts(static_cast<size_t>(E)), packed;
+  std::vector<cpu::PackedWeights> store;
+  for (int64_t e = 0; e < E; ++e)
+    experts[size_t(e)] = {gate.data() + e * gb, up.data() + e * gb, down.data() + e * db};
+  if (layout == cpu::WeightLayout::Rows16) {
+    for (int64_t e = 0; e < E; ++e) {
+      const auto& x = experts[size_t(e)];
+      store.push_back(cpu::repack_for_decode(w_type, F, H, x.gate, row_bytes(w_type, uint64_t(H))));
+      store.push_back(cpu::repack_for_decode(w_type, F, H, x.up, row_bytes(w_type, uint64_t(H))));
+      store.push_back(cpu::repack_for_decode(w_type, H, F, x.down, row_bytes(w_type, uint64_t(F))));
+      packed.push_back({store[store.size() - 3].data(), store[store.size() - 2].data(), store.back().data()});
+    }
+  }
+  std::vector<float> x(size_t(T * H)), y(size_t(T * H)), weights(size_t(T * K), 0.25f);
+  for (auto& v : x) v = dist(rng);
+  std::vector<int32_t> ids(size_t(T * K));
+  for (int64_t t = 0; t < T; ++t)  // every expert gets T*K/E tokens, spread as routing spreads them
+    for (int64_t k = 0; k < K; ++k) ids[size_t(t * K + k)] = int32_t((t * 7 + k * (E / K)) % E);
+  cpu::MoeParams p;
+  p.experts = experts.data();
+  p.packed = packed.empty() ? nullptr : packed.data();
+  p.n_experts = int(E);
+  p.gate_type = p.up_type = p.down_type = w_type;
+  p.hidden = H;
+  p.n_ff = F;
+  p.x = x.data();
+  p.n_tokens = T;
+  p.top_k = int(K);
+  p.ids = ids.data();
+  p.weights = weights.data();
+  p.y = y.data();
+  cpu::ThreadPool pool(nth, cpus);
+  const double s = time_per_run([&] { cpu::moe_experts(p, pool); }, min_seconds);
+  return 2.0 * 3.0 * double(T * K) * double(H) * double(F) / s / 1e9;
+}
+
+double measure_attention_gflops(const std::vector<int>& cpus, double min_seconds) {
+  const int nth = int(std::max<size_t>(1, cpus.size()));
+  const int T = 512, H = 32, KV = 4, D = 128, page = 256;
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> kmem(size_t(T) * KV * D), vmem(size_t(T) * KV * D), q(size_t(T) * H * D), out(q.size());
+  for (auto* v : {&kmem, &vmem, &q})
+    for (auto& x : *v) x = dist(rng);
+  std::vector<float*> kp, vp;
+  for (int t = 0; t < T; t += page) {
+    kp.push_back(kmem.data() + size_t(t) * KV * D);
+    vp.push_back(vmem.data() + size_t(t) * KV * D);
+  }
+  std::vector<int64_t> pos(static_cast<size_t>(T));
+  for (int t = 0; t < T; ++t) pos[size_t(t)] = t;
+  cpu::AttentionParams p;
+  p.q = q.data();
+  p.n_q = T;
+  p.q_pos = pos.data();
+  p.n_heads = H;
+  p.k = {kp.data(), page, KV, D};
+  p.v = {vp.data(), page, KV, D};
+  p.scale = 1.f / std::sqrt(float(D));
+  p.out = out.data();
+  cpu::ThreadPool pool(nth, cpus);
+  const double s = time_per_run([&] { cpu::attention(p, pool); }, min_seconds);
+  double keys = 0;
+  for (int t = 0; t < T; ++t) keys += t + 1;
+  return 2.0 * H * keys * (D + D) / s / 1e9;
+}
+
 double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DType w_type,
                                 cpu::WeightLayout layout) {
   const int nth = int(std::max<size_t>(1, cpus.size()));
@@ -107,7 +197,7 @@ double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DT
   p.x_stride = k;
   p.y = y.data();
   p.y_stride = n;
-  const double s = time_per_run([&] { cpu::matmul(p, pool); }, 0.5);
+  const double s = time_per_run([&] { cpu::matmul(p, pool); }, 0.5, /*median=*/true);
   return double(w.size()) / s / 1e9;
 }
 

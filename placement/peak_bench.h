@@ -12,7 +12,7 @@
 namespace hexe::place {
 
 // 10^9 FLOP/s (a multiply-add = 2) of matmul with `w_type` weights on all `cpus`, weights small
-// enough to stay in cache (n x k per run, m activation rows).
+// enough to stay in cache (n x k per run, m activation rows; n grows with m, see the source).
 // layout Rows16: the weights are repacked first (repack.h) and read in that layout.
 double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds = 0.3, int64_t m = 64,
                              cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
@@ -21,6 +21,17 @@ double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double 
 // weights (`bytes`, far above the LLC) come from DRAM.
 double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DType w_type = DType::Q4_K,
                                 cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
+
+// 10^9 FLOP/s of a routed-expert layer in prefill (cpu::moe_experts): 512 tokens, top-4 of 64
+// experts (32 tokens per expert, as top-8 of 128 gives), hidden 2048, n_ff 768; the rate the
+// cost model uses for routed experts when a step has more than one token.
+double measure_moe_prefill_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds = 0.3,
+                                  cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
+
+// 10^9 FLOP/s of cpu::attention: a causal prefill of 512 tokens, 32 query heads over 4 KV heads
+// of 128, F32 cache in 256-token pages (FLOPs as AttentionShape counts them: 2 per
+// multiply-add over scores and values).
+double measure_attention_gflops(const std::vector<int>& cpus, double min_seconds = 0.3);
 
 // The weight types `hexe profile detect` measures one by one (those hexe has fast paths for).
 const std::vector<DType>& measured_weight_types();

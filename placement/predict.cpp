@@ -36,7 +36,21 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
   // Attention block: weights once, the cache once per sequence, attention FLOPs per query.
   const double attn_bytes = double(ld.attn.bytes + ld.router.bytes) + seqs * c_eff * kv_layer_bytes;
   const double attn_flops = 2.0 * T * (ld.attn.params + ld.router.params) + T * m.attn.flops_per_query(c_eff);
-  Cost pre = op_on(lp.attn, cm, attn_bytes, attn_flops, ld.attn.type, 8, half_launches, cpu_rows16);
+  Cost pre;
+  if (lp.attn == Device::Cpu && cm.cpu_attention_rate() > 0) {
+    // On the CPU the projections run as matmuls and the attention core (scores, softmax,
+    // weighted values over the cache) in its own kernel, at the rate measured for it.
+    pre = cm.cpu_op(double(ld.attn.bytes + ld.router.bytes), 2.0 * T * (ld.attn.params + ld.router.params),
+                    ld.attn.type, 6, cpu_rows16);
+    Cost core;
+    const double kv = seqs * c_eff * kv_layer_bytes, tm = kv / cm.cpu_bw(DType::F32, false),
+                 tc = T * m.attn.flops_per_query(c_eff) / cm.cpu_attention_rate();
+    core.by[size_t(tm >= tc ? Limit::Dram : Limit::CpuCompute)] = std::max(tm, tc);
+    core.by[size_t(Limit::Latency)] = 2 * eff.cpu_op_us * 1e-6;
+    pre += core;
+  } else {
+    pre = op_on(lp.attn, cm, attn_bytes, attn_flops, ld.attn.type, 8, half_launches, cpu_rows16);
+  }
 
   Cost gpu, cpu;
   auto add_to = [&](Device d, const Cost& c) { (d == Device::Cpu ? cpu : gpu) += c; };
@@ -54,7 +68,7 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
     const double g = std::clamp(lp.gpu_hit, 0.0, 1.0);
     switch (ex) {
       case ExpertExec::Cpu:
-        if (g < 1.0) cpu += cm.cpu_op(U * (1 - g) * Be, flops * (1 - g), ld.experts.type, 3, cpu_rows16);
+        if (g < 1.0) cpu += cm.cpu_moe_op(U * (1 - g) * Be, flops * (1 - g), ld.experts.type, 3, cpu_rows16);
         if (g > 0.0) gpu += cm.gpu_op(U * g * Be, flops * g, half_launches);
         break;
       case ExpertExec::Gpu:

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <span>
 #include <thread>
@@ -49,10 +50,15 @@ void run_e2e_bench(const E2eBenchOptions& o) {
   Engine engine(*model, cfg);
   const place::ModelSpec& spec = model->spec();
   const int threads = cfg.n_threads > 0 ? cfg.n_threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  // What the plan predicted for a row: prefill of the prompt, or decode.
+  // What the plan predicted for a row: prefill of the prompt, or decode. tg runs from an empty
+  // cache (as llama-bench's does), so with --strategy its prediction is made at the test's mean
+  // position; a saved plan (--plan) predicts decode at its own prompt length.
+  std::optional<place::Plan> tg_plan;
+  if (setup.plan && !o.model.plan.strategy.empty()) tg_plan = resolve_plan(o.model, *model, std::max(1, o.gen / 2));
   auto predicted = [&](const std::string& test) -> double {
     if (!setup.plan) return 0;
-    return test[0] == 'p' ? setup.plan->prefill.tokens_per_s : setup.plan->decode.tokens_per_s;
+    if (test[0] == 'p') return setup.plan->prefill.tokens_per_s;
+    return (tg_plan ? *tg_plan : *setup.plan).decode.tokens_per_s;
   };
 
   std::mt19937 rng(1);
