@@ -15,6 +15,19 @@ const char* const kQwen2Regex =
 const char* const kLlama3Regex =
     "(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|"
     "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+// Kimi-K2's tiktoken pat_str (tokenization_kimi.py), one alternation as tiktoken applies it. The
+// original writes its letter classes as intersections, [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]
+// (fancy-regex syntax), which PCRE2 10.42 lacks; a negative lookahead before the class says the
+// same. \p{sc:Han}, not \p{Han}: PCRE2 reads a bare script name as Script_Extensions (which takes
+// in CJK punctuation such as U+3002), while Rust's regex crate and Python's regex read Script.
+// The contractions keep (?i:...): PCRE2 with UCP folds case as they do (so 'ſ matches too).
+const char* const kKimiK2Regex =
+    "\\p{sc:Han}+|"
+    "[^\\r\\n\\p{L}\\p{N}]?(?:(?!\\p{sc:Han})[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}])*"
+    "(?:(?!\\p{sc:Han})[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}])+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    "[^\\r\\n\\p{L}\\p{N}]?(?:(?!\\p{sc:Han})[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}])+"
+    "(?:(?!\\p{sc:Han})[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}])*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|"
+    "\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 // LLAMA_VOCAB_PRE_TYPE_GPT2.
 const char* const kGpt2Regex =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)";
@@ -27,6 +40,10 @@ std::vector<std::string> pre_regexes_for(const std::string& pre, const std::stri
   if (pre == "qwen2" || pre == "deepseek-r1-qwen") return {kQwen2Regex};
   if (pre == "llama-bpe" || pre == "llama3" || pre == "llama-v3") return {kLlama3Regex};
   if (pre == "gpt-2" || pre == "gpt2") return {kGpt2Regex};
+  // GLM-4.x / GLM-4.5 (and ChatGLM4): llama.cpp maps both names to LLAMA_VOCAB_PRE_TYPE_CHATGLM4,
+  // whose pattern is llama3's (tokenizer.json's Split regex with the contractions case-folded).
+  if (pre == "glm4" || pre == "chatglm-bpe") return {kLlama3Regex};
+  if (pre == "kimi-k2") return {kKimiK2Regex};
   if (pre == "deepseek-v3") {
     // LLAMA_VOCAB_PRE_TYPE_DEEPSEEK3_LLM (DeepSeek-V3/R1 tokenizer.json's three Split steps, in
     // order): digit runs of 1-3, CJK runs, then the word/punctuation pattern.
@@ -40,7 +57,7 @@ std::vector<std::string> pre_regexes_for(const std::string& pre, const std::stri
   }
   throw Error(source + ": key 'tokenizer.ggml.pre' is '" + pre +
               "', expected one of: qwen2, deepseek-r1-qwen, deepseek-v3, llama-bpe, llama3, llama-v3, "
-              "gpt-2, default");
+              "gpt-2, glm4, chatglm-bpe, kimi-k2, default");
 }
 
 void Vocab::validate() const {
