@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <cstring>
 #include <vector>
 
@@ -187,11 +188,34 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
     if (ts.hq.size() < hq) ts.hq.resize(hq);
   }
 
+  // Units are handed out from one counter, or with NUMA homes from one counter per home over that
+  // home's used experts, taken only by the home's threads.
+  // (One thread serves every home; a home whose experts have no thread makes the split fall back.)
+  bool homes = p.n_homes > 1 && p.expert_home && p.thread_home && pool && nth > 1;
+  std::vector<std::vector<int>> used_by_home;
+  if (homes) {
+    used_by_home.resize(size_t(p.n_homes));
+    std::vector<int> threads(size_t(p.n_homes), 0);
+    for (int t = 0; t < nth; ++t) ++threads[size_t(p.thread_home[t])];
+    for (int e : plan.used) used_by_home[size_t(p.expert_home[e])].push_back(e);
+    for (int h = 0; h < p.n_homes; ++h)
+      if (!used_by_home[size_t(h)].empty() && threads[size_t(h)] == 0) homes = false;
+  }
+  std::vector<std::atomic<int64_t>> next_by_home(homes ? size_t(p.n_homes) : 0);
+  for (auto& n : next_by_home) n.store(0);
+  std::mutex trace_mu;
   std::atomic<int64_t> next{0};
   auto work = [&](int ith, int) {
     ThreadScratch& ts = s.per_thread[size_t(ith)];
-    for (int64_t it; (it = next.fetch_add(1, std::memory_order_relaxed)) < n_units;) {
-      const int e = plan.used[size_t(it / n_slices)];
+    const std::vector<int>& used = homes ? used_by_home[size_t(p.thread_home[ith])] : plan.used;
+    std::atomic<int64_t>& counter = homes ? next_by_home[size_t(p.thread_home[ith])] : next;
+    const int64_t my_units = int64_t(used.size()) * n_slices;
+    for (int64_t it; (it = counter.fetch_add(1, std::memory_order_relaxed)) < my_units;) {
+      const int e = used[size_t(it / n_slices)];
+      if (p.trace) {
+        std::lock_guard<std::mutex> lock(trace_mu);
+        p.trace->emplace_back(e, ith);
+      }
       const int64_t sl = it % n_slices;
       const int64_t c0 = sl * n_blk / n_slices * blk, c1 = (sl + 1) * n_blk / n_slices * blk;
       const int64_t len = c1 - c0;
@@ -214,7 +238,7 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
            s.d.data() + (sl * pairs + o) * H, H);
     }
   };
-  if (pool && nth > 1 && n_units > 1) pool->run(work);
+  if (pool && nth > 1 && (n_units > 1 || homes)) pool->run(work);
   else work(0, 1);
 
   // y[t] = sum over slots (in slot order) of weight * (sum over slices of the partial rows).

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "cpu_kernels/format.h"
 #include "cpu_kernels/thread_pool.h"
@@ -34,6 +36,15 @@ struct MoeParams {
   // AVX-512 VNNI the Rows16 tiles win at every token count (qwen3-30b-a3b layer, q4_K: decode
   // ratio 0.50 -> 0.88, 512-token prefill 32 -> 140 GFLOP/s); AVX2 has no Rows16 tile.
   const ExpertWeights* packed = nullptr;
+  // NUMA homes (memory/expert_homes.h): when n_homes > 1, expert e is held on home
+  // expert_home[e] and pool thread t belongs to home thread_home[t]; a thread then computes only
+  // the experts of its own home, so no expert weight crosses the inter-socket link. The result
+  // is the same as without homes (the same partial sums, reduced in the same order).
+  int n_homes = 0;
+  const int* expert_home = nullptr;  // n_experts entries
+  const int* thread_home = nullptr;  // pool.size() entries
+  // Tests: when set, receives (expert, thread) for every unit of work computed.
+  std::vector<std::pair<int, int>>* trace = nullptr;
 };
 
 void moe_experts(const MoeParams& p, ThreadPool& pool);

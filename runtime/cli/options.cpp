@@ -13,6 +13,8 @@
 #include <sstream>
 
 #include "memory/error.h"
+#include "memory/expert_homes.h"
+#include "memory/numa_topology.h"
 
 #ifndef HEXE_DEFAULT_MODEL_DIR
 #define HEXE_DEFAULT_MODEL_DIR ""
@@ -36,6 +38,10 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, bool with_ctx) {
   cmd.add_option("--repack", o.repack,
                  "copy q8_0/q4_K weights into the AVX-512 layout at load: auto (when it fits in memory), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
+  cmd.add_option("--numa", o.numa,
+                 "auto: on several NUMA nodes, routed experts live on one node each and are computed there; off")
+      ->check(CLI::IsMember({"auto", "off"}))
       ->capture_default_str();
   cmd.add_flag("--split-experts", o.split_experts,
                "run routed experts on a second CPU device with its own cores (tests the hybrid split)");
@@ -118,8 +124,17 @@ EngineSetup engine_setup(const ModelOptions& o, Model& model, int64_t prompt_tok
   }
   if (want_repack(o, model, s.plan)) {
     const auto t0 = std::chrono::steady_clock::now();
+    if (o.numa != "off" && !o.split_experts && model.spec().n_expert > 0) {
+      const mem::NumaTopology topo = mem::NumaTopology::detect();
+      if (topo.nodes.size() > 1) {
+        s.config.expert_homes = std::make_shared<mem::ExpertHomes>(
+            mem::home_experts(topo, model.spec().n_expert, s.config.n_threads));
+        std::fprintf(stderr, "NUMA: routed experts interleaved over %d nodes, computed by each node's threads\n",
+                     s.config.expert_homes->n_homes());
+      }
+    }
     cpu::ThreadPool pool(s.config.n_threads > 0 ? s.config.n_threads : int(std::thread::hardware_concurrency()));
-    const uint64_t bytes = model.repack_for_cpu(pool);
+    const uint64_t bytes = model.repack_for_cpu(pool, s.config.expert_homes.get());
     if (bytes && !o.no_progress && isatty(STDERR_FILENO))  // beside the progress bar, not in piped output
       std::fprintf(stderr, "repacked %.0f MiB of weights for the AVX-512 kernels in %.2f s\n",
                    double(bytes) / double(1 << 20),

@@ -25,6 +25,9 @@ struct ModelOptions {
   // --repack: copy q8_0/q4_K weights into the AVX-512 layout at load (auto: when the copy fits
   // in memory beside the mapped file, as the planner decides; a plan's choice wins).
   std::string repack = "auto";
+  // --numa: on machines with several NUMA nodes, place each routed expert's copy on one node
+  // (interleaved by id) and let that node's threads compute it (needs the --repack copy).
+  std::string numa = "auto";
   // Set when given on the command line, so a plan's values do not override them.
   bool threads_given = false, ctx_given = false, batch_given = false;
 };

@@ -260,6 +260,11 @@ void moe_block(LayerContext& ctx) {
   cpu::MoeParams mp;
   mp.experts = lw.experts.data();
   mp.packed = lw.experts_packed.empty() ? nullptr : lw.experts_packed.data();
+  if (ctx.homes && ctx.homes->n_homes() > 1 && ctx.homes->node_of_expert.size() == lw.experts.size()) {
+    mp.n_homes = ctx.homes->n_homes();
+    mp.expert_home = ctx.homes->node_of_expert.data();
+    mp.thread_home = ctx.homes->thread_home.data();
+  }
   mp.n_experts = int(lw.experts.size());
   mp.gate_type = lw.gate_type;
   mp.up_type = lw.up_type;

@@ -48,6 +48,9 @@ Engine::Engine(const Model& model, const EngineConfig& cfg)
     if (a.empty() || e.empty()) throw Error("split_experts needs cores for both devices");
     attn_dev_ = std::make_unique<CpuDevice>("cpu-attn", int(a.size()), a);
     expert_dev_ = std::make_unique<CpuDevice>("cpu-experts", int(e.size()), e);
+  } else if (cfg.expert_homes && cfg.expert_homes->n_homes() > 1) {
+    const auto& cores = cfg.expert_homes->thread_cores;
+    attn_dev_ = std::make_unique<CpuDevice>("cpu", int(cores.size()), cores);
   } else {
     attn_dev_ = std::make_unique<CpuDevice>("cpu", n, cfg.attn_cores);
   }
@@ -131,7 +134,8 @@ void Engine::run_pass(std::span<const BatchItem> items, std::vector<float>& logi
 
   LayerContext ctx{model_, 0, BatchView{T, tokens.data(), pos.data(), seq.data()}, ws_, kv_,
                    *attn_dev_, expert_dev_ ? *expert_dev_ : *attn_dev_, expert_dev_ != nullptr,
-                   count_routing_ ? &routing_ : nullptr, cfg_.reference_kernels};
+                   count_routing_ ? &routing_ : nullptr, cfg_.reference_kernels,
+                   expert_dev_ ? nullptr : cfg_.expert_homes.get()};
   for (int l = 0; l < s.n_layers; ++l) {
     ctx.layer = l;
     model_.arch().forward_layer(ctx);

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "memory/expert_homes.h"
 #include "memory/kv_cache.h"
 #include "runtime/engine/device.h"
 #include "runtime/engine/forward.h"
@@ -25,6 +26,9 @@ struct EngineConfig {
   // Run every matmul and MoE layer with the scalar reference kernels: float activations, no
   // int8 quantisation of activations. For verification against HF on dequantised weights; slow.
   bool reference_kernels = false;
+  // NUMA (memory/expert_homes.h): the pool runs one thread per homes->thread_cores entry, and
+  // each thread computes the routed experts held on its node. Ignored with split_experts.
+  std::shared_ptr<const mem::ExpertHomes> expert_homes;
 };
 
 struct BatchItem {

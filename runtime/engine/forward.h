@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "memory/expert_homes.h"
 #include "memory/kv_cache.h"
 #include "runtime/engine/device.h"
 #include "runtime/engine/model.h"
@@ -52,6 +53,7 @@ struct LayerContext {
   bool split = false;     // expert_device differs from attn_device
   RoutingCounts* routing = nullptr;  // when set, expert choices are counted
   bool reference_kernels = false;    // scalar reference kernels with float activations
+  const mem::ExpertHomes* homes = nullptr;  // NUMA: threads compute their node's experts
 };
 
 }  // namespace hexe

@@ -7,6 +7,7 @@
 
 #include "cpu_kernels/format.h"
 #include "cpu_kernels/moe.h"
+#include "memory/expert_homes.h"
 #include "placement/model_spec.h"
 #include "runtime/model/model_file.h"
 
@@ -82,14 +83,15 @@ class Model {
   // AVX-512 VNNI: q8_0, q4_K) into one huge-page-backed buffer and points the bindings at the
   // copies. The mapped views stay (GPU uploads, embedding rows). Returns the bytes copied; 0
   // when no tier gains from it. Not thread-safe with running engines: call before evaluating.
-  uint64_t repack_for_cpu(cpu::ThreadPool& pool);
+  // With `homes` (NUMA), each routed expert's copy is placed on the node of its home.
+  uint64_t repack_for_cpu(cpu::ThreadPool& pool, const mem::ExpertHomes* homes = nullptr);
   // Bytes repack_for_cpu would copy (same rule), without copying.
   uint64_t repackable_bytes() const;
 
  private:
   Model() = default;
   std::unique_ptr<ModelFile> file_;
-  std::shared_ptr<void> packed_store_;  // the Rows16 copies (a mem::NodeBuffer)
+  std::vector<std::shared_ptr<void>> packed_store_;  // the Rows16 copies (mem::NodeBuffers)
   place::ModelSpec spec_;
   std::unique_ptr<Tokenizer> tokenizer_;
   const Architecture* arch_ = nullptr;

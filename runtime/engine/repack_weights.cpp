@@ -34,7 +34,9 @@ struct Job {
   int64_t rows, k;
   const void* src;
   const void** dst;
+  int expert = -1;  // routed expert id, -1 for other matrices
   size_t offset = 0;
+  int buffer = 0;   // which NodeBuffer
 };
 
 // Every matrix of the model the CPU reads in matmul or the MoE layer, with a faster layout here.
@@ -59,9 +61,10 @@ std::vector<Job> collect(Model& m, bool dry) {
     for (size_t e = 0; e < lw.experts.size(); ++e) {
       auto& src = lw.experts[e];
       cpu::ExpertWeights* dst = dry ? nullptr : &lw.experts_packed[e];
-      if (g) jobs.push_back({lw.gate_type, F, E, src.gate, dst ? &dst->gate : nullptr});
-      if (u) jobs.push_back({lw.up_type, F, E, src.up, dst ? &dst->up : nullptr});
-      if (d) jobs.push_back({lw.down_type, E, F, src.down, dst ? &dst->down : nullptr});
+      const int id = int(e);
+      if (g) jobs.push_back({lw.gate_type, F, E, src.gate, dst ? &dst->gate : nullptr, id});
+      if (u) jobs.push_back({lw.up_type, F, E, src.up, dst ? &dst->up : nullptr, id});
+      if (d) jobs.push_back({lw.down_type, E, F, src.down, dst ? &dst->down : nullptr, id});
     }
   }
   return jobs;
@@ -75,25 +78,36 @@ uint64_t Model::repackable_bytes() const {
   return total;  // (dry: nothing was modified)
 }
 
-uint64_t Model::repack_for_cpu(cpu::ThreadPool& pool) {
-  if (packed_store_) return 0;  // done already
+uint64_t Model::repack_for_cpu(cpu::ThreadPool& pool, const mem::ExpertHomes* homes) {
+  if (!packed_store_.empty()) return 0;  // done already
   std::vector<Job> jobs = collect(*this, /*dry=*/false);
-  size_t total = 0;
+  // Buffer 0 holds everything but routed experts on NUMA machines; buffer 1 + h the experts of
+  // home h, bound to that home's node.
+  const bool numa = homes && homes->n_homes() > 1;
+  const size_t n_buffers = numa ? size_t(1 + homes->n_homes()) : 1;
+  std::vector<size_t> sizes(n_buffers, 0);
   for (Job& j : jobs) {
-    j.offset = total;
-    total += packed_bytes(j.type, j.rows, j.k);
+    if (numa && j.expert >= 0 && size_t(j.expert) < homes->node_of_expert.size())
+      j.buffer = 1 + homes->node_of_expert[size_t(j.expert)];
+    j.offset = sizes[size_t(j.buffer)];
+    sizes[size_t(j.buffer)] += packed_bytes(j.type, j.rows, j.k);
   }
+  size_t total = 0;
+  for (size_t b : sizes) total += b;
   if (total == 0) return 0;
-  auto store = std::make_shared<mem::NodeBuffer>(total, -1, mem::HugePages::Madvise);
-  uint8_t* base = store->data();
+  std::vector<std::shared_ptr<mem::NodeBuffer>> buffers;
+  for (size_t b = 0; b < n_buffers; ++b)
+    buffers.push_back(std::make_shared<mem::NodeBuffer>(sizes[b], b == 0 ? -1 : homes->node_os_index[b - 1],
+                                                        mem::HugePages::Madvise));
   pool.parallel_for(int64_t(jobs.size()), 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       const Job& j = jobs[size_t(i)];
-      cpu::repack_rows16_into(j.type, j.rows, j.k, j.src, row_bytes(j.type, uint64_t(j.k)), base + j.offset);
+      cpu::repack_rows16_into(j.type, j.rows, j.k, j.src, row_bytes(j.type, uint64_t(j.k)),
+                              buffers[size_t(j.buffer)]->data() + j.offset);
     }
   });
-  for (const Job& j : jobs) *j.dst = base + j.offset;
-  packed_store_ = std::move(store);
+  for (const Job& j : jobs) *j.dst = buffers[size_t(j.buffer)]->data() + j.offset;
+  for (auto& b : buffers) packed_store_.push_back(std::move(b));
   return total;
 }
 

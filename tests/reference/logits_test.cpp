@@ -8,6 +8,8 @@
 #include <map>
 
 #include "fixtures.h"
+#include "memory/expert_homes.h"
+#include "memory/numa_topology.h"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/generate.h"
 #include "runtime/engine/perplexity.h"
@@ -249,6 +251,26 @@ TEST(ReferenceSplit, ExpertsOnASecondCpuDeviceGiveTheSameLogits) {
       EXPECT_LE(max_rel_error(b.data() + r * ref.n_vocab, a.data() + r * ref.n_vocab, ref.n_vocab), 1e-6)
           << name << " position " << r;
   }
+}
+
+// NUMA homes on a synthetic two-node machine (one core each, cores that exist here): experts
+// copied per home and computed by their home's thread give the logits of the plain copy.
+TEST(ReferenceNuma, ExpertHomesGiveTheSameLogits) {
+  const ModelRef ref = load_model_ref("qwen3moe-a");
+  const std::string path = ref.variant("q8_0").files.at(0);
+  auto plain = Model::load(path, false), numa = Model::load(path, false);
+  cpu::ThreadPool pool(2);
+  if (plain->repack_for_cpu(pool) == 0) GTEST_SKIP() << "no faster CPU layout on this machine";
+  auto homes = std::make_shared<mem::ExpertHomes>(mem::home_experts(
+      mem::NumaTopology::synthetic("pack:2 numa:1 core:1 pu:1"), numa->spec().n_expert, 2));
+  ASSERT_EQ(homes->n_homes(), 2);
+  ASSERT_GT(numa->repack_for_cpu(pool, homes.get()), 0u);
+  auto a = make_engine(*plain);
+  EngineConfig cfg = a->config();
+  cfg.expert_homes = homes;
+  Engine b(*numa, cfg);
+  const auto& p = ref.prompts.back();
+  EXPECT_EQ(all_logits(*a, p.tokens), all_logits(b, p.tokens));
 }
 
 }  // namespace
