@@ -13,6 +13,7 @@
 #include "cpu_kernels/blocks.h"
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
+#include "cpu_kernels/x86/avx512/rows16_walk.h"
 
 namespace hexe::cpu {
 namespace {
@@ -100,28 +101,17 @@ void gemm_tile_q4_K_rows16_avx512(int64_t k, const void* w, size_t gstride, int6
   for (int64_t i = 0; i < mr; ++i)
     act_pairs(reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i) * arb), nb,
               pairs.data() + i * nb * 4);
-  const auto* w8 = static_cast<const uint8_t*>(w);
-  for (int64_t i0 = 0; i0 < mr; i0 += 4) {
-    const int R = int(std::min<int64_t>(4, mr - i0));
-    const BlockQ8_K* a[4];
-    const int32_t* ap[4];
-    for (int r = 0; r < R; ++r) {
-      a[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i0 + r) * arb);
-      ap[r] = pairs.data() + (i0 + r) * nb * 4;
-    }
-    for (int64_t j0 = 0; j0 < nr; j0 += kRows16) {
-      const int64_t n = std::min<int64_t>(kRows16, nr - j0);
-      const __mmask16 valid = __mmask16((1u << n) - 1);
-      const uint8_t* g = w8 + size_t(j0 / kRows16) * gstride;
-      float* yo = y + i0 * ys + j0;
-      switch (R) {
-        case 4: group<4>(nb, g, a, ap, yo, ys, valid, pf); break;
-        case 3: group<3>(nb, g, a, ap, yo, ys, valid, pf); break;
-        case 2: group<2>(nb, g, a, ap, yo, ys, valid, pf); break;
-        default: group<1>(nb, g, a, ap, yo, ys, valid, pf); break;
-      }
-    }
-  }
+  rows16_walk(mr, nr, static_cast<const uint8_t*>(w), gstride, y, ys,
+              [&](auto rows, int64_t i0, const uint8_t* g, float* yo, __mmask16 valid) {
+                constexpr int R = decltype(rows)::value;
+                const BlockQ8_K* a[R];
+                const int32_t* ap[R];
+                for (int r = 0; r < R; ++r) {
+                  a[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i0 + r) * arb);
+                  ap[r] = pairs.data() + (i0 + r) * nb * 4;
+                }
+                group<R>(nb, g, a, ap, yo, ys, valid, pf);
+              });
 }
 
 }  // namespace hexe::cpu
