@@ -48,29 +48,10 @@ CostModel::CostModel(const HardwareProfile& hw) : eff_(hw.efficiency) {
   dram_ = hw.cpu.dram_read_gbps * 1e9;
   cpu_attention_ = hw.cpu.attention_gflops * 1e9;
   cpu_bw_ = dram_ * eff_.cpu_dram;
-  // Measured per-type figures replace the generic ones for their type (names the profile does
-  // not know as GGML types are ignored: profiles may come from newer versions).
-  for (const auto& [name, gops] : hw.cpu.matmul_gops) {
-    const size_t plus = name.find('+');
-    auto t = dtype_from_name(name.substr(0, plus));
-    if (!t) continue;
-    if (plus == std::string::npos) cpu_rate_by_type_[*t] = gops * 1e9 * eff_.cpu_int8;
-    else if (name.substr(plus + 1) == "rows16") cpu_rate_rows16_[*t] = gops * 1e9 * eff_.cpu_int8;
-  }
-  for (const auto& [name, gops] : hw.cpu.moe_prefill_gops) {
-    const size_t plus = name.find('+');
-    auto t = dtype_from_name(name.substr(0, plus));
-    if (!t) continue;
-    if (plus == std::string::npos) moe_rate_by_type_[*t] = gops * 1e9 * eff_.cpu_int8;
-    else if (name.substr(plus + 1) == "rows16") moe_rate_rows16_[*t] = gops * 1e9 * eff_.cpu_int8;
-  }
-  for (const auto& [name, f] : eff_.cpu_dram_by_type) {
-    const size_t plus = name.find('+');
-    auto t = dtype_from_name(name.substr(0, plus));
-    if (!t) continue;
-    if (plus == std::string::npos) cpu_dram_by_type_[*t] = dram_ * f;
-    else if (name.substr(plus + 1) == "rows16") cpu_dram_rows16_[*t] = dram_ * f;
-  }
+  // Measured per-type figures replace the generic ones for their type.
+  matmul_rate_.load(hw.cpu.matmul_gops, 1e9 * eff_.cpu_int8);
+  moe_rate_.load(hw.cpu.moe_prefill_gops, 1e9 * eff_.cpu_int8);
+  dram_bw_.load(eff_.cpu_dram_by_type, dram_);
   cpu_int8_ = hw.cpu.peak_gops_int8 * 1e9 * eff_.cpu_int8;
   cpu_bf16_ = hw.cpu.peak_gflops_bf16 * 1e9 * eff_.cpu_float;
   cpu_fp32_ = hw.cpu.peak_gflops_fp32 * 1e9 * eff_.cpu_float;
@@ -84,44 +65,51 @@ CostModel::CostModel(const HardwareProfile& hw) : eff_(hw.efficiency) {
   }
 }
 
+void CostModel::PerType::load(const std::map<std::string, double>& named, double scale) {
+  for (const auto& [name, v] : named) {
+    const size_t plus = name.find('+');
+    auto t = dtype_from_name(name.substr(0, plus));
+    if (!t) continue;
+    if (plus == std::string::npos) gguf[*t] = v * scale;
+    else if (name.substr(plus + 1) == "rows16") rows16[*t] = v * scale;
+  }
+}
+
+double CostModel::PerType::find(DType t, bool want_rows16) const {
+  if (want_rows16)
+    if (auto r = rows16.find(t); r != rows16.end()) return r->second;
+  auto g = gguf.find(t);
+  return g != gguf.end() ? g->second : 0;
+}
+
 double CostModel::cpu_bw(DType t, bool rows16) const {
-  if (rows16)
-    if (auto r = cpu_dram_rows16_.find(t); r != cpu_dram_rows16_.end()) return r->second;
-  auto it = cpu_dram_by_type_.find(t);
-  return it != cpu_dram_by_type_.end() ? it->second : cpu_bw_;
+  const double bw = dram_bw_.find(t, rows16);
+  return bw > 0 ? bw : cpu_bw_;
 }
 
 double CostModel::cpu_rate(DType t, bool rows16) const {
-  if (rows16)
-    if (auto r = cpu_rate_rows16_.find(t); r != cpu_rate_rows16_.end()) return r->second;
-  if (auto it = cpu_rate_by_type_.find(t); it != cpu_rate_by_type_.end()) return it->second;
+  if (const double r = matmul_rate_.find(t, rows16); r > 0) return r;
   if (is_quantized(t)) return cpu_int8_;  // quantised weights x int8-quantised activations
   if (t == DType::BF16) return cpu_bf16_;
   return cpu_fp32_;                        // F32, and F16 (converted to F32)
 }
 
-Cost CostModel::cpu_op(double bytes, double flops, DType type, int calls, bool rows16) const {
+Cost CostModel::cpu_roofline(double memory_s, double compute_s, int calls) const {
   Cost c;
-  const double tm = bytes / cpu_bw(type, rows16), tc = flops / cpu_rate(type, rows16);
-  if (tm >= tc) c.by[size_t(Limit::Dram)] = tm;
-  else c.by[size_t(Limit::CpuCompute)] = tc;
+  if (memory_s >= compute_s) c.by[size_t(Limit::Dram)] = memory_s;
+  else c.by[size_t(Limit::CpuCompute)] = compute_s;
   c.by[size_t(Limit::Latency)] = calls * eff_.cpu_op_us * 1e-6;
   return c;
 }
 
+Cost CostModel::cpu_op(double bytes, double flops, DType type, int calls, bool rows16) const {
+  return cpu_roofline(bytes / cpu_bw(type, rows16), flops / cpu_rate(type, rows16), calls);
+}
+
 Cost CostModel::cpu_moe_op(double bytes, double flops, DType type, int calls, bool rows16) const {
-  double rate = 0;
-  if (rows16)
-    if (auto r = moe_rate_rows16_.find(type); r != moe_rate_rows16_.end()) rate = r->second;
-  if (rate == 0)
-    if (auto r = moe_rate_by_type_.find(type); r != moe_rate_by_type_.end()) rate = r->second;
-  if (rate == 0) return cpu_op(bytes, flops, type, calls, rows16);
-  Cost c;
-  const double tm = bytes / cpu_bw(type, rows16), tc = flops / rate;
-  if (tm >= tc) c.by[size_t(Limit::Dram)] = tm;
-  else c.by[size_t(Limit::CpuCompute)] = tc;
-  c.by[size_t(Limit::Latency)] = calls * eff_.cpu_op_us * 1e-6;
-  return c;
+  const double rate = moe_rate_.find(type, rows16);
+  if (rate <= 0) return cpu_op(bytes, flops, type, calls, rows16);
+  return cpu_roofline(bytes / cpu_bw(type, rows16), flops / rate, calls);
 }
 
 Cost CostModel::gpu_op(double bytes, double flops, int launches) const {

@@ -46,6 +46,9 @@ class CostModel {
   Cost h2d(double bytes, int transfers = 1) const;
   // Fixed latency (hand-offs, graph launches), in microseconds.
   Cost latency_us(double us) const;
+  // A CPU op whose memory and compute times are known: the longer of the two, booked to DRAM or
+  // CPU compute, plus calls * t_op (cpu_op and cpu_moe_op are this with the profile's rates).
+  Cost cpu_roofline(double memory_s, double compute_s, int calls) const;
 
   bool has_gpu() const { return has_gpu_; }
   double cpu_bw() const { return cpu_bw_; }          // B/s achieved
@@ -62,8 +65,14 @@ class CostModel {
   double cpu_attention_ = 0;
   Efficiency eff_;
   double dram_ = 0;  // B/s, the profile's plain read bandwidth
-  std::map<DType, double> cpu_rate_by_type_, cpu_rate_rows16_, cpu_dram_by_type_, cpu_dram_rows16_;
-  std::map<DType, double> moe_rate_by_type_, moe_rate_rows16_;
+  // A profile's measured figures per weight type, keyed "<type>" or "<type>+rows16" there.
+  struct PerType {
+    std::map<DType, double> gguf, rows16;
+    // Names that are no GGML type or layout this version knows are skipped (newer profiles).
+    void load(const std::map<std::string, double>& named, double scale);
+    double find(DType t, bool rows16) const;  // the rows16 figure, else the GGUF one; 0: none
+  };
+  PerType matmul_rate_, moe_rate_, dram_bw_;
   bool has_gpu_ = false;
   double cpu_bw_ = 0, cpu_int8_ = 0, cpu_bf16_ = 0, cpu_fp32_ = 0;
   double gpu_bw_ = 0, gpu_rate_ = 0, pcie_bw_ = 0;

@@ -42,12 +42,9 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
     // weighted values over the cache) in its own kernel, at the rate measured for it.
     pre = cm.cpu_op(double(ld.attn.bytes + ld.router.bytes), 2.0 * T * (ld.attn.params + ld.router.params),
                     ld.attn.type, 6, cpu_rows16);
-    Cost core;
-    const double kv = seqs * c_eff * kv_layer_bytes, tm = kv / cm.cpu_bw(DType::F32, false),
-                 tc = T * m.attn.flops_per_query(c_eff) / cm.cpu_attention_rate();
-    core.by[size_t(tm >= tc ? Limit::Dram : Limit::CpuCompute)] = std::max(tm, tc);
-    core.by[size_t(Limit::Latency)] = 2 * eff.cpu_op_us * 1e-6;
-    pre += core;
+    const double kv = seqs * c_eff * kv_layer_bytes;
+    pre += cm.cpu_roofline(kv / cm.cpu_bw(DType::F32, false),
+                           T * m.attn.flops_per_query(c_eff) / cm.cpu_attention_rate(), 2);
   } else {
     pre = op_on(lp.attn, cm, attn_bytes, attn_flops, ld.attn.type, 8, half_launches, cpu_rows16);
   }

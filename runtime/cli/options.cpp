@@ -15,6 +15,7 @@
 #include "memory/error.h"
 #include "memory/expert_homes.h"
 #include "memory/numa_topology.h"
+#include "placement/hw_detect.h"
 
 #ifndef HEXE_DEFAULT_MODEL_DIR
 #define HEXE_DEFAULT_MODEL_DIR ""
@@ -94,23 +95,12 @@ EngineConfig engine_config(const ModelOptions& o) {
 
 namespace {
 
-uint64_t mem_total_bytes() {
-  std::ifstream f("/proc/meminfo");
-  std::string key;
-  uint64_t kib = 0;
-  while (f >> key >> kib) {
-    if (key == "MemTotal:") return kib * 1024;
-    f.ignore(256, '\n');
-  }
-  return 0;
-}
-
 // Whether to make the CPU weight copy: the plan's choice, else --repack; `auto` copies when the
-// copy and the mapped file fit in 90% of the memory together (the planner's rule, simplified).
+// copy and the mapped file fit in 90% of the host memory together (the planner's rule, simplified).
 bool want_repack(const ModelOptions& o, const Model& model, const std::optional<place::Plan>& plan) {
   if (plan) return plan->cpu_weight_layout == "rows16";
   if (o.repack != "auto") return o.repack == "on";
-  const uint64_t copy = model.repackable_bytes(), mem = mem_total_bytes();
+  const uint64_t copy = model.repackable_bytes(), mem = place::detect_topology().host_memory_bytes;
   return copy > 0 && mem > 0 && double(copy + model.spec().bytes_total()) <= 0.9 * double(mem);
 }
 
