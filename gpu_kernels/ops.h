@@ -38,6 +38,22 @@ struct RopeParams {
 };
 Status rope(const RopeParams& p, cudaStream_t stream);
 
+// RoPE from a frequency table (YaRN-blended, as runtime/engine/mla_block.cpp's rope_pairs): pair i
+// of each head, (x[2i], x[2i+1]) for i < n_pairs, turns by float(pos) * inv_freq[i], with cos and
+// sin scaled by attn_factor. `x` points at the first rotated element of token 0's head 0.
+struct RopeTableParams {
+  float* x = nullptr;
+  const int32_t* positions = nullptr;  // [n_tokens] device array
+  int64_t n_tokens = 0;
+  int64_t token_stride = 0;            // floats between tokens
+  int n_heads = 1;
+  int64_t head_stride = 0;             // floats between heads
+  const float* inv_freq = nullptr;     // [n_pairs] device array
+  int n_pairs = 0;
+  float attn_factor = 1.f;
+};
+Status rope_table(const RopeTableParams& p, cudaStream_t stream);
+
 // dst[i] = silu(gate[i]) * up[i] for i < n; dst may alias gate or up.
 Status swiglu(const float* gate, const float* up, float* dst, int64_t n, cudaStream_t stream);
 

@@ -36,7 +36,40 @@ __global__ void rope_kernel(float* x, const int32_t* __restrict__ positions, int
   }
 }
 
+// One block per token; thread t rotates pair t % n_pairs of head t / n_pairs.
+__global__ void rope_table_kernel(float* x, const int32_t* __restrict__ positions, int64_t token_stride, int n_heads,
+                                  int64_t head_stride, const float* __restrict__ inv_freq, int n_pairs,
+                                  float attn_factor) {
+  const float pos = float(positions[blockIdx.x]);
+  float* xt = x + int64_t(blockIdx.x) * token_stride;
+  for (int t = threadIdx.x; t < n_heads * n_pairs; t += blockDim.x) {
+    const int h = t / n_pairs, i = t % n_pairs;
+    const float angle = __fmul_rn(pos, inv_freq[i]);
+    double sd, cd;
+    sincos(double(angle), &sd, &cd);
+    const float c = __fmul_rn(float(cd), attn_factor), s = __fmul_rn(float(sd), attn_factor);
+    float* xh = xt + int64_t(h) * head_stride;
+    const float x0 = xh[2 * i], x1 = xh[2 * i + 1];
+    xh[2 * i] = __fsub_rn(__fmul_rn(x0, c), __fmul_rn(x1, s));
+    xh[2 * i + 1] = __fadd_rn(__fmul_rn(x1, c), __fmul_rn(x0, s));
+  }
+}
+
 }  // namespace
+
+Status rope_table(const RopeTableParams& p, cudaStream_t stream) {
+  constexpr const char* kOp = "rope_table";
+  if (p.n_tokens < 0 || p.n_heads <= 0 || p.n_pairs <= 0) return Status::invalid(kOp, "empty head shape");
+  if (p.head_stride < 2 * int64_t(p.n_pairs) && p.n_heads > 1) return Status::invalid(kOp, "head_stride < 2 * n_pairs");
+  if (p.n_tokens > 0x7fffffff) return Status::invalid(kOp, "n_tokens exceeds one grid");
+  if (p.n_tokens == 0) return Status::success();
+  if (!p.x || !p.positions || !p.inv_freq) return Status::invalid(kOp, "x, positions or inv_freq is null");
+  const int work = p.n_heads * p.n_pairs;
+  const int threads = work >= 256 ? 256 : (work + 31) / 32 * 32;
+  rope_table_kernel<<<unsigned(p.n_tokens), threads, 0, stream>>>(p.x, p.positions, p.token_stride, p.n_heads,
+                                                                  p.head_stride, p.inv_freq, p.n_pairs, p.attn_factor);
+  return last_launch_status(kOp);
+}
 
 Status rope(const RopeParams& p, cudaStream_t stream) {
   constexpr const char* kOp = "rope";

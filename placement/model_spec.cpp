@@ -88,6 +88,24 @@ uint64_t ModelSpec::bytes_per_token() const {
   return n;
 }
 
+uint64_t ModelSpec::host_bytes_per_token(int gpu_layers, const std::vector<char>& experts_on_gpu,
+                                         bool head_on_gpu) const {
+  uint64_t n = 0;
+  for (const auto& t : tensors) {
+    const bool routed = is_routed_expert(t.role);
+    bool on_gpu;
+    if (t.layer >= 0 && t.layer < gpu_layers)
+      on_gpu = !routed || (size_t(t.layer) < experts_on_gpu.size() && experts_on_gpu[t.layer]);
+    else
+      on_gpu = t.layer < 0 && head_on_gpu && (t.role != TensorRole::TokenEmbd || tied_embeddings);
+    if (on_gpu) continue;
+    if (routed) n += routed_share(t.bytes, *this);
+    else if (t.role == TensorRole::TokenEmbd && t.ne.size() >= 2) n += t.bytes / uint64_t(t.n_elements() / t.ne[0]);
+    else n += t.bytes;
+  }
+  return n;
+}
+
 uint64_t ModelSpec::kv_bytes_per_token(int elem_bytes) const {
   // MLA (deepseek2): the cache holds the latent and the shared rope key, kv_lora_rank +
   // qk_rope_dim values per layer (576 for DeepSeek-V3), not per-head K and V.

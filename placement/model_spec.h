@@ -100,6 +100,10 @@ struct ModelSpec {
   // (one row; the whole table when tied_embeddings, as it is the output projection too), plus
   // n_expert_used/n_expert of each routed-expert tensor.
   uint64_t bytes_per_token() const;
+  // The part of bytes_per_token() read from host memory when blocks [0, gpu_layers) live on a
+  // GPU, except the routed experts of block l when experts_on_gpu[l] is 0 (experts-cpu), and the
+  // output norm and head live there too when head_on_gpu. The embedding row is always read here.
+  uint64_t host_bytes_per_token(int gpu_layers, const std::vector<char>& experts_on_gpu, bool head_on_gpu) const;
   // KV-cache bytes per token over all layers for the given element size (F32 = 4, F16 = 2).
   uint64_t kv_bytes_per_token(int elem_bytes) const;
 };

@@ -62,7 +62,25 @@ TYPES = {
 }
 FLOATS = {"f32": (QT.F32, 4), "f16": (QT.F16, 2), "bf16": (QT.BF16, 2)}
 FILE_TYPE = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9,
-             "q4_k": 15, "q5_k": 17, "q6_k": 18, "bf16": 32}  # llama_ftype (_M variants)
+             "q4_k": 15, "q5_k": 17, "q6_k": 18, "bf16": 32, "q4_k_m": 15}  # llama_ftype (_M variants)
+# Mixes: the base type, with q6_K where llama-quantize's Q4_K_M puts it (placement/quant_recipe.cpp):
+# the output head, and attn_v / every ffn_down in the "use more bits" layers.
+MIXES = {"q4_k_m": "q4_k"}
+
+
+def use_more_bits(i, n):
+    return i < n // 8 or i >= 7 * n // 8 or (i - n // 8) % 3 == 2
+
+
+def mix_kind(mix, name, layers):
+    base = MIXES[mix]
+    if name == "output.weight":
+        return "q6_k"
+    parts = name.split(".")
+    if parts[0] == "blk" and (parts[2] == "attn_v" or parts[2].startswith("ffn_down")):
+        if use_more_bits(int(parts[1]), layers):
+            return "q6_k"
+    return base
 
 CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content']"
           " + '<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}"
@@ -214,7 +232,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--shape", required=True, choices=sorted(SHAPES))
     ap.add_argument("--layers", type=int, help="number of blocks (default: the model's)")
-    ap.add_argument("--type", default="q8_0", choices=sorted(list(TYPES) + list(FLOATS)),
+    ap.add_argument("--type", default="q8_0", choices=sorted(list(TYPES) + list(FLOATS) + list(MIXES)),
                     help="weight type of the matrices (norms and the router stay f32)")
     ap.add_argument("-o", "--out", required=True, help="output .gguf path")
     ap.add_argument("--seed", type=int, default=0)
@@ -291,6 +309,8 @@ def main():
     plan = []
     for name, shape, ones, keep_f32 in tensor_list(s, layers):
         kind = "f32" if keep_f32 else args.type
+        if kind in MIXES:
+            kind = mix_kind(kind, name, layers)
         if kind in TYPES and shape[-1] % TYPES[kind][1] != 0:
             kind = "f16"  # llama.cpp's fallback when a row is not a whole number of blocks
         qtype = FLOATS[kind][0] if kind in FLOATS else TYPES[kind][0]

@@ -4,6 +4,8 @@
 #include <string>
 
 #include "memory/error.h"
+#include "runtime/engine/blocks.h"
+#include "runtime/engine/mla_block.h"
 
 namespace hexe {
 
@@ -11,6 +13,17 @@ const Architecture& qwen3moe_architecture();
 const Architecture& mixtral_architecture();
 const Architecture& deepseek2_architecture();
 const Architecture& glm4moe_architecture();
+
+void Architecture::forward_layer(LayerContext& ctx) const {
+  const LayerRecipe r = recipe(ctx.model, ctx.layer);
+  switch (r.attention) {
+    case LayerRecipe::Attention::None: return;
+    case LayerRecipe::Attention::Gqa: attention_block(ctx, r.gqa); break;
+    case LayerRecipe::Attention::Mla: mla_attention_block(ctx); break;
+  }
+  if (r.moe) moe_block(ctx);
+  else dense_ffn_block(ctx);
+}
 
 const Architecture& find_architecture(const place::ModelSpec& spec) {
   const Architecture* all[] = {&qwen3moe_architecture(), &mixtral_architecture(), &deepseek2_architecture(),

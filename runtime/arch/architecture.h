@@ -5,11 +5,10 @@
 #include <string_view>
 
 #include "placement/model_spec.h"
+#include "runtime/engine/forward.h"
 
 namespace hexe {
 
-class Model;
-struct LayerContext;
 
 class Architecture {
  public:
@@ -19,8 +18,11 @@ class Architecture {
   virtual bool accepts(const place::ModelSpec& spec) const = 0;
   // Fills model.layers, token_embd, output and output_norm.
   virtual void bind(Model& model) const = 0;
-  // Runs layer ctx.layer on the batch in ctx (residual stream updated in place).
-  virtual void forward_layer(LayerContext& ctx) const = 0;
+  // What layer `layer` computes (runtime/engine/forward.h); the CPU blocks and the GPU executor
+  // both follow it.
+  virtual LayerRecipe recipe(const Model& model, int layer) const = 0;
+  // Runs layer ctx.layer on the batch in ctx with the CPU blocks (residual stream updated in place).
+  void forward_layer(LayerContext& ctx) const;
 };
 
 // The architecture for a spec; throws hexe::Error listing the supported ones when none fits.

@@ -82,10 +82,11 @@ class Deepseek2 final : public Architecture {
     }
   }
 
-  void forward_layer(LayerContext& ctx) const override {
-    mla_attention_block(ctx);
-    if (ctx.model.layers[ctx.layer].is_moe()) moe_block(ctx);
-    else dense_ffn_block(ctx);
+  LayerRecipe recipe(const Model& m, int layer) const override {
+    LayerRecipe r;
+    r.attention = LayerRecipe::Attention::Mla;
+    r.moe = m.layers[layer].is_moe();
+    return r;
   }
 };
 

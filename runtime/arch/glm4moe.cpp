@@ -44,13 +44,17 @@ class Glm4Moe final : public Architecture {
     }
   }
 
-  void forward_layer(LayerContext& ctx) const override {
-    const auto& s = ctx.model.spec();
-    if (ctx.layer >= s.n_layers - s.n_nextn) return;  // MTP block: only for speculative decoding
-    const auto& lw = ctx.model.layers[ctx.layer];
-    attention_block(ctx, {.qk_norm = !lw.q_norm.empty(), .qkv_bias = !lw.bq.empty(), .rot_dim = s.rope_dim});
-    if (lw.is_moe()) moe_block(ctx);
-    else dense_ffn_block(ctx);
+  LayerRecipe recipe(const Model& m, int layer) const override {
+    const auto& s = m.spec();
+    // MTP block: only for speculative decoding.
+    LayerRecipe r;
+    if (layer >= s.n_layers - s.n_nextn) {
+      r.attention = LayerRecipe::Attention::None;
+      return r;
+    }
+    const auto& lw = m.layers[layer];
+    return {.gqa = {.qk_norm = !lw.q_norm.empty(), .qkv_bias = !lw.bq.empty(), .rot_dim = s.rope_dim},
+            .moe = lw.is_moe()};
   }
 };
 

@@ -14,10 +14,8 @@ class Mixtral final : public Architecture {
     return (s.arch == "llama" || s.arch == "mixtral") && s.n_expert > 0;
   }
   void bind(Model& model) const override { bind_llama_family(model, /*qk_norm=*/false); }
-  void forward_layer(LayerContext& ctx) const override {
-    attention_block(ctx, {.qk_norm = false});
-    if (ctx.model.layers[ctx.layer].is_moe()) moe_block(ctx);
-    else dense_ffn_block(ctx);
+  LayerRecipe recipe(const Model& m, int layer) const override {
+    return {.gqa = {.qk_norm = false}, .moe = m.layers[layer].is_moe()};
   }
 };
 

@@ -12,10 +12,8 @@ class Qwen3Moe final : public Architecture {
   std::string_view name() const override { return "qwen3moe"; }
   bool accepts(const place::ModelSpec& s) const override { return s.arch == "qwen3moe"; }
   void bind(Model& model) const override { bind_llama_family(model, /*qk_norm=*/true); }
-  void forward_layer(LayerContext& ctx) const override {
-    attention_block(ctx, {.qk_norm = true});
-    if (ctx.model.layers[ctx.layer].is_moe()) moe_block(ctx);
-    else dense_ffn_block(ctx);
+  LayerRecipe recipe(const Model& m, int layer) const override {
+    return {.gqa = {.qk_norm = true}, .moe = m.layers[layer].is_moe()};
   }
 };
 

@@ -28,14 +28,32 @@ struct Row {
   std::string test;
   double mean = 0, sd = 0;  // tokens/s over reps
   std::vector<double> samples;
+  std::optional<OffloadStats> timeline;  // GPU plans: where the timed reps' time went
 };
 
 Row stats(std::string test, std::vector<double> tps) {
-  Row r{std::move(test), 0, 0, tps};
+  Row r{std::move(test), 0, 0, tps, std::nullopt};
   for (double v : tps) r.mean += v / double(tps.size());
   for (double v : tps) r.sd += (v - r.mean) * (v - r.mean);
   r.sd = tps.size() > 1 ? std::sqrt(r.sd / double(tps.size() - 1)) : 0;
   return r;
+}
+
+// Per test, per token: the step's wall time and each device's busy share. CPU: routing and the
+// routed experts; GPU: the summed time of its segments (CUDA events); PCIe: the activations'
+// bytes each way. The host waiting for the GPU is what of the GPU's work the CPU did not hide.
+void print_timelines(const std::vector<Row>& rows, const GpuOffload& off) {
+  std::printf("timeline on %s, per token (timed reps):\n", off.device_name().c_str());
+  for (const Row& r : rows) {
+    if (!r.timeline || r.timeline->tokens == 0) continue;
+    const OffloadStats& s = *r.timeline;
+    const double per = 1.0 / double(s.tokens), wall = s.wall_s;
+    std::printf("  %-6s wall %8.3f ms | CPU experts %8.3f ms (%4.1f%%) | GPU busy %8.3f ms (%4.1f%%) | host waits "
+                "for GPU %7.3f ms | PCIe H2D %.1f KB, D2H %.1f KB\n",
+                r.test.c_str(), wall * per * 1e3, s.cpu_experts_s * per * 1e3, 100 * s.cpu_experts_s / wall,
+                s.gpu_busy_s * per * 1e3, 100 * s.gpu_busy_s / wall, s.wait_gpu_s * per * 1e3,
+                double(s.h2d_bytes) * per / 1e3, double(s.d2h_bytes) * per / 1e3);
+  }
 }
 
 }  // namespace
@@ -47,6 +65,7 @@ void run_e2e_bench(const E2eBenchOptions& o) {
   const EngineSetup setup = engine_setup(o.model, *model, std::max(o.prompt, 1));
   EngineConfig cfg = setup.config;
   cfg.n_ctx = std::max<int64_t>(cfg.n_ctx, int64_t(o.prompt) + o.gen + 16);
+  cfg.offload.timeline = true;  // per-device busy time of GPU plans
   Engine engine(*model, cfg);
   const place::ModelSpec& spec = model->spec();
   const int threads = cfg.n_threads > 0 ? cfg.n_threads : int(std::max(1u, std::thread::hardware_concurrency()));
@@ -67,6 +86,7 @@ void run_e2e_bench(const E2eBenchOptions& o) {
   if (o.prompt > 0) {
     std::vector<double> tps;
     for (int r = 0; r <= o.reps; ++r) {  // rep 0: warm-up (page faults of the mapped weights)
+      if (r == 1 && engine.offload()) engine.offload()->reset_stats();
       const int seq = engine.new_sequence();
       std::vector<BatchItem> items(size_t(o.prompt));
       for (int i = 0; i < o.prompt; ++i) items[size_t(i)] = {seq, token(), i + 1 == o.prompt};
@@ -76,10 +96,12 @@ void run_e2e_bench(const E2eBenchOptions& o) {
       engine.free_sequence(seq);
     }
     rows.push_back(stats("pp" + std::to_string(o.prompt), tps));
+    if (engine.offload()) rows.back().timeline = engine.offload()->stats();
   }
   if (o.gen > 0) {
     std::vector<double> tps;
     for (int r = 0; r <= o.reps; ++r) {
+      if (r == 1 && engine.offload()) engine.offload()->reset_stats();
       const int seq = engine.new_sequence();
       const double t0 = now();
       for (int i = 0; i < o.gen; ++i) {
@@ -90,6 +112,7 @@ void run_e2e_bench(const E2eBenchOptions& o) {
       engine.free_sequence(seq);
     }
     rows.push_back(stats("tg" + std::to_string(o.gen), tps));
+    if (engine.offload()) rows.back().timeline = engine.offload()->stats();
   }
 
   // The DRAM limit, measured now in this process with the same thread count.
@@ -100,7 +123,11 @@ void run_e2e_bench(const E2eBenchOptions& o) {
   AlignedBytes buf(bytes);
   fill_random_weights(DType::F32, buf.data, buf.size, 3, pool);
   const double dram = dram_read_gbs(buf.data, buf.size, pool);
-  const double bpt = double(spec.bytes_per_token());
+  // Bytes a token reads from host memory: with GPU layers, only what stays on the host.
+  const OffloadConfig& off = cfg.offload;
+  const double bpt = engine.offload()
+                         ? double(spec.host_bytes_per_token(off.gpu_layers, off.experts_on_gpu, off.head_on_gpu))
+                         : double(spec.bytes_per_token());
   const double size_gib = double(spec.bytes_total()) / double(1ull << 30);
   const double params_b = double(spec.params_total()) / 1e9;
 
@@ -152,6 +179,7 @@ void run_e2e_bench(const E2eBenchOptions& o) {
                   predicted(r.test) > 0 ? r.mean / predicted(r.test) : 0.0);
     std::printf("\n");
   }
+  if (engine.offload()) print_timelines(rows, *engine.offload());
 }
 
 }  // namespace hexe::cli

@@ -49,27 +49,35 @@ void check_plan_matches(const place::Plan& plan, const place::ModelSpec& spec, c
                 std::to_string(spec.n_layers));
 }
 
-// What a plan needs that this build cannot do yet, in the user's words.
+bool experts_on(const place::LayerPlan& l, place::ExpertExec e) {
+  return l.experts_decode == e && l.experts_prefill == e && l.gpu_experts.empty();
+}
+
+// The engine runs GPU layers as a prefix [0, N) with each layer's attention and FFN on one device,
+// its routed experts on the CPU or the GPU for prefill and decode alike, and the head on the GPU
+// only when every layer is there. Throws, in the user's words, for a plan outside that.
 void check_runnable(const place::Plan& plan, const std::string& origin) {
   if (place::plan_uses_gpu(plan)) {
-    int attn = 0, ffn = 0, experts = 0;
-    for (const auto& l : plan.layers) {
-      attn += l.attn == place::Device::Gpu;
-      ffn += l.ffn == place::Device::Gpu;
-      experts += l.moe && (l.experts_decode != place::ExpertExec::Cpu || l.experts_prefill != place::ExpertExec::Cpu ||
-                           !l.gpu_experts.empty());
+    if (const std::string why = gpu_unavailable_reason(); !why.empty())
+      throw Error(origin + " places work on the GPU, and there is none to use here: " + why +
+                  "; use --strategy cpu");
+    const int n_gpu = gpu_layer_count(plan);
+    for (size_t i = 0; i < plan.layers.size(); ++i) {
+      const auto& l = plan.layers[i];
+      const bool gpu = int(i) < n_gpu;
+      const std::string at = origin + ": layer " + std::to_string(i);
+      if ((l.attn == place::Device::Gpu) != gpu || (l.ffn == place::Device::Gpu) != gpu)
+        throw Error(at + " puts attention on the " + place::device_name(l.attn) + " and the FFN on the " +
+                    place::device_name(l.ffn) + "; the engine runs GPU layers as the first N whole layers");
+      if (!l.moe) continue;
+      const bool cpu_experts = experts_on(l, place::ExpertExec::Cpu), gpu_experts = experts_on(l, place::ExpertExec::Gpu);
+      if (!cpu_experts && !(gpu && gpu_experts))
+        throw Error(at + " runs its routed experts by '" + place::expert_exec_name(l.experts_prefill) + "' (prefill) / '" +
+                    place::expert_exec_name(l.experts_decode) + "' (decode)" +
+                    (l.gpu_experts.empty() ? "" : " with a hot set in VRAM") +
+                    "; the engine runs routed experts on the CPU, or on the GPU in GPU layers (strategies cpu, "
+                    "experts-cpu, layers, gpu); stream, cache and +hot are not executed yet");
     }
-    std::string what;
-    auto add = [&](int n, const char* part) {
-      if (n) what += (what.empty() ? "" : ", ") + std::string(part) + " of " + std::to_string(n) + " layers";
-    };
-    add(attn, "attention");
-    add(ffn, "router and shared/dense FFN");
-    add(experts, "routed experts");
-    if (plan.head == place::Device::Gpu) what += (what.empty() ? "" : ", ") + std::string("the output head");
-    if (what.empty()) what = "tensors";
-    throw Error(origin + " places work on the GPU (" + what +
-                "); this version of hexe executes CPU plans only: use --strategy cpu");
   }
   if (!plan.fits) {
     std::string why;
@@ -117,7 +125,21 @@ std::optional<place::Plan> resolve_plan(const ModelOptions& o, const Model& mode
   return plan;
 }
 
+int gpu_layer_count(const place::Plan& plan) {
+  int n = 0;
+  while (n < int(plan.layers.size()) && plan.layers[n].attn == place::Device::Gpu) ++n;
+  return n;
+}
+
 void apply_plan(const place::Plan& plan, const ModelOptions& o, EngineConfig& cfg) {
+  const int n_gpu = gpu_layer_count(plan);
+  if (n_gpu > 0) {
+    cfg.offload.gpu_layers = n_gpu;
+    cfg.offload.experts_on_gpu.assign(n_gpu, 0);
+    for (int l = 0; l < n_gpu; ++l)
+      cfg.offload.experts_on_gpu[l] = plan.layers[l].moe && experts_on(plan.layers[l], place::ExpertExec::Gpu);
+    cfg.offload.head_on_gpu = plan.head == place::Device::Gpu && n_gpu == int(plan.layers.size());
+  }
   if (!o.threads_given) cfg.n_threads = plan.cpu_threads;
   if (!o.ctx_given) cfg.n_ctx = plan.workload.context * plan.workload.batch;
   if (!o.batch_given) cfg.n_batch = int(std::min<int64_t>(plan.workload.ubatch, 65536));

@@ -1,7 +1,6 @@
 // `--plan FILE` and `--strategy S [--profile P]` on run, chat, perplexity and bench: the engine
-// follows a placement plan. Plans that place anything on a GPU are refused until the CUDA device
-// runs behind the scheduler (issue 7); a CPU plan sets the threads, KV-cache size and prefill
-// chunk, and its predictions are printed beside what was measured.
+// follows a placement plan: its GPU layers run through runtime/engine/offload.h, and it sets the
+// threads, KV-cache size and prefill chunk; its predictions are printed beside what was measured.
 #pragma once
 
 #include <cstdint>
@@ -32,7 +31,11 @@ void add_plan_choice_options(CLI::App& cmd, PlanChoice& c);
 // Throws hexe::Error saying what does not match or what is missing.
 std::optional<place::Plan> resolve_plan(const ModelOptions& o, const Model& model, int64_t prompt);
 
-// Applies the plan's threads, KV-cache size and prefill chunk unless -t/-c/-b were given.
+// Layers [0, N) whose attention the plan puts on the GPU (the engine's GPU prefix).
+int gpu_layer_count(const place::Plan& plan);
+
+// Applies the plan's GPU layers (cfg.offload), threads, KV-cache size and prefill chunk unless
+// -t/-c/-b were given.
 void apply_plan(const place::Plan& plan, const ModelOptions& o, EngineConfig& cfg);
 
 // "plan 'cpu' for NAME on PROFILE: predicted prefill ... tok/s, decode ... tok/s (DRAM)".

@@ -219,19 +219,15 @@ void attention_block(LayerContext& ctx, const AttentionOptions& opt) {
   add_rows(ws.x.data(), ws.ffn_out.data(), T * E);
 }
 
-void route_tokens(LayerContext& ctx) {
-  const auto& s = ctx.model.spec();
-  const auto& lw = ctx.model.layers[ctx.layer];
-  auto& ws = ctx.ws;
-  const int64_t T = ctx.batch.n;
+void route_rows(const place::ModelSpec& s, const LayerWeights& lw, float* router, int64_t T, int32_t* expert_ids,
+                float* expert_weights, RoutingCounts* routing, int layer) {
   const int n_exp = s.n_expert, k = s.n_expert_used;
-  linear(lw.router, ws.h.data(), T, ws.router.data(), *ctx.attn_device.cpu_pool(), ctx.reference_kernels);
   std::vector<float> top(k);
+  std::vector<int> idx(k);
   for (int64_t t = 0; t < T; ++t) {
-    float* logits = ws.router.data() + t * n_exp;
-    int32_t* ids = ws.expert_ids.data() + t * k;
-    float* w = ws.expert_weights.data() + t * k;
-    std::vector<int> idx(k);
+    float* logits = router + t * n_exp;
+    int32_t* ids = expert_ids + t * k;
+    float* w = expert_weights + t * k;
     if (s.router_fn == place::RouterFn::Sigmoid) {
       sigmoid_group_top_k(s, lw, logits, k, idx.data(), w);
     } else if (s.gating == place::GatingOrder::SoftmaxThenTopK) {
@@ -244,9 +240,43 @@ void route_tokens(LayerContext& ctx) {
     for (int i = 0; i < k; ++i) {
       w[i] *= s.routed_scaling;
       ids[i] = idx[i];
-      if (ctx.routing) ++ctx.routing->per_layer[ctx.layer][idx[i]];
+      if (routing) ++routing->per_layer[layer][idx[i]];
     }
   }
+}
+
+void route_tokens(LayerContext& ctx) {
+  const auto& lw = ctx.model.layers[ctx.layer];
+  auto& ws = ctx.ws;
+  linear(lw.router, ws.h.data(), ctx.batch.n, ws.router.data(), *ctx.attn_device.cpu_pool(), ctx.reference_kernels);
+  route_rows(ctx.model.spec(), lw, ws.router.data(), ctx.batch.n, ws.expert_ids.data(), ws.expert_weights.data(),
+             ctx.routing, ctx.layer);
+}
+
+cpu::MoeParams routed_expert_params(const Model& m, int layer, const float* x, int64_t T, const int32_t* ids,
+                                    const float* weights, float* y, const mem::ExpertHomes* homes) {
+  const auto& lw = m.layers[layer];
+  cpu::MoeParams mp;
+  mp.experts = lw.experts.data();
+  mp.packed = lw.experts_packed.empty() ? nullptr : lw.experts_packed.data();
+  if (homes && homes->n_homes() > 1 && homes->node_of_expert.size() == lw.experts.size()) {
+    mp.n_homes = homes->n_homes();
+    mp.expert_home = homes->node_of_expert.data();
+    mp.thread_home = homes->thread_home.data();
+  }
+  mp.n_experts = int(lw.experts.size());
+  mp.gate_type = lw.gate_type;
+  mp.up_type = lw.up_type;
+  mp.down_type = lw.down_type;
+  mp.hidden = m.spec().n_embd;
+  mp.n_ff = lw.n_ff_exp;
+  mp.x = x;
+  mp.n_tokens = T;
+  mp.top_k = m.spec().n_expert_used;
+  mp.ids = ids;
+  mp.weights = weights;
+  mp.y = y;
+  return mp;
 }
 
 void moe_block(LayerContext& ctx) {
@@ -257,26 +287,8 @@ void moe_block(LayerContext& ctx) {
   norm_rows(ws.x.data(), lw.ffn_norm, ws.h.data(), T, E, s.rms_eps);
   route_tokens(ctx);
 
-  cpu::MoeParams mp;
-  mp.experts = lw.experts.data();
-  mp.packed = lw.experts_packed.empty() ? nullptr : lw.experts_packed.data();
-  if (ctx.homes && ctx.homes->n_homes() > 1 && ctx.homes->node_of_expert.size() == lw.experts.size()) {
-    mp.n_homes = ctx.homes->n_homes();
-    mp.expert_home = ctx.homes->node_of_expert.data();
-    mp.thread_home = ctx.homes->thread_home.data();
-  }
-  mp.n_experts = int(lw.experts.size());
-  mp.gate_type = lw.gate_type;
-  mp.up_type = lw.up_type;
-  mp.down_type = lw.down_type;
-  mp.hidden = E;
-  mp.n_ff = lw.n_ff_exp;
-  mp.x = ws.h.data();
-  mp.n_tokens = T;
-  mp.top_k = s.n_expert_used;
-  mp.ids = ws.expert_ids.data();
-  mp.weights = ws.expert_weights.data();
-  mp.y = ws.ffn_out.data();
+  const cpu::MoeParams mp = routed_expert_params(ctx.model, ctx.layer, ws.h.data(), T, ws.expert_ids.data(),
+                                                 ws.expert_weights.data(), ws.ffn_out.data(), ctx.homes);
   const bool shared = bool(lw.shexp_gate);
   if (ctx.reference_kernels) {
     cpu::moe_experts_ref(mp);

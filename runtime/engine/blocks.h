@@ -2,6 +2,7 @@
 // FFNs, routing. Each runs its kernels on the device the design assigns it.
 #pragma once
 
+#include "cpu_kernels/moe.h"
 #include "runtime/engine/forward.h"
 
 namespace hexe {
@@ -9,16 +10,19 @@ namespace hexe {
 // y[m][n_out] = x[m][n_in] · Wᵀ on the pool (reference: the scalar kernel, float activations).
 void linear(const Linear& w, const float* x, int64_t m, float* y, cpu::ThreadPool& pool, bool reference = false);
 
-struct AttentionOptions {
-  bool qk_norm = false;  // per-head RMSNorm of q and k (Qwen3)
-  bool qkv_bias = false; // add the layer's bq/bk/bv after the projections (GLM-4.5)
-  int rot_dim = 0;       // leading dims of each head that RoPE rotates (0: all; GLM-4.5: half)
-};
 // x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x)), storing K/V in the cache.
 void attention_block(LayerContext& ctx, const AttentionOptions& opt);
 
 // Router: ws.expert_ids / ws.expert_weights from ws.h per the spec's gating order.
 void route_tokens(LayerContext& ctx);
+// The routing of route_tokens on T rows of router logits (overwritten): ids/weights [T][top_k];
+// counted into routing->per_layer[layer] when routing is set.
+void route_rows(const place::ModelSpec& s, const LayerWeights& lw, float* logits, int64_t T, int32_t* ids,
+                float* weights, RoutingCounts* routing, int layer);
+// The routed-expert job of one layer: y[T][n_embd] = sum over the top-k of weight x expert(x).
+// `homes` (NUMA) splits the work by the experts' home nodes.
+cpu::MoeParams routed_expert_params(const Model& m, int layer, const float* x, int64_t T, const int32_t* ids,
+                                    const float* weights, float* y, const mem::ExpertHomes* homes);
 
 // x += MoE(norm(x)): router on the attention device, routed experts on the expert device.
 void moe_block(LayerContext& ctx);

@@ -55,6 +55,12 @@ Engine::Engine(const Model& model, const EngineConfig& cfg)
     attn_dev_ = std::make_unique<CpuDevice>("cpu", n, cfg.attn_cores);
   }
   ws_.reserve(model.spec(), cfg_.n_batch);
+  if (cfg.offload.gpu_layers > 0) {
+    if (cfg.split_experts || cfg.reference_kernels)
+      throw Error("engine: GPU layers cannot be combined with split_experts or reference kernels");
+    offload_ = make_gpu_offload(model, cfg.offload, kv_.config().max_tokens, cfg_.n_batch,
+                                cfg.expert_homes.get());
+  }
 }
 
 Engine::~Engine() = default;
@@ -68,6 +74,7 @@ int Engine::new_sequence() {
 
 void Engine::free_sequence(int seq) {
   kv_.free_sequence(seq);
+  if (offload_) offload_->free_sequence(seq);
   lengths_[seq] = -1;
 }
 
@@ -80,6 +87,7 @@ int64_t Engine::seq_length(int seq) const {
 void Engine::truncate(int seq, int64_t n_tokens) {
   if (n_tokens < seq_length(seq)) {
     kv_.truncate(seq, n_tokens);
+    if (offload_) offload_->truncate(seq, n_tokens);
     lengths_[seq] = n_tokens;
   }
 }
@@ -110,6 +118,8 @@ void Engine::run_pass(std::span<const BatchItem> items, std::vector<float>& logi
   const auto& s = model_.spec();
   const int64_t T = int64_t(items.size()), E = s.n_embd;
 
+  const int first_cpu_layer = offload_ ? cfg_.offload.gpu_layers : 0;
+
   // Group tokens by sequence (stable), assign positions, make room in the KV cache.
   std::vector<size_t> order(items.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -122,7 +132,7 @@ void Engine::run_pass(std::span<const BatchItem> items, std::vector<float>& logi
     tokens[t] = it.token;
     seq[t] = it.seq;
     pos[t] = lengths_[it.seq]++;
-    kv_.reserve(it.seq, pos[t] + 1);
+    if (first_cpu_layer < s.n_layers) kv_.reserve(it.seq, pos[t] + 1);  // the GPU keeps its own
   }
 
   // Embedding rows.
@@ -136,7 +146,8 @@ void Engine::run_pass(std::span<const BatchItem> items, std::vector<float>& logi
                    *attn_dev_, expert_dev_ ? *expert_dev_ : *attn_dev_, expert_dev_ != nullptr,
                    count_routing_ ? &routing_ : nullptr, cfg_.reference_kernels,
                    expert_dev_ ? nullptr : cfg_.expert_homes.get()};
-  for (int l = 0; l < s.n_layers; ++l) {
+  if (offload_) offload_->forward(ctx.batch, ws_.x.data(), *attn_dev_->cpu_pool(), ctx.routing);
+  for (int l = first_cpu_layer; l < s.n_layers; ++l) {
     ctx.layer = l;
     model_.arch().forward_layer(ctx);
   }
@@ -148,6 +159,10 @@ void Engine::run_pass(std::span<const BatchItem> items, std::vector<float>& logi
   for (size_t i = 0; i < items.size(); ++i)
     if (items[i].want_logits) rows.push_back(where[i]);
   if (rows.empty()) return;
+  if (offload_ && cfg_.offload.head_on_gpu) {
+    offload_->head(rows, logits_out);
+    return;
+  }
   std::vector<float> normed(rows.size() * E);
   for (size_t r = 0; r < rows.size(); ++r)
     cpu::rms_norm(ws_.x.data() + rows[r] * E, model_.output_norm.data(), normed.data() + r * E, E, s.rms_eps);

@@ -12,6 +12,7 @@
 #include "runtime/engine/device.h"
 #include "runtime/engine/forward.h"
 #include "runtime/engine/model.h"
+#include "runtime/engine/offload.h"
 
 namespace hexe {
 
@@ -29,6 +30,8 @@ struct EngineConfig {
   // NUMA (memory/expert_homes.h): the pool runs one thread per homes->thread_cores entry, and
   // each thread computes the routed experts held on its node. Ignored with split_experts.
   std::shared_ptr<const mem::ExpertHomes> expert_homes;
+  // GPU layers (runtime/engine/offload.h): gpu_layers > 0 runs the first layers on a CUDA device.
+  OffloadConfig offload;
 };
 
 struct BatchItem {
@@ -60,12 +63,16 @@ class Engine {
   void enable_routing_counts(bool on);
   const RoutingCounts& routing_counts() const { return routing_; }
 
+  // The GPU half when the config offloads layers (null otherwise): its stats feed bench's timeline.
+  GpuOffload* offload() const { return offload_.get(); }
+
  private:
   void run_pass(std::span<const BatchItem> items, std::vector<float>& logits_out);
 
   const Model& model_;
   EngineConfig cfg_;
   std::unique_ptr<CpuDevice> attn_dev_, expert_dev_;
+  std::unique_ptr<GpuOffload> offload_;
   mem::KvCache kv_;
   std::vector<int64_t> lengths_;  // per sequence id; -1 when free
   Workspace ws_;

@@ -42,6 +42,22 @@ struct RoutingCounts {
   std::vector<std::vector<uint64_t>> per_layer;  // [layer][expert] tokens routed
 };
 
+struct AttentionOptions {
+  bool qk_norm = false;  // per-head RMSNorm of q and k (Qwen3)
+  bool qkv_bias = false; // add the layer's bq/bk/bv after the projections (GLM-4.5)
+  int rot_dim = 0;       // leading dims of each head that RoPE rotates (0: all; GLM-4.5: half)
+};
+
+// What one layer computes, as an architecture describes it: which attention (GQA with its
+// options, MLA, or none for layers that only serve speculative decoding) and which FFN. The CPU
+// blocks and the GPU executor both run layers from this description.
+struct LayerRecipe {
+  enum class Attention { Gqa, Mla, None };
+  Attention attention = Attention::Gqa;
+  AttentionOptions gqa;
+  bool moe = false;  // routed experts (+ shared ones where bound); else the dense FFN
+};
+
 struct LayerContext {
   const Model& model;
   int layer = 0;

@@ -10,7 +10,12 @@ namespace hexe::testing {
 
 namespace fs = std::filesystem;
 
-std::string fixtures_dir() { return std::string(HEXE_SOURCE_DIR) + "/tests/reference/fixtures/models"; }
+// The source tree's fixtures; relative to the working directory when the tree has moved (a copy
+// of the checkout on a GPU machine runs binaries built elsewhere from its root).
+std::string fixtures_dir() {
+  const std::string built = std::string(HEXE_SOURCE_DIR) + "/tests/reference/fixtures/models";
+  return fs::exists(built) ? built : "tests/reference/fixtures/models";
+}
 
 std::vector<std::string> fixture_model_names() {
   std::vector<std::string> names;

@@ -1,0 +1,805 @@
+// The CUDA executor of runtime/engine/offload.h. Per GPU layer it runs, on one stream:
+//   attention: RMSNorm, q/k/v matmuls (+ bias, + per-head q/k norm), RoPE, the K/V rows into the
+//   paged F16 cache, flash-decoding (<= 8 tokens) or tiled prefill attention, Wo, residual add;
+//   FFN: RMSNorm, then the dense FFN, or the router and
+//     routed experts on the CPU: h and the router logits go to pinned host memory; the shared
+//       experts are queued on the GPU before the host waits, so they run while the CPU routes and
+//       computes the routed experts; the result comes back over PCIe and is added;
+//     routed experts on the GPU: the host routes (the CPU's routing code, so the choice is the
+//       same), then each used expert's tokens are gathered, multiplied and scattered back weighted.
+// The host drives the loop and waits once per MoE layer (the hand-off: an event, ~10 us).
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cpu_kernels/format.h"
+#include "gpu_kernels/attention.h"
+#include "gpu_kernels/matmul.h"
+#include "gpu_kernels/ops.h"
+#include "gpu_kernels/rows.h"
+#include "memory/error.h"
+#include "runtime/arch/architecture.h"
+#include "runtime/engine/blocks.h"
+#include "runtime/engine/mla_block.h"
+#include "runtime/engine/cuda/cuda_check.h"
+#include "runtime/engine/cuda/cuda_device.h"
+#include "runtime/engine/offload.h"
+
+namespace hexe {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+struct DevLinear {
+  const void* w = nullptr;
+  DType type = DType::F32;
+  int64_t n_in = 0, n_out = 0;
+  explicit operator bool() const { return w != nullptr; }
+};
+
+struct DevExpert {
+  DevLinear gate, up, down;
+};
+
+struct DevLayer {
+  LayerRecipe recipe;
+  const float *attn_norm = nullptr, *ffn_norm = nullptr, *q_norm = nullptr, *k_norm = nullptr;
+  const float *bq = nullptr, *bk = nullptr, *bv = nullptr;
+  DevLinear wq, wk, wv, wo, router, shexp_gate, shexp_up, shexp_down, ffn_gate, ffn_up, ffn_down;
+  bool experts_on_gpu = false;
+  std::vector<DevExpert> experts;
+  // MLA (deepseek2): q = q_b(norm(q_a x)) or wq x; kv_a -> [latent | rope key]; per-head k_b, v_b.
+  DevLinear wq_a, wq_b, wkv_a;
+  const float *q_a_norm = nullptr, *kv_a_norm = nullptr;
+  std::vector<DevLinear> k_b, v_b;
+  __half* k_pool = nullptr;  // n_pages x page_tokens rows of row_halves (GQA: n_kv x head_dim; MLA: latent)
+  __half* v_pool = nullptr;  // GQA only
+  int64_t row_halves = 0;
+};
+
+// A cudaEvent pair with timing, for the per-segment GPU busy time of the timeline.
+struct TimedSegment {
+  cudaEvent_t start = nullptr, end = nullptr;
+};
+
+class CudaOffload final : public GpuOffload {
+ public:
+  CudaOffload(const Model& model, const OffloadConfig& cfg, int64_t kv_tokens, int max_batch,
+              const mem::ExpertHomes* homes);
+  ~CudaOffload() override;
+
+  void forward(const BatchView& batch, float* x, cpu::ThreadPool& pool, RoutingCounts* routing) override;
+  void head(const std::vector<int64_t>& rows, std::vector<float>& out) override;
+  void free_sequence(int seq) override;
+  void truncate(int seq, int64_t n_tokens) override;
+  const OffloadStats& stats() const override { return stats_; }
+  void reset_stats() override { stats_ = {}; }
+  uint64_t device_bytes() const override { return owned_bytes_; }
+  std::string device_name() const override { return dev_.name() + " (" + gpu_name_ + ")"; }
+
+ private:
+  template <class T = void>
+  T* alloc(size_t bytes, const std::string& what);
+  const float* upload_floats(const std::vector<float>& v, const std::string& what);
+  DevLinear upload_linear(const void* data, DType type, int64_t n_in, int64_t n_out, const std::string& what);
+  DevLinear upload_linear(const Linear& l, const std::string& what) {
+    return l ? upload_linear(l.data, l.type, l.n_in, l.n_out, what) : DevLinear{};
+  }
+  void matmul(const DevLinear& w, const float* x, int64_t m, float* y);
+  void reserve_pages(int seq, int64_t n_tokens);
+  void prepare_batch(const BatchView& b);
+  void attention(int l, int64_t T);
+  void mla_attention(int l, int64_t T);
+  void upload_mla(const LayerWeights& lw, DevLayer& d, const std::string& blk);
+  void dense_ffn(int l, int64_t T);
+  void moe(int l, int64_t T, cpu::ThreadPool& pool, RoutingCounts* routing);
+  void experts_on_gpu(int l, int64_t T);
+  void shared_experts(int l, int64_t T);
+  void segment_begin();
+  void segment_end();
+  void h2d(void* dst, const void* src, size_t bytes);
+  void d2h(void* dst, const void* src, size_t bytes);
+
+  const Model& model_;
+  const place::ModelSpec& s_;
+  OffloadConfig cfg_;
+  const mem::ExpertHomes* homes_;
+  CudaDevice dev_;
+  std::string gpu_name_;
+  cudaStream_t st_;
+  std::vector<void*> owned_;
+  uint64_t owned_bytes_ = 0;
+  std::vector<DevLayer> layers_;
+  DevLinear output_;
+  const float* output_norm_ = nullptr;
+  gpu::GemmContext gemm_;
+  int sm_count_ = 0;
+
+  // Batch limits and buffers (device), sized for max_batch tokens.
+  int64_t max_t_ = 0, qd_ = 0, kd_ = 0, ff_max_ = 0;
+  float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *attn_ = nullptr;
+  float *tmp_ = nullptr, *router_ = nullptr, *gate_ = nullptr, *up_ = nullptr, *shared_ = nullptr, *y_ = nullptr;
+  float *xe_ = nullptr, *ye_ = nullptr, *route_w_ = nullptr;
+  float *mla_qa_ = nullptr, *mla_lat_ = nullptr, *mla_c_ = nullptr, *qlat_ = nullptr, *qrope_ = nullptr;
+  float *olat_ = nullptr, *rope_inv_freq_ = nullptr;
+  float rope_attn_factor_ = 1.f;
+  int32_t *pos_ = nullptr, *page_start_ = nullptr, *route_rows_ = nullptr;
+  __half** k_tables_ = nullptr;  // [gpu_layers][n_pages]
+  __half** v_tables_ = nullptr;
+  void* attn_ws_ = nullptr;
+  size_t attn_ws_bytes_ = 0;
+  int decode_splits_cap_ = 1;
+
+  // Pinned host staging.
+  PinnedBuffer x_pin_, h_pin_, logits_pin_, y_pin_, meta_pin_, tables_pin_, route_pin_;
+  std::vector<int32_t> ids_;
+  std::vector<float> weights_;
+
+  // KV pages: page_tokens rows per page, n_pages per layer pool; per sequence its page list.
+  int page_tokens_ = 64;
+  int64_t n_pages_ = 0;
+  std::vector<std::vector<int32_t>> seq_pages_;
+  std::vector<int32_t> free_pages_;
+  int64_t table_len_ = 0;   // pages in the current batch's concatenated tables
+  int64_t max_keys_ = 0;    // max position + 1 in the current batch
+  int64_t last_t_ = 0;      // tokens of the last forward (head() reads x_)
+
+  OffloadStats stats_;
+  std::vector<TimedSegment> segments_;
+  size_t n_segments_ = 0;
+};
+
+CudaOffload::CudaOffload(const Model& model, const OffloadConfig& cfg, int64_t kv_tokens, int max_batch,
+                         const mem::ExpertHomes* homes)
+    : model_(model), s_(model.spec()), cfg_(cfg), homes_(homes), dev_(cfg.device) {
+  st_ = dev_.stream();
+  cudaDeviceProp prop{};
+  cuda_check(cudaGetDeviceProperties(&prop, cfg.device), "cudaGetDeviceProperties");
+  gpu_name_ = prop.name;
+  sm_count_ = prop.multiProcessorCount;
+
+  const int64_t E = s_.n_embd, D = s_.head_dim;
+  max_t_ = std::max(1, max_batch);
+  qd_ = int64_t(s_.n_head) * D;
+  kd_ = int64_t(s_.n_head_kv) * D;
+  page_tokens_ = 64;
+  n_pages_ = (std::max<int64_t>(kv_tokens, 1) + page_tokens_ - 1) / page_tokens_;
+  for (int64_t p = n_pages_ - 1; p >= 0; --p) free_pages_.push_back(int32_t(p));
+
+  // Weights of the GPU layers.
+  layers_.resize(cfg.gpu_layers);
+  for (int l = 0; l < cfg.gpu_layers; ++l) {
+    const LayerWeights& lw = model.layers[l];
+    DevLayer& d = layers_[l];
+    d.recipe = model.arch().recipe(model, l);
+    const std::string blk = "layer " + std::to_string(l) + " ";
+    if (d.recipe.attention == LayerRecipe::Attention::None) continue;
+    d.attn_norm = upload_floats(lw.attn_norm, blk + "attn_norm");
+    d.ffn_norm = upload_floats(lw.ffn_norm, blk + "ffn_norm");
+    if (d.recipe.attention == LayerRecipe::Attention::Mla) upload_mla(lw, d, blk);
+    if (d.recipe.gqa.qk_norm) {
+      d.q_norm = upload_floats(lw.q_norm, blk + "q_norm");
+      d.k_norm = upload_floats(lw.k_norm, blk + "k_norm");
+    }
+    if (d.recipe.gqa.qkv_bias) {
+      d.bq = upload_floats(lw.bq, blk + "bq");
+      d.bk = upload_floats(lw.bk, blk + "bk");
+      d.bv = upload_floats(lw.bv, blk + "bv");
+    }
+    d.wq = upload_linear(lw.wq, blk + "attn_q");
+    d.wk = upload_linear(lw.wk, blk + "attn_k");
+    d.wv = upload_linear(lw.wv, blk + "attn_v");
+    d.wo = upload_linear(lw.wo, blk + "attn_output");
+    if (d.recipe.attention == LayerRecipe::Attention::Gqa) d.row_halves = kd_;
+    if (d.recipe.moe) {
+      d.router = upload_linear(lw.router, blk + "ffn_gate_inp");
+      d.shexp_gate = upload_linear(lw.shexp_gate, blk + "ffn_gate_shexp");
+      d.shexp_up = upload_linear(lw.shexp_up, blk + "ffn_up_shexp");
+      d.shexp_down = upload_linear(lw.shexp_down, blk + "ffn_down_shexp");
+      if (d.shexp_gate) ff_max_ = std::max(ff_max_, d.shexp_gate.n_out);
+      d.experts_on_gpu = size_t(l) < cfg.experts_on_gpu.size() && cfg.experts_on_gpu[l];
+      if (d.experts_on_gpu) {
+        for (size_t e = 0; e < lw.experts.size(); ++e) {
+          const auto& ex = lw.experts[e];
+          const std::string en = blk + "expert " + std::to_string(e) + " ";
+          d.experts.push_back({upload_linear(ex.gate, lw.gate_type, E, lw.n_ff_exp, en + "gate"),
+                               upload_linear(ex.up, lw.up_type, E, lw.n_ff_exp, en + "up"),
+                               upload_linear(ex.down, lw.down_type, lw.n_ff_exp, E, en + "down")});
+        }
+      }
+      ff_max_ = std::max(ff_max_, lw.n_ff_exp);
+    } else {
+      d.ffn_gate = upload_linear(lw.ffn_gate, blk + "ffn_gate");
+      d.ffn_up = upload_linear(lw.ffn_up, blk + "ffn_up");
+      d.ffn_down = upload_linear(lw.ffn_down, blk + "ffn_down");
+      ff_max_ = std::max(ff_max_, d.ffn_gate.n_out);
+    }
+    const size_t pool_bytes = size_t(n_pages_) * page_tokens_ * d.row_halves * sizeof(__half);
+    d.k_pool = alloc<__half>(pool_bytes, blk + (d.k_b.empty() ? "K cache" : "latent cache"));
+    if (d.k_b.empty()) d.v_pool = alloc<__half>(pool_bytes, blk + "V cache");
+  }
+  if (cfg.head_on_gpu) {
+    output_norm_ = upload_floats(model.output_norm, "output_norm");
+    output_ = upload_linear(model.output, "output");
+  }
+
+  // Activations.
+  const int64_t T = max_t_, n_exp = std::max(1, s_.n_expert), k = std::max(1, s_.n_expert_used);
+  const bool mla = s_.kv_lora_rank > 0;
+  if (mla) {
+    // Queries are [H][nope + rope] and values v_head_dim per head.
+    qd_ = std::max(qd_, int64_t(s_.n_head) * std::max<int64_t>(s_.qk_nope_dim + s_.qk_rope_dim, s_.v_head_dim));
+    const int64_t H = s_.n_head, R = s_.kv_lora_rank, rd = s_.qk_rope_dim;
+    mla_qa_ = alloc<float>(T * std::max(1, s_.q_lora_rank) * sizeof(float), "MLA activations");
+    mla_lat_ = alloc<float>(T * (R + rd) * sizeof(float), "MLA activations");
+    mla_c_ = alloc<float>(T * R * sizeof(float), "MLA activations");
+    qlat_ = alloc<float>(T * H * R * sizeof(float), "MLA activations");
+    qrope_ = alloc<float>(T * H * rd * sizeof(float), "MLA activations");
+    olat_ = alloc<float>(T * H * R * sizeof(float), "MLA activations");
+    const RopeTable rt = make_rope_table(s_, int(rd));
+    rope_inv_freq_ = const_cast<float*>(upload_floats(rt.inv_freq, "MLA rope table"));
+    rope_attn_factor_ = rt.attn_factor;
+  }
+  const int64_t ff = std::max<int64_t>(ff_max_, 1);
+  const size_t f = sizeof(float);
+  x_ = alloc<float>(T * E * f, "activations");
+  h_ = alloc<float>(T * E * f, "activations");
+  tmp_ = alloc<float>(T * E * f, "activations");
+  y_ = alloc<float>(T * E * f, "activations");
+  shared_ = alloc<float>(T * E * f, "activations");
+  q_ = alloc<float>(T * qd_ * f, "activations");
+  attn_ = alloc<float>(T * qd_ * f, "activations");
+  k_ = alloc<float>(T * kd_ * f, "activations");
+  v_ = alloc<float>(T * kd_ * f, "activations");
+  router_ = alloc<float>(T * n_exp * f, "activations");
+  gate_ = alloc<float>(T * ff * f, "activations");
+  up_ = alloc<float>(T * ff * f, "activations");
+  xe_ = alloc<float>(T * E * f, "activations");
+  ye_ = alloc<float>(T * E * f, "activations");
+  route_rows_ = alloc<int32_t>(T * k * 4, "routing");
+  route_w_ = alloc<float>(T * k * f, "routing");
+  pos_ = alloc<int32_t>(T * 4, "positions");
+  page_start_ = alloc<int32_t>(T * 4, "positions");
+  const size_t table_bytes = size_t(std::max(1, cfg.gpu_layers)) * n_pages_ * sizeof(__half*);
+  k_tables_ = alloc<__half*>(table_bytes, "page tables");
+  v_tables_ = alloc<__half*>(table_bytes, "page tables");
+
+  // Flash-decoding workspace for up to kGemvMaxTokens queries at the full context.
+  gpu::AttentionParams ap;
+  ap.n_q = 1;
+  ap.n_heads = s_.n_head;
+  ap.n_kv_heads = std::max(1, s_.n_head_kv);
+  ap.head_dim = int(D);
+  ap.q_page_start = page_start_;
+  if (mla) {
+    gpu::MlaAttentionParams mp;
+    mp.n_q = 1;
+    mp.n_heads = s_.n_head;
+    mp.kv_lora_rank = s_.kv_lora_rank;
+    mp.rope_dim = s_.qk_rope_dim;
+    mp.q_page_start = page_start_;
+    decode_splits_cap_ =
+        gpu::attention_decode_splits(n_pages_ * page_tokens_, gpu::mla_attention_blocks(mp), sm_count_);
+    attn_ws_bytes_ = gpu::attention_workspace_bytes(gpu::kGemvMaxTokens, s_.n_head, s_.kv_lora_rank, decode_splits_cap_);
+  } else {
+    decode_splits_cap_ = gpu::attention_decode_splits(n_pages_ * page_tokens_, gpu::attention_blocks(ap), sm_count_);
+    attn_ws_bytes_ = gpu::attention_workspace_bytes(gpu::kGemvMaxTokens, s_.n_head, int(D), decode_splits_cap_);
+  }
+  attn_ws_ = alloc(std::max<size_t>(attn_ws_bytes_, 1), "attention workspace");
+
+  // cuBLAS and the dequantisation tile of the GEMM path: x as 16-bit plus a 32 MiB weight tile.
+  int64_t k_max = std::max({E, qd_, ff});
+  const size_t gemm_bytes = size_t(T * k_max * 2) + (size_t(32) << 20);
+  gemm_.workspace = alloc(gemm_bytes, "GEMM workspace");
+  gemm_.workspace_bytes = gemm_bytes;
+  if (cublasCreate(&gemm_.cublas) != CUBLAS_STATUS_SUCCESS) throw Error(dev_.name() + ": cublasCreate failed");
+
+  x_pin_ = PinnedBuffer(T * E * f);
+  h_pin_ = PinnedBuffer(T * E * f);
+  y_pin_ = PinnedBuffer(T * E * f);
+  logits_pin_ = PinnedBuffer(T * n_exp * f);
+  meta_pin_ = PinnedBuffer(2 * T * 4);
+  tables_pin_ = PinnedBuffer(2 * table_bytes);
+  route_pin_ = PinnedBuffer(T * k * 8);
+  ids_.resize(T * k);
+  weights_.resize(T * k);
+}
+
+CudaOffload::~CudaOffload() {
+  cudaStreamSynchronize(st_);
+  if (gemm_.cublas) cublasDestroy(gemm_.cublas);
+  for (auto& sgm : segments_) {
+    cudaEventDestroy(sgm.start);
+    cudaEventDestroy(sgm.end);
+  }
+  for (void* p : owned_) dev_.allocator().deallocate(p);
+}
+
+template <class T>
+T* CudaOffload::alloc(size_t bytes, const std::string& what) {
+  void* p = nullptr;
+  try {
+    p = dev_.allocator().allocate(bytes);
+  } catch (const Error& e) {
+    throw Error(dev_.name() + ": out of GPU memory placing " + what + " (" + std::to_string(bytes) + " bytes; " +
+                std::to_string(owned_bytes_) + " bytes placed before it): " + e.what());
+  }
+  owned_.push_back(p);
+  owned_bytes_ += bytes;
+  return static_cast<T*>(p);
+}
+
+const float* CudaOffload::upload_floats(const std::vector<float>& v, const std::string& what) {
+  if (v.empty()) throw Error(model_.file().path() + ": " + what + " is missing for the GPU layer");
+  float* d = alloc<float>(v.size() * sizeof(float), what);
+  cuda_check(cudaMemcpy(d, v.data(), v.size() * sizeof(float), cudaMemcpyHostToDevice), what.c_str());
+  return d;
+}
+
+DevLinear CudaOffload::upload_linear(const void* data, DType type, int64_t n_in, int64_t n_out,
+                                     const std::string& what) {
+  if (!gpu::supports_weight_type(type))
+    throw Error(model_.file().path() + ": " + what + " is " + std::string(dtype_name(type)) +
+                ", which has no GPU kernel; keep this layer on the CPU");
+  const size_t bytes = size_t(row_bytes(type, n_in)) * size_t(n_out);
+  void* d = alloc(bytes, what);
+  dev_.copy_to_device(d, data, bytes);  // from the mapped file: staged through pinned buffers
+  return {d, type, n_in, n_out};
+}
+
+void CudaOffload::matmul(const DevLinear& w, const float* x, int64_t m, float* y) {
+  gpu::MatmulParams p;
+  p.w = w.w;
+  p.w_type = w.type;
+  p.n = w.n_out;
+  p.k = w.n_in;
+  p.x = x;
+  p.m = m;
+  p.x_stride = w.n_in;
+  p.y = y;
+  p.y_stride = w.n_out;
+  gpu_check(gpu::matmul(p, gemm_, st_));
+}
+
+void CudaOffload::h2d(void* dst, const void* src, size_t bytes) {
+  cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, st_), "cudaMemcpyAsync H2D");
+  stats_.h2d_bytes += bytes;
+}
+
+void CudaOffload::d2h(void* dst, const void* src, size_t bytes) {
+  cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, st_), "cudaMemcpyAsync D2H");
+  stats_.d2h_bytes += bytes;
+}
+
+void CudaOffload::segment_begin() {
+  if (!cfg_.timeline) return;
+  if (n_segments_ == segments_.size()) {
+    TimedSegment sgm;
+    cuda_check(cudaEventCreate(&sgm.start), "cudaEventCreate");
+    cuda_check(cudaEventCreate(&sgm.end), "cudaEventCreate");
+    segments_.push_back(sgm);
+  }
+  cuda_check(cudaEventRecord(segments_[n_segments_].start, st_), "cudaEventRecord");
+}
+
+void CudaOffload::segment_end() {
+  if (!cfg_.timeline) return;
+  cuda_check(cudaEventRecord(segments_[n_segments_++].end, st_), "cudaEventRecord");
+}
+
+void CudaOffload::reserve_pages(int seq, int64_t n_tokens) {
+  if (seq < 0) throw Error("GPU KV cache: sequence id " + std::to_string(seq));
+  if (size_t(seq) >= seq_pages_.size()) seq_pages_.resize(seq + 1);
+  auto& pages = seq_pages_[seq];
+  while (int64_t(pages.size()) * page_tokens_ < n_tokens) {
+    if (free_pages_.empty())
+      throw Error("GPU KV cache is full: " + std::to_string(n_pages_ * page_tokens_) +
+                  " tokens over all sequences (raise -c)");
+    pages.push_back(free_pages_.back());
+    free_pages_.pop_back();
+  }
+}
+
+void CudaOffload::free_sequence(int seq) { truncate(seq, 0); }
+
+void CudaOffload::truncate(int seq, int64_t n_tokens) {
+  if (seq < 0 || size_t(seq) >= seq_pages_.size()) return;
+  auto& pages = seq_pages_[seq];
+  const size_t keep = size_t((n_tokens + page_tokens_ - 1) / page_tokens_);
+  while (pages.size() > keep) {
+    free_pages_.push_back(pages.back());
+    pages.pop_back();
+  }
+}
+
+// Positions, each token's page-table offset, and every GPU layer's page tables for the batch's
+// sequences (concatenated in batch order), uploaded in one go.
+void CudaOffload::prepare_batch(const BatchView& b) {
+  int32_t* pos = meta_pin_.data<int32_t>();
+  int32_t* start = pos + max_t_;
+  std::vector<int> run_seqs;
+  table_len_ = 0;
+  max_keys_ = 0;
+  int32_t offset = 0;
+  for (int64_t t = 0; t < b.n; ++t) {
+    if (t == 0 || b.seq[t] != b.seq[t - 1]) {
+      // The sequence's pages for its highest position in this batch (tokens are contiguous).
+      int64_t last = b.pos[t];
+      for (int64_t u = t; u < b.n && b.seq[u] == b.seq[t]; ++u) last = std::max(last, b.pos[u]);
+      reserve_pages(b.seq[t], last + 1);
+      offset = int32_t(table_len_);
+      table_len_ += int64_t(seq_pages_[b.seq[t]].size());
+      run_seqs.push_back(b.seq[t]);
+    }
+    pos[t] = int32_t(b.pos[t]);
+    start[t] = offset;
+    max_keys_ = std::max(max_keys_, b.pos[t] + 1);
+  }
+  h2d(pos_, pos, size_t(b.n) * 4);
+  h2d(page_start_, start, size_t(b.n) * 4);
+  auto* tk = tables_pin_.data<__half*>();
+  auto* tv = tk + size_t(cfg_.gpu_layers) * n_pages_;
+  for (int l = 0; l < cfg_.gpu_layers; ++l) {
+    const DevLayer& d = layers_[l];
+    if (!d.k_pool) continue;
+    const size_t page_halves = size_t(page_tokens_) * d.row_halves;
+    int64_t j = 0;
+    for (int sq : run_seqs)
+      for (int32_t page : seq_pages_[sq]) {
+        tk[l * n_pages_ + j] = d.k_pool + page * page_halves;
+        tv[l * n_pages_ + j] = d.v_pool ? d.v_pool + page * page_halves : nullptr;
+        ++j;
+      }
+  }
+  // Whole rows of the table arrays (only the first table_len_ of each row are read).
+  const size_t bytes = size_t(cfg_.gpu_layers) * n_pages_ * sizeof(__half*);
+  h2d(k_tables_, tk, bytes);
+  h2d(v_tables_, tv, bytes);
+}
+
+void CudaOffload::attention(int l, int64_t T) {
+  const DevLayer& d = layers_[l];
+  const int64_t E = s_.n_embd, D = s_.head_dim;
+  gpu_check(gpu::rms_norm({x_, d.attn_norm, h_, T, E, s_.rms_eps}, st_));
+  matmul(d.wq, h_, T, q_);
+  matmul(d.wk, h_, T, k_);
+  matmul(d.wv, h_, T, v_);
+  if (d.bq) {
+    gpu_check(gpu::add_bias(q_, d.bq, T, qd_, st_));
+    gpu_check(gpu::add_bias(k_, d.bk, T, kd_, st_));
+    gpu_check(gpu::add_bias(v_, d.bv, T, kd_, st_));
+  }
+  if (d.q_norm) {
+    gpu_check(gpu::rms_norm({q_, d.q_norm, q_, T * s_.n_head, D, s_.rms_eps}, st_));
+    gpu_check(gpu::rms_norm({k_, d.k_norm, k_, T * s_.n_head_kv, D, s_.rms_eps}, st_));
+  }
+  gpu::RopeParams rp;
+  rp.positions = pos_;
+  rp.n_tokens = T;
+  rp.head_dim = int(D);
+  rp.rot_dim = d.recipe.gqa.rot_dim > 0 ? d.recipe.gqa.rot_dim : int(D);
+  rp.theta = s_.rope_theta;
+  rp.mode = s_.rope_type == place::RopeType::Neox ? gpu::RopeMode::Neox : gpu::RopeMode::Interleaved;
+  rp.x = q_;
+  rp.token_stride = qd_;
+  rp.n_heads = s_.n_head;
+  gpu_check(gpu::rope(rp, st_));
+  rp.x = k_;
+  rp.token_stride = kd_;
+  rp.n_heads = s_.n_head_kv;
+  gpu_check(gpu::rope(rp, st_));
+
+  __half* const* kt = k_tables_ + size_t(l) * n_pages_;
+  __half* const* vt = v_tables_ + size_t(l) * n_pages_;
+  gpu_check(gpu::store_kv_rows(k_, kd_, T, kd_, kt, page_start_, pos_, page_tokens_, st_));
+  gpu_check(gpu::store_kv_rows(v_, kd_, T, kd_, vt, page_start_, pos_, page_tokens_, st_));
+
+  gpu::AttentionParams ap;
+  ap.q = q_;
+  ap.n_q = T;
+  ap.q_pos = pos_;
+  ap.q_page_start = page_start_;
+  ap.n_heads = s_.n_head;
+  ap.n_kv_heads = s_.n_head_kv;
+  ap.head_dim = int(D);
+  ap.k = {kt, page_tokens_};
+  ap.v = {vt, page_tokens_};
+  ap.max_keys = max_keys_;
+  ap.scale = 1.0f / std::sqrt(float(D));
+  ap.out = attn_;
+  if (T <= gpu::kGemvMaxTokens) {
+    const int splits = std::min(decode_splits_cap_,
+                                gpu::attention_decode_splits(max_keys_, gpu::attention_blocks(ap), sm_count_));
+    gpu_check(gpu::attention_decode(ap, splits, attn_ws_, attn_ws_bytes_, st_));
+  } else {
+    gpu_check(gpu::attention_prefill(ap, st_));
+  }
+  matmul(d.wo, attn_, T, tmp_);
+  gpu_check(gpu::add(x_, tmp_, T * E, st_));
+}
+
+void CudaOffload::upload_mla(const LayerWeights& lw, DevLayer& d, const std::string& blk) {
+  const int64_t R = s_.kv_lora_rank, rd = s_.qk_rope_dim;
+  if (lw.wq_a) {
+    d.wq_a = upload_linear(lw.wq_a, blk + "attn_q_a");
+    d.q_a_norm = upload_floats(lw.q_a_norm, blk + "attn_q_a_norm");
+    d.wq_b = upload_linear(lw.wq_b, blk + "attn_q_b");
+  }
+  d.wkv_a = upload_linear(lw.wkv_a, blk + "attn_kv_a_mqa");
+  d.kv_a_norm = upload_floats(lw.kv_a_norm, blk + "attn_kv_a_norm");
+  for (size_t h = 0; h < lw.k_b.size(); ++h) {
+    d.k_b.push_back(upload_linear(lw.k_b[h], blk + "attn_k_b head " + std::to_string(h)));
+    d.v_b.push_back(upload_linear(lw.v_b[h], blk + "attn_v_b head " + std::to_string(h)));
+  }
+  d.row_halves = R + rd;
+}
+
+// runtime/engine/mla_block.cpp on the GPU: the latent row [norm(c) | roped k_pe] goes to the cache;
+// the query absorbs k_b per head (q_lat) and keeps its roped part (q_rope); attention runs in
+// latent space; v_b per head turns o_lat into values; then Wo and the residual add.
+void CudaOffload::mla_attention(int l, int64_t T) {
+  const DevLayer& d = layers_[l];
+  const int64_t E = s_.n_embd, H = s_.n_head, nope = s_.qk_nope_dim, rd = s_.qk_rope_dim, qk = nope + rd;
+  const int64_t R = s_.kv_lora_rank, lat = R + rd, vd = s_.v_head_dim;
+  gpu_check(gpu::rms_norm({x_, d.attn_norm, h_, T, E, s_.rms_eps}, st_));
+  if (d.wq_a) {
+    const int64_t QR = s_.q_lora_rank;
+    matmul(d.wq_a, h_, T, mla_qa_);
+    gpu_check(gpu::rms_norm({mla_qa_, d.q_a_norm, mla_qa_, T, QR, s_.rms_eps}, st_));
+    matmul(d.wq_b, mla_qa_, T, q_);
+  } else {
+    matmul(d.wq, h_, T, q_);
+  }
+  matmul(d.wkv_a, h_, T, mla_lat_);
+  // Norm the latent part of each [R | rope] row: out to a dense buffer, normed, back.
+  auto copy2d = [&](float* dst, int64_t dst_stride, const float* src, int64_t src_stride, int64_t width, int64_t rows) {
+    cuda_check(cudaMemcpy2DAsync(dst, size_t(dst_stride) * 4, src, size_t(src_stride) * 4, size_t(width) * 4,
+                                 size_t(rows), cudaMemcpyDeviceToDevice, st_),
+               "cudaMemcpy2DAsync");
+  };
+  copy2d(mla_c_, R, mla_lat_, lat, R, T);
+  gpu_check(gpu::rms_norm({mla_c_, d.kv_a_norm, mla_c_, T, R, s_.rms_eps}, st_));
+  copy2d(mla_lat_, lat, mla_c_, R, R, T);
+  gpu::RopeTableParams rp;
+  rp.positions = pos_;
+  rp.n_tokens = T;
+  rp.inv_freq = rope_inv_freq_;
+  rp.n_pairs = int(rd / 2);
+  rp.attn_factor = rope_attn_factor_;
+  rp.x = mla_lat_ + R;  // the shared key's rope part
+  rp.token_stride = lat;
+  rp.n_heads = 1;
+  rp.head_stride = lat;
+  gpu_check(gpu::rope_table(rp, st_));
+  rp.x = q_ + nope;  // every head's q_pe
+  rp.token_stride = H * qk;
+  rp.n_heads = int(H);
+  rp.head_stride = qk;
+  gpu_check(gpu::rope_table(rp, st_));
+  __half* const* kt = k_tables_ + size_t(l) * n_pages_;
+  gpu_check(gpu::store_kv_rows(mla_lat_, lat, T, lat, kt, page_start_, pos_, page_tokens_, st_));
+
+  // q_lat[t][h] = k_b[h] . q_nope[t][h]; q_rope[t][h] = q_pe[t][h].
+  for (int64_t hh = 0; hh < H; ++hh) {
+    gpu::MatmulParams p;
+    p.w = d.k_b[hh].w;
+    p.w_type = d.k_b[hh].type;
+    p.n = R;
+    p.k = nope;
+    p.x = q_ + hh * qk;
+    p.m = T;
+    p.x_stride = H * qk;
+    p.y = qlat_ + hh * R;
+    p.y_stride = H * R;
+    gpu_check(gpu::matmul(p, gemm_, st_));
+  }
+  copy2d(qrope_, rd, q_ + nope, qk, rd, T * H);
+
+  gpu::MlaAttentionParams mp;
+  mp.q_lat = qlat_;
+  mp.q_rope = qrope_;
+  mp.n_q = T;
+  mp.q_pos = pos_;
+  mp.q_page_start = page_start_;
+  mp.n_heads = int(H);
+  mp.kv_lora_rank = int(R);
+  mp.rope_dim = int(rd);
+  mp.latent = {kt, page_tokens_};
+  mp.max_keys = max_keys_;
+  mp.scale = s_.attn_scale_mul / std::sqrt(float(qk));
+  mp.o_lat = olat_;
+  const int splits =
+      T <= gpu::kGemvMaxTokens
+          ? std::min(decode_splits_cap_, gpu::attention_decode_splits(max_keys_, gpu::mla_attention_blocks(mp), sm_count_))
+          : 1;
+  gpu_check(gpu::mla_attention(mp, splits, attn_ws_, attn_ws_bytes_, st_));
+
+  // attn[t][h] = v_b[h] . o_lat[t][h]
+  for (int64_t hh = 0; hh < H; ++hh) {
+    gpu::MatmulParams p;
+    p.w = d.v_b[hh].w;
+    p.w_type = d.v_b[hh].type;
+    p.n = vd;
+    p.k = R;
+    p.x = olat_ + hh * R;
+    p.m = T;
+    p.x_stride = H * R;
+    p.y = attn_ + hh * vd;
+    p.y_stride = H * vd;
+    gpu_check(gpu::matmul(p, gemm_, st_));
+  }
+  matmul(d.wo, attn_, T, tmp_);
+  gpu_check(gpu::add(x_, tmp_, T * E, st_));
+}
+
+void CudaOffload::dense_ffn(int l, int64_t T) {
+  const DevLayer& d = layers_[l];
+  const int64_t E = s_.n_embd, F = d.ffn_gate.n_out;
+  gpu_check(gpu::rms_norm({x_, d.ffn_norm, h_, T, E, s_.rms_eps}, st_));
+  matmul(d.ffn_gate, h_, T, gate_);
+  matmul(d.ffn_up, h_, T, up_);
+  gpu_check(gpu::swiglu(gate_, up_, gate_, T * F, st_));
+  matmul(d.ffn_down, gate_, T, tmp_);
+  gpu_check(gpu::add(x_, tmp_, T * E, st_));
+}
+
+void CudaOffload::shared_experts(int l, int64_t T) {
+  const DevLayer& d = layers_[l];
+  if (!d.shexp_gate) return;
+  const int64_t F = d.shexp_gate.n_out;
+  matmul(d.shexp_gate, h_, T, gate_);
+  matmul(d.shexp_up, h_, T, up_);
+  gpu_check(gpu::swiglu(gate_, up_, gate_, T * F, st_));
+  matmul(d.shexp_down, gate_, T, shared_);
+}
+
+// Routed experts on the GPU: per used expert, its tokens' rows gathered, gate/up, SwiGLU, down,
+// and added into y_ with their routing weights (ids_/weights_ hold the host's routing).
+void CudaOffload::experts_on_gpu(int l, int64_t T) {
+  const DevLayer& d = layers_[l];
+  const int64_t E = s_.n_embd, k = s_.n_expert_used, F = model_.layers[l].n_ff_exp;
+  const int n_exp = int(d.experts.size());
+  // Tokens per expert, as (row, weight) lists packed expert after expert.
+  std::vector<int64_t> count(n_exp + 1, 0);
+  for (int64_t i = 0; i < T * k; ++i) ++count[ids_[i] + 1];
+  for (int e = 0; e < n_exp; ++e) count[e + 1] += count[e];
+  int32_t* rows = route_pin_.data<int32_t>();
+  float* w = reinterpret_cast<float*>(rows + T * k);
+  std::vector<int64_t> fill(count.begin(), count.end() - 1);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t j = 0; j < k; ++j) {
+      const int e = ids_[t * k + j];
+      rows[fill[e]] = int32_t(t);
+      w[fill[e]++] = weights_[t * k + j];
+    }
+  h2d(route_rows_, rows, size_t(T * k) * 4);
+  h2d(route_w_, w, size_t(T * k) * 4);
+  cuda_check(cudaMemsetAsync(y_, 0, size_t(T * E) * sizeof(float), st_), "cudaMemsetAsync");
+  for (int e = 0; e < n_exp; ++e) {
+    const int64_t n = count[e + 1] - count[e];
+    if (n == 0) continue;
+    gpu_check(gpu::gather_rows(h_, E, route_rows_ + count[e], n, E, xe_, E, st_));
+    matmul(d.experts[e].gate, xe_, n, gate_);
+    matmul(d.experts[e].up, xe_, n, up_);
+    gpu_check(gpu::swiglu(gate_, up_, gate_, n * F, st_));
+    matmul(d.experts[e].down, gate_, n, ye_);
+    gpu_check(gpu::scatter_add_weighted(ye_, E, route_rows_ + count[e], route_w_ + count[e], n, E, y_, E, st_));
+  }
+}
+
+void CudaOffload::moe(int l, int64_t T, cpu::ThreadPool& pool, RoutingCounts* routing) {
+  const DevLayer& d = layers_[l];
+  const int64_t E = s_.n_embd, n_exp = s_.n_expert;
+  gpu_check(gpu::rms_norm({x_, d.ffn_norm, h_, T, E, s_.rms_eps}, st_));
+  matmul(d.router, h_, T, router_);
+  float* logits = logits_pin_.data<float>();
+  d2h(logits, router_, size_t(T * n_exp) * sizeof(float));
+  if (!d.experts_on_gpu) d2h(h_pin_.data(), h_, size_t(T * E) * sizeof(float));
+  cudaEvent_t handoff = nullptr;
+  cuda_check(cudaEventCreateWithFlags(&handoff, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+  cuda_check(cudaEventRecord(handoff, st_), "cudaEventRecord");
+  // Queued before the host waits: the GPU computes the shared experts while the CPU works.
+  if (!d.experts_on_gpu) shared_experts(l, T);
+  segment_end();
+
+  auto t0 = Clock::now();
+  const cudaError_t waited = cudaEventSynchronize(handoff);
+  cudaEventDestroy(handoff);
+  cuda_check(waited, "cudaEventSynchronize (MoE hand-off)");
+  stats_.wait_gpu_s += since(t0);
+
+  t0 = Clock::now();
+  route_rows(s_, model_.layers[l], logits, T, ids_.data(), weights_.data(), routing, l);
+  if (!d.experts_on_gpu) {
+    const cpu::MoeParams mp = routed_expert_params(model_, l, h_pin_.data<float>(), T, ids_.data(),
+                                                   weights_.data(), y_pin_.data<float>(), homes_);
+    cpu::moe_experts(mp, pool);
+  }
+  stats_.cpu_experts_s += since(t0);
+
+  segment_begin();
+  if (d.experts_on_gpu) {
+    experts_on_gpu(l, T);
+    shared_experts(l, T);
+  } else {
+    h2d(y_, y_pin_.data(), size_t(T * E) * sizeof(float));
+  }
+  gpu_check(gpu::add(x_, y_, T * E, st_));
+  if (d.shexp_gate) gpu_check(gpu::add(x_, shared_, T * E, st_));
+}
+
+void CudaOffload::forward(const BatchView& b, float* x, cpu::ThreadPool& pool, RoutingCounts* routing) {
+  const auto t0 = Clock::now();
+  const int64_t T = b.n, E = s_.n_embd;
+  if (T > max_t_) throw Error("GPU offload: batch of " + std::to_string(T) + " tokens > " + std::to_string(max_t_));
+  n_segments_ = 0;
+  segment_begin();
+  prepare_batch(b);
+  std::memcpy(x_pin_.data(), x, size_t(T * E) * sizeof(float));
+  h2d(x_, x_pin_.data(), size_t(T * E) * sizeof(float));
+  for (int l = 0; l < cfg_.gpu_layers; ++l) {
+    const DevLayer& d = layers_[l];
+    if (d.recipe.attention == LayerRecipe::Attention::None) continue;
+    if (d.recipe.attention == LayerRecipe::Attention::Mla) mla_attention(l, T);
+    else attention(l, T);
+    if (d.recipe.moe) moe(l, T, pool, routing);
+    else dense_ffn(l, T);
+  }
+  last_t_ = T;
+  if (!cfg_.head_on_gpu) d2h(x_pin_.data(), x_, size_t(T * E) * sizeof(float));
+  segment_end();
+  dev_.synchronize();
+  if (!cfg_.head_on_gpu) std::memcpy(x, x_pin_.data(), size_t(T * E) * sizeof(float));
+  if (cfg_.timeline)
+    for (size_t i = 0; i < n_segments_; ++i) {
+      float ms = 0;
+      cuda_check(cudaEventElapsedTime(&ms, segments_[i].start, segments_[i].end), "cudaEventElapsedTime");
+      stats_.gpu_busy_s += ms * 1e-3;
+    }
+  stats_.passes += 1;
+  stats_.tokens += T;
+  stats_.wall_s += since(t0);
+}
+
+void CudaOffload::head(const std::vector<int64_t>& rows, std::vector<float>& out) {
+  if (!cfg_.head_on_gpu) throw Error("GPU offload: head() without head_on_gpu");
+  if (rows.empty()) return;
+  const auto t0 = Clock::now();
+  const int64_t n = int64_t(rows.size()), E = s_.n_embd, V = s_.n_vocab;
+  for (int64_t r : rows)
+    if (r < 0 || r >= last_t_) throw Error("GPU offload: head row " + std::to_string(r) + " is outside the batch");
+  int32_t* idx = route_pin_.data<int32_t>();
+  // The rows fit the routing staging (T x top_k >= T entries); chunk by max_t_ rows.
+  const size_t base = out.size();
+  out.resize(base + size_t(n * V));
+  for (int64_t r0 = 0; r0 < n; r0 += max_t_) {
+    const int64_t m = std::min(max_t_, n - r0);
+    for (int64_t i = 0; i < m; ++i) idx[i] = int32_t(rows[r0 + i]);
+    h2d(route_rows_, idx, size_t(m) * 4);
+    gpu_check(gpu::gather_rows(x_, E, route_rows_, m, E, h_, E, st_));
+    gpu_check(gpu::rms_norm({h_, output_norm_, h_, m, E, s_.rms_eps}, st_));
+    float* logits = static_cast<float*>(dev_.allocator().allocate(size_t(m * V) * sizeof(float)));
+    matmul(output_, h_, m, logits);
+    dev_.copy_to_host(out.data() + base + size_t(r0 * V), logits, size_t(m * V) * sizeof(float));
+    stats_.d2h_bytes += size_t(m * V) * sizeof(float);
+    dev_.synchronize();
+    dev_.allocator().deallocate(logits);
+  }
+  stats_.wall_s += since(t0);
+}
+
+}  // namespace
+
+std::unique_ptr<GpuOffload> make_cuda_offload(const Model& model, const OffloadConfig& cfg, int64_t kv_tokens,
+                                              int max_batch, const mem::ExpertHomes* homes) {
+  return std::make_unique<CudaOffload>(model, cfg, kv_tokens, max_batch, homes);
+}
+
+}  // namespace hexe

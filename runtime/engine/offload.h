@@ -1,0 +1,65 @@
+// The GPU half of a hybrid engine (DESIGN.md "One decode step, hybrid"): the first gpu_layers
+// layers run their norms, attention (with a paged F16 KV cache on the GPU), router, shared experts
+// and dense FFNs on a CUDA device; each MoE layer's routed experts run on the CPU (strategy
+// experts-cpu) or on the GPU too (layers, gpu). This header has no CUDA in it: a build without
+// CUDA links the same engine and make_gpu_offload() says why it cannot.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cpu_kernels/thread_pool.h"
+#include "memory/expert_homes.h"
+#include "runtime/engine/forward.h"
+#include "runtime/engine/model.h"
+
+namespace hexe {
+
+struct OffloadConfig {
+  int device = 0;                     // CUDA device index
+  int gpu_layers = 0;                 // layers [0, gpu_layers) run on the GPU; 0: no GPU at all
+  std::vector<char> experts_on_gpu;   // per GPU layer: its routed experts run on the GPU too
+  bool head_on_gpu = false;           // output norm + head; needs gpu_layers == n_layers
+  bool timeline = false;              // time each GPU segment with CUDA events (bench)
+};
+
+// Where the time of the passes went since reset_stats(), for `hexe bench`'s per-device timeline.
+struct OffloadStats {
+  int64_t passes = 0, tokens = 0;
+  double wall_s = 0;          // inside forward() and head()
+  double cpu_experts_s = 0;   // CPU busy: routing + routed experts on the host
+  double gpu_busy_s = 0;      // sum of GPU segment times (timeline only)
+  double wait_gpu_s = 0;      // host waiting for the GPU's hand-off (hidden GPU work shows here)
+  uint64_t h2d_bytes = 0, d2h_bytes = 0;  // PCIe traffic of activations and tables
+};
+
+class GpuOffload {
+ public:
+  virtual ~GpuOffload() = default;
+  // Runs layers [0, gpu_layers) on the batch (tokens of one sequence contiguous, positions
+  // increasing). x: [T][n_embd] on the host, in; out too unless the head runs on the GPU, in
+  // which case head() follows. `pool` runs the routed experts placed on the CPU.
+  virtual void forward(const BatchView& batch, float* x, cpu::ThreadPool& pool, RoutingCounts* routing) = 0;
+  // Logits of batch rows `rows` of the last forward() ([n_rows][n_vocab], appended to `out`).
+  virtual void head(const std::vector<int64_t>& rows, std::vector<float>& out) = 0;
+  virtual void free_sequence(int seq) = 0;
+  virtual void truncate(int seq, int64_t n_tokens) = 0;
+  virtual const OffloadStats& stats() const = 0;
+  virtual void reset_stats() = 0;
+  virtual uint64_t device_bytes() const = 0;  // weights + KV cache + buffers held on the GPU
+  virtual std::string device_name() const = 0;
+};
+
+// Empty when CUDA device `device` can run GPU layers; otherwise why not ("built without CUDA",
+// "no CUDA device: cudaErrorNoDevice (...)").
+std::string gpu_unavailable_reason(int device = 0);
+
+// Uploads the GPU layers' weights and sizes the GPU KV cache for kv_tokens tokens and batches of
+// up to max_batch tokens. Throws hexe::Error when the build has no CUDA, the device is missing,
+// a weight type has no GPU kernel, or the GPU memory runs out (naming what was being placed).
+std::unique_ptr<GpuOffload> make_gpu_offload(const Model& model, const OffloadConfig& cfg, int64_t kv_tokens,
+                                             int max_batch, const mem::ExpertHomes* homes);
+
+}  // namespace hexe
