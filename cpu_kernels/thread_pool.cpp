@@ -27,8 +27,8 @@ constexpr auto kSpinTime = std::chrono::microseconds(50);
 
 // Spins until pred() or the spin time is over; returns pred().
 template <class Pred>
-bool spin_until(Pred pred) {
-  const auto end = std::chrono::steady_clock::now() + kSpinTime;
+bool spin_until(Pred pred, std::chrono::microseconds spin = kSpinTime) {
+  const auto end = std::chrono::steady_clock::now() + spin;
   for (;;) {
     for (int i = 0; i < 64; ++i) {
       if (pred()) return true;
@@ -55,6 +55,7 @@ struct ThreadPool::Impl {
   std::atomic<uint64_t> generation{0};
   std::atomic<int> pending{0};
   std::atomic<bool> stop{false};
+  std::atomic<int> spin_us{int(kSpinTime.count())};
   std::mutex mu;
   std::condition_variable cv;
 
@@ -63,7 +64,8 @@ struct ThreadPool::Impl {
     uint64_t seen = 0;
     for (;;) {
       uint64_t g = seen;
-      if (!spin_until([&] { return (g = generation.load(std::memory_order_acquire)) != seen; })) {
+      const std::chrono::microseconds spin(spin_us.load(std::memory_order_relaxed));
+      if (!spin_until([&] { return (g = generation.load(std::memory_order_acquire)) != seen; }, spin)) {
         std::unique_lock lk(mu);
         cv.wait(lk, [&] { return generation.load(std::memory_order_acquire) != seen; });
         g = generation.load(std::memory_order_acquire);
@@ -98,6 +100,7 @@ ThreadPool::~ThreadPool() {
 }
 
 int ThreadPool::size() const { return impl_->n_threads; }
+void ThreadPool::set_spin_us(int us) { impl_->spin_us.store(std::max(0, us), std::memory_order_relaxed); }
 const std::vector<int>& ThreadPool::cores() const { return impl_->cores; }
 
 void ThreadPool::run(const std::function<void(int ith, int nth)>& fn) {

@@ -25,6 +25,10 @@ class ThreadPool {
   // Splits [0, n) into contiguous ranges, at most one per thread, each a multiple of `grain`
   // except the last.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
+  // How long idle workers spin before they sleep (default 50 us). Longer spins keep the workers
+  // awake across short gaps between jobs (the hybrid engine's GPU segments, ~0.1 ms), at the
+  // price of busy cores; a sleeping worker takes tens of microseconds to wake.
+  void set_spin_us(int us);
 
  private:
   struct Impl;

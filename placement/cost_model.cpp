@@ -52,6 +52,7 @@ CostModel::CostModel(const HardwareProfile& hw) : eff_(hw.efficiency) {
   matmul_rate_.load(hw.cpu.matmul_gops, 1e9 * eff_.cpu_int8);
   moe_rate_.load(hw.cpu.moe_prefill_gops, 1e9 * eff_.cpu_int8);
   dram_bw_.load(eff_.cpu_dram_by_type, dram_);
+  moe_decode_bw_.load(eff_.cpu_moe_decode_by_type, dram_);
   cpu_int8_ = hw.cpu.peak_gops_int8 * 1e9 * eff_.cpu_int8;
   cpu_bf16_ = hw.cpu.peak_gflops_bf16 * 1e9 * eff_.cpu_float;
   cpu_fp32_ = hw.cpu.peak_gflops_fp32 * 1e9 * eff_.cpu_float;
@@ -59,6 +60,8 @@ CostModel::CostModel(const HardwareProfile& hw) : eff_(hw.efficiency) {
     const auto& g = hw.gpus.front();
     has_gpu_ = true;
     gpu_bw_ = g.mem_gbps * 1e9 * eff_.gpu_mem;
+    gpu_gemv_bw_ = g.mem_gbps * 1e9 * eff_.gpu_gemv;
+    gpu_attention_ = g.attention_tflops * 1e12;
     gpu_rate_ = g.peak_tflops_fp16 * 1e12 * eff_.gpu_compute;
     // DMA reads host DRAM: an upload cannot run faster than the host memory it reads.
     pcie_bw_ = std::min(g.pcie_h2d_gbps * 1e9 * eff_.pcie, cpu_bw_);
@@ -106,18 +109,27 @@ Cost CostModel::cpu_op(double bytes, double flops, DType type, int calls, bool r
   return cpu_roofline(bytes / cpu_bw(type, rows16), flops / cpu_rate(type, rows16), calls);
 }
 
-Cost CostModel::cpu_moe_op(double bytes, double flops, DType type, int calls, bool rows16) const {
+Cost CostModel::cpu_moe_op(double bytes, double flops, DType type, int calls, bool rows16, bool decode) const {
+  double bw = cpu_bw(type, rows16);
+  if (decode)
+    if (const double d = moe_decode_bw_.find(type, rows16); d > 0) bw = d;
   const double rate = moe_rate_.find(type, rows16);
-  if (rate <= 0) return cpu_op(bytes, flops, type, calls, rows16);
-  return cpu_roofline(bytes / cpu_bw(type, rows16), flops / rate, calls);
+  if (rate <= 0) return cpu_roofline(bytes / bw, flops / cpu_rate(type, rows16), calls);
+  return cpu_roofline(bytes / bw, flops / rate, calls);
 }
 
-Cost CostModel::gpu_op(double bytes, double flops, int launches) const {
+Cost CostModel::gpu_op(double bytes, double flops, int launches, bool decode) const {
   Cost c;
-  const double tm = bytes / gpu_bw_, tc = flops / gpu_rate_;
+  const double tm = bytes / (decode ? gpu_gemv_bw_ : gpu_bw_), tc = flops / gpu_rate_;
   if (tm >= tc) c.by[size_t(Limit::GpuMemory)] = tm;
   else c.by[size_t(Limit::GpuCompute)] = tc;
   c.by[size_t(Limit::Latency)] = launches * eff_.gpu_launch_us * 1e-6;
+  return c;
+}
+
+Cost CostModel::gpu_attention(double flops) const {
+  Cost c;
+  c.by[size_t(Limit::GpuCompute)] = flops / (gpu_attention_ > 0 ? gpu_attention_ : gpu_rate_);
   return c;
 }
 

@@ -38,10 +38,17 @@ class CostModel {
   Cost cpu_op(double bytes, double flops, DType type, int calls = 1, bool rows16 = false) const;
   // The routed-expert layer on the CPU: as cpu_op, but compute at the profile's measured MoE
   // prefill rate for the type when it has one (the layer's own kernel, not a plain matmul).
-  Cost cpu_moe_op(double bytes, double flops, DType type, int calls = 1, bool rows16 = false) const;
+  // decode: one token; its weights stream at the measured MoE-decode efficiency for the type
+  // (Efficiency::cpu_moe_decode_by_type) where the profile has one.
+  Cost cpu_moe_op(double bytes, double flops, DType type, int calls = 1, bool rows16 = false,
+                  bool decode = false) const;
   // One GPU op: max(bytes / B_gpu, flops / R_gpu) + launches * t_launch (0 launches inside a
-  // captured CUDA graph).
-  Cost gpu_op(double bytes, double flops, int launches = 1) const;
+  // captured CUDA graph). decode: a GEMV over few activation rows, which reaches the measured
+  // GEMV bandwidth (Efficiency::gpu_gemv) rather than the device's streaming read.
+  Cost gpu_op(double bytes, double flops, int launches = 1, bool decode = false) const;
+  // The GPU attention core (scores, softmax, values) at the measured kernel rate.
+  Cost gpu_attention(double flops) const;
+  double gpu_attention_rate() const { return gpu_attention_; }
   // Host -> device copy of `bytes` in `transfers` DMA transfers.
   Cost h2d(double bytes, int transfers = 1) const;
   // Fixed latency (hand-offs, graph launches), in microseconds.
@@ -72,10 +79,10 @@ class CostModel {
     void load(const std::map<std::string, double>& named, double scale);
     double find(DType t, bool rows16) const;  // the rows16 figure, else the GGUF one; 0: none
   };
-  PerType matmul_rate_, moe_rate_, dram_bw_;
+  PerType matmul_rate_, moe_rate_, dram_bw_, moe_decode_bw_;
   bool has_gpu_ = false;
   double cpu_bw_ = 0, cpu_int8_ = 0, cpu_bf16_ = 0, cpu_fp32_ = 0;
-  double gpu_bw_ = 0, gpu_rate_ = 0, pcie_bw_ = 0;
+  double gpu_bw_ = 0, gpu_gemv_bw_ = 0, gpu_rate_ = 0, pcie_bw_ = 0, gpu_attention_ = 0;
 };
 
 }  // namespace hexe::place

@@ -76,6 +76,11 @@ void to_json(json& j, const GpuProfile& v) {
            {"mem_gbps", v.mem_gbps}, {"peak_tflops_fp16", v.peak_tflops_fp16},
            {"peak_tops_int8", v.peak_tops_int8}, {"pcie_h2d_gbps", v.pcie_h2d_gbps},
            {"pcie_d2h_gbps", v.pcie_d2h_gbps}, {"reserved_gib", to_gib(v.reserved_bytes)}};
+  if (v.gemv_gbps > 0) j["gemv_gbps"] = v.gemv_gbps;
+  if (v.attention_tflops > 0) j["attention_tflops"] = v.attention_tflops;
+  if (v.graph_kernel_us > 0) j["graph_kernel_us"] = v.graph_kernel_us;
+  if (v.launch_us > 0) j["launch_us"] = v.launch_us;
+  if (v.handoff_us > 0) j["handoff_us"] = v.handoff_us;
 }
 void from_json(const json& j, GpuProfile& v) {
   v.name = j.value("name", std::string());
@@ -87,6 +92,13 @@ void from_json(const json& j, GpuProfile& v) {
   v.pcie_h2d_gbps = j.at("pcie_h2d_gbps").get<double>();
   v.pcie_d2h_gbps = j.value("pcie_d2h_gbps", v.pcie_h2d_gbps);
   v.reserved_bytes = gib_field(j, "reserved_gib");
+  v.gemv_gbps = j.value("gemv_gbps", 0.0);
+  v.attention_tflops = j.value("attention_tflops", 0.0);
+  v.graph_kernel_us = j.value("graph_kernel_us", 0.0);
+  v.launch_us = j.value("launch_us", 0.0);
+  v.handoff_us = j.value("handoff_us", 0.0);
+  for (double f : {v.gemv_gbps, v.attention_tflops, v.graph_kernel_us, v.launch_us, v.handoff_us})
+    if (!(f >= 0)) throw Error("gpu measurements (gemv_gbps, *_us) must be >= 0, got " + std::to_string(f));
 }
 
 void to_json(json& j, const Efficiency& v) {
@@ -94,8 +106,10 @@ void to_json(json& j, const Efficiency& v) {
            {"gpu_mem", v.gpu_mem}, {"gpu_compute", v.gpu_compute}, {"pcie", v.pcie},
            {"gpu_launch_us", v.gpu_launch_us}, {"gpu_graph_launch_us", v.gpu_graph_launch_us},
            {"handoff_us", v.handoff_us}, {"pcie_setup_us", v.pcie_setup_us},
-           {"cpu_op_us", v.cpu_op_us}, {"gpu_kernels_per_layer", v.gpu_kernels_per_layer}};
+           {"cpu_op_us", v.cpu_op_us}, {"gpu_kernels_per_layer", v.gpu_kernels_per_layer},
+           {"gpu_gemv", v.gpu_gemv}, {"gpu_kernel_us", v.gpu_kernel_us}};
   if (!v.cpu_dram_by_type.empty()) j["cpu_dram_by_type"] = v.cpu_dram_by_type;
+  if (!v.cpu_moe_decode_by_type.empty()) j["cpu_moe_decode_by_type"] = v.cpu_moe_decode_by_type;
 }
 void from_json(const json& j, Efficiency& v) {
   Efficiency d;  // any field left out keeps hexe's default
@@ -111,8 +125,14 @@ void from_json(const json& j, Efficiency& v) {
   v.pcie_setup_us = j.value("pcie_setup_us", d.pcie_setup_us);
   v.cpu_op_us = j.value("cpu_op_us", d.cpu_op_us);
   v.gpu_kernels_per_layer = j.value("gpu_kernels_per_layer", d.gpu_kernels_per_layer);
+  v.gpu_gemv = j.value("gpu_gemv", d.gpu_gemv);
+  v.gpu_kernel_us = j.value("gpu_kernel_us", d.gpu_kernel_us);
   v.cpu_dram_by_type = j.value("cpu_dram_by_type", std::map<std::string, double>{});
-  for (double f : {v.cpu_dram, v.cpu_int8, v.cpu_float, v.gpu_mem, v.gpu_compute, v.pcie}) {
+  v.cpu_moe_decode_by_type = j.value("cpu_moe_decode_by_type", std::map<std::string, double>{});
+  for (const auto& [type, f] : v.cpu_moe_decode_by_type)
+    if (!(f > 0 && f <= 1))
+      throw Error("efficiency.cpu_moe_decode_by_type." + type + " must lie in (0, 1], got " + std::to_string(f));
+  for (double f : {v.cpu_dram, v.cpu_int8, v.cpu_float, v.gpu_mem, v.gpu_compute, v.pcie, v.gpu_gemv}) {
     if (!(f > 0 && f <= 1)) throw Error("efficiency fractions must lie in (0, 1], got " + std::to_string(f));
   }
   for (const auto& [type, f] : v.cpu_dram_by_type)

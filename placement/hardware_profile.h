@@ -62,6 +62,15 @@ struct GpuProfile {
   double pcie_h2d_gbps = 0;      // pinned host -> device
   double pcie_d2h_gbps = 0;      // device -> pinned host
   uint64_t reserved_bytes = 0;   // taken by the driver/context before hexe allocates anything
+  // Measured by `hexe profile detect` with hexe's kernels (0: not measured): a decode GEMV's
+  // bandwidth (Q4_K, attention-projection shape, weights larger than L2), one small kernel's time
+  // inside a CUDA graph and launched alone, and the hybrid step's hand-off (kernel, 8 KB to
+  // pinned memory, host waits, 8 KB back, kernel).
+  double gemv_gbps = 0;
+  double attention_tflops = 0;   // prefill attention core: 512 queries at 3.5-4K context, 32/4 heads of 128
+  double graph_kernel_us = 0;
+  double launch_us = 0;
+  double handoff_us = 0;
 };
 
 // Fractions of the peaks above a runtime achieves, and fixed per-call costs. Defaults are hexe's
@@ -79,10 +88,15 @@ struct Efficiency {
   double handoff_us = 15;        // per layer, GPU -> CPU -> GPU hand-off through pinned memory
   double pcie_setup_us = 10;     // per DMA transfer
   double cpu_op_us = 2;          // per CPU op (thread-pool fork/join)
-  int gpu_kernels_per_layer = 12;  // launches per layer when not captured in a graph
+  int gpu_kernels_per_layer = 20;  // kernels and copies of one GPU layer's decode step
+  double gpu_gemv = 0.5;         // of GpuProfile::mem_gbps, a decode GEMV (few rows of activations)
+  double gpu_kernel_us = 3;      // per kernel of a CUDA-graphed decode step (small kernels)
   // Measured: per weight type, the fraction of the DRAM read bandwidth a single-token matmul
   // streaming that type from memory reaches (decode). Types left out use cpu_dram.
   std::map<std::string, double> cpu_dram_by_type;
+  // Measured likewise for the routed-expert layer in decode (peak_bench.h
+  // measure_moe_decode_gbps): short per-layer jobs reach less than one long GEMV.
+  std::map<std::string, double> cpu_moe_decode_by_type;
 };
 
 struct HardwareProfile {

@@ -165,7 +165,13 @@ HardwareProfile detect_profile(const DetectOptions& opt) {
           continue;
         const std::string name = std::string(dtype_name(t)) + (rows16 ? "+rows16" : "");
         p.cpu.matmul_gops[name] = measure_matmul_gflops(t, all, opt.matmul_seconds / 2, 128, layout);
-        if (is_quantized(t)) p.cpu.moe_prefill_gops[name] = measure_moe_prefill_gflops(t, all, opt.matmul_seconds / 2, layout);
+        if (is_quantized(t)) {
+          p.cpu.moe_prefill_gops[name] = measure_moe_prefill_gflops(t, all, opt.matmul_seconds / 2, layout);
+          p.efficiency.cpu_moe_decode_by_type[name] =
+              std::clamp(measure_moe_decode_gbps(t, all, std::min<uint64_t>(per_type, uint64_t(1) << 30), layout) /
+                             std::max(1e-9, p.cpu.dram_read_gbps),
+                         0.05, 1.0);
+        }
         p.efficiency.cpu_dram_by_type[name] = std::clamp(
             measure_gemv_stream_gbps(all, per_type, t, layout) / std::max(1e-9, p.cpu.dram_read_gbps), 0.05, 1.0);
       }
@@ -177,6 +183,14 @@ HardwareProfile detect_profile(const DetectOptions& opt) {
     p.measured = true;
   }
   if (gpu_detector()) p.gpus = gpu_detector()();
+  // The first GPU's measured kernel figures become the efficiencies the planner uses.
+  if (!p.gpus.empty()) {
+    const GpuProfile& g = p.gpus[0];
+    if (g.gemv_gbps > 0 && g.mem_gbps > 0) p.efficiency.gpu_gemv = std::clamp(g.gemv_gbps / g.mem_gbps, 0.01, 1.0);
+    if (g.graph_kernel_us > 0) p.efficiency.gpu_kernel_us = g.graph_kernel_us;
+    if (g.launch_us > 0) p.efficiency.gpu_launch_us = g.launch_us;
+    if (g.handoff_us > 0) p.efficiency.handoff_us = g.handoff_us;
+  }
   return p;
 }
 
@@ -212,9 +226,13 @@ std::string describe_profile(const HardwareProfile& p) {
   for (const auto& [type, gops] : p.cpu.matmul_gops) {
     auto it = p.efficiency.cpu_dram_by_type.find(type);
     auto moe = p.cpu.moe_prefill_gops.find(type);
-    std::snprintf(b, sizeof b, "  %-11s matmul %6.1f GOP/s (128 rows), MoE prefill %6.1f GOP/s, decode streams at %.2f of DRAM\n",
+    auto moe_dec = p.efficiency.cpu_moe_decode_by_type.find(type);
+    std::snprintf(b, sizeof b,
+                  "  %-11s matmul %6.1f GOP/s (128 rows), MoE prefill %6.1f GOP/s, decode streams at %.2f of DRAM "
+                  "(MoE layer %.2f)\n",
                   type.c_str(), gops, moe == p.cpu.moe_prefill_gops.end() ? 0.0 : moe->second,
-                  it == p.efficiency.cpu_dram_by_type.end() ? 0.0 : it->second);
+                  it == p.efficiency.cpu_dram_by_type.end() ? 0.0 : it->second,
+                  moe_dec == p.efficiency.cpu_moe_decode_by_type.end() ? 0.0 : moe_dec->second);
     s += b;
   }
   if (p.gpus.empty()) s += "  GPU: none detected\n";

@@ -74,6 +74,14 @@ ModelDigest digest_model(const PlanModel& m) {
   return d;
 }
 
+double LayerDigest::touched(double tokens) const {
+  if (pick.empty()) return experts_touched(n_expert, n_expert_used, tokens);
+  if (tokens <= 0) return 0;
+  double u = 0;
+  for (double p : pick) u += 1.0 - std::pow(1.0 - std::clamp(p, 0.0, 1.0), tokens);
+  return u;
+}
+
 double experts_touched(int n_expert, int n_expert_used, double tokens) {
   if (n_expert <= 0 || tokens <= 0) return 0;
   const double p = double(n_expert_used) / n_expert;

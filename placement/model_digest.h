@@ -31,6 +31,12 @@ struct LayerDigest {
   WeightGroup dense;    // dense FFN
   WeightGroup experts;  // every routed expert of the layer
   int n_expert = 0, n_expert_used = 0;
+  // Probability that a token routes to each expert (k x its share of the activations), from
+  // routing statistics; empty: uniform routing.
+  std::vector<double> pick;
+  // Expected distinct experts `tokens` tokens read: sum over experts of 1 - (1 - pick)^tokens
+  // (experts_touched() when routing is uniform).
+  double touched(double tokens) const;
   double expert_bytes() const { return n_expert ? double(experts.bytes) / n_expert : 0; }    // one expert
   double expert_params() const { return n_expert ? experts.params / n_expert : 0; }
 };

@@ -138,6 +138,70 @@ double measure_moe_prefill_gflops(DType w_type, const std::vector<int>& cpus, do
   return 2.0 * 3.0 * double(T * K) * double(H) * double(F) / s / 1e9;
 }
 
+double measure_moe_decode_gbps(DType w_type, const std::vector<int>& cpus, uint64_t bytes, cpu::WeightLayout layout) {
+  const int nth = int(std::max<size_t>(1, cpus.size()));
+  const int64_t H = 2048, F = 768, E = 128, K = 8;
+  const uint64_t gb = row_bytes(w_type, uint64_t(H)) * uint64_t(F), db = row_bytes(w_type, uint64_t(F)) * uint64_t(H);
+  const uint64_t per_expert = 2 * gb + db;
+  const int64_t n_layers = std::max<int64_t>(2, int64_t(bytes / (per_expert * E)) + 1);
+  // One quantised random expert copied everywhere: the speed does not depend on the values.
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<uint8_t> one(per_expert);
+  {
+    std::vector<float> row(size_t(std::max(H, F)));
+    for (auto& v : row) v = dist(rng) * 0.05f;
+    for (int64_t r = 0; r < 2 * F; ++r) cpu::quantize_row(w_type, row.data(), one.data() + r * (gb / F), H);
+    for (int64_t r = 0; r < H; ++r) cpu::quantize_row(w_type, row.data(), one.data() + 2 * gb + r * (db / H), F);
+  }
+  std::vector<uint8_t> store(size_t(per_expert * E * n_layers));
+  for (int64_t i = 0; i < E * n_layers; ++i) std::memcpy(store.data() + i * per_expert, one.data(), per_expert);
+  std::vector<std::vector<cpu::ExpertWeights>> experts(static_cast<size_t>(n_layers)),
+      packed(static_cast<size_t>(n_layers));
+  std::vector<cpu::PackedWeights> packs;
+  for (int64_t l = 0; l < n_layers; ++l)
+    for (int64_t e = 0; e < E; ++e) {
+      const uint8_t* base = store.data() + (l * E + e) * per_expert;
+      experts[size_t(l)].push_back({base, base + gb, base + 2 * gb});
+      if (layout == cpu::WeightLayout::Rows16) {
+        packs.push_back(cpu::repack_for_decode(w_type, F, H, base, row_bytes(w_type, uint64_t(H))));
+        packs.push_back(cpu::repack_for_decode(w_type, F, H, base + gb, row_bytes(w_type, uint64_t(H))));
+        packs.push_back(cpu::repack_for_decode(w_type, H, F, base + 2 * gb, row_bytes(w_type, uint64_t(F))));
+        packed[size_t(l)].push_back({packs[packs.size() - 3].data(), packs[packs.size() - 2].data(), packs.back().data()});
+      }
+    }
+  if (layout == cpu::WeightLayout::Rows16) std::vector<uint8_t>().swap(store);  // only the copies are read
+  std::vector<float> x(static_cast<size_t>(H)), y(static_cast<size_t>(H)), weights(static_cast<size_t>(K), 1.f / K);
+  for (auto& v : x) v = dist(rng);
+  std::vector<int32_t> ids(static_cast<size_t>(K));
+  cpu::ThreadPool pool(nth, cpus);
+  cpu::MoeParams p;
+  p.n_experts = int(E);
+  p.gate_type = p.up_type = p.down_type = w_type;
+  p.hidden = H;
+  p.n_ff = F;
+  p.x = x.data();
+  p.n_tokens = 1;
+  p.top_k = int(K);
+  p.ids = ids.data();
+  p.weights = weights.data();
+  p.y = y.data();
+  // One step = every layer once, each with 8 distinct experts drawn afresh.
+  auto step = [&] {
+    for (int64_t l = 0; l < n_layers; ++l) {
+      std::vector<int32_t> all(static_cast<size_t>(E));
+      for (int64_t e = 0; e < E; ++e) all[size_t(e)] = int32_t(e);
+      std::shuffle(all.begin(), all.end(), rng);
+      std::copy(all.begin(), all.begin() + K, ids.begin());
+      p.experts = experts[size_t(l)].data();
+      p.packed = packed[size_t(l)].empty() ? nullptr : packed[size_t(l)].data();
+      cpu::moe_experts(p, pool);
+    }
+  };
+  const double s = time_per_run(step, 0.3, true);
+  return double(K) * double(per_expert) * double(n_layers) / s / 1e9;
+}
+
 double measure_attention_gflops(const std::vector<int>& cpus, double min_seconds) {
   const int nth = int(std::max<size_t>(1, cpus.size()));
   const int T = 512, H = 32, KV = 4, D = 128, page = 256;

@@ -28,6 +28,13 @@ double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DT
 double measure_moe_prefill_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds = 0.3,
                                   cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
 
+// GB/s of expert weights the routed-expert layer reads in decode (cpu::moe_experts, one token,
+// top-8 of 128 experts of hidden 2048 x n_ff 768, as Qwen3-30B-A3B's), layers cycled so that
+// `bytes` of experts (far above the LLC) stream from DRAM. Lower than a single big GEMV's: each
+// layer is a short job (23 MB at q4_K) with a fork, a barrier between gate/up and down, a join.
+double measure_moe_decode_gbps(DType w_type, const std::vector<int>& cpus, uint64_t bytes,
+                               cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
+
 // 10^9 FLOP/s of cpu::attention: a causal prefill of 512 tokens, 32 query heads over 4 KV heads
 // of 128, F32 cache in 256-token pages (FLOPs as AttentionShape counts them: 2 per
 // multiply-add over scores and values).

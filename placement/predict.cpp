@@ -19,8 +19,9 @@ double effective_ctx(const PlanModel& m, double ctx) {
 }
 
 Cost op_on(Device d, const CostModel& cm, double bytes, double flops, DType type, int cpu_calls, int launches,
-           bool cpu_rows16 = false) {
-  return d == Device::Cpu ? cm.cpu_op(bytes, flops, type, cpu_calls, cpu_rows16) : cm.gpu_op(bytes, flops, launches);
+           bool cpu_rows16 = false, bool decode = false) {
+  return d == Device::Cpu ? cm.cpu_op(bytes, flops, type, cpu_calls, cpu_rows16)
+                          : cm.gpu_op(bytes, flops, launches, decode);
 }
 
 }  // namespace
@@ -28,7 +29,8 @@ Cost op_on(Device d, const CostModel& cm, double bytes, double flops, DType type
 Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, const CostModel& cm,
                 double tokens, double ctx, double seqs, bool decode, int kv_elem_bytes, bool cpu_rows16) {
   const auto& eff = cm.eff();
-  const int half_launches = decode ? 0 : std::max(1, eff.gpu_kernels_per_layer / 2);
+  // GPU launch costs are booked per layer below (kernels x the per-kernel time), not per op.
+  const int op_launches = 0;
   const double T = tokens;
   const double c_eff = effective_ctx(m, ctx);
   const double kv_layer_bytes = double(m.attn.kv_values_per_token_layer()) * kv_elem_bytes;
@@ -45,41 +47,61 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
     const double kv = seqs * c_eff * kv_layer_bytes;
     pre += cm.cpu_roofline(kv / cm.cpu_bw(DType::F32, false),
                            T * m.attn.flops_per_query(c_eff) / cm.cpu_attention_rate(), 2);
+  } else if (lp.attn == Device::Gpu && cm.gpu_attention_rate() > 0) {
+    // The GPU's projections are GEMMs on tensor cores; its attention core has its own measured
+    // rate (hexe's tiled kernel, not the tensor-core peak).
+    pre = cm.gpu_op(attn_bytes, 2.0 * T * (ld.attn.params + ld.router.params), op_launches, decode);
+    pre += cm.gpu_attention(T * m.attn.flops_per_query(c_eff));
   } else {
-    pre = op_on(lp.attn, cm, attn_bytes, attn_flops, ld.attn.type, 8, half_launches, cpu_rows16);
+    pre = op_on(lp.attn, cm, attn_bytes, attn_flops, ld.attn.type, 8, op_launches, cpu_rows16, decode);
   }
 
   Cost gpu, cpu;
   auto add_to = [&](Device d, const Cost& c) { (d == Device::Cpu ? cpu : gpu) += c; };
   if (ld.dense.bytes) {
-    add_to(lp.ffn, op_on(lp.ffn, cm, double(ld.dense.bytes), 2.0 * T * ld.dense.params, ld.dense.type, 3, half_launches, cpu_rows16));
+    add_to(lp.ffn, op_on(lp.ffn, cm, double(ld.dense.bytes), 2.0 * T * ld.dense.params, ld.dense.type, 3, op_launches,
+                         cpu_rows16, decode));
   }
   if (ld.shared.bytes) {
-    add_to(lp.ffn, op_on(lp.ffn, cm, double(ld.shared.bytes), 2.0 * T * ld.shared.params, ld.shared.type, 3, half_launches, cpu_rows16));
+    add_to(lp.ffn, op_on(lp.ffn, cm, double(ld.shared.bytes), 2.0 * T * ld.shared.params, ld.shared.type, 3,
+                         op_launches, cpu_rows16, decode));
   }
+  // Routed experts computed on the GPU in this pass: the host routes first (a hand-off) and
+  // launches ~6 kernels per used expert, so the pass is not graphed.
+  bool gpu_experts = false;
+  double gpu_expert_kernels = 0;
   if (ld.moe) {
     const ExpertExec ex = decode ? lp.experts_decode : lp.experts_prefill;
-    const double U = experts_touched(ld.n_expert, ld.n_expert_used, T);  // distinct experts read
+    const double U = ld.touched(T);  // distinct experts read
     const double Be = ld.expert_bytes();
     const double flops = 2.0 * T * ld.n_expert_used * ld.expert_params();
     const double g = std::clamp(lp.gpu_hit, 0.0, 1.0);
+    gpu_experts = ex != ExpertExec::Cpu || g > 0.0;
+    // Per used expert: gather, gate, up, SwiGLU, down, scatter; prefill GEMMs add a weight
+    // dequantisation and an activation conversion each.
+    gpu_expert_kernels = (decode ? 6.0 : 12.0) * std::ceil(ex == ExpertExec::Cpu ? U * g : U);
     switch (ex) {
       case ExpertExec::Cpu:
-        if (g < 1.0) cpu += cm.cpu_moe_op(U * (1 - g) * Be, flops * (1 - g), ld.experts.type, 3, cpu_rows16);
-        if (g > 0.0) gpu += cm.gpu_op(U * g * Be, flops * g, half_launches);
+        if (g < 1.0) cpu += cm.cpu_moe_op(U * (1 - g) * Be, flops * (1 - g), ld.experts.type, 3, cpu_rows16, decode);
+        if (g > 0.0) gpu += cm.gpu_op(U * g * Be, flops * g, op_launches, decode);
         break;
       case ExpertExec::Gpu:
-        gpu += cm.gpu_op(U * Be, flops, half_launches);
+        gpu += cm.gpu_op(U * Be, flops, op_launches, decode);
         break;
-      case ExpertExec::Stream:
-        // Double-buffered: this layer's upload ran under the previous layer's compute, so a
-        // layer costs the longer of the two.
-        gpu += overlap(cm.h2d(U * Be, int(std::ceil(U))), cm.gpu_op(U * Be, flops, half_launches));
+      case ExpertExec::Stream: {
+        // The used experts go up in chunks of stream_chunk through two staging buffers: a chunk's
+        // copy runs under the previous chunk's compute, so the layer costs the longer of the two
+        // plus its first chunk's copy, which waits for the routing and has nothing to hide under.
+        const double first = lp.stream_chunk > 0 ? std::min(U, double(lp.stream_chunk)) : U;
+        gpu += cm.h2d(first * Be, int(std::ceil(3 * first)));
+        gpu += overlap(cm.h2d((U - first) * Be, int(std::ceil(3 * (U - first)))),
+                       cm.gpu_op(U * Be, flops, op_launches, decode));
         break;
+      }
       case ExpertExec::Cache: {
         const double misses = U * (1 - g);  // a miss must arrive before its expert runs
         gpu += cm.h2d(misses * Be, int(std::ceil(misses)));
-        gpu += cm.gpu_op(U * Be, flops, half_launches);
+        gpu += cm.gpu_op(U * Be, flops, op_launches, decode);
         break;
       }
     }
@@ -92,8 +114,17 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
     Cost h = cm.latency_us(eff.handoff_us);
     h += cm.h2d(2.0 * T * m.spec.n_embd * 4.0, 0);
     (lp.attn == Device::Cpu ? gpu : cpu) += h;
+  } else if (gpu_experts && lp.attn == Device::Gpu) {
+    pre += cm.latency_us(eff.handoff_us);  // the router's logits to the host and its choice back
   }
   pre += overlap(gpu, cpu);
+  // The GPU layer's kernels: replayed from a CUDA graph in decode unless the host routes GPU
+  // experts, launched one by one otherwise; small kernels cost their launch or node time.
+  if (lp.attn == Device::Gpu || lp.ffn == Device::Gpu) {
+    const bool graphed = decode && !gpu_experts;
+    const double kernels = eff.gpu_kernels_per_layer + gpu_expert_kernels;
+    pre += cm.latency_us(kernels * (graphed ? eff.gpu_kernel_us : eff.gpu_launch_us));
+  }
   return pre;
 }
 
@@ -123,7 +154,7 @@ void predict(Plan& plan, const PlanModel& m, const ModelDigest& d, const CostMod
     for (size_t i = 0; i < plan.layers.size(); ++i)
       step += layer_cost(plan.layers[i], d.layers[i], m, cm, B, ctx, B, true, w.kv_elem_bytes,
                          rows16);
-    step += op_on(plan.head, cm, double(d.head.bytes), B * head_flops_per_tok, head_type, 2, 0, rows16);
+    step += op_on(plan.head, cm, double(d.head.bytes), B * head_flops_per_tok, head_type, 2, 0, rows16, true);
     if (gpu_used) step += cm.latency_us(eff.gpu_graph_launch_us);
     step = transitions(step);
     plan.decode.seconds = step.seconds();
@@ -138,17 +169,8 @@ void predict(Plan& plan, const PlanModel& m, const ModelDigest& d, const CostMod
       const double u = double(std::min(U, P - start));
       const double ctx = double(start) + u / 2;  // the mean position a query of this chunk attends to
       Cost chunk;
-      bool first_stream = true;
-      for (size_t i = 0; i < plan.layers.size(); ++i) {
-        const auto& lp = plan.layers[i];
-        chunk += layer_cost(lp, d.layers[i], m, cm, u, ctx, 1.0, false, w.kv_elem_bytes, rows16);
-        if (lp.moe && lp.experts_prefill == ExpertExec::Stream && first_stream) {
-          // The first layer's upload has nothing to hide under.
-          const auto& ld = d.layers[i];
-          chunk += cm.h2d(experts_touched(ld.n_expert, ld.n_expert_used, u) * ld.expert_bytes(), 1);
-          first_stream = false;
-        }
-      }
+      for (size_t i = 0; i < plan.layers.size(); ++i)
+        chunk += layer_cost(plan.layers[i], d.layers[i], m, cm, u, ctx, 1.0, false, w.kv_elem_bytes, rows16);
       total += transitions(chunk);
     }
     total += op_on(plan.head, cm, double(d.head.bytes), head_flops_per_tok, head_type, 2,

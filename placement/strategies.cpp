@@ -250,9 +250,12 @@ void size_stream(Plan& p, const Ctx& c, int64_t spare) {
   const double be = max_expert_bytes(c);
   const int k = c.m.spec.n_expert_used, E = c.m.spec.n_expert;
   const int chunk = be > 0 ? int(std::min<double>(E, std::floor(double(std::max<int64_t>(0, spare)) / (2 * be)))) : 0;
+  // About an eighth of the experts per chunk: the engine copies chunk j+1 under chunk j's
+  // compute, so only a layer's first chunk waits for PCIe; one chunk of all would wait for all.
+  const int pipelined = std::max(k, E / 8);
   for (auto& l : p.layers)
     if (l.moe && (l.experts_prefill == ExpertExec::Stream || l.experts_decode == ExpertExec::Stream))
-      l.stream_chunk = std::max(k, chunk);
+      l.stream_chunk = std::max(k, std::min(chunk, pipelined));
 }
 
 // `layers`: as many whole layers on the GPU as fit, from the first; the head too when all do.
@@ -431,6 +434,14 @@ Plan make_plan(const PlanInputs& in, Strategy s) {
   if (in.workload.context <= 0 || in.workload.batch <= 0 || in.workload.prompt <= 0 || in.workload.ubatch <= 0)
     throw Error("plan: context, batch, prompt and ubatch must be positive");
   Ctx c{in, *in.model, *in.hw, digest_model(*in.model), CostModel(*in.hw)};
+  // Measured routing replaces the uniform assumption of how many experts a chunk reads.
+  if (in.stats)
+    for (auto& ld : c.d.layers)
+      if (ld.moe && in.stats->has_layer(ld.layer) && in.stats->n_expert() == ld.n_expert) {
+        ld.pick.resize(size_t(ld.n_expert));
+        for (int e = 0; e < ld.n_expert; ++e)
+          ld.pick[size_t(e)] = std::min(1.0, ld.n_expert_used * in.stats->share(ld.layer, e));
+      }
   return s == Strategy::Auto ? make_auto(c) : build(c, s);
 }
 

@@ -24,6 +24,11 @@ void add_plan_choice_options(CLI::App& cmd, PlanChoice& c) {
                  "hardware profile for --strategy (NAME under profiles/hardware or a file from "
                  "`hexe profile detect`); default: this machine's topology without measurements")
       ->needs(strat);
+  cmd.add_option("--routing-from", c.routing,
+                 "routing statistics for --strategy (a file from `hexe run --routing-stats`): how many experts a "
+                 "prefill chunk reads, which experts are hot")
+      ->check(CLI::ExistingFile)
+      ->needs(strat);
 }
 
 namespace {
@@ -53,6 +58,14 @@ bool experts_on(const place::LayerPlan& l, place::ExpertExec e) {
   return l.experts_decode == e && l.experts_prefill == e && l.gpu_experts.empty();
 }
 
+// Strategy stream: prefill copies the used experts to the GPU; decode streams them too or runs
+// them on the CPU.
+bool streams(const place::LayerPlan& l) {
+  return l.experts_prefill == place::ExpertExec::Stream &&
+         (l.experts_decode == place::ExpertExec::Cpu || l.experts_decode == place::ExpertExec::Stream) &&
+         l.gpu_experts.empty();
+}
+
 // The engine runs GPU layers as a prefix [0, N) with each layer's attention and FFN on one device,
 // its routed experts on the CPU or the GPU for prefill and decode alike, and the head on the GPU
 // only when every layer is there. Throws, in the user's words, for a plan outside that.
@@ -71,12 +84,13 @@ void check_runnable(const place::Plan& plan, const std::string& origin) {
                     place::device_name(l.ffn) + "; the engine runs GPU layers as the first N whole layers");
       if (!l.moe) continue;
       const bool cpu_experts = experts_on(l, place::ExpertExec::Cpu), gpu_experts = experts_on(l, place::ExpertExec::Gpu);
-      if (!cpu_experts && !(gpu && gpu_experts))
+      if (!cpu_experts && !(gpu && (gpu_experts || streams(l))))
         throw Error(at + " runs its routed experts by '" + place::expert_exec_name(l.experts_prefill) + "' (prefill) / '" +
                     place::expert_exec_name(l.experts_decode) + "' (decode)" +
                     (l.gpu_experts.empty() ? "" : " with a hot set in VRAM") +
-                    "; the engine runs routed experts on the CPU, or on the GPU in GPU layers (strategies cpu, "
-                    "experts-cpu, layers, gpu); stream, cache and +hot are not executed yet");
+                    "; the engine runs routed experts on the CPU, on the GPU in GPU layers, or streams them to the "
+                    "GPU for prefill (strategies cpu, experts-cpu, layers, gpu, stream); cache and +hot are not "
+                    "executed yet");
     }
   }
   if (!plan.fits) {
@@ -113,6 +127,14 @@ std::optional<place::Plan> resolve_plan(const ModelOptions& o, const Model& mode
   place::PlanInputs in;
   in.model = &pm;
   in.hw = &hw;
+  std::optional<place::RoutingStats> stats;
+  if (!c.routing.empty()) {
+    stats = place::RoutingStats::load(c.routing);
+    if (stats->n_expert() != spec.n_expert)
+      throw Error("--routing-from " + c.routing + " has " + std::to_string(stats->n_expert()) +
+                  " experts per layer; the model has " + std::to_string(spec.n_expert));
+    in.stats = &*stats;
+  }
   in.workload.context = o.ctx;
   in.workload.prompt = std::max<int64_t>(1, prompt);
   in.workload.ubatch = o.batch;
@@ -136,8 +158,16 @@ void apply_plan(const place::Plan& plan, const ModelOptions& o, EngineConfig& cf
   if (n_gpu > 0) {
     cfg.offload.gpu_layers = n_gpu;
     cfg.offload.experts_on_gpu.assign(n_gpu, 0);
-    for (int l = 0; l < n_gpu; ++l)
-      cfg.offload.experts_on_gpu[l] = plan.layers[l].moe && experts_on(plan.layers[l], place::ExpertExec::Gpu);
+    cfg.offload.experts_stream.assign(n_gpu, 0);
+    for (int l = 0; l < n_gpu; ++l) {
+      const auto& lp = plan.layers[l];
+      cfg.offload.experts_on_gpu[l] = lp.moe && experts_on(lp, place::ExpertExec::Gpu);
+      cfg.offload.experts_stream[l] = lp.moe && streams(lp);
+      if (cfg.offload.experts_stream[l] && lp.stream_chunk > 0) cfg.offload.stream_chunk = lp.stream_chunk;
+      // Streamed decode: every pass copies its experts, single tokens included.
+      if (cfg.offload.experts_stream[l] && lp.experts_decode == place::ExpertExec::Stream)
+        cfg.offload.stream_min_tokens = 1;
+    }
     cfg.offload.head_on_gpu = plan.head == place::Device::Gpu && n_gpu == int(plan.layers.size());
   }
   if (!o.threads_given) cfg.n_threads = plan.cpu_threads;

@@ -21,6 +21,7 @@ struct PlanChoice {
   std::string plan_file;  // --plan
   std::string strategy;   // --strategy
   std::string profile;    // --profile (with --strategy); empty: this machine's topology, unmeasured
+  std::string routing;    // --routing-from (with --strategy): routing statistics for the plan
 };
 
 void add_plan_choice_options(CLI::App& cmd, PlanChoice& c);

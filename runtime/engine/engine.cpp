@@ -60,6 +60,9 @@ Engine::Engine(const Model& model, const EngineConfig& cfg)
       throw Error("engine: GPU layers cannot be combined with split_experts or reference kernels");
     offload_ = make_gpu_offload(model, cfg.offload, kv_.config().max_tokens, cfg_.n_batch,
                                 cfg.expert_homes.get());
+    // The CPU's routed-expert jobs come one per MoE layer with a GPU segment (~0.1 ms) between:
+    // keep the workers spinning across it instead of waking them from sleep every layer.
+    attn_dev_->cpu_pool()->set_spin_us(2000);
   }
 }
 

@@ -21,13 +21,22 @@ struct OffloadConfig {
   int device = 0;                     // CUDA device index
   int gpu_layers = 0;                 // layers [0, gpu_layers) run on the GPU; 0: no GPU at all
   std::vector<char> experts_on_gpu;   // per GPU layer: its routed experts run on the GPU too
+  // Per GPU layer: in passes of at least stream_min_tokens tokens (prefill chunks), the routed
+  // experts the pass uses are copied to the GPU and computed there (strategy `stream`), in chunks
+  // of stream_chunk experts through two staging buffers, the next chunk's copy under this one's
+  // compute. Smaller passes (decode) keep them where experts_on_gpu says.
+  std::vector<char> experts_stream;
+  int stream_chunk = 16;
+  int64_t stream_min_tokens = 64;
   bool head_on_gpu = false;           // output norm + head; needs gpu_layers == n_layers
   bool timeline = false;              // time each GPU segment with CUDA events (bench)
+  bool graphs = true;                 // replay decode passes (<= 8 tokens) from CUDA graphs
 };
 
 // Where the time of the passes went since reset_stats(), for `hexe bench`'s per-device timeline.
 struct OffloadStats {
   int64_t passes = 0, tokens = 0;
+  int64_t graph_launches = 0;  // GPU segments replayed from CUDA graphs
   double wall_s = 0;          // inside forward() and head()
   double cpu_experts_s = 0;   // CPU busy: routing + routed experts on the host
   double gpu_busy_s = 0;      // sum of GPU segment times (timeline only)

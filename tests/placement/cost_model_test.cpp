@@ -29,7 +29,9 @@ HardwareProfile toy_profile() {
   g.pcie_h2d_gbps = 20;
   hw.gpus.push_back(g);
   Efficiency& e = hw.efficiency;
-  e.cpu_dram = e.cpu_int8 = e.cpu_float = e.gpu_mem = e.gpu_compute = e.pcie = 0.5;
+  e.cpu_dram = e.cpu_int8 = e.cpu_float = e.gpu_mem = e.gpu_compute = e.pcie = e.gpu_gemv = 0.5;
+  e.gpu_kernel_us = 3;
+  e.gpu_kernels_per_layer = 20;
   e.cpu_op_us = 10;
   e.gpu_launch_us = 5;
   e.pcie_setup_us = 20;
@@ -152,18 +154,23 @@ TEST(CostModel, HybridDecodeLayerByHand) {
   // 50 GB/s + 3 CPU ops of 10 us, + the hand-off (100 us + 2 x 1024 x 4 B over 10 GB/s).
   const double shared = 0.5e6 / 500e9;
   const double routed = 2e6 / 50e9 + 30e-6 + 100e-6 + 8192.0 / 10e9;
-  const double want = attn + std::max(shared, routed);
+  // The layer's 20 kernels replayed from a CUDA graph at 3 us each.
+  const double graphed = 20 * 3e-6;
+  const double want = attn + std::max(shared, routed) + graphed;
   const Cost c = layer_cost(lp, d.layers[0], m, cm, 1, 1000, 1, true, 2);
   EXPECT_NEAR(c.seconds(), want, 1e-9);
-  // All on the GPU instead: the routed experts (2 MB) read from VRAM, in parallel with nothing.
+  // All on the GPU instead: the routed experts (2 MB) read from VRAM, in parallel with nothing;
+  // the host routes them (a 100 us hand-off) and launches 6 kernels per used expert besides the
+  // layer's 20, one by one at 5 us.
   lp.experts_decode = ExpertExec::Gpu;
+  const double host_routed = 100e-6 + (20 + 6 * 2) * 5e-6;
   const Cost g = layer_cost(lp, d.layers[0], m, cm, 1, 1000, 1, true, 2);
-  EXPECT_NEAR(g.seconds(), attn + shared + 2e6 / 500e9, 1e-9);
+  EXPECT_NEAR(g.seconds(), attn + shared + 2e6 / 500e9 + host_routed, 1e-9);
   // Cache with a 50% hit rate: one expert of the two crosses PCIe (1 MB at 10 GB/s + 20 us).
   lp.experts_decode = ExpertExec::Cache;
   lp.gpu_hit = 0.5;
   const Cost k = layer_cost(lp, d.layers[0], m, cm, 1, 1000, 1, true, 2);
-  EXPECT_NEAR(k.seconds(), attn + shared + (1e6 / 10e9 + 20e-6) + 2e6 / 500e9, 1e-9);
+  EXPECT_NEAR(k.seconds(), attn + shared + (1e6 / 10e9 + 20e-6) + 2e6 / 500e9 + host_routed, 1e-9);
 }
 
 }  // namespace

@@ -22,23 +22,38 @@ const gpu::DevicePresence& presence() {
   return p;
 }
 
-enum class Placement { ExpertsCpu, Layers, Gpu };
+// ExpertsCpu replays its decode steps from CUDA graphs; ExpertsCpuNoGraphs enqueues every kernel.
+// Stream: prefill chunks copy their experts to the GPU (chunks of 3 experts, so the two staging
+// buffers take turns), decode keeps them on the CPU.
+enum class Placement { ExpertsCpu, ExpertsCpuNoGraphs, Stream, Layers, Gpu };
 const char* placement_name(Placement p) {
-  return p == Placement::ExpertsCpu ? "experts-cpu" : p == Placement::Layers ? "layers" : "gpu";
+  switch (p) {
+    case Placement::ExpertsCpu: return "experts-cpu";
+    case Placement::ExpertsCpuNoGraphs: return "experts-cpu-nographs";
+    case Placement::Stream: return "stream";
+    case Placement::Layers: return "layers";
+    default: return "gpu";
+  }
 }
 
 OffloadConfig offload_for(const Model& m, Placement p) {
   OffloadConfig c;
   const int L = m.spec().n_layers;
   c.gpu_layers = p == Placement::Layers ? std::max(1, L / 2) : L;
-  c.experts_on_gpu.assign(c.gpu_layers, p == Placement::ExpertsCpu ? 0 : 1);
+  const bool cpu_experts = p == Placement::ExpertsCpu || p == Placement::ExpertsCpuNoGraphs || p == Placement::Stream;
+  c.experts_on_gpu.assign(c.gpu_layers, cpu_experts ? 0 : 1);
+  c.experts_stream.assign(c.gpu_layers, p == Placement::Stream ? 1 : 0);
+  c.stream_chunk = 3;
+  c.stream_min_tokens = 2;  // every prefill pass streams, single-token decode steps do not
   c.head_on_gpu = c.gpu_layers == L;
+  c.graphs = p != Placement::ExpertsCpuNoGraphs;
   return c;
 }
 
 // Logits of every position: all but the last `decode` tokens in passes of 16, then one by one.
+// `stats` (when set) receives the GPU half's counters (graph launches, PCIe bytes).
 std::vector<float> run(const Model& model, const OffloadConfig* offload, const std::vector<int32_t>& tokens,
-                       int decode) {
+                       int decode, OffloadStats* stats = nullptr) {
   EngineConfig cfg;
   cfg.n_threads = 2;
   cfg.n_ctx = 2560;  // deepseek2-lite-a's 2050-token prompt
@@ -57,6 +72,7 @@ std::vector<float> run(const Model& model, const OffloadConfig* offload, const s
     auto s = engine.eval({&one, 1});
     out.insert(out.end(), s.begin(), s.end());
   }
+  if (stats && engine.offload()) *stats = engine.offload()->stats();
   return out;
 }
 
@@ -81,11 +97,21 @@ TEST_P(Hybrid, LogitsMatchTheCpuEngine) {
   const double tol = c.variant == "q8_0" ? 5e-2 : 1e-2;
   const OffloadConfig off = offload_for(*model, c.placement);
   int checked = 0;
+  uint64_t streamed = 0;
   for (const auto& lr : v.logits) {
     const auto& p = ref.prompt(lr.prompt);
     const int decode = std::min<int>(4, int(p.tokens.size()) - 1);
     const auto cpu = run(*model, nullptr, p.tokens, decode);
-    const auto gpu = run(*model, &off, p.tokens, decode);
+    OffloadStats st;
+    const auto gpu = run(*model, &off, p.tokens, decode, &st);
+    const int64_t graphed = st.graph_launches;
+    streamed += st.h2d_bytes;
+    // Decode steps are graphed unless graphs are off or a GPU layer routes to GPU experts (the
+    // host picks those kernels per step).
+    bool gpu_experts = false;
+    for (int l = 0; l < off.gpu_layers; ++l) gpu_experts = gpu_experts || (off.experts_on_gpu[l] && model->layers[l].is_moe());
+    if (c.placement == Placement::ExpertsCpuNoGraphs || gpu_experts) EXPECT_EQ(graphed, 0);
+    else EXPECT_GT(graphed, 0);
     ASSERT_EQ(cpu.size(), gpu.size());
     for (size_t r = 0; r < lr.positions.size(); ++r) {
       if (lr.router_gap.at(r) < 0.05) continue;
@@ -103,6 +129,12 @@ TEST_P(Hybrid, LogitsMatchTheCpuEngine) {
     }
   }
   EXPECT_GT(checked, 0);
+  if (c.placement == Placement::Stream) {
+    // At least one expert's matrices crossed PCIe (beyond the activations' few KB).
+    const auto& lw = model->layers.back();
+    const uint64_t one = row_bytes(lw.gate_type, model->spec().n_embd) * uint64_t(lw.n_ff_exp) * 3;
+    EXPECT_GT(streamed, one) << "nothing was streamed";
+  }
 }
 
 std::vector<Case> cases() {
@@ -110,7 +142,9 @@ std::vector<Case> cases() {
   for (const std::string& m : testing::fixture_model_names()) {
     const testing::ModelRef ref = testing::load_model_ref(m);
     for (const auto& v : ref.variants)
-      for (Placement p : {Placement::ExpertsCpu, Placement::Layers, Placement::Gpu}) out.push_back({m, v.name, p});
+      for (Placement p : {Placement::ExpertsCpu, Placement::ExpertsCpuNoGraphs, Placement::Stream, Placement::Layers,
+                          Placement::Gpu})
+        out.push_back({m, v.name, p});
   }
   return out;
 }

@@ -15,6 +15,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,15 @@ namespace hexe {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+uint64_t round_up(uint64_t n, uint64_t a = 256) { return (n + a - 1) / a * a; }
+
+// One routed expert's slot in a stream staging buffer: gate, up, down, each 256-byte aligned.
+uint64_t staged_expert_bytes(const LayerWeights& lw, int64_t hidden) {
+  const int64_t F = lw.n_ff_exp;
+  return round_up(row_bytes(lw.gate_type, hidden) * F) + round_up(row_bytes(lw.up_type, hidden) * F) +
+         round_up(row_bytes(lw.down_type, F) * hidden);
+}
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 struct DevLinear {
@@ -54,6 +65,7 @@ struct DevLayer {
   const float *bq = nullptr, *bk = nullptr, *bv = nullptr;
   DevLinear wq, wk, wv, wo, router, shexp_gate, shexp_up, shexp_down, ffn_gate, ffn_up, ffn_down;
   bool experts_on_gpu = false;
+  bool experts_stream = false;  // prefill passes copy the used experts in (strategy stream)
   std::vector<DevExpert> experts;
   // MLA (deepseek2): q = q_b(norm(q_a x)) or wq x; kv_a -> [latent | rope key]; per-head k_b, v_b.
   DevLinear wq_a, wq_b, wkv_a;
@@ -99,8 +111,18 @@ class CudaOffload final : public GpuOffload {
   void mla_attention(int l, int64_t T);
   void upload_mla(const LayerWeights& lw, DevLayer& d, const std::string& blk);
   void dense_ffn(int l, int64_t T);
-  void moe(int l, int64_t T, cpu::ThreadPool& pool, RoutingCounts* routing);
+  // Whether this pass computes layer l's routed experts on the GPU (resident, or streamed in).
+  bool experts_here(int l, int64_t T) const {
+    return layers_[l].experts_on_gpu || (layers_[l].experts_stream && T >= cfg_.stream_min_tokens);
+  }
+  void moe_head(int l, int64_t T);
+  void moe_tail(int l, int64_t T);
+  void run_segment(int64_t T, const std::function<void()>& body);
+  void upload_batch(int64_t T);
   void experts_on_gpu(int l, int64_t T);
+  void stream_experts(int l, int64_t T);
+  void pack_routes(int64_t T, int64_t k, int n_exp, std::vector<int64_t>& count);
+  void register_stream_sources();
   void shared_experts(int l, int64_t T);
   void segment_begin();
   void segment_end();
@@ -154,6 +176,27 @@ class CudaOffload final : public GpuOffload {
   OffloadStats stats_;
   std::vector<TimedSegment> segments_;
   size_t n_segments_ = 0;
+
+  // CUDA graphs of decode passes, per (tokens, segment): a segment is the GPU work between two
+  // MoE hand-offs. Graph bytes are the PCIe bytes its copies move, counted at capture.
+  struct SegmentGraph {
+    std::unique_ptr<CudaGraph> graph;  // (CudaGraph's members are complete only in cuda_device.cpp)
+    uint64_t h2d = 0, d2h = 0;
+  };
+  std::map<std::pair<int64_t, int>, SegmentGraph> graphs_;
+  bool graph_mode_ = false;
+  bool any_gpu_experts_ = false;
+  int seg_ = 0;
+  cudaEvent_t handoff_ = nullptr;
+
+  // Streaming (strategy stream): a copy stream fills two staging buffers of stream_chunk experts
+  // each from host memory (registered for DMA when the system allows it).
+  cudaStream_t copy_st_ = nullptr;
+  void* staging_[2] = {nullptr, nullptr};
+  size_t staging_bytes_ = 0;       // per buffer
+  cudaEvent_t uploaded_[2] = {nullptr, nullptr}, consumed_[2] = {nullptr, nullptr};
+  void* registered_ = nullptr;     // the host range registered with cudaHostRegister, if any
+  std::string stream_note_;        // why streaming copies are staged instead of DMA'd, if they are
 };
 
 CudaOffload::CudaOffload(const Model& model, const OffloadConfig& cfg, int64_t kv_tokens, int max_batch,
@@ -205,6 +248,7 @@ CudaOffload::CudaOffload(const Model& model, const OffloadConfig& cfg, int64_t k
       d.shexp_down = upload_linear(lw.shexp_down, blk + "ffn_down_shexp");
       if (d.shexp_gate) ff_max_ = std::max(ff_max_, d.shexp_gate.n_out);
       d.experts_on_gpu = size_t(l) < cfg.experts_on_gpu.size() && cfg.experts_on_gpu[l];
+      d.experts_stream = !d.experts_on_gpu && size_t(l) < cfg.experts_stream.size() && cfg.experts_stream[l];
       if (d.experts_on_gpu) {
         for (size_t e = 0; e < lw.experts.size(); ++e) {
           const auto& ex = lw.experts[e];
@@ -310,10 +354,79 @@ CudaOffload::CudaOffload(const Model& model, const OffloadConfig& cfg, int64_t k
   route_pin_ = PinnedBuffer(T * k * 8);
   ids_.resize(T * k);
   weights_.resize(T * k);
+  for (const DevLayer& d : layers_) any_gpu_experts_ = any_gpu_experts_ || d.experts_on_gpu;
+  cuda_check(cudaEventCreateWithFlags(&handoff_, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+
+  bool any_stream = false;
+  for (const DevLayer& d : layers_) any_stream = any_stream || d.experts_stream;
+  if (any_stream) {
+    uint64_t expert_bytes = 0;
+    for (int l = 0; l < cfg.gpu_layers; ++l) {
+      const LayerWeights& lw = model.layers[l];
+      if (!layers_[l].experts_stream) continue;
+      expert_bytes = std::max<uint64_t>(expert_bytes, staged_expert_bytes(lw, E));
+    }
+    staging_bytes_ = size_t(expert_bytes) * size_t(std::max(1, cfg.stream_chunk));
+    staging_[0] = alloc(staging_bytes_, "stream staging buffer");
+    staging_[1] = alloc(staging_bytes_, "stream staging buffer");
+    cuda_check(cudaStreamCreateWithFlags(&copy_st_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+    for (int b = 0; b < 2; ++b) {
+      cuda_check(cudaEventCreateWithFlags(&uploaded_[b], cudaEventDisableTiming), "cudaEventCreateWithFlags");
+      cuda_check(cudaEventCreateWithFlags(&consumed_[b], cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    }
+    register_stream_sources();
+  }
+}
+
+// DMA needs page-locked sources: the streamed layers' expert weights (one range over all of them
+// in the mapped file) are registered read-only. Where that fails (locked-memory limits, a kernel
+// without the support), copies go through the device's pinned staging buffers instead.
+void CudaOffload::register_stream_sources() {
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  const int64_t E = s_.n_embd;
+  for (int l = 0; l < cfg_.gpu_layers; ++l) {
+    if (!layers_[l].experts_stream) continue;
+    const LayerWeights& lw = model_.layers[l];
+    for (const auto& ex : lw.experts) {
+      const std::pair<const void*, uint64_t> parts[] = {
+          {ex.gate, row_bytes(lw.gate_type, E) * lw.n_ff_exp},
+          {ex.up, row_bytes(lw.up_type, E) * lw.n_ff_exp},
+          {ex.down, row_bytes(lw.down_type, lw.n_ff_exp) * E}};
+      for (const auto& [p, n] : parts) {
+        lo = std::min(lo, uintptr_t(p));
+        hi = std::max(hi, uintptr_t(p) + n);
+      }
+    }
+  }
+  if (lo >= hi) return;
+  const uintptr_t page = 4096;
+  lo &= ~(page - 1);
+  hi = (hi + page - 1) & ~(page - 1);
+  const cudaError_t e = cudaHostRegister(reinterpret_cast<void*>(lo), hi - lo,
+                                         cudaHostRegisterPortable | cudaHostRegisterReadOnly);
+  if (e == cudaSuccess) {
+    registered_ = reinterpret_cast<void*>(lo);
+  } else {
+    cudaGetLastError();
+    stream_note_ = gpu::cuda_error_message(e, "cudaHostRegister of the streamed experts (" +
+                                                  std::to_string((hi - lo) >> 20) + " MiB)") +
+                   "; copies are staged through pinned buffers";
+  }
 }
 
 CudaOffload::~CudaOffload() {
   cudaStreamSynchronize(st_);
+  if (copy_st_) {
+    cudaStreamSynchronize(copy_st_);
+    cudaStreamDestroy(copy_st_);
+  }
+  for (int b = 0; b < 2; ++b) {
+    if (uploaded_[b]) cudaEventDestroy(uploaded_[b]);
+    if (consumed_[b]) cudaEventDestroy(consumed_[b]);
+  }
+  if (registered_) cudaHostUnregister(registered_);
+  graphs_.clear();
+  if (handoff_) cudaEventDestroy(handoff_);
   if (gemm_.cublas) cublasDestroy(gemm_.cublas);
   for (auto& sgm : segments_) {
     cudaEventDestroy(sgm.start);
@@ -442,8 +555,6 @@ void CudaOffload::prepare_batch(const BatchView& b) {
     start[t] = offset;
     max_keys_ = std::max(max_keys_, b.pos[t] + 1);
   }
-  h2d(pos_, pos, size_t(b.n) * 4);
-  h2d(page_start_, start, size_t(b.n) * 4);
   auto* tk = tables_pin_.data<__half*>();
   auto* tv = tk + size_t(cfg_.gpu_layers) * n_pages_;
   for (int l = 0; l < cfg_.gpu_layers; ++l) {
@@ -458,10 +569,18 @@ void CudaOffload::prepare_batch(const BatchView& b) {
         ++j;
       }
   }
-  // Whole rows of the table arrays (only the first table_len_ of each row are read).
+}
+
+// The batch's positions, table offsets and page tables, from pinned memory (a graphed pass reads
+// them there at replay). Whole rows of the table arrays; only the first table_len_ are read.
+void CudaOffload::upload_batch(int64_t T) {
+  int32_t* pos = meta_pin_.data<int32_t>();
+  h2d(pos_, pos, size_t(T) * 4);
+  h2d(page_start_, pos + max_t_, size_t(T) * 4);
   const size_t bytes = size_t(cfg_.gpu_layers) * n_pages_ * sizeof(__half*);
+  auto* tk = tables_pin_.data<__half*>();
   h2d(k_tables_, tk, bytes);
-  h2d(v_tables_, tv, bytes);
+  h2d(v_tables_, tk + size_t(cfg_.gpu_layers) * n_pages_, bytes);
 }
 
 void CudaOffload::attention(int l, int64_t T) {
@@ -511,12 +630,12 @@ void CudaOffload::attention(int l, int64_t T) {
   ap.head_dim = int(D);
   ap.k = {kt, page_tokens_};
   ap.v = {vt, page_tokens_};
-  ap.max_keys = max_keys_;
+  ap.max_keys = graph_mode_ ? n_pages_ * page_tokens_ : max_keys_;
   ap.scale = 1.0f / std::sqrt(float(D));
   ap.out = attn_;
   if (T <= gpu::kGemvMaxTokens) {
     const int splits = std::min(decode_splits_cap_,
-                                gpu::attention_decode_splits(max_keys_, gpu::attention_blocks(ap), sm_count_));
+                                gpu::attention_decode_splits(ap.max_keys, gpu::attention_blocks(ap), sm_count_));
     gpu_check(gpu::attention_decode(ap, splits, attn_ws_, attn_ws_bytes_, st_));
   } else {
     gpu_check(gpu::attention_prefill(ap, st_));
@@ -612,12 +731,12 @@ void CudaOffload::mla_attention(int l, int64_t T) {
   mp.kv_lora_rank = int(R);
   mp.rope_dim = int(rd);
   mp.latent = {kt, page_tokens_};
-  mp.max_keys = max_keys_;
+  mp.max_keys = graph_mode_ ? n_pages_ * page_tokens_ : max_keys_;
   mp.scale = s_.attn_scale_mul / std::sqrt(float(qk));
   mp.o_lat = olat_;
   const int splits =
       T <= gpu::kGemvMaxTokens
-          ? std::min(decode_splits_cap_, gpu::attention_decode_splits(max_keys_, gpu::mla_attention_blocks(mp), sm_count_))
+          ? std::min(decode_splits_cap_, gpu::attention_decode_splits(mp.max_keys, gpu::mla_attention_blocks(mp), sm_count_))
           : 1;
   gpu_check(gpu::mla_attention(mp, splits, attn_ws_, attn_ws_bytes_, st_));
 
@@ -660,14 +779,10 @@ void CudaOffload::shared_experts(int l, int64_t T) {
   matmul(d.shexp_down, gate_, T, shared_);
 }
 
-// Routed experts on the GPU: per used expert, its tokens' rows gathered, gate/up, SwiGLU, down,
-// and added into y_ with their routing weights (ids_/weights_ hold the host's routing).
-void CudaOffload::experts_on_gpu(int l, int64_t T) {
-  const DevLayer& d = layers_[l];
-  const int64_t E = s_.n_embd, k = s_.n_expert_used, F = model_.layers[l].n_ff_exp;
-  const int n_exp = int(d.experts.size());
-  // Tokens per expert, as (row, weight) lists packed expert after expert.
-  std::vector<int64_t> count(n_exp + 1, 0);
+// The host's routing (ids_/weights_) as per-expert lists of (token row, weight), packed expert after
+// expert into route_pin_ and uploaded; count[e]..count[e+1] is expert e's range.
+void CudaOffload::pack_routes(int64_t T, int64_t k, int n_exp, std::vector<int64_t>& count) {
+  count.assign(n_exp + 1, 0);
   for (int64_t i = 0; i < T * k; ++i) ++count[ids_[i] + 1];
   for (int e = 0; e < n_exp; ++e) count[e + 1] += count[e];
   int32_t* rows = route_pin_.data<int32_t>();
@@ -681,8 +796,17 @@ void CudaOffload::experts_on_gpu(int l, int64_t T) {
     }
   h2d(route_rows_, rows, size_t(T * k) * 4);
   h2d(route_w_, w, size_t(T * k) * 4);
-  cuda_check(cudaMemsetAsync(y_, 0, size_t(T * E) * sizeof(float), st_), "cudaMemsetAsync");
-  for (int e = 0; e < n_exp; ++e) {
+  cuda_check(cudaMemsetAsync(y_, 0, size_t(T * s_.n_embd) * sizeof(float), st_), "cudaMemsetAsync");
+}
+
+// Routed experts on the GPU: per used expert, its tokens' rows gathered, gate/up, SwiGLU, down,
+// and added into y_ with their routing weights (ids_/weights_ hold the host's routing).
+void CudaOffload::experts_on_gpu(int l, int64_t T) {
+  const DevLayer& d = layers_[l];
+  const int64_t E = s_.n_embd, F = model_.layers[l].n_ff_exp;
+  std::vector<int64_t> count;
+  pack_routes(T, s_.n_expert_used, int(d.experts.size()), count);
+  for (int e = 0; e < int(d.experts.size()); ++e) {
     const int64_t n = count[e + 1] - count[e];
     if (n == 0) continue;
     gpu_check(gpu::gather_rows(h_, E, route_rows_ + count[e], n, E, xe_, E, st_));
@@ -694,39 +818,80 @@ void CudaOffload::experts_on_gpu(int l, int64_t T) {
   }
 }
 
-void CudaOffload::moe(int l, int64_t T, cpu::ThreadPool& pool, RoutingCounts* routing) {
+// Strategy stream: the experts this pass uses are copied from host memory in chunks of
+// stream_chunk through two staging buffers on copy_st_, chunk j+1's copy under chunk j's
+// compute (events order the reuse of a buffer), then computed as experts_on_gpu does.
+void CudaOffload::stream_experts(int l, int64_t T) {
+  const LayerWeights& lw = model_.layers[l];
+  const int64_t E = s_.n_embd, F = lw.n_ff_exp;
+  const int n_exp = int(lw.experts.size());
+  std::vector<int64_t> count;
+  pack_routes(T, s_.n_expert_used, n_exp, count);
+  std::vector<int> used;
+  for (int e = 0; e < n_exp; ++e)
+    if (count[e + 1] > count[e]) used.push_back(e);
+  const uint64_t gb = row_bytes(lw.gate_type, E) * F, ub = row_bytes(lw.up_type, E) * F,
+                 db = row_bytes(lw.down_type, F) * E;
+  // Each matrix starts at a 256-byte boundary of its slot (the GPU readers want 16).
+  const uint64_t ga = round_up(gb), ua = round_up(ub), slot = staged_expert_bytes(lw, E);
+  const size_t chunk = size_t(std::max(1, cfg_.stream_chunk));
+  for (size_t c0 = 0, j = 0; c0 < used.size(); c0 += chunk, ++j) {
+    const int b = int(j % 2);
+    const size_t n_in = std::min(chunk, used.size() - c0);
+    auto* base = static_cast<uint8_t*>(staging_[b]);
+    // The copy waits until the compute that last read this buffer is done.
+    cuda_check(cudaStreamWaitEvent(copy_st_, consumed_[b], 0), "cudaStreamWaitEvent");
+    for (size_t i = 0; i < n_in; ++i) {
+      const auto& ex = lw.experts[used[c0 + i]];
+      uint8_t* dst = base + i * slot;
+      if (registered_) {
+        cuda_check(cudaMemcpyAsync(dst, ex.gate, gb, cudaMemcpyHostToDevice, copy_st_), "cudaMemcpyAsync");
+        cuda_check(cudaMemcpyAsync(dst + ga, ex.up, ub, cudaMemcpyHostToDevice, copy_st_), "cudaMemcpyAsync");
+        cuda_check(cudaMemcpyAsync(dst + ga + ua, ex.down, db, cudaMemcpyHostToDevice, copy_st_), "cudaMemcpyAsync");
+      } else {
+        // Unregistered sources: staged (and ordered) on the compute stream.
+        dev_.copy_to_device(dst, ex.gate, gb);
+        dev_.copy_to_device(dst + ga, ex.up, ub);
+        dev_.copy_to_device(dst + ga + ua, ex.down, db);
+      }
+      stats_.h2d_bytes += gb + ub + db;
+    }
+    cuda_check(cudaEventRecord(uploaded_[b], copy_st_), "cudaEventRecord");
+    cuda_check(cudaStreamWaitEvent(st_, uploaded_[b], 0), "cudaStreamWaitEvent");
+    for (size_t i = 0; i < n_in; ++i) {
+      const int e = used[c0 + i];
+      const int64_t n = count[e + 1] - count[e];
+      uint8_t* w = base + i * slot;
+      gpu_check(gpu::gather_rows(h_, E, route_rows_ + count[e], n, E, xe_, E, st_));
+      matmul({w, lw.gate_type, E, F}, xe_, n, gate_);
+      matmul({w + ga, lw.up_type, E, F}, xe_, n, up_);
+      gpu_check(gpu::swiglu(gate_, up_, gate_, n * F, st_));
+      matmul({w + ga + ua, lw.down_type, F, E}, gate_, n, ye_);
+      gpu_check(gpu::scatter_add_weighted(ye_, E, route_rows_ + count[e], route_w_ + count[e], n, E, y_, E, st_));
+    }
+    cuda_check(cudaEventRecord(consumed_[b], st_), "cudaEventRecord");
+  }
+}
+
+// The GPU half of an MoE layer before the hand-off: norm, router, and the router logits (and, for
+// CPU experts, the normed input h) into pinned host memory.
+void CudaOffload::moe_head(int l, int64_t T) {
   const DevLayer& d = layers_[l];
   const int64_t E = s_.n_embd, n_exp = s_.n_expert;
   gpu_check(gpu::rms_norm({x_, d.ffn_norm, h_, T, E, s_.rms_eps}, st_));
   matmul(d.router, h_, T, router_);
-  float* logits = logits_pin_.data<float>();
-  d2h(logits, router_, size_t(T * n_exp) * sizeof(float));
-  if (!d.experts_on_gpu) d2h(h_pin_.data(), h_, size_t(T * E) * sizeof(float));
-  cudaEvent_t handoff = nullptr;
-  cuda_check(cudaEventCreateWithFlags(&handoff, cudaEventDisableTiming), "cudaEventCreateWithFlags");
-  cuda_check(cudaEventRecord(handoff, st_), "cudaEventRecord");
-  // Queued before the host waits: the GPU computes the shared experts while the CPU works.
-  if (!d.experts_on_gpu) shared_experts(l, T);
-  segment_end();
+  d2h(logits_pin_.data(), router_, size_t(T * n_exp) * sizeof(float));
+  if (!experts_here(l, T)) d2h(h_pin_.data(), h_, size_t(T * E) * sizeof(float));
+}
 
-  auto t0 = Clock::now();
-  const cudaError_t waited = cudaEventSynchronize(handoff);
-  cudaEventDestroy(handoff);
-  cuda_check(waited, "cudaEventSynchronize (MoE hand-off)");
-  stats_.wait_gpu_s += since(t0);
-
-  t0 = Clock::now();
-  route_rows(s_, model_.layers[l], logits, T, ids_.data(), weights_.data(), routing, l);
-  if (!d.experts_on_gpu) {
-    const cpu::MoeParams mp = routed_expert_params(model_, l, h_pin_.data<float>(), T, ids_.data(),
-                                                   weights_.data(), y_pin_.data<float>(), homes_);
-    cpu::moe_experts(mp, pool);
-  }
-  stats_.cpu_experts_s += since(t0);
-
-  segment_begin();
-  if (d.experts_on_gpu) {
-    experts_on_gpu(l, T);
+// After the hand-off: the routed experts' sum (from the CPU, or computed here) and the shared
+// experts' output added to the residual stream.
+void CudaOffload::moe_tail(int l, int64_t T) {
+  const DevLayer& d = layers_[l];
+  const int64_t E = s_.n_embd;
+  if (experts_here(l, T)) {
+    if (d.experts_on_gpu) experts_on_gpu(l, T);
+    else stream_experts(l, T);
     shared_experts(l, T);
   } else {
     h2d(y_, y_pin_.data(), size_t(T * E) * sizeof(float));
@@ -735,26 +900,90 @@ void CudaOffload::moe(int l, int64_t T, cpu::ThreadPool& pool, RoutingCounts* ro
   if (d.shexp_gate) gpu_check(gpu::add(x_, shared_, T * E, st_));
 }
 
+// Runs `body`'s enqueues as segment number seg_ of this pass: replayed from a CUDA graph when the
+// pass is graphed (captured the first time this (T, segment) is seen), enqueued directly otherwise.
+void CudaOffload::run_segment(int64_t T, const std::function<void()>& body) {
+  segment_begin();
+  if (graph_mode_) {
+    auto& g = graphs_[{T, seg_}];
+    if (!g.graph) {
+      const uint64_t h0 = stats_.h2d_bytes, d0 = stats_.d2h_bytes;
+      g.graph = std::make_unique<CudaGraph>(dev_.capture(body));
+      g.h2d = stats_.h2d_bytes - h0;
+      g.d2h = stats_.d2h_bytes - d0;
+    } else {
+      stats_.h2d_bytes += g.h2d;
+      stats_.d2h_bytes += g.d2h;
+    }
+    dev_.launch(*g.graph);
+    ++stats_.graph_launches;
+  } else {
+    body();
+  }
+  segment_end();
+  ++seg_;
+}
+
 void CudaOffload::forward(const BatchView& b, float* x, cpu::ThreadPool& pool, RoutingCounts* routing) {
   const auto t0 = Clock::now();
   const int64_t T = b.n, E = s_.n_embd;
   if (T > max_t_) throw Error("GPU offload: batch of " + std::to_string(T) + " tokens > " + std::to_string(max_t_));
+  // Decode steps are graphed: their kernels take fixed pointers, the key range of the whole cache
+  // and the positions from device memory, so one capture per batch size serves every step.
+  // (A pass whose experts run here is routed by the host first: not graphed.)
+  bool experts_here_any = any_gpu_experts_;
+  for (int l = 0; l < cfg_.gpu_layers; ++l) experts_here_any = experts_here_any || (layers_[l].recipe.moe && experts_here(l, T));
+  graph_mode_ = cfg_.graphs && T <= gpu::kGemvMaxTokens && !experts_here_any;
   n_segments_ = 0;
-  segment_begin();
+  seg_ = 0;
   prepare_batch(b);
   std::memcpy(x_pin_.data(), x, size_t(T * E) * sizeof(float));
-  h2d(x_, x_pin_.data(), size_t(T * E) * sizeof(float));
+
+  std::vector<std::function<void()>> body;
+  body.push_back([this, T, E] {
+    upload_batch(T);
+    h2d(x_, x_pin_.data(), size_t(T * E) * sizeof(float));
+  });
+  auto flush = [&] {
+    run_segment(T, [&] {
+      for (auto& f : body) f();
+    });
+    body.clear();
+  };
   for (int l = 0; l < cfg_.gpu_layers; ++l) {
     const DevLayer& d = layers_[l];
     if (d.recipe.attention == LayerRecipe::Attention::None) continue;
-    if (d.recipe.attention == LayerRecipe::Attention::Mla) mla_attention(l, T);
-    else attention(l, T);
-    if (d.recipe.moe) moe(l, T, pool, routing);
-    else dense_ffn(l, T);
+    if (d.recipe.attention == LayerRecipe::Attention::Mla) body.push_back([this, l, T] { mla_attention(l, T); });
+    else body.push_back([this, l, T] { attention(l, T); });
+    if (!d.recipe.moe) {
+      body.push_back([this, l, T] { dense_ffn(l, T); });
+      continue;
+    }
+    body.push_back([this, l, T] { moe_head(l, T); });
+    flush();
+    cuda_check(cudaEventRecord(handoff_, st_), "cudaEventRecord");
+    const bool here = experts_here(l, T);
+    // Queued before the host waits: the GPU computes the shared experts while the CPU works.
+    if (!here && d.shexp_gate) {
+      body.push_back([this, l, T] { shared_experts(l, T); });
+      flush();
+    }
+    auto tw = Clock::now();
+    cuda_check(cudaEventSynchronize(handoff_), "cudaEventSynchronize (MoE hand-off)");
+    stats_.wait_gpu_s += since(tw);
+    tw = Clock::now();
+    route_rows(s_, model_.layers[l], logits_pin_.data<float>(), T, ids_.data(), weights_.data(), routing, l);
+    if (!here) {
+      const cpu::MoeParams mp = routed_expert_params(model_, l, h_pin_.data<float>(), T, ids_.data(),
+                                                     weights_.data(), y_pin_.data<float>(), homes_);
+      cpu::moe_experts(mp, pool);
+    }
+    stats_.cpu_experts_s += since(tw);
+    body.push_back([this, l, T] { moe_tail(l, T); });
   }
+  if (!cfg_.head_on_gpu) body.push_back([this, T, E] { d2h(x_pin_.data(), x_, size_t(T * E) * sizeof(float)); });
+  flush();
   last_t_ = T;
-  if (!cfg_.head_on_gpu) d2h(x_pin_.data(), x_, size_t(T * E) * sizeof(float));
-  segment_end();
   dev_.synchronize();
   if (!cfg_.head_on_gpu) std::memcpy(x, x_pin_.data(), size_t(T * E) * sizeof(float));
   if (cfg_.timeline)
