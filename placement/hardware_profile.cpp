@@ -78,6 +78,7 @@ void to_json(json& j, const GpuProfile& v) {
            {"pcie_d2h_gbps", v.pcie_d2h_gbps}, {"reserved_gib", to_gib(v.reserved_bytes)}};
   if (v.gemv_gbps > 0) j["gemv_gbps"] = v.gemv_gbps;
   if (v.attention_tflops > 0) j["attention_tflops"] = v.attention_tflops;
+  if (v.expert_prefill_us > 0) j["expert_prefill_us"] = v.expert_prefill_us;
   if (v.graph_kernel_us > 0) j["graph_kernel_us"] = v.graph_kernel_us;
   if (v.launch_us > 0) j["launch_us"] = v.launch_us;
   if (v.handoff_us > 0) j["handoff_us"] = v.handoff_us;
@@ -94,10 +95,11 @@ void from_json(const json& j, GpuProfile& v) {
   v.reserved_bytes = gib_field(j, "reserved_gib");
   v.gemv_gbps = j.value("gemv_gbps", 0.0);
   v.attention_tflops = j.value("attention_tflops", 0.0);
+  v.expert_prefill_us = j.value("expert_prefill_us", 0.0);
   v.graph_kernel_us = j.value("graph_kernel_us", 0.0);
   v.launch_us = j.value("launch_us", 0.0);
   v.handoff_us = j.value("handoff_us", 0.0);
-  for (double f : {v.gemv_gbps, v.attention_tflops, v.graph_kernel_us, v.launch_us, v.handoff_us})
+  for (double f : {v.gemv_gbps, v.attention_tflops, v.expert_prefill_us, v.graph_kernel_us, v.launch_us, v.handoff_us})
     if (!(f >= 0)) throw Error("gpu measurements (gemv_gbps, *_us) must be >= 0, got " + std::to_string(f));
 }
 
@@ -107,7 +109,8 @@ void to_json(json& j, const Efficiency& v) {
            {"gpu_launch_us", v.gpu_launch_us}, {"gpu_graph_launch_us", v.gpu_graph_launch_us},
            {"handoff_us", v.handoff_us}, {"pcie_setup_us", v.pcie_setup_us},
            {"cpu_op_us", v.cpu_op_us}, {"gpu_kernels_per_layer", v.gpu_kernels_per_layer},
-           {"gpu_gemv", v.gpu_gemv}, {"gpu_kernel_us", v.gpu_kernel_us}};
+           {"gpu_gemv", v.gpu_gemv}, {"gpu_kernel_us", v.gpu_kernel_us},
+           {"gpu_expert_prefill_us", v.gpu_expert_prefill_us}};
   if (!v.cpu_dram_by_type.empty()) j["cpu_dram_by_type"] = v.cpu_dram_by_type;
   if (!v.cpu_moe_decode_by_type.empty()) j["cpu_moe_decode_by_type"] = v.cpu_moe_decode_by_type;
 }
@@ -127,6 +130,7 @@ void from_json(const json& j, Efficiency& v) {
   v.gpu_kernels_per_layer = j.value("gpu_kernels_per_layer", d.gpu_kernels_per_layer);
   v.gpu_gemv = j.value("gpu_gemv", d.gpu_gemv);
   v.gpu_kernel_us = j.value("gpu_kernel_us", d.gpu_kernel_us);
+  v.gpu_expert_prefill_us = j.value("gpu_expert_prefill_us", d.gpu_expert_prefill_us);
   v.cpu_dram_by_type = j.value("cpu_dram_by_type", std::map<std::string, double>{});
   v.cpu_moe_decode_by_type = j.value("cpu_moe_decode_by_type", std::map<std::string, double>{});
   for (const auto& [type, f] : v.cpu_moe_decode_by_type)

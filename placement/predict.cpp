@@ -69,7 +69,7 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
   // Routed experts computed on the GPU in this pass: the host routes first (a hand-off) and
   // launches ~6 kernels per used expert, so the pass is not graphed.
   bool gpu_experts = false;
-  double gpu_expert_kernels = 0;
+  double gpu_expert_kernels = 0, gpu_expert_prefill = 0;
   if (ld.moe) {
     const ExpertExec ex = decode ? lp.experts_decode : lp.experts_prefill;
     const double U = ld.touched(T);  // distinct experts read
@@ -77,9 +77,11 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
     const double flops = 2.0 * T * ld.n_expert_used * ld.expert_params();
     const double g = std::clamp(lp.gpu_hit, 0.0, 1.0);
     gpu_experts = ex != ExpertExec::Cpu || g > 0.0;
-    // Per used expert: gather, gate, up, SwiGLU, down, scatter; prefill GEMMs add a weight
-    // dequantisation and an activation conversion each.
-    gpu_expert_kernels = (decode ? 6.0 : 12.0) * std::ceil(ex == ExpertExec::Cpu ? U * g : U);
+    // Per used expert: gather, gate, up, SwiGLU, down, scatter: in decode 6 kernel launches; in
+    // prefill the measured per-expert time (its GEMM calls cost more than kernel launches).
+    const double gpu_used = std::ceil(ex == ExpertExec::Cpu ? U * g : U);
+    if (decode) gpu_expert_kernels = 6.0 * gpu_used;
+    else gpu_expert_prefill = gpu_used * eff.gpu_expert_prefill_us;
     switch (ex) {
       case ExpertExec::Cpu:
         if (g < 1.0) cpu += cm.cpu_moe_op(U * (1 - g) * Be, flops * (1 - g), ld.experts.type, 3, cpu_rows16, decode);
@@ -93,8 +95,10 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
         // copy runs under the previous chunk's compute, so the layer costs the longer of the two
         // plus its first chunk's copy, which waits for the routing and has nothing to hide under.
         const double first = lp.stream_chunk > 0 ? std::min(U, double(lp.stream_chunk)) : U;
-        gpu += cm.h2d(first * Be, int(std::ceil(3 * first)));
-        gpu += overlap(cm.h2d((U - first) * Be, int(std::ceil(3 * (U - first)))),
+        // Copies queue back to back on the copy stream: one setup per chunk, not per matrix.
+        const double chunks = first > 0 ? std::ceil(U / first) : 0;
+        gpu += cm.h2d(first * Be, 1);
+        gpu += overlap(cm.h2d((U - first) * Be, int(std::max(0.0, chunks - 1))),
                        cm.gpu_op(U * Be, flops, op_launches, decode));
         break;
       }
@@ -123,7 +127,7 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
   if (lp.attn == Device::Gpu || lp.ffn == Device::Gpu) {
     const bool graphed = decode && !gpu_experts;
     const double kernels = eff.gpu_kernels_per_layer + gpu_expert_kernels;
-    pre += cm.latency_us(kernels * (graphed ? eff.gpu_kernel_us : eff.gpu_launch_us));
+    pre += cm.latency_us(kernels * (graphed ? eff.gpu_kernel_us : eff.gpu_launch_us) + gpu_expert_prefill);
   }
   return pre;
 }

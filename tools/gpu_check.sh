@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 7, for a lent GPU machine (the `device` tool). That machine has no
-# compilers, -dev packages or network, so build here and carry the build and the shared
-# libraries it needs:
-#   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DHEXE_CUDA=ON -DHEXE_CUDA_ARCHS="80;90"
-#   cmake --build build-gpu --target hexe test_gpu test_runtime_gpu
-#   tools/gpu_check.sh --stage build-gpu      # copies the non-system libraries into .devrun/lib
-# then on the GPU machine (carry .devrun):
-#   tools/gpu_check.sh .devrun                # writes its outputs under $OUT (or /tmp)
+# compilers, -dev packages or network, so build here and carry the binaries and the shared
+# libraries they need (the working tree travels too: tests read the fixtures from it):
+#   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DHEXE_CUDA=ON -DHEXE_CUDA_ARCHS=90
+#   cmake --build build-gpu --target hexe test_gpu test_runtime_gpu bench_gpu_gemv
+#   tools/gpu_check.sh --stage build-gpu      # binaries (stripped) + non-system libraries in .devrun/
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl gguf==0.19.0
+# then on the GPU machine (carry .devrun and .whl; about 2.5 minutes with --bench):
+#   tools/gpu_check.sh .devrun [--bench]      # writes logs and the profile under $OUT (or /tmp)
+# --bench: hexe profile detect, a 16-layer Qwen3-30B-A3B-shaped Q4_K_M file, and hexe bench per
+# strategy with the plan's prediction beside each measurement and the per-token timeline.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,16 +23,16 @@ if [ "${1:-}" = "--stage" ]; then
     ldd "$bin" | awk '/=> \// {print $3}' | grep -Ev 'libc\.so|libm\.so|libstdc\+\+|libgcc_s|ld-linux|libpthread|libdl|librt|/cuda' \
       | xargs -r cp -L -t .devrun/lib
   done
-  # The binaries themselves, at the same paths, so `tools/gpu_check.sh .devrun` runs them
-  # without carrying the whole build folder.
+  # The binaries themselves, at the same paths, stripped so the tree stays under the 64 MiB
+  # the tool carries.
   for bin in hexe gpu_kernels/tests/test_gpu tests/test_runtime_gpu gpu_kernels/bench_gpu_gemv; do
-    [ -f "$B/$bin" ] && install -D "$B/$bin" ".devrun/$bin"
+    [ -f "$B/$bin" ] && install -D -s "$B/$bin" ".devrun/$bin"
   done
   du -sh .devrun
   exit 0
 fi
 
-B=${1:-build-gpu}
+B=${1:-.devrun}
 O=${OUT:-/tmp}
 # cuBLAS: from the CUDA toolkit, or from the nvidia-cublas wheel beside PyTorch.
 cuda_libs=$(ls -d /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib 2>/dev/null | tr '\n' ':')
@@ -37,15 +40,39 @@ wheel_libs=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.
 export LD_LIBRARY_PATH="$PWD/.devrun/lib:${cuda_libs}${wheel_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi -L
 status=0
+bench=0
+[ "${2:-}" = "--bench" ] && bench=1
+if [ $bench = 1 ]; then  # the model is written while the tests run
+  ( python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
+    PYTHONPATH=/tmp/site python3 tools/make_shaped_gguf.py --shape qwen3-30b-a3b --layers 16 --type q4_k_m \
+      -o /tmp/q30.gguf >"$O/gen.log" 2>&1 ) &
+  gen=$!
+fi
 # Whole logs under $O; here only the failures and the summaries (the tool returns a short tail).
 for t in "$B/gpu_kernels/tests/test_gpu" "$B/tests/test_runtime_gpu"; do
   n=$(basename "$t")
   "$t" >"$O/$n.log" 2>&1 || status=1
-  grep -E -A6 'Failure|FAILED|SKIPPED \[|terminate|Error' "$O/$n.log" | head -80
+  grep -E -A6 'Failure|terminate|what\(\)' "$O/$n.log" | head -60
   grep -E '^\[  (PASSED|FAILED) ' "$O/$n.log"
 done
 [ -x "$B/gpu_kernels/bench_gpu_gemv" ] && { "$B/gpu_kernels/bench_gpu_gemv" || status=1; }
 "$B/hexe" bench handoff --iters 2000 || status=1
 "$B/hexe" bench pcie || status=1
-"$B/hexe" profile detect --dram-mib 1024 -o "$O/gpu_profile.json" || status=1
+"$B/hexe" profile detect -o "$O/gpu_profile.json" 2>&1 | grep -E "GPU|DRAM read|q4_K|q6_K" || status=1
+if [ $bench = 1 ]; then
+  wait $gen
+  cat "$O/gen.log"
+  P=$O/gpu_profile.json
+  # `layers` splits only when the GPU is small: the same profile with 4.5 GiB of GPU memory.
+  python3 -c "import json; p=json.load(open('$P')); p['gpus'][0]['memory_gib']=4.5; json.dump(p, open('$O/small_gpu.json','w'))"
+  b() {
+    echo "=== hexe bench $*"
+    "$B/hexe" bench -m /tmp/q30.gguf "$@" 2>&1 | grep -E '^\| qwen|plan |^  (pp|tg)|rror' || status=1
+  }
+  b --strategy experts-cpu --profile "$P" -p 512 -n 64 -r 2
+  b --strategy stream --profile "$P" -p 4096 -n 16 -r 1
+  b --strategy experts-cpu --profile "$P" -p 4096 -n 0 -r 1
+  b --strategy layers --profile "$O/small_gpu.json" -p 512 -n 32 -r 2
+  b --strategy gpu --profile "$P" -p 512 -n 16 -r 2
+fi
 exit $status

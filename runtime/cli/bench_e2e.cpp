@@ -16,6 +16,8 @@
 
 #include "memory/error.h"
 #include "runtime/cli/bench_limits.h"
+#include "runtime/cli/plan_execution.h"
+#include "runtime/cli/routing_stats_file.h"
 
 namespace hexe::cli {
 namespace {
@@ -72,13 +74,19 @@ void run_e2e_bench(const E2eBenchOptions& o) {
   // What the plan predicted for a row: prefill of the prompt, or decode. tg runs from an empty
   // cache (as llama-bench's does), so with --strategy its prediction is made at the test's mean
   // position; a saved plan (--plan) predicts decode at its own prompt length.
-  std::optional<place::Plan> tg_plan;
+  std::optional<place::Plan> tg_plan, pp_plan;
   if (setup.plan && !o.model.plan.strategy.empty()) tg_plan = resolve_plan(o.model, *model, std::max(1, o.gen / 2));
   auto predicted = [&](const std::string& test) -> double {
     if (!setup.plan) return 0;
-    if (test[0] == 'p') return setup.plan->prefill.tokens_per_s;
+    if (test[0] == 'p') return (pp_plan ? *pp_plan : *setup.plan).prefill.tokens_per_s;
     return (tg_plan ? *tg_plan : *setup.plan).decode.tokens_per_s;
   };
+  // With --strategy and no --routing-from, the warm-up reps count the engine's expert choices
+  // and the predictions are made again with them: how many distinct experts a chunk reads
+  // depends on the model's routing, which uniform routing (the planner's default) can miss.
+  const bool measure_routing = setup.plan && !o.model.plan.strategy.empty() && o.model.plan.routing.empty() &&
+                               spec.n_expert > 0;
+  uint64_t routed_tokens = 0;
 
   std::mt19937 rng(1);
   auto token = [&] { return int32_t(rng() % uint32_t(spec.n_vocab)); };
@@ -87,6 +95,8 @@ void run_e2e_bench(const E2eBenchOptions& o) {
     std::vector<double> tps;
     for (int r = 0; r <= o.reps; ++r) {  // rep 0: warm-up (page faults of the mapped weights)
       if (r == 1 && engine.offload()) engine.offload()->reset_stats();
+      engine.enable_routing_counts(measure_routing && r == 0);
+      if (r == 0) routed_tokens += uint64_t(o.prompt);
       const int seq = engine.new_sequence();
       std::vector<BatchItem> items(size_t(o.prompt));
       for (int i = 0; i < o.prompt; ++i) items[size_t(i)] = {seq, token(), i + 1 == o.prompt};
@@ -102,6 +112,8 @@ void run_e2e_bench(const E2eBenchOptions& o) {
     std::vector<double> tps;
     for (int r = 0; r <= o.reps; ++r) {
       if (r == 1 && engine.offload()) engine.offload()->reset_stats();
+      engine.enable_routing_counts(measure_routing && r == 0);
+      if (r == 0) routed_tokens += uint64_t(o.gen);
       const int seq = engine.new_sequence();
       const double t0 = now();
       for (int i = 0; i < o.gen; ++i) {
@@ -113,6 +125,12 @@ void run_e2e_bench(const E2eBenchOptions& o) {
     }
     rows.push_back(stats("tg" + std::to_string(o.gen), tps));
     if (engine.offload()) rows.back().timeline = engine.offload()->stats();
+  }
+  engine.enable_routing_counts(false);
+  if (measure_routing && routed_tokens > 0) {
+    const place::RoutingStats routed = routing_stats_of(engine, *model, routed_tokens);
+    pp_plan = resolve_plan(o.model, *model, std::max(o.prompt, 1), &routed);
+    tg_plan = resolve_plan(o.model, *model, std::max(1, o.gen / 2), &routed);
   }
 
   // The DRAM limit, measured now in this process with the same thread count.
@@ -173,7 +191,8 @@ void run_e2e_bench(const E2eBenchOptions& o) {
               double(bytes) / (1 << 20), threads, load_average().c_str());
   if (setup.plan && setup.plan->decode.tokens_per_s > 0) {
     // The planner's prediction beside the measurement: how far off the cost model is here.
-    std::printf("plan '%s' on profile '%s':", setup.plan->strategy.c_str(), setup.plan->profile.c_str());
+    std::printf("plan '%s' on profile '%s'%s:", setup.plan->strategy.c_str(), setup.plan->profile.c_str(),
+                pp_plan ? " with the routing of the warm-up runs" : "");
     for (const Row& r : rows)
       std::printf("  %s predicted %.2f t/s, measured/predicted %.3f;", r.test.c_str(), predicted(r.test),
                   predicted(r.test) > 0 ? r.mean / predicted(r.test) : 0.0);

@@ -102,7 +102,8 @@ void check_runnable(const place::Plan& plan, const std::string& origin) {
 
 }  // namespace
 
-std::optional<place::Plan> resolve_plan(const ModelOptions& o, const Model& model, int64_t prompt) {
+std::optional<place::Plan> resolve_plan(const ModelOptions& o, const Model& model, int64_t prompt,
+                                        const place::RoutingStats* measured) {
   const PlanChoice& c = o.plan;
   if (c.plan_file.empty() && c.strategy.empty()) return std::nullopt;
   const place::ModelSpec& spec = model.spec();
@@ -128,7 +129,9 @@ std::optional<place::Plan> resolve_plan(const ModelOptions& o, const Model& mode
   in.model = &pm;
   in.hw = &hw;
   std::optional<place::RoutingStats> stats;
-  if (!c.routing.empty()) {
+  if (measured) {
+    in.stats = measured;
+  } else if (!c.routing.empty()) {
     stats = place::RoutingStats::load(c.routing);
     if (stats->n_expert() != spec.n_expert)
       throw Error("--routing-from " + c.routing + " has " + std::to_string(stats->n_expert()) +

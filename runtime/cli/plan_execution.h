@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "placement/plan.h"
+#include "placement/routing_stats.h"
 #include "runtime/engine/engine.h"
 #include "runtime/engine/model.h"
 
@@ -30,7 +31,9 @@ void add_plan_choice_options(CLI::App& cmd, PlanChoice& c);
 // the model (a saved plan must list this model's tensors with the same types and sizes) and this
 // machine (no GPU placement, fits in host memory). `prompt` sizes the predicted prefill.
 // Throws hexe::Error saying what does not match or what is missing.
-std::optional<place::Plan> resolve_plan(const ModelOptions& o, const Model& model, int64_t prompt);
+// `stats` (when set) replaces --routing-from: routing the caller measured itself.
+std::optional<place::Plan> resolve_plan(const ModelOptions& o, const Model& model, int64_t prompt,
+                                        const place::RoutingStats* stats = nullptr);
 
 // Layers [0, N) whose attention the plan puts on the GPU (the engine's GPU prefix).
 int gpu_layer_count(const place::Plan& plan);

@@ -9,8 +9,7 @@
 
 namespace hexe::cli {
 
-void write_routing_stats(const Engine& engine, const Model& model, uint64_t tokens,
-                         const std::string& path) {
+place::RoutingStats routing_stats_of(const Engine& engine, const Model& model, uint64_t tokens) {
   const place::ModelSpec& spec = model.spec();
   place::RoutingStats stats(spec.name, spec.n_expert, spec.n_expert_used);
   const auto& per_layer = engine.routing_counts().per_layer;
@@ -22,7 +21,13 @@ void write_routing_stats(const Engine& engine, const Model& model, uint64_t toke
       if (per_layer[l][e]) stats.add(int(l), int(e), per_layer[l][e]);
   }
   stats.set_tokens(tokens);
-  stats.save(path);
+  return stats;
+}
+
+void write_routing_stats(const Engine& engine, const Model& model, uint64_t tokens,
+                         const std::string& path) {
+  const auto& per_layer = engine.routing_counts().per_layer;
+  routing_stats_of(engine, model, tokens).save(path);
   std::fprintf(stderr, "routing statistics: %s (%zu layers, %llu tokens)\n", path.c_str(),
                per_layer.size(), static_cast<unsigned long long>(tokens));
 }

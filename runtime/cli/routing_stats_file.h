@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <string>
 
+#include "placement/routing_stats.h"
+
 namespace hexe {
 class Engine;
 class Model;
@@ -15,5 +17,7 @@ namespace hexe::cli {
 // number of tokens that went through the model. Layers without routed experts are left out.
 void write_routing_stats(const Engine& engine, const Model& model, uint64_t tokens,
                          const std::string& path);
+// The same counts as a RoutingStats (for a plan made from what the engine just routed).
+place::RoutingStats routing_stats_of(const Engine& engine, const Model& model, uint64_t tokens);
 
 }  // namespace hexe::cli

@@ -11,6 +11,7 @@
 #include "gpu_kernels/attention.h"
 #include "gpu_kernels/device.h"
 #include "gpu_kernels/matmul.h"
+#include "gpu_kernels/ops.h"
 #include "gpu_kernels/probe_bandwidth.h"
 #include "gpu_kernels/rows.h"
 #include "runtime/engine/cuda/cuda_check.h"
@@ -74,8 +75,9 @@ void measure_kernel_costs(int index, size_t l2_bytes, place::GpuProfile& g) {
   });
   g.gemv_gbps = double(mat) * n_mats / gemv_s / 1e9;
 
-  // Prefill attention core: 512 queries at positions 3584..4095 over a paged F16 cache (64-token
-  // pages), 32 query heads over 4 KV heads of 128; FLOPs as AttentionShape counts them.
+  // Prefill attention core: a 4096-token prompt in chunks of 512 queries over a paged F16 cache
+  // (64-token pages), 32 query heads over 4 KV heads of 128; FLOPs as the planner counts them
+  // (each chunk's queries at its mean position), so the rate prices its prefill estimates.
   {
     const int H = 32, KV = 4, D = 128, page = 64, ctx = 4096, nq = 512;
     const int64_t row = int64_t(KV) * D;
@@ -96,29 +98,87 @@ void measure_kernel_costs(int index, size_t l2_bytes, place::GpuProfile& g) {
     cuda_check(cudaMalloc(&qb, size_t(nq) * H * D * 4), "cudaMalloc");
     cuda_check(cudaMemset(qb, 0, size_t(nq) * H * D * 4), "cudaMemset");
     cuda_check(cudaMalloc(&ob, size_t(nq) * H * D * 4), "cudaMalloc");
-    std::vector<int32_t> positions(nq);
+    std::vector<int32_t> positions(static_cast<size_t>(ctx));
     double flops = 0;
-    for (int i = 0; i < nq; ++i) {
-      positions[size_t(i)] = ctx - nq + i;
-      flops += 2.0 * H * double(positions[size_t(i)] + 1) * (2.0 * D);
+    for (int c0 = 0; c0 < ctx; c0 += nq) {
+      for (int i = 0; i < nq; ++i) positions[size_t(c0 + i)] = c0 + i;
+      flops += double(nq) * 2.0 * H * (c0 + nq / 2.0) * (2.0 * D);
     }
-    cuda_check(cudaMalloc(&pos, size_t(nq) * 4), "cudaMalloc");
-    cuda_check(cudaMemcpy(pos, positions.data(), size_t(nq) * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
+    cuda_check(cudaMalloc(&pos, size_t(ctx) * 4), "cudaMalloc");
+    cuda_check(cudaMemcpy(pos, positions.data(), size_t(ctx) * 4, cudaMemcpyHostToDevice), "cudaMemcpy");
     gpu::AttentionParams ap;
     ap.q = static_cast<const float*>(qb);
     ap.n_q = nq;
-    ap.q_pos = static_cast<const int32_t*>(pos);
+    ap.q_pos = static_cast<const int32_t*>(pos);  // advanced per chunk below
     ap.n_heads = H;
     ap.n_kv_heads = KV;
     ap.head_dim = D;
     ap.k = {static_cast<const __half* const*>(tab), page};
     ap.v = {reinterpret_cast<const __half* const*>(static_cast<uint8_t*>(tab) + tb), page};
-    ap.max_keys = ctx;
     ap.scale = 0.088f;
     ap.out = static_cast<float*>(ob);
-    const double s = timed(st, [&] { gpu_check(gpu::attention_prefill(ap, st)); });
+    const double s = timed(st, [&] {
+      for (int c0 = 0; c0 < ctx; c0 += nq) {
+        ap.q_pos = static_cast<const int32_t*>(pos) + c0;
+        ap.max_keys = c0 + nq;
+        gpu_check(gpu::attention_prefill(ap, st));
+      }
+    });
     g.attention_tflops = flops / s / 1e12;
     for (void* p : {kc, vc, tab, qb, ob, pos}) cudaFree(p);
+  }
+
+  // One routed expert in prefill as the engine runs it on the GPU (cuda_offload.cpp): gather 32
+  // token rows, gate and up GEMMs, SwiGLU, down GEMM, weighted scatter; Q4_K 768 x 2048 (Qwen3-30B's
+  // expert shape), 32 tokens (512 x top-8 over 128 experts). Per-call costs dominate at this size.
+  {
+    const int64_t E = 2048, F = 768, T = 32;
+    const size_t gb = size_t(row_bytes(DType::Q4_K, E)) * F, db = size_t(row_bytes(DType::Q4_K, F)) * E;
+    void *wg = nullptr, *wd = nullptr, *hx = nullptr, *xe = nullptr, *ga = nullptr, *up = nullptr, *ye = nullptr,
+         *yy = nullptr, *rows = nullptr, *wts = nullptr, *ws = nullptr;
+    for (auto [p, n] : {std::pair<void**, size_t>{&wg, 2 * gb}, {&wd, db}, {&hx, size_t(512 * E * 4)},
+                        {&xe, size_t(T * E * 4)}, {&ga, size_t(T * F * 4)}, {&up, size_t(T * F * 4)},
+                        {&ye, size_t(T * E * 4)}, {&yy, size_t(512 * E * 4)}, {&rows, size_t(T * 4)},
+                        {&wts, size_t(T * 4)}}) {
+      cuda_check(cudaMalloc(p, n), "cudaMalloc");
+      cuda_check(cudaMemset(*p, 0, n), "cudaMemset");
+    }
+    cuda_check(cudaMemset(wg, 0x11, 2 * gb), "cudaMemset");
+    cuda_check(cudaMemset(wd, 0x11, db), "cudaMemset");
+    gpu::GemmContext gctx;
+    if (cublasCreate(&gctx.cublas) != CUBLAS_STATUS_SUCCESS) throw Error("cublasCreate failed");
+    gctx.workspace_bytes = size_t(T * E * 2) + (size_t(32) << 20);
+    cuda_check(cudaMalloc(&ws, gctx.workspace_bytes), "cudaMalloc");
+    gctx.workspace = ws;
+    auto mm = [&](const void* w, int64_t n, int64_t k, const void* x, void* y) {
+      gpu::MatmulParams p;
+      p.w = w;
+      p.w_type = DType::Q4_K;
+      p.n = n;
+      p.k = k;
+      p.x = static_cast<const float*>(x);
+      p.m = T;
+      p.x_stride = k;
+      p.y = static_cast<float*>(y);
+      p.y_stride = n;
+      gpu_check(gpu::matmul(p, gctx, st));
+    };
+    constexpr int kExperts = 64;
+    const double s = timed(st, [&] {
+      for (int e = 0; e < kExperts; ++e) {
+        gpu_check(gpu::gather_rows(static_cast<float*>(hx), E, static_cast<int32_t*>(rows), T, E,
+                                   static_cast<float*>(xe), E, st));
+        mm(wg, F, E, xe, ga);
+        mm(static_cast<uint8_t*>(wg) + gb, F, E, xe, up);
+        gpu_check(gpu::swiglu(static_cast<float*>(ga), static_cast<float*>(up), static_cast<float*>(ga), T * F, st));
+        mm(wd, E, F, ga, ye);
+        gpu_check(gpu::scatter_add_weighted(static_cast<float*>(ye), E, static_cast<int32_t*>(rows),
+                                            static_cast<float*>(wts), T, E, static_cast<float*>(yy), E, st));
+      }
+    });
+    g.expert_prefill_us = s / kExperts * 1e6;
+    cublasDestroy(gctx.cublas);
+    for (void* p : {wg, wd, hx, xe, ga, up, ye, yy, rows, wts, ws}) cudaFree(p);
   }
 
   constexpr int kKernels = 100, kReps = 20;
@@ -210,10 +270,10 @@ std::vector<place::GpuProfile> detect_cuda_gpus(const DetectLog& log) {
     measure_kernel_costs(i, d.info.l2_bytes, g);
     std::snprintf(b, sizeof b,
                   "GPU %d kernels: decode GEMV (q4_K 4096x2048) %.0f GB/s = %.2f of read; prefill attention %.1f "
-                  "TFLOP/s; %.2f us per kernel in a CUDA graph, %.2f us launched alone; hand-off (8 KB to the host "
-                  "and back) %.1f us",
-                  i, g.gemv_gbps, g.gemv_gbps / std::max(1e-9, g.mem_gbps), g.attention_tflops, g.graph_kernel_us,
-                  g.launch_us, g.handoff_us);
+                  "TFLOP/s; a routed expert's prefill (32 tokens) %.1f us; %.2f us per kernel in a CUDA graph, "
+                  "%.2f us launched alone; hand-off (8 KB to the host and back) %.1f us",
+                  i, g.gemv_gbps, g.gemv_gbps / std::max(1e-9, g.mem_gbps), g.attention_tflops, g.expert_prefill_us,
+                  g.graph_kernel_us, g.launch_us, g.handoff_us);
     say(b);
     out.push_back(std::move(g));
   }
