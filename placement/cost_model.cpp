@@ -2,6 +2,7 @@
 #include "placement/cost_model.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace hexe::place {
 
@@ -51,6 +52,8 @@ CostModel::CostModel(const HardwareProfile& hw) : eff_(hw.efficiency) {
   // Measured per-type figures replace the generic ones for their type.
   matmul_rate_.load(hw.cpu.matmul_gops, 1e9 * eff_.cpu_int8);
   moe_rate_.load(hw.cpu.moe_prefill_gops, 1e9 * eff_.cpu_int8);
+  moe_rate_8_.load(hw.cpu.moe_prefill_gops_8, 1e9 * eff_.cpu_int8);
+  moe_rate_128_.load(hw.cpu.moe_prefill_gops_128, 1e9 * eff_.cpu_int8);
   dram_bw_.load(eff_.cpu_dram_by_type, dram_);
   moe_decode_bw_.load(eff_.cpu_moe_decode_by_type, dram_);
   cpu_int8_ = hw.cpu.peak_gops_int8 * 1e9 * eff_.cpu_int8;
@@ -109,11 +112,22 @@ Cost CostModel::cpu_op(double bytes, double flops, DType type, int calls, bool r
   return cpu_roofline(bytes / cpu_bw(type, rows16), flops / cpu_rate(type, rows16), calls);
 }
 
-Cost CostModel::cpu_moe_op(double bytes, double flops, DType type, int calls, bool rows16, bool decode) const {
+double CostModel::cpu_moe_rate(DType type, bool rows16, double tpe) const {
+  const double r32 = moe_rate_.find(type, rows16);
+  if (r32 <= 0 || tpe <= 0) return r32;
+  const double r8 = moe_rate_8_.find(type, rows16), r128 = moe_rate_128_.find(type, rows16);
+  const double x = std::log2(std::clamp(tpe, 8.0, 128.0));  // 3 .. 7, 32 tokens at 5
+  if (x < 5 && r8 > 0) return r8 + (r32 - r8) * (x - 3) / 2;
+  if (x > 5 && r128 > 0) return r32 + (r128 - r32) * (x - 5) / 2;
+  return r32;
+}
+
+Cost CostModel::cpu_moe_op(double bytes, double flops, DType type, int calls, bool rows16, bool decode,
+                           double tokens_per_expert) const {
   double bw = cpu_bw(type, rows16);
   if (decode)
     if (const double d = moe_decode_bw_.find(type, rows16); d > 0) bw = d;
-  const double rate = moe_rate_.find(type, rows16);
+  const double rate = cpu_moe_rate(type, rows16, tokens_per_expert);
   if (rate <= 0) return cpu_roofline(bytes / bw, flops / cpu_rate(type, rows16), calls);
   return cpu_roofline(bytes / bw, flops / rate, calls);
 }

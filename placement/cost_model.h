@@ -40,8 +40,11 @@ class CostModel {
   // prefill rate for the type when it has one (the layer's own kernel, not a plain matmul).
   // decode: one token; its weights stream at the measured MoE-decode efficiency for the type
   // (Efficiency::cpu_moe_decode_by_type) where the profile has one.
+  // tokens_per_expert (prefill): the routed-expert GEMMs' batch, FLOP-weighted; the rate follows
+  // the profile's measurements at 8, 32 and 128 tokens per expert (log-linear between, clamped).
   Cost cpu_moe_op(double bytes, double flops, DType type, int calls = 1, bool rows16 = false,
-                  bool decode = false) const;
+                  bool decode = false, double tokens_per_expert = 0) const;
+  double cpu_moe_rate(DType type, bool rows16, double tokens_per_expert) const;  // FLOP/s; 0: none
   // One GPU op: max(bytes / B_gpu, flops / R_gpu) + launches * t_launch (0 launches inside a
   // captured CUDA graph). decode: a GEMV over few activation rows, which reaches the measured
   // GEMV bandwidth (Efficiency::gpu_gemv) rather than the device's streaming read.
@@ -79,7 +82,7 @@ class CostModel {
     void load(const std::map<std::string, double>& named, double scale);
     double find(DType t, bool rows16) const;  // the rows16 figure, else the GGUF one; 0: none
   };
-  PerType matmul_rate_, moe_rate_, dram_bw_, moe_decode_bw_;
+  PerType matmul_rate_, moe_rate_, moe_rate_8_, moe_rate_128_, dram_bw_, moe_decode_bw_;
   bool has_gpu_ = false;
   double cpu_bw_ = 0, cpu_int8_ = 0, cpu_bf16_ = 0, cpu_fp32_ = 0;
   double gpu_bw_ = 0, gpu_gemv_bw_ = 0, gpu_rate_ = 0, pcie_bw_ = 0, gpu_attention_ = 0;

@@ -47,6 +47,8 @@ void to_json(json& j, const CpuProfile& v) {
            {"peak_gflops_bf16", v.peak_gflops_bf16}, {"peak_gflops_fp32", v.peak_gflops_fp32}};
   if (!v.matmul_gops.empty()) j["matmul_gops"] = v.matmul_gops;
   if (!v.moe_prefill_gops.empty()) j["moe_prefill_gops"] = v.moe_prefill_gops;
+  if (!v.moe_prefill_gops_8.empty()) j["moe_prefill_gops_8"] = v.moe_prefill_gops_8;
+  if (!v.moe_prefill_gops_128.empty()) j["moe_prefill_gops_128"] = v.moe_prefill_gops_128;
   if (v.attention_gflops > 0) j["attention_gflops"] = v.attention_gflops;
 }
 void from_json(const json& j, CpuProfile& v) {
@@ -64,9 +66,11 @@ void from_json(const json& j, CpuProfile& v) {
   v.peak_gflops_fp32 = j.at("peak_gflops_fp32").get<double>();
   v.matmul_gops = j.value("matmul_gops", std::map<std::string, double>{});
   v.moe_prefill_gops = j.value("moe_prefill_gops", std::map<std::string, double>{});
+  v.moe_prefill_gops_8 = j.value("moe_prefill_gops_8", std::map<std::string, double>{});
+  v.moe_prefill_gops_128 = j.value("moe_prefill_gops_128", std::map<std::string, double>{});
   v.attention_gflops = j.value("attention_gflops", 0.0);
   if (v.attention_gflops < 0) throw Error("cpu.attention_gflops must be >= 0");
-  for (const auto* m : {&v.matmul_gops, &v.moe_prefill_gops})
+  for (const auto* m : {&v.matmul_gops, &v.moe_prefill_gops, &v.moe_prefill_gops_8, &v.moe_prefill_gops_128})
     for (const auto& [type, rate] : *m)
       if (!(rate > 0)) throw Error("cpu rate for " + type + " must be > 0, got " + std::to_string(rate));
 }

@@ -47,6 +47,9 @@ struct CpuProfile {
   std::map<std::string, double> matmul_gops;
   // Measured likewise: the routed-expert layer's prefill rate per weight type (peak_bench.h).
   std::map<std::string, double> moe_prefill_gops;
+  // The same rate with 8 and with 128 tokens per expert: expert GEMMs speed up with their batch,
+  // and skewed routing gives hot experts far more tokens than the mean (cost_model.h).
+  std::map<std::string, double> moe_prefill_gops_8, moe_prefill_gops_128;
   // Measured: the CPU attention kernel (scores, softmax, values over a paged F32 cache), 10^9
   // FLOP/s over a 512-token causal prefill with 32 heads of 128; 0 when not measured.
   double attention_gflops = 0;

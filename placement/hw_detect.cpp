@@ -167,6 +167,8 @@ HardwareProfile detect_profile(const DetectOptions& opt) {
         p.cpu.matmul_gops[name] = measure_matmul_gflops(t, all, opt.matmul_seconds / 2, 128, layout);
         if (is_quantized(t)) {
           p.cpu.moe_prefill_gops[name] = measure_moe_prefill_gflops(t, all, opt.matmul_seconds / 2, layout);
+          p.cpu.moe_prefill_gops_8[name] = measure_moe_prefill_gflops(t, all, opt.matmul_seconds / 4, layout, 8);
+          p.cpu.moe_prefill_gops_128[name] = measure_moe_prefill_gflops(t, all, opt.matmul_seconds / 2, layout, 128);
           p.efficiency.cpu_moe_decode_by_type[name] =
               std::clamp(measure_moe_decode_gbps(t, all, std::min<uint64_t>(per_type, uint64_t(1) << 30), layout) /
                              std::max(1e-9, p.cpu.dram_read_gbps),

@@ -82,6 +82,13 @@ double LayerDigest::touched(double tokens) const {
   return u;
 }
 
+double LayerDigest::tokens_per_expert(double tokens) const {
+  if (pick.empty()) return n_expert > 0 ? tokens * n_expert_used / n_expert : 0;
+  double s1 = 0, s2 = 0;
+  for (double p : pick) s1 += p, s2 += p * p;
+  return s1 > 0 ? tokens * s2 / s1 : 0;
+}
+
 double experts_touched(int n_expert, int n_expert_used, double tokens) {
   if (n_expert <= 0 || tokens <= 0) return 0;
   const double p = double(n_expert_used) / n_expert;

@@ -37,6 +37,9 @@ struct LayerDigest {
   // Expected distinct experts `tokens` tokens read: sum over experts of 1 - (1 - pick)^tokens
   // (experts_touched() when routing is uniform).
   double touched(double tokens) const;
+  // The routed-expert GEMMs' batch for `tokens` tokens, weighted by FLOPs: T * sum(p^2) / sum(p)
+  // (T * k / E when routing is uniform). Skewed routing gives the hot experts more.
+  double tokens_per_expert(double tokens) const;
   double expert_bytes() const { return n_expert ? double(experts.bytes) / n_expert : 0; }    // one expert
   double expert_params() const { return n_expert ? experts.params / n_expert : 0; }
 };

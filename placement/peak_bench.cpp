@@ -85,9 +85,9 @@ double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double 
 }
 
 double measure_moe_prefill_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds,
-                                  cpu::WeightLayout layout) {
+                                  cpu::WeightLayout layout, int64_t tokens_per_expert) {
   const int nth = int(std::max<size_t>(1, cpus.size()));
-  const int64_t H = 2048, F = 768, E = 64, K = 4, T = 512;
+  const int64_t H = 2048, F = 768, E = 64, K = 4, T = std::max<int64_t>(1, tokens_per_expert) * E / K;
   // Speed does not depend on the values: one quantised random row, copied to every row.
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);

@@ -25,8 +25,9 @@ double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DT
 // 10^9 FLOP/s of a routed-expert layer in prefill (cpu::moe_experts): 512 tokens, top-4 of 64
 // experts (32 tokens per expert, as top-8 of 128 gives), hidden 2048, n_ff 768; the rate the
 // cost model uses for routed experts when a step has more than one token.
+// tokens_per_expert: 8, 32 (the default figure) or 128 (T = 16 x that, top-4 of 64 experts).
 double measure_moe_prefill_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds = 0.3,
-                                  cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
+                                  cpu::WeightLayout layout = cpu::WeightLayout::Gguf, int64_t tokens_per_expert = 32);
 
 // GB/s of expert weights the routed-expert layer reads in decode (cpu::moe_experts, one token,
 // top-8 of 128 experts of hidden 2048 x n_ff 768, as Qwen3-30B-A3B's), layers cycled so that

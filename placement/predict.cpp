@@ -84,7 +84,9 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
     else gpu_expert_prefill = gpu_used * eff.gpu_expert_prefill_us;
     switch (ex) {
       case ExpertExec::Cpu:
-        if (g < 1.0) cpu += cm.cpu_moe_op(U * (1 - g) * Be, flops * (1 - g), ld.experts.type, 3, cpu_rows16, decode);
+        if (g < 1.0)
+          cpu += cm.cpu_moe_op(U * (1 - g) * Be, flops * (1 - g), ld.experts.type, 3, cpu_rows16, decode,
+                               ld.tokens_per_expert(T));
         if (g > 0.0) gpu += cm.gpu_op(U * g * Be, flops * g, op_launches, decode);
         break;
       case ExpertExec::Gpu:

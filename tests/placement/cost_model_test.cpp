@@ -173,5 +173,30 @@ TEST(CostModel, HybridDecodeLayerByHand) {
   EXPECT_NEAR(k.seconds(), attn + shared + (1e6 / 10e9 + 20e-6) + 2e6 / 500e9 + host_routed, 1e-9);
 }
 
+// The routed experts' prefill rate follows the measured points at 8, 32 and 128 tokens per
+// expert, log-linear between them and flat outside; skewed routing raises the batch.
+TEST(CostModel, MoePrefillRateFollowsTokensPerExpert) {
+  HardwareProfile hw = toy_profile();
+  hw.cpu.moe_prefill_gops["q4_K"] = 400;
+  hw.cpu.moe_prefill_gops_8["q4_K"] = 200;
+  hw.cpu.moe_prefill_gops_128["q4_K"] = 500;
+  CostModel cm(hw);
+  const double s = 1e9 * 0.5;  // the toy profile's e_int8
+  EXPECT_NEAR(cm.cpu_moe_rate(DType::Q4_K, false, 32), 400 * s, 1);
+  EXPECT_NEAR(cm.cpu_moe_rate(DType::Q4_K, false, 16), 300 * s, 1);
+  EXPECT_NEAR(cm.cpu_moe_rate(DType::Q4_K, false, 64), 450 * s, 1);
+  EXPECT_NEAR(cm.cpu_moe_rate(DType::Q4_K, false, 2), 200 * s, 1);
+  EXPECT_NEAR(cm.cpu_moe_rate(DType::Q4_K, false, 4096), 500 * s, 1);
+  EXPECT_NEAR(cm.cpu_moe_rate(DType::Q4_K, false, 0), 400 * s, 1);  // unknown batch: the 32-token rate
+
+  LayerDigest ld;
+  ld.n_expert = 4;
+  ld.n_expert_used = 2;
+  EXPECT_DOUBLE_EQ(ld.tokens_per_expert(100), 50);  // uniform: T k / E
+  ld.pick = {1.0, 1.0, 0.0, 0.0};                    // every token picks experts 0 and 1
+  EXPECT_DOUBLE_EQ(ld.tokens_per_expert(100), 100);
+  EXPECT_DOUBLE_EQ(ld.touched(100), 2);
+}
+
 }  // namespace
 }  // namespace hexe::place

@@ -66,8 +66,9 @@ TEST(RoutingStats, SkewedRoutingHelpsHotAndCache) {
   for (size_t i = 0; i < hot.layers.size(); ++i) {
     hu += uniform.layers[i].gpu_hit;
     hh += hot.layers[i].gpu_hit;
-    if (hot.layers[i].moe && !hot.layers[i].gpu_experts.empty())
+    if (hot.layers[i].moe && !hot.layers[i].gpu_experts.empty()) {
       EXPECT_EQ(hot.layers[i].gpu_experts.front(), 0);  // the hottest expert is taken first
+    }
   }
   EXPECT_GT(hh, 2 * hu);
   EXPECT_GT(hot.decode.tokens_per_s, uniform.decode.tokens_per_s);

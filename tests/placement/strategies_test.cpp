@@ -79,8 +79,9 @@ TEST(Strategies, AutoIsTheFastestFittingPlan) {
   for (const auto& p : plans) {
     if (!p.fits || p.strategy == "auto") continue;
     // auto considers cpu, gpu, layers and the hybrid (+hot, streamed prefill).
-    if (p.strategy == "cpu" || p.strategy == "gpu" || p.strategy == "layers" || p.strategy == "experts-cpu")
+    if (p.strategy == "cpu" || p.strategy == "gpu" || p.strategy == "layers" || p.strategy == "experts-cpu") {
       EXPECT_GE(a.decode.tokens_per_s, p.decode.tokens_per_s) << p.strategy;
+    }
   }
   const Plan& layers = plans[2];
   ASSERT_EQ(layers.strategy, "layers");

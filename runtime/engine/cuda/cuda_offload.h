@@ -1,0 +1,188 @@
+// The CUDA executor of runtime/engine/offload.h, shared by its three source files:
+// cuda_offload.cpp (weights, buffers, KV pages, the pass and its CUDA-graph segments, the head),
+// cuda_offload_attention.cpp (GQA and MLA attention) and cuda_offload_ffn.cpp (dense FFN, shared
+// and routed experts: the MoE hand-off, GPU-resident and streamed experts).
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cpu_kernels/format.h"
+#include "gpu_kernels/matmul.h"
+#include "runtime/engine/cuda/cuda_device.h"
+#include "runtime/engine/offload.h"
+
+namespace hexe::gpu_offload {
+
+using Clock = std::chrono::steady_clock;
+inline double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+inline uint64_t round_up(uint64_t n, uint64_t a = 256) { return (n + a - 1) / a * a; }
+
+// One routed expert's slot in a stream staging buffer: gate, up, down, each 256-byte aligned.
+inline uint64_t staged_expert_bytes(const LayerWeights& lw, int64_t hidden) {
+  const int64_t F = lw.n_ff_exp;
+  return round_up(row_bytes(lw.gate_type, hidden) * F) + round_up(row_bytes(lw.up_type, hidden) * F) +
+         round_up(row_bytes(lw.down_type, F) * hidden);
+}
+
+struct DevLinear {
+  const void* w = nullptr;
+  DType type = DType::F32;
+  int64_t n_in = 0, n_out = 0;
+  explicit operator bool() const { return w != nullptr; }
+};
+
+struct DevExpert {
+  DevLinear gate, up, down;
+};
+
+struct DevLayer {
+  LayerRecipe recipe;
+  const float *attn_norm = nullptr, *ffn_norm = nullptr, *q_norm = nullptr, *k_norm = nullptr;
+  const float *bq = nullptr, *bk = nullptr, *bv = nullptr;
+  DevLinear wq, wk, wv, wo, router, shexp_gate, shexp_up, shexp_down, ffn_gate, ffn_up, ffn_down;
+  bool experts_on_gpu = false;
+  bool experts_stream = false;  // prefill passes copy the used experts in (strategy stream)
+  std::vector<DevExpert> experts;
+  // MLA (deepseek2): q = q_b(norm(q_a x)) or wq x; kv_a -> [latent | rope key]; per-head k_b, v_b.
+  DevLinear wq_a, wq_b, wkv_a;
+  const float *q_a_norm = nullptr, *kv_a_norm = nullptr;
+  std::vector<DevLinear> k_b, v_b;
+  __half* k_pool = nullptr;  // n_pages x page_tokens rows of row_halves (GQA: n_kv x head_dim; MLA: latent)
+  __half* v_pool = nullptr;  // GQA only
+  int64_t row_halves = 0;
+};
+
+// A cudaEvent pair with timing, for the per-segment GPU busy time of the timeline.
+struct TimedSegment {
+  cudaEvent_t start = nullptr, end = nullptr;
+};
+
+class CudaOffload final : public GpuOffload {
+ public:
+  CudaOffload(const Model& model, const OffloadConfig& cfg, int64_t kv_tokens, int max_batch,
+              const mem::ExpertHomes* homes);
+  ~CudaOffload() override;
+
+  void forward(const BatchView& batch, float* x, cpu::ThreadPool& pool, RoutingCounts* routing) override;
+  void head(const std::vector<int64_t>& rows, std::vector<float>& out) override;
+  void free_sequence(int seq) override;
+  void truncate(int seq, int64_t n_tokens) override;
+  const OffloadStats& stats() const override { return stats_; }
+  void reset_stats() override { stats_ = {}; }
+  uint64_t device_bytes() const override { return owned_bytes_; }
+  std::string device_name() const override { return dev_.name() + " (" + gpu_name_ + ")"; }
+
+ private:
+  template <class T = void>
+  T* alloc(size_t bytes, const std::string& what);
+  const float* upload_floats(const std::vector<float>& v, const std::string& what);
+  DevLinear upload_linear(const void* data, DType type, int64_t n_in, int64_t n_out, const std::string& what);
+  DevLinear upload_linear(const Linear& l, const std::string& what) {
+    return l ? upload_linear(l.data, l.type, l.n_in, l.n_out, what) : DevLinear{};
+  }
+  void matmul(const DevLinear& w, const float* x, int64_t m, float* y);
+  void reserve_pages(int seq, int64_t n_tokens);
+  void prepare_batch(const BatchView& b);
+  void attention(int l, int64_t T);
+  void mla_attention(int l, int64_t T);
+  void upload_mla(const LayerWeights& lw, DevLayer& d, const std::string& blk);
+  void dense_ffn(int l, int64_t T);
+  // Whether this pass computes layer l's routed experts on the GPU (resident, or streamed in).
+  bool experts_here(int l, int64_t T) const {
+    return layers_[l].experts_on_gpu || (layers_[l].experts_stream && T >= cfg_.stream_min_tokens);
+  }
+  void moe_head(int l, int64_t T);
+  void moe_tail(int l, int64_t T);
+  void run_segment(int64_t T, const std::function<void()>& body);
+  void upload_batch(int64_t T);
+  void experts_on_gpu(int l, int64_t T);
+  void stream_experts(int l, int64_t T);
+  void pack_routes(int64_t T, int64_t k, int n_exp, std::vector<int64_t>& count);
+  void register_stream_sources();
+  void shared_experts(int l, int64_t T);
+  void segment_begin();
+  void segment_end();
+  void h2d(void* dst, const void* src, size_t bytes);
+  void d2h(void* dst, const void* src, size_t bytes);
+
+  const Model& model_;
+  const place::ModelSpec& s_;
+  OffloadConfig cfg_;
+  const mem::ExpertHomes* homes_;
+  CudaDevice dev_;
+  std::string gpu_name_;
+  cudaStream_t st_;
+  std::vector<void*> owned_;
+  uint64_t owned_bytes_ = 0;
+  std::vector<DevLayer> layers_;
+  DevLinear output_;
+  const float* output_norm_ = nullptr;
+  gpu::GemmContext gemm_;
+  int sm_count_ = 0;
+
+  // Batch limits and buffers (device), sized for max_batch tokens.
+  int64_t max_t_ = 0, qd_ = 0, kd_ = 0, ff_max_ = 0;
+  float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *attn_ = nullptr;
+  float *tmp_ = nullptr, *router_ = nullptr, *gate_ = nullptr, *up_ = nullptr, *shared_ = nullptr, *y_ = nullptr;
+  float *xe_ = nullptr, *ye_ = nullptr, *route_w_ = nullptr;
+  float *mla_qa_ = nullptr, *mla_lat_ = nullptr, *mla_c_ = nullptr, *qlat_ = nullptr, *qrope_ = nullptr;
+  float *olat_ = nullptr, *rope_inv_freq_ = nullptr;
+  float rope_attn_factor_ = 1.f;
+  int32_t *pos_ = nullptr, *page_start_ = nullptr, *route_rows_ = nullptr;
+  __half** k_tables_ = nullptr;  // [gpu_layers][n_pages]
+  __half** v_tables_ = nullptr;
+  void* attn_ws_ = nullptr;
+  size_t attn_ws_bytes_ = 0;
+  int decode_splits_cap_ = 1;
+
+  // Pinned host staging.
+  PinnedBuffer x_pin_, h_pin_, logits_pin_, y_pin_, meta_pin_, tables_pin_, route_pin_;
+  std::vector<int32_t> ids_;
+  std::vector<float> weights_;
+
+  // KV pages: page_tokens rows per page, n_pages per layer pool; per sequence its page list.
+  int page_tokens_ = 64;
+  int64_t n_pages_ = 0;
+  std::vector<std::vector<int32_t>> seq_pages_;
+  std::vector<int32_t> free_pages_;
+  int64_t table_len_ = 0;   // pages in the current batch's concatenated tables
+  int64_t max_keys_ = 0;    // max position + 1 in the current batch
+  int64_t last_t_ = 0;      // tokens of the last forward (head() reads x_)
+
+  OffloadStats stats_;
+  std::vector<TimedSegment> segments_;
+  size_t n_segments_ = 0;
+
+  // CUDA graphs of decode passes, per (tokens, segment): a segment is the GPU work between two
+  // MoE hand-offs. Graph bytes are the PCIe bytes its copies move, counted at capture.
+  struct SegmentGraph {
+    std::unique_ptr<CudaGraph> graph;  // (CudaGraph's members are complete only in cuda_device.cpp)
+    uint64_t h2d = 0, d2h = 0;
+  };
+  std::map<std::pair<int64_t, int>, SegmentGraph> graphs_;
+  bool graph_mode_ = false;
+  bool any_gpu_experts_ = false;
+  int seg_ = 0;
+  cudaEvent_t handoff_ = nullptr;
+
+  // Streaming (strategy stream): a copy stream fills two staging buffers of stream_chunk experts
+  // each from host memory (registered for DMA when the system allows it).
+  cudaStream_t copy_st_ = nullptr;
+  void* staging_[2] = {nullptr, nullptr};
+  size_t staging_bytes_ = 0;       // per buffer
+  cudaEvent_t uploaded_[2] = {nullptr, nullptr}, consumed_[2] = {nullptr, nullptr};
+  void* registered_ = nullptr;     // the host range registered with cudaHostRegister, if any
+  std::string stream_note_;        // why streaming copies are staged instead of DMA'd, if they are
+};
+
+}  // namespace hexe::gpu_offload
