@@ -9,6 +9,7 @@
 #include "cpu_kernels/dispatch.h"
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/quant.h"
+#include "cpu_kernels/quant_act.h"
 
 namespace hexe::cpu {
 namespace {
@@ -37,7 +38,7 @@ Act prepare_activations(const MatmulParams& p, DType act_type, ThreadPool* pool)
   const size_t rb = row_bytes(act_type, uint64_t(p.k));
   uint8_t* base = align64(buf, rb * size_t(p.m));
   auto quantize = [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) quantize_row(act_type, p.x + r * p.x_stride, base + r * rb, p.k);
+    for (int64_t r = r0; r < r1; ++r) quantize_activation_row(act_type, p.x + r * p.x_stride, base + r * rb, p.k);
   };
   if (pool && p.m >= 2 * pool->size()) pool->parallel_for(p.m, 1, quantize);
   else quantize(0, p.m);

@@ -19,6 +19,7 @@
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/ops.h"
 #include "cpu_kernels/quant.h"
+#include "cpu_kernels/quant_act.h"
 #include "cpu_kernels/repack.h"
 
 namespace hexe::cpu {
@@ -132,8 +133,8 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   uint8_t* xq_u = same_act ? xq_g : xq_g + size_t(p.n_tokens) * rbg;
   auto quantize_x = [&](int64_t b, int64_t e) {
     for (int64_t t = b; t < e; ++t) {
-      quantize_row(ag, p.x + t * H, xq_g + t * rbg, H);
-      if (!same_act) quantize_row(au, p.x + t * H, xq_u + t * rbu, H);
+      quantize_activation_row(ag, p.x + t * H, xq_g + t * rbg, H);
+      if (!same_act) quantize_activation_row(au, p.x + t * H, xq_u + t * rbu, H);
     }
   };
   if (p.n_tokens >= 16) for_range(p.n_tokens, pool, quantize_x);  // a dispatch pays off in prefill
@@ -229,7 +230,7 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
       for (int64_t i = 0; i < m; ++i) {
         float* h = ts.g.data() + i * len;
         swiglu(h, ts.u.data() + i * len, h, len);
-        quantize_row(ad, h, ts.hq.data() + size_t(i) * rbd, len);
+        quantize_activation_row(ad, h, ts.hq.data() + size_t(i) * rbd, len);
       }
       // Down: all hidden rows, columns [c0, c1) (a block-aligned byte range of each row).
       const size_t col_off = ld == WeightLayout::Rows16 ? rows16_col_offset(p.down_type, c0)
