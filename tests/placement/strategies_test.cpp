@@ -138,6 +138,23 @@ TEST(Strategies, StreamingWinsPrefillAboveBreakEven) {
   EXPECT_LT(prefill(Strategy::ExpertsCpu, tokens_for(n_star * 4)), prefill(Strategy::Stream, tokens_for(n_star * 4)));
 }
 
+// Stream staging holds about an eighth of a layer's experts per buffer (at least top-k), so the
+// engine's copy of chunk j+1 runs under chunk j's compute; the staging still fits the card.
+TEST(Strategies, StreamChunksPipelineALayersExperts) {
+  Scenario s("qwen3-30b-a3b", "ryzen-7950x-rtx4080", 4096);
+  const Plan p = make_plan(s.in, Strategy::Stream);
+  const int E = s.m.spec.n_expert, k = s.m.spec.n_expert_used;
+  int streamed = 0;
+  for (const auto& l : p.layers) {
+    if (!l.moe || l.experts_prefill != ExpertExec::Stream) continue;
+    ++streamed;
+    EXPECT_GE(l.stream_chunk, k) << l.layer;
+    EXPECT_LE(l.stream_chunk, std::max(k, E / 8)) << l.layer;
+  }
+  EXPECT_GT(streamed, 0);
+  EXPECT_TRUE(p.fits);
+}
+
 TEST(Strategies, DecodeCopyOfTheExpertsOnlyWhereItFitsAndPays) {
   Scenario s("qwen3-30b-a3b", "ryzen-7950x-rtx4080", 4096);
   s.hw.cpu.isa = {"avx2", "avx512f", "avx512bw", "avx512_vnni"};
