@@ -105,6 +105,7 @@ class CudaOffload final : public GpuOffload {
   void moe_tail(int l, int64_t T);
   void run_segment(int64_t T, const std::function<void()>& body);
   void upload_batch(int64_t T);
+  void run_expert(const DevExpert& ex, int64_t r0, int64_t n);
   void experts_on_gpu(int l, int64_t T);
   void stream_experts(int l, int64_t T);
   void pack_routes(int64_t T, int64_t k, int n_exp, std::vector<int64_t>& count);

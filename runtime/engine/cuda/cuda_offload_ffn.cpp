@@ -58,23 +58,26 @@ void CudaOffload::pack_routes(int64_t T, int64_t k, int n_exp, std::vector<int64
   cuda_check(cudaMemsetAsync(y_, 0, size_t(T * s_.n_embd) * sizeof(float), st_), "cudaMemsetAsync");
 }
 
-// Routed experts on the GPU: per used expert, its tokens' rows gathered, gate/up, SwiGLU, down,
-// and added into y_ with their routing weights (ids_/weights_ hold the host's routing).
+// One expert over its n routed tokens (entries [r0, r0 + n) of the packed routes): their rows of
+// h gathered, gate/up, SwiGLU, down, added into y_ with their routing weights.
+void CudaOffload::run_expert(const DevExpert& ex, int64_t r0, int64_t n) {
+  const int64_t E = s_.n_embd, F = ex.gate.n_out;
+  gpu_check(gpu::gather_rows(h_, E, route_rows_ + r0, n, E, xe_, E, st_));
+  matmul(ex.gate, xe_, n, gate_);
+  matmul(ex.up, xe_, n, up_);
+  gpu_check(gpu::swiglu(gate_, up_, gate_, n * F, st_));
+  matmul(ex.down, gate_, n, ye_);
+  gpu_check(gpu::scatter_add_weighted(ye_, E, route_rows_ + r0, route_w_ + r0, n, E, y_, E, st_));
+}
+
+// Routed experts resident on the GPU, each used one run over its tokens (ids_/weights_ hold the
+// host's routing).
 void CudaOffload::experts_on_gpu(int l, int64_t T) {
   const DevLayer& d = layers_[l];
-  const int64_t E = s_.n_embd, F = model_.layers[l].n_ff_exp;
   std::vector<int64_t> count;
   pack_routes(T, s_.n_expert_used, int(d.experts.size()), count);
-  for (int e = 0; e < int(d.experts.size()); ++e) {
-    const int64_t n = count[e + 1] - count[e];
-    if (n == 0) continue;
-    gpu_check(gpu::gather_rows(h_, E, route_rows_ + count[e], n, E, xe_, E, st_));
-    matmul(d.experts[e].gate, xe_, n, gate_);
-    matmul(d.experts[e].up, xe_, n, up_);
-    gpu_check(gpu::swiglu(gate_, up_, gate_, n * F, st_));
-    matmul(d.experts[e].down, gate_, n, ye_);
-    gpu_check(gpu::scatter_add_weighted(ye_, E, route_rows_ + count[e], route_w_ + count[e], n, E, y_, E, st_));
-  }
+  for (int e = 0; e < int(d.experts.size()); ++e)
+    if (count[e + 1] > count[e]) run_expert(d.experts[e], count[e], count[e + 1] - count[e]);
 }
 
 // Strategy stream: the experts this pass uses are copied from host memory in chunks of
@@ -119,14 +122,9 @@ void CudaOffload::stream_experts(int l, int64_t T) {
     cuda_check(cudaStreamWaitEvent(st_, uploaded_[b], 0), "cudaStreamWaitEvent");
     for (size_t i = 0; i < n_in; ++i) {
       const int e = used[c0 + i];
-      const int64_t n = count[e + 1] - count[e];
-      uint8_t* w = base + i * slot;
-      gpu_check(gpu::gather_rows(h_, E, route_rows_ + count[e], n, E, xe_, E, st_));
-      matmul({w, lw.gate_type, E, F}, xe_, n, gate_);
-      matmul({w + ga, lw.up_type, E, F}, xe_, n, up_);
-      gpu_check(gpu::swiglu(gate_, up_, gate_, n * F, st_));
-      matmul({w + ga + ua, lw.down_type, F, E}, gate_, n, ye_);
-      gpu_check(gpu::scatter_add_weighted(ye_, E, route_rows_ + count[e], route_w_ + count[e], n, E, y_, E, st_));
+      const uint8_t* w = base + i * slot;
+      const DevExpert staged{{w, lw.gate_type, E, F}, {w + ga, lw.up_type, E, F}, {w + ga + ua, lw.down_type, F, E}};
+      run_expert(staged, count[e], count[e + 1] - count[e]);
     }
     cuda_check(cudaEventRecord(consumed_[b], st_), "cudaEventRecord");
   }
