@@ -299,7 +299,8 @@ DevLinear CudaOffload::upload_linear(const void* data, DType type, int64_t n_in,
   return {d, type, n_in, n_out};
 }
 
-void CudaOffload::matmul(const DevLinear& w, const float* x, int64_t m, float* y) {
+void CudaOffload::matmul(const DevLinear& w, const float* x, int64_t m, float* y, int64_t x_stride,
+                         int64_t y_stride) {
   gpu::MatmulParams p;
   p.w = w.w;
   p.w_type = w.type;
@@ -307,9 +308,9 @@ void CudaOffload::matmul(const DevLinear& w, const float* x, int64_t m, float* y
   p.k = w.n_in;
   p.x = x;
   p.m = m;
-  p.x_stride = w.n_in;
+  p.x_stride = x_stride > 0 ? x_stride : w.n_in;
   p.y = y;
-  p.y_stride = w.n_out;
+  p.y_stride = y_stride > 0 ? y_stride : w.n_out;
   gpu_check(gpu::matmul(p, gemm_, st_));
 }
 

@@ -90,7 +90,8 @@ class CudaOffload final : public GpuOffload {
   DevLinear upload_linear(const Linear& l, const std::string& what) {
     return l ? upload_linear(l.data, l.type, l.n_in, l.n_out, what) : DevLinear{};
   }
-  void matmul(const DevLinear& w, const float* x, int64_t m, float* y);
+  // y[m][n_out] = x[m][n_in] . W^T; rows of x and y x_stride / y_stride floats apart (0: dense).
+  void matmul(const DevLinear& w, const float* x, int64_t m, float* y, int64_t x_stride = 0, int64_t y_stride = 0);
   void reserve_pages(int seq, int64_t n_tokens);
   void prepare_batch(const BatchView& b);
   void attention(int l, int64_t T);

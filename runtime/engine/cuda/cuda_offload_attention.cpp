@@ -141,19 +141,7 @@ void CudaOffload::mla_attention(int l, int64_t T) {
   gpu_check(gpu::store_kv_rows(mla_lat_, lat, T, lat, kt, page_start_, pos_, page_tokens_, st_));
 
   // q_lat[t][h] = k_b[h] . q_nope[t][h]; q_rope[t][h] = q_pe[t][h].
-  for (int64_t hh = 0; hh < H; ++hh) {
-    gpu::MatmulParams p;
-    p.w = d.k_b[hh].w;
-    p.w_type = d.k_b[hh].type;
-    p.n = R;
-    p.k = nope;
-    p.x = q_ + hh * qk;
-    p.m = T;
-    p.x_stride = H * qk;
-    p.y = qlat_ + hh * R;
-    p.y_stride = H * R;
-    gpu_check(gpu::matmul(p, gemm_, st_));
-  }
+  for (int64_t hh = 0; hh < H; ++hh) matmul(d.k_b[hh], q_ + hh * qk, T, qlat_ + hh * R, H * qk, H * R);
   copy2d(qrope_, rd, q_ + nope, qk, rd, T * H);
 
   gpu::MlaAttentionParams mp;
@@ -176,19 +164,7 @@ void CudaOffload::mla_attention(int l, int64_t T) {
   gpu_check(gpu::mla_attention(mp, splits, attn_ws_, attn_ws_bytes_, st_));
 
   // attn[t][h] = v_b[h] . o_lat[t][h]
-  for (int64_t hh = 0; hh < H; ++hh) {
-    gpu::MatmulParams p;
-    p.w = d.v_b[hh].w;
-    p.w_type = d.v_b[hh].type;
-    p.n = vd;
-    p.k = R;
-    p.x = olat_ + hh * R;
-    p.m = T;
-    p.x_stride = H * R;
-    p.y = attn_ + hh * vd;
-    p.y_stride = H * vd;
-    gpu_check(gpu::matmul(p, gemm_, st_));
-  }
+  for (int64_t hh = 0; hh < H; ++hh) matmul(d.v_b[hh], olat_ + hh * R, T, attn_ + hh * vd, H * R, H * vd);
   matmul(d.wo, attn_, T, tmp_);
   gpu_check(gpu::add(x_, tmp_, T * E, st_));
 }
