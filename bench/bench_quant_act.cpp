@@ -2,8 +2,6 @@
 // microseconds per row at each ISA tier against the scalar reference, held to a quarter of the
 // reference's time (the row is cache-resident; the vector version has ~16 lanes of work per step).
 //   bench_quant_act [--n N]   (default: 2048 and 7168, Qwen3-30B's and DeepSeek-V3's hidden sizes)
-#include <time.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -15,13 +13,7 @@
 #include "cpu_kernels/quant.h"
 #include "cpu_kernels/quant_act.h"
 
-namespace {
-double cpu_now() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
-}  // namespace
+#include "bench/thread_clock.h"
 
 int main(int argc, char** argv) {
   using namespace hexe;
@@ -40,10 +32,10 @@ int main(int argc, char** argv) {
       auto time_at = [&](Isa isa) {
         std::vector<double> runs;
         for (int r = 0; r < 2001; ++r) {
-          const double t0 = cpu_now();
+          const double t0 = thread_cpu_seconds();
           if (isa == Isa::Scalar) quantize_row(t, x.data(), y.data(), n);
           else quantize_activation_row_at(isa, t, x.data(), y.data(), n);
-          runs.push_back(cpu_now() - t0);
+          runs.push_back(thread_cpu_seconds() - t0);
         }
         std::nth_element(runs.begin(), runs.begin() + 1000, runs.end());
         return runs[1000];

@@ -6,8 +6,6 @@
 // (the tile kernel alone on pre-quantised activations: the compute rate the weight stream meets).
 //   bench_tile [--m M] [--k K] [--kib KiB of weights, default 512] [--isa scalar|avx2|avx512]
 //              [--layout gguf|rows16|both]   (rows16: the repacked decode layout, q8_0 and q4_K)
-#include <time.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,13 +20,7 @@
 #include "cpu_kernels/quant.h"
 #include "cpu_kernels/repack.h"
 
-namespace {
-double cpu_now() {
-  timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
-}
-}  // namespace
+#include "bench/thread_clock.h"
 
 int main(int argc, char** argv) {
   using namespace hexe;
@@ -48,11 +40,11 @@ int main(int argc, char** argv) {
   std::vector<float> x(size_t(m * k));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i * 7919 % 201) - 100) * 0.01f;
   {  // the per-core int8 / bf16 peaks in the same CPU-time terms, for GEMM ratios (m > 1)
-    const double t0 = cpu_now();
+    const double t0 = thread_cpu_seconds();
     const double ops = int8_dot_ops(5000000);
-    const double t1 = cpu_now();
+    const double t1 = thread_cpu_seconds();
     const double fl = bf16_dot_flops(5000000);
-    const double t2 = cpu_now();
+    const double t2 = thread_cpu_seconds();
     std::printf("peak int8 %.1f GOP/s/core (%s), peak bf16 %.1f GFLOP/s/core (%s)\n", ops / (t1 - t0) / 1e9,
                 int8_dot_name(), fl / (t2 - t1) / 1e9, bf16_dot_name());
   }
@@ -81,12 +73,12 @@ int main(int argc, char** argv) {
       p.x = x.data(); p.m = m; p.x_stride = k; p.y = y.data(); p.y_stride = n;
       matmul_at(p, tier, nullptr);
       int reps = 0;
-      const double t0 = cpu_now();
+      const double t0 = thread_cpu_seconds();
       double t1 = t0;
       while (t1 - t0 < 0.3) {
         matmul_at(p, tier, nullptr);
         ++reps;
-        t1 = cpu_now();
+        t1 = thread_cpu_seconds();
       }
       const double s = (t1 - t0) / reps;
       // The tile alone: activations quantised once, outside the timing.
@@ -100,12 +92,12 @@ int main(int argc, char** argv) {
       }
       const size_t stride = layout == WeightLayout::Rows16 ? rows16_group_bytes(t, k) : rb;
       reps = 0;
-      const double t2 = cpu_now();
+      const double t2 = thread_cpu_seconds();
       double t3 = t2;
       while (t3 - t2 < 0.3) {
         g->fn(k, p.w, stride, n, act.data(), arb, m, y.data(), n);
         ++reps;
-        t3 = cpu_now();
+        t3 = thread_cpu_seconds();
       }
       const double st = (t3 - t2) / reps;
       // GB/s of the GGUF bytes the matmul stands for (the same useful bytes in either layout).

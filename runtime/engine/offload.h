@@ -35,7 +35,7 @@ struct OffloadConfig {
 
 // Where the time of the passes went since reset_stats(), for `hexe bench`'s per-device timeline.
 struct OffloadStats {
-  int64_t passes = 0, tokens = 0;
+  int64_t tokens = 0;
   int64_t graph_launches = 0;  // GPU segments replayed from CUDA graphs
   double wall_s = 0;          // inside forward() and head()
   double cpu_experts_s = 0;   // CPU busy: routing + routed experts on the host
@@ -57,7 +57,6 @@ class GpuOffload {
   virtual void truncate(int seq, int64_t n_tokens) = 0;
   virtual const OffloadStats& stats() const = 0;
   virtual void reset_stats() = 0;
-  virtual uint64_t device_bytes() const = 0;  // weights + KV cache + buffers held on the GPU
   virtual std::string device_name() const = 0;
 };
 

@@ -371,7 +371,7 @@ void CudaOffload::prepare_batch(const BatchView& b) {
   int32_t* pos = meta_pin_.data<int32_t>();
   int32_t* start = pos + max_t_;
   std::vector<int> run_seqs;
-  table_len_ = 0;
+  int64_t table_len = 0;  // pages in the batch's concatenated tables
   max_keys_ = 0;
   int32_t offset = 0;
   for (int64_t t = 0; t < b.n; ++t) {
@@ -380,8 +380,8 @@ void CudaOffload::prepare_batch(const BatchView& b) {
       int64_t last = b.pos[t];
       for (int64_t u = t; u < b.n && b.seq[u] == b.seq[t]; ++u) last = std::max(last, b.pos[u]);
       reserve_pages(b.seq[t], last + 1);
-      offset = int32_t(table_len_);
-      table_len_ += int64_t(seq_pages_[b.seq[t]].size());
+      offset = int32_t(table_len);
+      table_len += int64_t(seq_pages_[b.seq[t]].size());
       run_seqs.push_back(b.seq[t]);
     }
     pos[t] = int32_t(b.pos[t]);
@@ -405,7 +405,7 @@ void CudaOffload::prepare_batch(const BatchView& b) {
 }
 
 // The batch's positions, table offsets and page tables, from pinned memory (a graphed pass reads
-// them there at replay). Whole rows of the table arrays; only the first table_len_ are read.
+// them there at replay). Whole rows of the table arrays; only each batch's own pages are read.
 void CudaOffload::upload_batch(int64_t T) {
   int32_t* pos = meta_pin_.data<int32_t>();
   h2d(pos_, pos, size_t(T) * 4);
@@ -508,7 +508,6 @@ void CudaOffload::forward(const BatchView& b, float* x, cpu::ThreadPool& pool, R
       cuda_check(cudaEventElapsedTime(&ms, segments_[i].start, segments_[i].end), "cudaEventElapsedTime");
       stats_.gpu_busy_s += ms * 1e-3;
     }
-  stats_.passes += 1;
   stats_.tokens += T;
   stats_.wall_s += since(t0);
 }

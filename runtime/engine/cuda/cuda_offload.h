@@ -79,7 +79,6 @@ class CudaOffload final : public GpuOffload {
   void truncate(int seq, int64_t n_tokens) override;
   const OffloadStats& stats() const override { return stats_; }
   void reset_stats() override { stats_ = {}; }
-  uint64_t device_bytes() const override { return owned_bytes_; }
   std::string device_name() const override { return dev_.name() + " (" + gpu_name_ + ")"; }
 
  private:
@@ -125,7 +124,7 @@ class CudaOffload final : public GpuOffload {
   std::string gpu_name_;
   cudaStream_t st_;
   std::vector<void*> owned_;
-  uint64_t owned_bytes_ = 0;
+  uint64_t owned_bytes_ = 0;  // placed so far (named in out-of-memory errors)
   std::vector<DevLayer> layers_;
   DevLinear output_;
   const float* output_norm_ = nullptr;
@@ -157,7 +156,6 @@ class CudaOffload final : public GpuOffload {
   int64_t n_pages_ = 0;
   std::vector<std::vector<int32_t>> seq_pages_;
   std::vector<int32_t> free_pages_;
-  int64_t table_len_ = 0;   // pages in the current batch's concatenated tables
   int64_t max_keys_ = 0;    // max position + 1 in the current batch
   int64_t last_t_ = 0;      // tokens of the last forward (head() reads x_)
 
