@@ -1,4 +1,4 @@
-// Reads HEXE_CPU_ISA, HEXE_LOG and HEXE_PREFETCH once (the only getenv calls of cpu_kernels).
+// Reads HEXE_CPU_ISA, HEXE_LOG, HEXE_PREFETCH and HEXE_MOE_SCHEDULE once (the only getenv calls of cpu_kernels).
 #include "cpu_kernels/env.h"
 
 #include <cstdlib>
@@ -37,6 +37,11 @@ int prefetch_bytes() {
     const std::string v = read("HEXE_PREFETCH");
     return v.empty() ? -1 : std::atoi(v.c_str());
   }();
+  return value;
+}
+
+const std::string& moe_schedule() {
+  static const std::string value = read("HEXE_MOE_SCHEDULE");
   return value;
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cpu_kernels/dispatch.h"
+#include "cpu_kernels/env.h"
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/ops.h"
 #include "cpu_kernels/quant.h"
@@ -38,10 +39,13 @@ struct Plan {
   int64_t max_m = 0;            // most tokens on one expert
 };
 
+// Slots with a negative id are empty (their expert runs elsewhere): no row, pos -1.
 void make_plan(const MoeParams& p, Plan& plan) {
   plan.offset.assign(size_t(p.n_experts) + 1, 0);
   const int64_t pairs = p.n_tokens * p.top_k;
-  for (int64_t r = 0; r < pairs; ++r) ++plan.offset[size_t(p.ids[r]) + 1];
+  int64_t filled = 0;
+  for (int64_t r = 0; r < pairs; ++r)
+    if (p.ids[r] >= 0) ++plan.offset[size_t(p.ids[r]) + 1], ++filled;
   plan.used.clear();
   plan.max_m = 0;
   for (int e = 0; e < p.n_experts; ++e) {
@@ -50,10 +54,14 @@ void make_plan(const MoeParams& p, Plan& plan) {
     plan.max_m = std::max(plan.max_m, m);
     plan.offset[size_t(e) + 1] += plan.offset[size_t(e)];
   }
-  plan.rows.resize(size_t(pairs));
+  plan.rows.resize(size_t(filled));
   plan.pos.resize(size_t(pairs));
   // Fill positions without another allocation: offset[e] walks forward, then is restored.
   for (int64_t r = 0; r < pairs; ++r) {
+    if (p.ids[r] < 0) {
+      plan.pos[size_t(r)] = -1;
+      continue;
+    }
     const int64_t i = plan.offset[size_t(p.ids[r])]++;
     plan.rows[size_t(i)] = r;
     plan.pos[size_t(r)] = i;
@@ -78,6 +86,7 @@ struct Scratch {
   Plan plan;
   std::vector<uint8_t> xq, xe_gate, xe_up;
   std::vector<float> d;  // [n_slices][pairs][hidden] partial down outputs
+  std::vector<float> hg, hu;  // two-phase decode: [pairs][n_ff] gate (then swiglu) and up rows
   std::vector<ThreadScratch> per_thread;
 };
 
@@ -87,17 +96,38 @@ void for_range(int64_t n, ThreadPool* pool, Fn&& fn) {
   else fn(0, n);
 }
 
+// y[t] = sum over slots (in slot order) of weight * (sum over slices of the partial rows);
+// d is [n_slices][pairs][hidden], rows in plan order.
+void reduce_pairs(const MoeParams& p, const Plan& plan, const float* d, int64_t n_slices, ThreadPool* pool) {
+  const int64_t H = p.hidden, pairs = p.n_tokens * p.top_k;
+  auto reduce = [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) {
+      float* y = p.y + t * H;
+      std::fill_n(y, H, 0.f);
+      for (int k = 0; k < p.top_k; ++k) {
+        const int64_t r = t * p.top_k + k;
+        if (plan.pos[size_t(r)] < 0) continue;
+        for (int64_t sl = 0; sl < n_slices; ++sl) axpy(p.weights[r], d + (sl * pairs + plan.pos[size_t(r)]) * H, y, H);
+      }
+    }
+  };
+  if (p.n_tokens >= 16) for_range(p.n_tokens, pool, reduce);
+  else reduce(0, p.n_tokens);
+}
+
 }  // namespace
 
 void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   const int64_t H = p.hidden, F = p.n_ff;
   // Per matrix: its Rows16 copy when p.packed has one (read off the first routed expert; the
   // same in every routed entry) and its tile is of the GGUF tile's tier or better.
-  const bool any_packed = p.packed && p.n_tokens > 0 && p.top_k > 0;
+  const int64_t pairs = std::max<int64_t>(p.n_tokens, 0) * std::max(p.top_k, 0);
+  const int32_t* first = std::find_if(p.ids, p.ids + pairs, [](int32_t id) { return id >= 0; });
+  const bool any_packed = p.packed && first != p.ids + pairs;
   auto pick = [&](const void* ExpertWeights::*m, DType t, int64_t k, WeightLayout& l) {
     const GemmKernel* g = select_gemm(t, k, max_tier);
     l = WeightLayout::Gguf;
-    if (any_packed && p.packed[p.ids[0]].*m && rows16_supported(t)) {
+    if (any_packed && p.packed[*first].*m && rows16_supported(t)) {
       const GemmKernel* r = select_gemm(t, k, max_tier, WeightLayout::Rows16);
       if (r && (!g || int(r->tier) >= int(g->tier))) l = WeightLayout::Rows16, g = r;
     }
@@ -110,7 +140,9 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   const ExpertWeights* wg_set = lg == WeightLayout::Rows16 ? p.packed : p.experts;
   const ExpertWeights* wu_set = lu == WeightLayout::Rows16 ? p.packed : p.experts;
   const ExpertWeights* wd_set = ld == WeightLayout::Rows16 ? p.packed : p.experts;
-  if (!kg || !ku || !kd || p.n_tokens <= 0) {  // no kernel: the loader rejects such weights
+  // No kernel (the loader rejects such weights), or every slot empty: y = 0.
+  if (!kg || !ku || !kd || first == p.ids + pairs) {
+    if (p.on_caller) (*p.on_caller)();
     for (int64_t t = 0; t < std::max<int64_t>(p.n_tokens, 0); ++t) std::fill_n(p.y + t * H, H, 0.f);
     return;
   }
@@ -122,7 +154,7 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   Scratch& s = tls;
   make_plan(p, s.plan);
   const Plan& plan = s.plan;
-  const int64_t pairs = p.n_tokens * p.top_k;
+  const int64_t filled = int64_t(plan.rows.size());
 
   // Each token's activation in the gate's (and, when different, the up's) paired format, once.
   const DType ag = paired_activation(p.gate_type), au = paired_activation(p.up_type);
@@ -144,13 +176,18 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   const uint8_t* xe_g = xq_g;
   const uint8_t* xe_u = xq_u;
   if (p.n_tokens > 1) {
-    s.xe_gate.resize(size_t(pairs) * rbg);
-    s.xe_up.resize(same_act ? 0 : size_t(pairs) * rbu);
-    for (int64_t i = 0; i < pairs; ++i) {
-      const int64_t tok = plan.rows[size_t(i)] / p.top_k;
-      std::memcpy(s.xe_gate.data() + i * rbg, xq_g + tok * rbg, rbg);
-      if (!same_act) std::memcpy(s.xe_up.data() + i * rbu, xq_u + tok * rbu, rbu);
-    }
+    s.xe_gate.resize(size_t(filled) * rbg);
+    s.xe_up.resize(same_act ? 0 : size_t(filled) * rbu);
+    auto gather = [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t tok = plan.rows[size_t(i)] / p.top_k;
+        std::memcpy(s.xe_gate.data() + i * rbg, xq_g + tok * rbg, rbg);
+        if (!same_act) std::memcpy(s.xe_up.data() + i * rbu, xq_u + tok * rbu, rbu);
+      }
+    };
+    // Prefill: T x k rows (9 MB for 512 tokens of Qwen3-30B): too much for one thread on many cores.
+    if (filled >= 256) for_range(filled, pool, gather);
+    else gather(0, filled);
     xe_g = s.xe_gate.data();
     xe_u = same_act ? xe_g : s.xe_up.data();
   }
@@ -178,9 +215,76 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   auto row_off = [](WeightLayout l, size_t st, int64_t c0) {
     return l == WeightLayout::Rows16 ? size_t(c0 / kRows16) * st : size_t(c0) * st;
   };
+  if (s.per_thread.size() < size_t(nth)) s.per_thread.resize(size_t(nth));
+
+  // Decode on many cores: top-k experts cut into n_ff slices give about one unit per thread, and
+  // not even that where down's blocks allow few slices (8 experts x 3 slices of 768 on 16
+  // threads: half the threads do two units, the layer takes 2 unit-times for 1.5 of work); a
+  // late thread holds up the layer by a whole unit. Two phases balance instead: gate/up in
+  // 16-row groups of every used expert, then (after the join) down in 16-row groups of its
+  // output; about four units per thread in each, for one more dispatch. Each down unit
+  // requantises its expert's h rows (n_ff values; once per run of units of one expert).
+  // HEXE_MOE_SCHEDULE=one|two forces a schedule (measurements).
+  const bool homes_asked = p.n_homes > 1 && p.expert_home && p.thread_home;
+  const std::string& forced = env::moe_schedule();
+  const bool two_ok = pool && nth > 1 && !homes_asked && p.n_tokens <= 8 && F % kRows16 == 0 && H % kRows16 == 0;
+  if (two_ok && (forced == "two" || (forced != "one" && nth >= 4))) {
+    const int64_t per_expert = (4 * nth + n_used - 1) / n_used;
+    const int64_t c1 = std::min(per_expert, F / kRows16), c2 = std::min(per_expert, H / kRows16);
+    s.hg.resize(size_t(filled * F));
+    s.hu.resize(size_t(filled * F));
+    s.d.resize(size_t(pairs * H));
+    const size_t rbd = row_bytes(ad, uint64_t(F));
+    for (int t = 0; t < nth; ++t) {
+      ThreadScratch& ts = s.per_thread[size_t(t)];
+      if (ts.hq.size() < size_t(plan.max_m) * rbd) ts.hq.resize(size_t(plan.max_m) * rbd);
+    }
+    std::mutex trace_mu;
+    auto trace = [&](int e, int ith) {
+      if (!p.trace) return;
+      std::lock_guard<std::mutex> lock(trace_mu);
+      p.trace->emplace_back(e, ith);
+    };
+    std::atomic<int64_t> next1{0}, next2{0};
+    pool->run([&](int ith, int) {
+      if (ith == 0 && p.on_caller) (*p.on_caller)();
+      for (int64_t it; (it = next1.fetch_add(1, std::memory_order_relaxed)) < n_used * c1;) {
+        const int e = plan.used[size_t(it / c1)];
+        trace(e, ith);
+        const int64_t j = it % c1, r0 = j * (F / kRows16) / c1 * kRows16, r1 = (j + 1) * (F / kRows16) / c1 * kRows16;
+        const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
+        float* g = s.hg.data() + o * F + r0;
+        float* u = s.hu.data() + o * F + r0;
+        gemm(*kg, H, static_cast<const uint8_t*>(wg_set[e].gate) + row_off(lg, wg, r0), wg, r1 - r0,
+             xe_g + o * x_stride_g, x_stride_g, m, g, F);
+        gemm(*ku, H, static_cast<const uint8_t*>(wu_set[e].up) + row_off(lu, wu, r0), wu, r1 - r0,
+             xe_u + o * x_stride_u, x_stride_u, m, u, F);
+        for (int64_t i = 0; i < m; ++i) swiglu(g + i * F, u + i * F, g + i * F, r1 - r0);
+      }
+    });
+    pool->run([&](int ith, int) {
+      ThreadScratch& ts = s.per_thread[size_t(ith)];
+      int quantised = -1;  // the expert whose h rows ts.hq holds
+      for (int64_t it; (it = next2.fetch_add(1, std::memory_order_relaxed)) < n_used * c2;) {
+        const int e = plan.used[size_t(it / c2)];
+        trace(e, ith);
+        const int64_t j = it % c2, r0 = j * (H / kRows16) / c2 * kRows16, r1 = (j + 1) * (H / kRows16) / c2 * kRows16;
+        const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
+        if (quantised != e) {
+          for (int64_t i = 0; i < m; ++i)
+            quantize_activation_row(ad, s.hg.data() + (o + i) * F, ts.hq.data() + size_t(i) * rbd, F);
+          quantised = e;
+        }
+        gemm(*kd, F, static_cast<const uint8_t*>(wd_set[e].down) + row_off(ld, wd, r0), wd, r1 - r0, ts.hq.data(),
+             rbd, m, s.d.data() + o * H + r0, H);
+      }
+    });
+    reduce_pairs(p, plan, s.d.data(), 1, pool);
+    return;
+  }
+
   const int64_t max_slice = (n_blk + n_slices - 1) / n_slices * blk;
   s.d.resize(size_t(n_slices * pairs * H));
-  if (s.per_thread.size() < size_t(nth)) s.per_thread.resize(size_t(nth));
   for (int t = 0; t < nth; ++t) {
     ThreadScratch& ts = s.per_thread[size_t(t)];
     const size_t need = size_t(plan.max_m * max_slice);
@@ -192,13 +296,19 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   // Units are handed out from one counter, or with NUMA homes from one counter per home over that
   // home's used experts, taken only by the home's threads.
   // (One thread serves every home; a home whose experts have no thread makes the split fall back.)
+  // Experts with the most tokens are handed out first (longest job first): with skewed routing a
+  // big expert taken last would leave the other threads idle at the end of a prefill layer.
+  std::vector<int> by_load = plan.used;
+  std::stable_sort(by_load.begin(), by_load.end(), [&](int a, int b) {
+    return plan.offset[size_t(a) + 1] - plan.offset[size_t(a)] > plan.offset[size_t(b) + 1] - plan.offset[size_t(b)];
+  });
   bool homes = p.n_homes > 1 && p.expert_home && p.thread_home && pool && nth > 1;
   std::vector<std::vector<int>> used_by_home;
   if (homes) {
     used_by_home.resize(size_t(p.n_homes));
     std::vector<int> threads(size_t(p.n_homes), 0);
     for (int t = 0; t < nth; ++t) ++threads[size_t(p.thread_home[t])];
-    for (int e : plan.used) used_by_home[size_t(p.expert_home[e])].push_back(e);
+    for (int e : by_load) used_by_home[size_t(p.expert_home[e])].push_back(e);
     for (int h = 0; h < p.n_homes; ++h)
       if (!used_by_home[size_t(h)].empty() && threads[size_t(h)] == 0) homes = false;
   }
@@ -207,8 +317,9 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   std::mutex trace_mu;
   std::atomic<int64_t> next{0};
   auto work = [&](int ith, int) {
+    if (ith == 0 && p.on_caller) (*p.on_caller)();
     ThreadScratch& ts = s.per_thread[size_t(ith)];
-    const std::vector<int>& used = homes ? used_by_home[size_t(p.thread_home[ith])] : plan.used;
+    const std::vector<int>& used = homes ? used_by_home[size_t(p.thread_home[ith])] : by_load;
     std::atomic<int64_t>& counter = homes ? next_by_home[size_t(p.thread_home[ith])] : next;
     const int64_t my_units = int64_t(used.size()) * n_slices;
     for (int64_t it; (it = counter.fetch_add(1, std::memory_order_relaxed)) < my_units;) {
@@ -242,20 +353,7 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   if (pool && nth > 1 && (n_units > 1 || homes)) pool->run(work);
   else work(0, 1);
 
-  // y[t] = sum over slots (in slot order) of weight * (sum over slices of the partial rows).
-  auto reduce = [&](int64_t b, int64_t e) {
-    for (int64_t t = b; t < e; ++t) {
-      float* y = p.y + t * H;
-      std::fill_n(y, H, 0.f);
-      for (int k = 0; k < p.top_k; ++k) {
-        const int64_t r = t * p.top_k + k;
-        for (int64_t sl = 0; sl < n_slices; ++sl)
-          axpy(p.weights[r], s.d.data() + (sl * pairs + plan.pos[size_t(r)]) * H, y, H);
-      }
-    }
-  };
-  if (p.n_tokens >= 16) for_range(p.n_tokens, pool, reduce);
-  else reduce(0, p.n_tokens);
+  reduce_pairs(p, plan, s.d.data(), n_slices, pool);
 }
 
 void moe_experts(const MoeParams& p, ThreadPool& pool) { moe_experts_at(p, active_isa(), &pool); }

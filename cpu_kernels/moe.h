@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -26,7 +27,8 @@ struct MoeParams {
   const float* x = nullptr;        // [n_tokens][hidden]
   int64_t n_tokens = 0;
   int top_k = 0;
-  const int32_t* ids = nullptr;    // [n_tokens][top_k] expert ids
+  const int32_t* ids = nullptr;    // [n_tokens][top_k] expert ids; < 0: an empty slot (that
+                                   // expert is computed elsewhere, e.g. hot on the GPU)
   const float* weights = nullptr;  // [n_tokens][top_k]
   float* y = nullptr;              // [n_tokens][hidden]; overwritten with the weighted sum
   // Optional Rows16 copies of the experts (repack_for_decode), read instead of `experts`, which
@@ -45,6 +47,10 @@ struct MoeParams {
   const int* thread_home = nullptr;  // pool.size() entries
   // Tests: when set, receives (expert, thread) for every unit of work computed.
   std::vector<std::pair<int, int>>* trace = nullptr;
+  // Run once by the calling thread inside the pool's dispatch, before it takes any work, while
+  // the other threads start on the experts (the hybrid engine queues the GPU's share of the
+  // layer there). Null: none.
+  const std::function<void()>* on_caller = nullptr;
 };
 
 void moe_experts(const MoeParams& p, ThreadPool& pool);

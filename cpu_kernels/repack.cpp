@@ -1,4 +1,4 @@
-// Load-time repack of GGUF Q8_0/Q4_K rows into the Rows16 decode layout (see repack.h).
+// Load-time repack of GGUF Q8_0/Q4_K/Q6_K rows into the Rows16 decode layout (see repack.h).
 #include "cpu_kernels/repack.h"
 
 #include <algorithm>
@@ -15,7 +15,8 @@ namespace {
 
 constexpr size_t kQ8PairBytes = 2 * 16 * kQK + 2 * 16 * 2;           // 1088
 constexpr size_t kQ4KBlockBytes = 64 + 128 + 128 + 16 * kQKK / 2;      // 2368
-static_assert(kQ8PairBytes % 64 == 0 && kQ4KBlockBytes % 64 == 0);
+constexpr size_t kQ6KBlockBytes = 64 + 256 + 16 * (kQKK / 2 + kQKK / 4);  // 3392
+static_assert(kQ8PairBytes % 64 == 0 && kQ4KBlockBytes % 64 == 0 && kQ6KBlockBytes % 64 == 0);
 
 void pack_q8_0_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
   const int64_t nb = k / kQK;
@@ -58,22 +59,43 @@ void pack_q4_K_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, ui
   }
 }
 
+// Q6_K: the GGUF bytes, moved (the kernel splits nibbles and 2-bit fields as the GGUF kernel does).
+void pack_q6_K_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
+  const int64_t nb = k / kQKK;
+  std::memset(dst, 0, rows16_group_bytes(DType::Q6_K, k));
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* o = dst + size_t(b) * kQ6KBlockBytes;
+    for (int64_t r = 0; r < std::min<int64_t>(rows, kRows16); ++r) {
+      const auto* blk = reinterpret_cast<const BlockQ6_K*>(src + size_t(r) * srb) + b;
+      std::memcpy(o + r * 2, &blk->d, 2);
+      for (int j = 0; j < 16; ++j) o[64 + j * 16 + r] = uint8_t(blk->scales[j]);
+      for (int h = 0; h < 2; ++h)
+        for (int c = 0; c < 8; ++c) {
+          uint8_t* v = o + 320 + (8 * h + c) * 192 + r * 4;
+          std::memcpy(v, blk->ql + 64 * h + 4 * c, 4);
+          std::memcpy(v + 64, blk->ql + 64 * h + 32 + 4 * c, 4);
+          std::memcpy(v + 128, blk->qh + 32 * h + 4 * c, 4);
+        }
+    }
+  }
+}
+
 }  // namespace
 
 const char* layout_name(WeightLayout l) { return l == WeightLayout::Rows16 ? "rows16" : "gguf"; }
 
-bool rows16_supported(DType t) { return t == DType::Q8_0 || t == DType::Q4_K; }
+bool rows16_supported(DType t) { return t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K; }
 
 size_t rows16_group_bytes(DType t, int64_t k) {
   if (t == DType::Q8_0) return size_t((k / kQK + 1) / 2) * kQ8PairBytes;
-  return size_t(k / kQKK) * kQ4KBlockBytes;
+  return size_t(k / kQKK) * (t == DType::Q6_K ? kQ6KBlockBytes : kQ4KBlockBytes);
 }
 
 int64_t rows16_col_align(DType t) { return t == DType::Q8_0 ? 2 * kQK : kQKK; }
 
 size_t rows16_col_offset(DType t, int64_t c0) {
   if (t == DType::Q8_0) return size_t(c0 / (2 * kQK)) * kQ8PairBytes;
-  return size_t(c0 / kQKK) * kQ4KBlockBytes;
+  return size_t(c0 / kQKK) * (t == DType::Q6_K ? kQ6KBlockBytes : kQ4KBlockBytes);
 }
 
 void PackedWeights::Free::operator()(uint8_t* p) const { std::free(p); }
@@ -83,15 +105,17 @@ void repack_rows16_into(DType t, int64_t rows, int64_t k, const void* src, size_
   const auto* s = static_cast<const uint8_t*>(src);
   for (int64_t r0 = 0, g = 0; r0 < rows; r0 += kRows16, ++g) {
     const int64_t n = std::min<int64_t>(kRows16, rows - r0);
-    if (t == DType::Q8_0) pack_q8_0_group(n, k, s + size_t(r0) * srb, srb, dst + size_t(g) * gb);
-    else pack_q4_K_group(n, k, s + size_t(r0) * srb, srb, dst + size_t(g) * gb);
+    uint8_t* out = dst + size_t(g) * gb;
+    if (t == DType::Q8_0) pack_q8_0_group(n, k, s + size_t(r0) * srb, srb, out);
+    else if (t == DType::Q6_K) pack_q6_K_group(n, k, s + size_t(r0) * srb, srb, out);
+    else pack_q4_K_group(n, k, s + size_t(r0) * srb, srb, out);
   }
 }
 
 PackedWeights repack_for_decode(DType t, int64_t rows, int64_t k, const void* src, size_t srb) {
   if (!rows16_supported(t))
     throw std::invalid_argument("repack_for_decode: format " + std::string(dtype_name(t)) +
-                                " has no rows16 layout (expected q8_0 or q4_K)");
+                                " has no rows16 layout (expected q8_0, q4_K or q6_K)");
   const int64_t blk = int64_t(info(t).block_elems);
   if (k <= 0 || k % blk != 0 || rows < 0)
     throw std::invalid_argument("repack_for_decode: " + std::string(dtype_name(t)) + " k=" + std::to_string(k) +

@@ -18,7 +18,7 @@ inline constexpr int64_t kRows16 = 16;  // rows per group
 
 const char* layout_name(WeightLayout l);  // "gguf", "rows16"
 
-// Rows16 geometry (formats: Q8_0, Q4_K). All offsets are multiples of 64 bytes.
+// Rows16 geometry (formats: Q8_0, Q4_K, Q6_K). All offsets are multiples of 64 bytes.
 //
 // Q8_0, per group, per pair of 32-blocks (1088 bytes; an odd last block is padded with zeros):
 //   [h*512 + c*64 + r*4 + i]  u8  q[row r][col 32*(2P+h) + 4c + i] XOR 0x80   (h 0..1, c 0..7, i 0..3)
@@ -29,10 +29,21 @@ const char* layout_name(WeightLayout l);  // "gguf", "rows16"
 //   [192 + p*32 + r*2 + h]    u8  min of sub-block 2p+h, row r
 //   [320 + p*512 + c*64 + r*4 + i]  the GGUF byte qs[32p + 4c + i] of row r: low nibble =
 //                             column 64p + 4c + i (sub-block 2p), high = the same + 32 (2p+1)
+// Q6_K, per group, per super-block (3392 bytes: 6.625 bits a weight against the GGUF's 6.5625;
+// the 6-bit levels stay split in nibble and 2-bit planes, as in the GGUF block, so the stream
+// is not widened to a byte a weight):
+//   [0 + r*2]                 f16 d[r]          [32, 64) zero
+//   [64 + j*16 + r]           i8  scale of sub-block j (0..15), row r
+//   [320 + (8h+c)*192 + r*4 + i]        the GGUF byte ql[64h + 4c + i] of row r (h 0..1, c 0..7)
+//   [320 + (8h+c)*192 + 64 + r*4 + i]   the GGUF byte ql[64h + 32 + 4c + i]
+//   [320 + (8h+c)*192 + 128 + r*4 + i]  the GGUF byte qh[32h + 4c + i]
+//                             so the three loads of one (h, c) hold the 6-bit levels of columns
+//                             128h + 32t + 4c + i, t 0..3 (t = 0/1: low nibbles of the first/second
+//                             load, 2/3: their high nibbles; bits 2t..2t+1 of the third: the top 2)
 bool rows16_supported(DType t);
 // Bytes of one 16-row group holding k columns.
 size_t rows16_group_bytes(DType t, int64_t k);
-// Column slices start at multiples of this (64 for Q8_0, 256 for Q4_K); a slice [c0, c1) of a
+// Column slices start at multiples of this (64 for Q8_0, 256 for Q4_K and Q6_K); a slice [c0, c1) of a
 // group starts rows16_col_offset(t, c0) bytes in and is read with the same group stride.
 int64_t rows16_col_align(DType t);
 size_t rows16_col_offset(DType t, int64_t c0);

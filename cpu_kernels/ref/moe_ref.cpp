@@ -21,6 +21,7 @@ void moe_experts_ref(const MoeParams& p) {
     float* y = p.y + t * H;
     for (int64_t i = 0; i < H; ++i) y[i] = 0.f;
     for (int k = 0; k < p.top_k; ++k) {
+      if (p.ids[t * p.top_k + k] < 0) continue;  // an empty slot
       const ExpertWeights& e = p.experts[p.ids[t * p.top_k + k]];
       mv(e.gate, p.gate_type, F, H, p.x + t * H, g.data());
       mv(e.up, p.up_type, F, H, p.x + t * H, u.data());

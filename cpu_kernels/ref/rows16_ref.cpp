@@ -52,6 +52,30 @@ float dot_q4_K_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_K* a) {
   return acc;
 }
 
+// Row r (q6_K), as dot_q6_k: the 6-bit level of column 128h + 32t + 4c + i from the three
+// bytes of (h, c) (repack.h), sub-block sums scaled in integers, one float step per block.
+float dot_q6_K_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_K* a) {
+  float acc = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* o = g + b * 3392;
+    int sumi = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int h = j / 8, t = (j % 8) / 2;
+      int s = 0;
+      for (int l = 0; l < 16; ++l) {
+        const int c = 4 * (j % 2) + l / 4, i = l % 4;
+        const uint8_t* v = o + 320 + (8 * h + c) * 192 + r * 4 + i;
+        const int nib = (v[(t % 2) * 64] >> (4 * (t / 2))) & 0xF;
+        const int q = (nib | (((v[128] >> (2 * t)) & 3) << 4)) - 32;
+        s += q * a[b].qs[128 * h + 32 * t + 4 * c + i];
+      }
+      sumi += int(int8_t(o[64 + j * 16 + r])) * s;
+    }
+    acc += a[b].d * f16_at(o + r * 2) * float(sumi);
+  }
+  return acc;
+}
+
 template <DType W>
 void tile_rows16_ref(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act, size_t arb,
                      int64_t mr, float* y, int64_t ys) {
@@ -62,8 +86,10 @@ void tile_rows16_ref(int64_t k, const void* w, size_t gstride, int64_t nr, const
       const void* a = static_cast<const uint8_t*>(act) + i * arb;
       if constexpr (W == DType::Q8_0)
         y[i * ys + j] = dot_q8_0_rows16(nb, g, int(j % kRows16), static_cast<const BlockQ8_0*>(a));
-      else
+      else if constexpr (W == DType::Q4_K)
         y[i * ys + j] = dot_q4_K_rows16(nb, g, int(j % kRows16), static_cast<const BlockQ8_K*>(a));
+      else
+        y[i * ys + j] = dot_q6_K_rows16(nb, g, int(j % kRows16), static_cast<const BlockQ8_K*>(a));
     }
   }
 }
@@ -74,6 +100,7 @@ GemmKernel gemm_kernel_rows16_ref(DType w) {
   switch (w) {
     case DType::Q8_0: return {tile_rows16_ref<DType::Q8_0>, "scalar/q8_0/rows16", nullptr, kQK};
     case DType::Q4_K: return {tile_rows16_ref<DType::Q4_K>, "scalar/q4_K/rows16", nullptr, kQKK};
+    case DType::Q6_K: return {tile_rows16_ref<DType::Q6_K>, "scalar/q6_K/rows16", nullptr, kQKK};
     default: return {nullptr, nullptr, "no rows16 layout for this format", 1};
   }
 }

@@ -2,9 +2,13 @@
 // within the activation-quantisation error) and against the scalar tier; top-k 1, 2 and 8,
 // decode and prefill token counts, experts left unused.
 #include <cmath>
+#include <functional>
+#include <set>
+#include <thread>
 
 #include "cpu_kernels/dispatch.h"
 #include "cpu_kernels/moe.h"
+#include "cpu_kernels/repack.h"
 #include "cpu_kernels/thread_pool.h"
 #include "tests/cpu_kernels/test_util.h"
 
@@ -66,6 +70,150 @@ TEST_P(Moe, MatchesReference) {
                              " tokens=" + std::to_string(n_tokens) + " top_k=" + std::to_string(top_k);
     EXPECT_LT(rel_err(y, y_ref), tol_ref) << name << " vs moe_experts_ref";
     EXPECT_LT(rel_err(y, y_scalar), 1e-4) << name << " vs scalar tier";
+  }
+}
+
+// Slots with a negative id are empty: splitting each token's slots into two complementary sets
+// (as experts-cpu+hot does between the CPU and the GPU) and adding the two results gives the
+// full result, up to summation order; all slots empty gives zeros.
+TEST(MoeEmptySlots, ComplementarySplitsAddUpToTheWhole) {
+  std::mt19937 rng(5);
+  const int n_experts = 8, top_k = 4;
+  const int64_t hidden = 256, n_ff = 512;
+  for (DType type : {DType::F32, DType::Q4_K}) {
+    std::vector<std::vector<uint8_t>> mats;
+    std::vector<ExpertWeights> experts;
+    for (int e = 0; e < 3 * n_experts; ++e)
+      mats.push_back(test::random_weights(rng, type, e % 3 == 2 ? hidden : n_ff, e % 3 == 2 ? n_ff : hidden));
+    for (int e = 0; e < n_experts; ++e)
+      experts.push_back({mats[size_t(3 * e)].data(), mats[size_t(3 * e + 1)].data(), mats[size_t(3 * e + 2)].data()});
+    ThreadPool pool(2);
+    for (int64_t n_tokens : {1, 3, 20}) {
+      const auto x = test::random_floats(rng, size_t(n_tokens * hidden), 0.1f);
+      std::vector<int32_t> ids(size_t(n_tokens * top_k)), cold(ids.size()), hot(ids.size()), none(ids.size(), -1);
+      std::vector<float> wts(ids.size());
+      for (size_t i = 0; i < ids.size(); ++i) {
+        ids[i] = int32_t((i * 3 + i / top_k) % n_experts);
+        wts[i] = 0.1f + 0.05f * float(i % top_k);
+        const bool is_hot = ids[i] % 3 == 0;  // experts 0, 3, 6 "on the GPU"
+        cold[i] = is_hot ? -1 : ids[i];
+        hot[i] = is_hot ? ids[i] : -1;
+      }
+      const size_t ny = size_t(n_tokens * hidden);
+      std::vector<float> y_all(ny, 1e9f), y_cold(ny, 1e9f), y_hot(ny, 1e9f), y_none(ny, 1e9f), y_ref_cold(ny, 1e9f);
+      MoeParams p;
+      p.experts = experts.data(); p.n_experts = n_experts;
+      p.gate_type = p.up_type = p.down_type = type;
+      p.hidden = hidden; p.n_ff = n_ff; p.x = x.data(); p.n_tokens = n_tokens; p.top_k = top_k;
+      p.weights = wts.data();
+      auto run = [&](const std::vector<int32_t>& id, std::vector<float>& y) {
+        p.ids = id.data();
+        p.y = y.data();
+        moe_experts(p, pool);
+      };
+      run(ids, y_all);
+      run(cold, y_cold);
+      run(hot, y_hot);
+      run(none, y_none);
+      p.ids = cold.data();
+      p.y = y_ref_cold.data();
+      moe_experts_ref(p);
+      std::vector<float> sum(ny);
+      for (size_t i = 0; i < ny; ++i) sum[i] = y_cold[i] + y_hot[i];
+      const std::string name = std::string(dtype_name(type)) + " tokens=" + std::to_string(n_tokens);
+      EXPECT_LT(rel_err(sum, y_all), 1e-5) << name;
+      EXPECT_LT(rel_err(y_cold, y_ref_cold), is_quantized(type) ? 2e-2 : 1e-5) << name << " vs reference";
+      for (float v : y_none) ASSERT_EQ(v, 0.f) << name;
+    }
+  }
+}
+
+// Decode on many threads takes the two-phase schedule (gate/up row groups, join, down row
+// groups); it must give what one thread gives, with the GGUF blocks and with Rows16 copies.
+TEST(MoeTwoPhase, ManyThreadsMatchOneThread) {
+  std::mt19937 rng(9);
+  const int n_experts = 8;
+  const int64_t hidden = 256, n_ff = 512;
+  ThreadPool pool(8);  // oversubscribed here; the schedule, not the speed, is under test
+  for (DType type : {DType::F32, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    std::vector<std::vector<uint8_t>> mats;
+    std::vector<ExpertWeights> experts, packed;
+    std::vector<PackedWeights> copies;
+    for (int e = 0; e < 3 * n_experts; ++e)
+      mats.push_back(test::random_weights(rng, type, e % 3 == 2 ? hidden : n_ff, e % 3 == 2 ? n_ff : hidden));
+    for (int e = 0; e < n_experts; ++e) {
+      experts.push_back({mats[size_t(3 * e)].data(), mats[size_t(3 * e + 1)].data(), mats[size_t(3 * e + 2)].data()});
+      if (!rows16_supported(type)) continue;
+      for (int j = 0; j < 3; ++j) {
+        const int64_t rows = j == 2 ? hidden : n_ff, k = j == 2 ? n_ff : hidden;
+        copies.push_back(repack_for_decode(type, rows, k, mats[size_t(3 * e + j)].data(), row_bytes(type, uint64_t(k))));
+      }
+      const size_t c = copies.size();
+      packed.push_back({copies[c - 3].data(), copies[c - 2].data(), copies[c - 1].data()});
+    }
+    for (bool use_packed : {false, true}) {
+      if (use_packed && packed.empty()) continue;
+      for (auto [n_tokens, top_k] : {std::pair<int64_t, int>{1, 2}, {1, 8}, {3, 2}, {8, 4}}) {
+        const auto x = test::random_floats(rng, size_t(n_tokens * hidden), 0.1f);
+        std::vector<int32_t> ids(size_t(n_tokens * top_k));
+        std::vector<float> wts(ids.size());
+        for (size_t i = 0; i < ids.size(); ++i) {
+          ids[i] = int32_t((i % size_t(top_k)) * 3 + i / size_t(top_k)) % n_experts;
+          wts[i] = 0.2f + 0.1f * float(i % size_t(top_k));
+        }
+        const size_t ny = size_t(n_tokens * hidden);
+        std::vector<float> y8(ny, 1e9f), y1(ny, 1e9f);
+        MoeParams p;
+        p.experts = experts.data(); p.n_experts = n_experts;
+        p.packed = use_packed ? packed.data() : nullptr;
+        p.gate_type = p.up_type = p.down_type = type;
+        p.hidden = hidden; p.n_ff = n_ff; p.x = x.data(); p.n_tokens = n_tokens; p.top_k = top_k;
+        p.ids = ids.data(); p.weights = wts.data();
+        std::vector<std::pair<int, int>> trace;
+        p.trace = &trace;
+        p.y = y8.data();
+        moe_experts(p, pool);
+        p.trace = nullptr;
+        p.y = y1.data();
+        moe_experts_at(p, active_isa(), nullptr);
+        const std::string name = std::string(dtype_name(type)) + (use_packed ? "+rows16" : "") +
+                                 " tokens=" + std::to_string(n_tokens) + " top_k=" + std::to_string(top_k);
+        EXPECT_LT(rel_err(y8, y1), 1e-5) << name;
+        // Both phases ran units of every used expert (two-phase: more units than experts).
+        EXPECT_GT(trace.size(), 2 * std::set<int>(ids.begin(), ids.end()).size()) << name;
+      }
+    }
+  }
+}
+
+// on_caller runs once, on the calling thread, under every schedule (one thread, the one-phase
+// and two-phase pool dispatches, and a layer whose slots are all empty).
+TEST(MoeOnCaller, RunsOnceOnTheCallingThread) {
+  std::mt19937 rng(2);
+  const int64_t hidden = 256, n_ff = 256;
+  std::vector<std::vector<uint8_t>> mats;
+  std::vector<ExpertWeights> experts;
+  for (int e = 0; e < 12; ++e)
+    mats.push_back(test::random_weights(rng, DType::Q8_0, e % 3 == 2 ? hidden : n_ff, e % 3 == 2 ? n_ff : hidden));
+  for (int e = 0; e < 4; ++e) experts.push_back({mats[size_t(3 * e)].data(), mats[size_t(3 * e + 1)].data(), mats[size_t(3 * e + 2)].data()});
+  const auto x = test::random_floats(rng, size_t(hidden), 0.1f);
+  ThreadPool pool2(2), pool8(8);
+  for (int mode = 0; mode < 4; ++mode) {
+    std::vector<int32_t> ids = mode == 3 ? std::vector<int32_t>{-1, -1} : std::vector<int32_t>{1, 3};
+    std::vector<float> w{0.5f, 0.5f};
+    std::vector<float> y(static_cast<size_t>(hidden));
+    int calls = 0;
+    std::thread::id who;
+    const std::function<void()> cb = [&] { ++calls; who = std::this_thread::get_id(); };
+    MoeParams p;
+    p.experts = experts.data(); p.n_experts = 4;
+    p.gate_type = p.up_type = p.down_type = DType::Q8_0;
+    p.hidden = hidden; p.n_ff = n_ff; p.x = x.data(); p.n_tokens = 1; p.top_k = 2;
+    p.ids = ids.data(); p.weights = w.data(); p.y = y.data(); p.on_caller = &cb;
+    if (mode == 0) moe_experts_at(p, active_isa(), nullptr);
+    else moe_experts(p, mode == 2 ? pool8 : pool2);
+    EXPECT_EQ(calls, 1) << "mode " << mode;
+    EXPECT_EQ(who, std::this_thread::get_id()) << "mode " << mode;
   }
 }
 

@@ -1,16 +1,22 @@
 // The Rows16 decode layout: repack_for_decode + the Rows16 tiles at every tier that has them,
 // against the scalar tier on the ORIGINAL GGUF rows (so a wrong repack fails), ragged row counts
-// (padding rows), k from one block to 4096, 1..8 and 33 activation rows; and the MoE layer reading
-// Rows16 experts against the same layer reading the GGUF experts.
+// (padding rows), k from one block to 4096, 1..8 and 33 activation rows, column slices (the MoE
+// layer's down projection) and, for Q6_K, blocks of random bits (every level, scale sign and
+// 2-bit pattern); and the MoE layer reading Rows16 experts against the same layer reading the
+// GGUF experts.
 #include <cfloat>
 #include <cmath>
+#include <cstddef>
+#include <cstring>
 #include <sstream>
 #include <stdexcept>
 
+#include "cpu_kernels/blocks.h"
 #include "cpu_kernels/dispatch.h"
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/matmul.h"
 #include "cpu_kernels/moe.h"
+#include "cpu_kernels/quant_act.h"
 #include "cpu_kernels/repack.h"
 #include "cpu_kernels/thread_pool.h"
 #include "tests/cpu_kernels/test_util.h"
@@ -84,7 +90,9 @@ TEST_P(Rows16Matmul, MatchesScalarGgufReference) {
           double mag = 0;
           for (int64_t t = 0; t < k; ++t) mag += std::fabs(double(xq[size_t(i * k + t)]) * wf[size_t(j * k + t)]);
           const float got = y[size_t(i * ys + j)], want = y_ref[size_t(i * ys + j)];
-          if (tier == Isa::Scalar)  // same integer sums in the same float order
+          // Same integer sums in the same float order: the scalar tier, and Q6_K's AVX-512 tile
+          // (its float step is the reference's; the AVX-512 activation quantiser is byte-exact).
+          if (tier == Isa::Scalar || type == DType::Q6_K)
             ASSERT_EQ(got, want) << name.str() << " at (" << i << "," << j << ")";
           else
             ASSERT_NEAR(got, want, 64.0 * FLT_EPSILON * mag + 1e-30) << name.str() << " at (" << i << "," << j << ")";
@@ -98,16 +106,97 @@ TEST_P(Rows16Matmul, MatchesScalarGgufReference) {
 
 INSTANTIATE_TEST_SUITE_P(TiersXFormats, Rows16Matmul,
                          ::testing::Combine(::testing::ValuesIn(rows16_tiers()),
-                                            ::testing::Values(DType::Q8_0, DType::Q4_K)),
+                                            ::testing::Values(DType::Q8_0, DType::Q4_K, DType::Q6_K)),
+                         param_name);
+
+// n rows of k Q6_K elements with random bits in ql, qh and the scales (full -128..127 range) and
+// a random finite d: levels 0 and 63 and every 2-bit pattern occur, which quantised data may miss.
+std::vector<uint8_t> random_q6_K_bits(std::mt19937& rng, int64_t n, int64_t k) {
+  std::vector<uint8_t> w(size_t(n * k / kQKK) * sizeof(BlockQ6_K));
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : w) b = uint8_t(byte(rng));
+  std::uniform_real_distribution<float> dd(-0.01f, 0.01f);
+  for (size_t b = 0; b < w.size() / sizeof(BlockQ6_K); ++b) {
+    const uint16_t d = f32_to_f16(dd(rng));
+    std::memcpy(w.data() + b * sizeof(BlockQ6_K) + offsetof(BlockQ6_K, d), &d, 2);
+  }
+  return w;
+}
+
+class Rows16Slice : public ::testing::TestWithParam<Param> {};
+
+// The tile on columns [c0, c1) of a Rows16 copy (rows16_col_offset, the group stride of the whole
+// k), as the MoE layer's down projection reads it, against vec_dot_ref on the same columns of the
+// GGUF rows; ragged row counts and 1..8 activation rows.
+TEST_P(Rows16Slice, ColumnSlicesMatchGgufReference) {
+  const auto [tier, type] = GetParam();
+  HEXE_SKIP_IF_TIER_ABSENT(tier);
+  if (tier == Isa::Avx512 && !cpu_features().avx512_vnni) GTEST_SKIP() << "rows16 avx512 tiles need AVX512_VNNI";
+  std::mt19937 rng(99 + int(type) + 13 * int(tier));
+  const int64_t align = rows16_col_align(type);
+  const DType act = paired_activation(type);
+  for (int rep = 0; rep < 12; ++rep) {
+    const int64_t n = std::uniform_int_distribution<int64_t>(1, 40)(rng);
+    const int64_t nblk = std::uniform_int_distribution<int64_t>(1, 12)(rng);
+    const int64_t k = nblk * align;
+    const int64_t b0 = std::uniform_int_distribution<int64_t>(0, nblk - 1)(rng);
+    const int64_t b1 = std::uniform_int_distribution<int64_t>(b0 + 1, nblk)(rng);
+    const int64_t c0 = b0 * align, len = (b1 - b0) * align;
+    const int64_t m = std::uniform_int_distribution<int64_t>(1, 8)(rng);
+    const bool bits = type == DType::Q6_K && rep % 2 == 1;
+    const auto w = bits ? random_q6_K_bits(rng, n, k) : test::random_weights(rng, type, n, k);
+    const size_t wrb = row_bytes(type, uint64_t(k)), arb = row_bytes(act, uint64_t(len));
+    const PackedWeights packed = repack_for_decode(type, n, k, w.data(), wrb);
+    const auto x = test::random_floats(rng, size_t(m * len));
+    std::vector<uint8_t> xq(arb * size_t(m));
+    for (int64_t i = 0; i < m; ++i) quantize_activation_row(act, x.data() + i * len, xq.data() + i * arb, len);
+    const GemmKernel* g = select_gemm(type, len, tier, WeightLayout::Rows16);
+    ASSERT_TRUE(g && g->tier == tier) << "no rows16 tile at " << isa_name(tier);
+    const int64_t ys = n + 1;
+    std::vector<float> y(size_t(m * ys), -7.f);
+    g->fn(len, packed.data() + rows16_col_offset(type, c0), rows16_group_bytes(type, k), n, xq.data(), arb, m,
+          y.data(), ys);
+    std::vector<float> wf(static_cast<size_t>(len)), xf(static_cast<size_t>(len));
+    std::ostringstream name;
+    name << "tile/" << isa_name(tier) << "/" << dtype_name(type) << "/rows16 m=" << m << " n=" << n << " k=" << k
+         << " cols=[" << c0 << "," << c0 + len << ")" << (bits ? " random bits" : "");
+    for (int64_t j = 0; j < n; ++j) {
+      const uint8_t* wrow = w.data() + size_t(j) * wrb + row_bytes(type, uint64_t(c0));
+      dequantize_row(type, wrow, wf.data(), len);
+      for (int64_t i = 0; i < m; ++i) {
+        const float want = vec_dot_ref(type, len, wrow, xq.data() + i * arb);
+        const float got = y[size_t(i * ys + j)];
+        if (tier == Isa::Scalar || type == DType::Q6_K) {
+          ASSERT_EQ(got, want) << name.str() << " at (" << i << "," << j << ")";
+          continue;
+        }
+        dequantize_row(act, xq.data() + i * arb, xf.data(), len);
+        double mag = 0;
+        for (int64_t t = 0; t < len; ++t) mag += std::fabs(double(xf[size_t(t)]) * wf[size_t(t)]);
+        ASSERT_NEAR(got, want, 64.0 * FLT_EPSILON * mag + 1e-30) << name.str() << " at (" << i << "," << j << ")";
+      }
+    }
+    for (int64_t i = 0; i < m; ++i) ASSERT_EQ(y[size_t(i * ys + n)], -7.f) << name.str() << " wrote past n";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(TiersXFormats, Rows16Slice,
+                         ::testing::Combine(::testing::ValuesIn(rows16_tiers()),
+                                            ::testing::Values(DType::Q8_0, DType::Q4_K, DType::Q6_K)),
                          param_name);
 
 TEST(Rows16Repack, RejectsFormatsWithoutTheLayoutAndBadK) {
   std::vector<uint8_t> src(4096);
-  EXPECT_THROW(repack_for_decode(DType::Q6_K, 1, 256, src.data(), 210), std::invalid_argument);
+  EXPECT_THROW(repack_for_decode(DType::Q5_K, 1, 256, src.data(), 176), std::invalid_argument);
   EXPECT_THROW(repack_for_decode(DType::Q8_0, 1, 48, src.data(), 34), std::invalid_argument);
   EXPECT_THROW(repack_for_decode(DType::Q4_K, 1, 0, src.data(), 144), std::invalid_argument);
+  EXPECT_THROW(repack_for_decode(DType::Q6_K, 1, 384, src.data(), 210), std::invalid_argument);
   EXPECT_FALSE(rows16_supported(DType::F32));
-  EXPECT_TRUE(rows16_supported(DType::Q8_0) && rows16_supported(DType::Q4_K));
+  EXPECT_TRUE(rows16_supported(DType::Q8_0) && rows16_supported(DType::Q4_K) && rows16_supported(DType::Q6_K));
+  // Whole 64-byte units, a little over the GGUF bytes (Q6_K: 3392 for 16 x 210).
+  EXPECT_EQ(rows16_group_bytes(DType::Q6_K, 512), 2u * 3392u);
+  EXPECT_EQ(rows16_col_align(DType::Q6_K), 256);
+  EXPECT_EQ(rows16_col_offset(DType::Q6_K, 512), 2u * 3392u);
 }
 
 double rel_err(const std::vector<float>& a, const std::vector<float>& b) {
@@ -198,7 +287,7 @@ TEST_P(Rows16Moe, EqualsGgufLayout) {
 
 INSTANTIATE_TEST_SUITE_P(TiersXFormats, Rows16Moe,
                          ::testing::Combine(::testing::ValuesIn(test::all_tiers()),
-                                            ::testing::Values(DType::Q8_0, DType::Q4_K)),
+                                            ::testing::Values(DType::Q8_0, DType::Q4_K, DType::Q6_K)),
                          param_name);
 
 }  // namespace

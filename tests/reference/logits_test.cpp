@@ -105,7 +105,7 @@ std::vector<float> all_logits(Engine& engine, const std::vector<int32_t>& tokens
 class Reference : public ::testing::TestWithParam<Case> {};
 
 // Compares every fixture position; returns the worst max- and RMS-relative errors.
-// repack: the production kernels read the AVX-512 copy of the q8_0/q4_K weights
+// repack: the production kernels read the AVX-512 copy of the q8_0/q4_K/q6_K weights
 // (Model::repack_for_cpu) instead of the mapped blocks.
 void check_logits(const Case& c, bool reference_kernels, bool repack = false) {
   const ModelRef ref = load_model_ref(c.model);
@@ -190,7 +190,7 @@ TEST_P(Reference, GreedyContinuationMatchesHf) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, Reference, ::testing::ValuesIn(all_cases()), case_name);
 
 // The q8_0 fixtures again with the production kernels reading the AVX-512 copy of the weights
-// (only q8_0 and q4_K have that layout).
+// (q8_0, q4_K and q6_K have that layout; the fixtures' rows are too short for K-quants).
 class ReferenceRepacked : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ReferenceRepacked, LogitsMatchHfWithRepackedWeights) { check_logits(GetParam(), false, /*repack=*/true); }
