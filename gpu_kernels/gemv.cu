@@ -1,8 +1,21 @@
-// Dequantising GEMV for decode (m = 1..8 tokens): each warp owns two weight rows, each lane
-// dequantises whole chunks (32 elements of a quantised row) and dots them with every token's
-// activations, which the block stages in shared memory one 32-chunk sweep at a time.
+// Decode GEMV (m = 1..8 tokens), two kernels:
+//  * Q4_0, Q8_0, Q4_K, Q5_K, Q6_K ("mmvq" style, gemv_q.cuh): every thread block quantises x into
+//    shared memory in the CPU engine's activation format (Q8_0 / Q8_K, byte-identical to
+//    cpu::quantize_row), then each warp owns 2 weight rows at a time and dots whole blocks with
+//    dp4a on 16-byte (or aligned 4-byte) weight loads, exact integer sums per block as
+//    cpu::vec_dot_ref, float scaling per block. No __syncthreads after the quantisation; the
+//    grid is capped at what stays resident, blocks stride over the rows.
+//  * the other types: each warp owns two weight rows, each lane dequantises whole chunks (32
+//    elements of a quantised row) and dots them with every token's float activations, which the
+//    block stages in shared memory one 32-chunk sweep at a time.
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <utility>
+
 #include "gpu_kernels/blocks.cuh"
 #include "gpu_kernels/check.h"
+#include "gpu_kernels/gemv_q.cuh"
 #include "gpu_kernels/matmul.h"
 
 namespace hexe::gpu {
@@ -105,10 +118,403 @@ void launch_m(const MatmulParams& p, cudaStream_t stream) {
   }
 }
 
+
+// ---- Quantised-activation GEMV ------------------------------------------------------------
+
+constexpr int kQWarps = 8;                  // warps per thread block
+constexpr int kQThreads = kQWarps * 32;
+constexpr int kQRows = 2;                   // weight rows per warp (share each activation load)
+constexpr int kQMaxSmem = 112 * 1024;       // activation bytes per block: >= 2 blocks per SM
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
+  return v;
+}
+
+// The block quantises the M rows of x into shared memory (one lane per 16 elements; a half-warp
+// per Q8_K super-block, a lane pair per Q8_0 block). The trip count is block-uniform, so every
+// lane of a warp takes part in the shuffles.
+template <q::Act A, int M>
+__device__ __forceinline__ void quantize_x(const float* __restrict__ x, int64_t x_stride, int k, bool vec,
+                                           uint8_t* smem, const q::ActLayout& lay, int m_valid) {
+  const int lane = threadIdx.x & 31;
+  const int per_tok = k / 16, tasks = M * per_tok;
+  for (int base = 0; base < tasks; base += kQThreads) {
+    const int i = base + int(threadIdx.x);
+    const bool valid = i < tasks;  // uniform per half-warp (tasks is a multiple of 16)
+    const int t = valid ? i / per_tok : 0, j = valid ? i % per_tok : 0;
+    float v[16];
+    const float* src = x + t * x_stride + 16 * j;
+    const bool real = valid && t < m_valid;  // tokens past m_valid (batched entries) read as zeros
+    if (real && vec) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        const float4 f = __ldg(reinterpret_cast<const float4*>(src) + c);
+        v[4 * c] = f.x; v[4 * c + 1] = f.y; v[4 * c + 2] = f.z; v[4 * c + 3] = f.w;
+      }
+    } else {
+#pragma unroll
+      for (int e = 0; e < 16; ++e) v[e] = real ? __ldg(src + e) : 0.f;
+    }
+    uint8_t* tok = smem + t * lay.token_bytes;
+    uint32_t qv[4];
+    if constexpr (A == q::Act::Q8_K) {
+      float amax, vmax;
+      q::q8k_lane_absmax(v, &amax, &vmax);
+      float g = amax;
+#pragma unroll
+      for (int off = 8; off > 0; off >>= 1) g = fmaxf(g, __shfl_xor_sync(0xffffffffu, g, off));
+      // The signed max is the first lane's (lanes hold consecutive elements) reaching |max|.
+      const unsigned cand = (__ballot_sync(0xffffffffu, amax == g) >> (lane & 16)) & 0xFFFFu;
+      const float gmax = __shfl_sync(0xffffffffu, vmax, (__ffs(int(cand)) - 1) + (lane & 16));
+      int bsum = 0;
+      float d = 0.f;
+      if (g == 0.f) {
+        qv[0] = qv[1] = qv[2] = qv[3] = 0u;
+      } else {
+        q::q8k_lane_quantize(v, gmax, qv, &bsum);
+        d = q::q8k_scale(gmax);
+      }
+      if (valid) {
+        q::store_q8k_lane(tok, lay, j, qv, bsum);
+        if ((j & 15) == 0) q::store_q8k_scale(tok, lay, j >> 4, d);
+      }
+    } else {
+      float amax = q::q80_lane_absmax(v);
+      amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
+      int sum;
+      float d16;
+      q::q80_lane_quantize(v, amax, qv, &sum, &d16);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      if (valid) {
+        q::store_q80_lane(tok, lay, j, qv);
+        if ((j & 1) == 0) q::store_q80_meta(tok, lay, j >> 1, d16, sum);
+      }
+    }
+  }
+}
+
+// kPipe: each warp loads the next (row group, step)'s weights before computing the current one
+// (two fragments in registers, loads always in flight); else load, then compute.
+// m_valid <= M: the tokens that exist (a batched entry may have fewer than the launch's M); the
+// others are quantised as zeros and not written.
+template <class T, int M, bool kPipe>
+__device__ __forceinline__ void gemvq_body(const uint8_t* __restrict__ w, uint64_t row_bytes, int64_t n, int k,
+                                           const float* __restrict__ x, int64_t x_stride, int x_vec,
+                                           float* __restrict__ y, int64_t y_stride, int m_valid,
+                                           uint8_t* smem) {
+  constexpr int R = kQRows, kUnitsPerStep = 32 / T::kLanes;
+  const q::ActLayout lay = q::act_layout<T::kAct>(k);
+  const int lane = threadIdx.x & 31;
+  const int nunits = k / T::kUnitElems, steps = (nunits + kUnitsPerStep - 1) / kUnitsPerStep;
+  const int part = lane % T::kLanes, uoff = lane / T::kLanes;
+  const int64_t groups = (n + R - 1) / R, gstride = int64_t(gridDim.x) * kQWarps;
+  int64_t g = int64_t(blockIdx.x) * kQWarps + (threadIdx.x >> 5);
+
+  typename T::Frag f[R], fn[R];
+  auto load = [&](typename T::Frag* dst, int64_t grp, int s) {
+    const int u = s * kUnitsPerStep + uoff;
+    if (u < nunits) {
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const int64_t row = grp * R + r < n ? grp * R + r : n - 1;
+        T::load(w + uint64_t(row) * row_bytes, u, part, dst[r]);
+      }
+    }
+  };
+  // The first step's weights are in flight while the block quantises x.
+  if (g < groups) load(f, g, 0);
+  quantize_x<T::kAct, M>(x, x_stride, k, x_vec != 0, smem, lay, m_valid);
+  __syncthreads();
+
+  bool loaded = true;
+  for (; g < groups; g += gstride) {
+    float acc[R][M];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int t = 0; t < M; ++t) acc[r][t] = 0.f;
+    for (int s = 0; s < steps; ++s) {
+      if constexpr (kPipe) {
+        const bool last = s + 1 == steps;
+        const int64_t gn = last ? g + gstride : g;
+        if (gn < groups) load(fn, gn, last ? 0 : s + 1);
+      } else {
+        if (!loaded) load(f, g, s);
+        loaded = false;
+      }
+      const int u = s * kUnitsPerStep + uoff;
+      if (u < nunits) {
+        typename T::Unpacked up[R];
+#pragma unroll
+        for (int r = 0; r < R; ++r) T::prep(f[r], part, up[r]);
+#pragma unroll
+        for (int t = 0; t < M; ++t) {
+          typename T::ActFrag a;
+          T::load_act(smem + t * lay.token_bytes, lay, u, part, a);
+#pragma unroll
+          for (int r = 0; r < R; ++r) acc[r][t] += T::dot(up[r], a);
+        }
+      }
+      if constexpr (kPipe) {
+#pragma unroll
+        for (int r = 0; r < R; ++r) f[r] = fn[r];
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int t = 0; t < M; ++t) {
+        const float v = warp_sum(acc[r][t]);
+        if (lane == r * M + t && g * R + r < n && t < m_valid) y[t * y_stride + g * R + r] = v;
+      }
+  }
+}
+
+template <class T, int M, bool kPipe>
+__global__ void __launch_bounds__(kQThreads)
+    gemvq_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int64_t n, int k,
+                 const float* __restrict__ x, int64_t x_stride, int x_vec, float* __restrict__ y,
+                 int64_t y_stride) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  gemvq_body<T, M, kPipe>(w, row_bytes, n, k, x, x_stride, x_vec, y, y_stride, M, smem);
+}
+
+// gemv_batched: entry blockIdx.y of the batch (passed by value: ~1 KB of kernel parameters).
+struct QBatch {
+  const uint8_t* w[kGemvBatchMax];
+  const float* x[kGemvBatchMax];
+  float* y[kGemvBatchMax];
+  int m[kGemvBatchMax];
+};
+
+template <class T, int M, bool kPipe>
+__global__ void __launch_bounds__(kQThreads)
+    gemvq_batched_kernel(QBatch b, uint64_t row_bytes, int64_t n, int k, int64_t x_stride, int x_vec,
+                         int64_t y_stride) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int i = blockIdx.y;
+  gemvq_body<T, M, kPipe>(b.w[i], row_bytes, n, k, b.x[i], x_stride, x_vec, b.y[i], y_stride, b.m[i], smem);
+}
+
+// Per-device properties the launch needs, read once per device.
+struct QDevice {
+  int dev = 0, sms = 0, smem_optin = 0, smem_per_sm = 0, smem_reserved = 0;
+};
+Status q_device(QDevice* d) {
+  constexpr int kMaxDevices = 64;
+  struct Cached {
+    std::atomic<bool> ready{false};
+    QDevice d;
+  };
+  static Cached cache[kMaxDevices];
+  if (auto e = cudaGetDevice(&d->dev); e != cudaSuccess) return Status::cuda("gemv", e);
+  Cached* c = d->dev >= 0 && d->dev < kMaxDevices ? &cache[d->dev] : nullptr;
+  if (c && c->ready.load(std::memory_order_acquire)) {
+    *d = c->d;
+    return Status::success();
+  }
+  for (auto [attr, out] : {std::pair{cudaDevAttrMultiProcessorCount, &d->sms},
+                           std::pair{cudaDevAttrMaxSharedMemoryPerBlockOptin, &d->smem_optin},
+                           std::pair{cudaDevAttrMaxSharedMemoryPerMultiprocessor, &d->smem_per_sm},
+                           std::pair{cudaDevAttrReservedSharedMemoryPerBlock, &d->smem_reserved}})
+    if (auto e = cudaDeviceGetAttribute(out, attr, d->dev); e != cudaSuccess) return Status::cuda("gemv", e);
+  if (c) {
+    c->d = *d;  // benign race: every writer stores the same values
+    c->ready.store(true, std::memory_order_release);
+  }
+  return Status::success();
+}
+
+// Blocks of gemvq_kernel<T, M, P> (or its batched form) that stay resident per SM with `smem`
+// dynamic bytes; allows the instance more than 48 KiB first when it needs it (once per device
+// and size).
+template <class T, int M, bool P, bool kBatched = false>
+int resident_blocks(const QDevice& d, size_t smem) {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> by_regs[kMaxDevices];   // blocks/SM at 0 dynamic bytes
+  static std::atomic<int> smem_set[kMaxDevices];  // dynamic bytes already allowed
+  const void* kernel = kBatched ? reinterpret_cast<const void*>(gemvq_batched_kernel<T, M, P>)
+                                : reinterpret_cast<const void*>(gemvq_kernel<T, M, P>);
+  if (d.dev < 0 || d.dev >= kMaxDevices) return 1;
+  if (smem > 48 * 1024 && int(smem) > smem_set[d.dev].load(std::memory_order_relaxed)) {
+    if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)) != cudaSuccess) return 1;
+    smem_set[d.dev].store(int(smem), std::memory_order_relaxed);
+  }
+  int nb = by_regs[d.dev].load(std::memory_order_relaxed);
+  if (nb == 0) {
+    if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&nb, kernel, kQThreads, 0) != cudaSuccess || nb <= 0) return 1;
+    by_regs[d.dev].store(nb, std::memory_order_relaxed);
+  }
+  if (smem > 0) nb = std::min<int>(nb, int(size_t(d.smem_per_sm) / (smem + size_t(d.smem_reserved))));
+  return std::max(nb, 1);
+}
+
+template <class T, int M, bool P>
+void launch_q(const MatmulParams& p, const QDevice& d, int64_t t0, cudaStream_t stream) {
+  const auto lay = q::act_layout<T::kAct>(int(p.k));
+  const size_t smem = size_t(M) * size_t(lay.token_bytes);
+  const int nb = resident_blocks<T, M, P>(d, smem);  // an API error shows at the launch
+  const int64_t groups = (p.n + kQRows - 1) / kQRows;
+  const int64_t want = (groups + kQWarps - 1) / kQWarps;
+  const auto blocks = unsigned(std::min<int64_t>(want, int64_t(d.sms) * nb));
+  const float* x = p.x + t0 * p.x_stride;
+  const bool vec = reinterpret_cast<uintptr_t>(p.x) % 16 == 0 && p.x_stride % 4 == 0;
+  gemvq_kernel<T, M, P><<<blocks, kQThreads, smem, stream>>>(
+      static_cast<const uint8_t*>(p.w), row_bytes(p.w_type, p.k), p.n, int(p.k), x, p.x_stride, vec ? 1 : 0,
+      p.y + t0 * p.y_stride, p.y_stride);
+}
+
+// Software pipelining (kPipe) for m <= T::kPipeMaxTokens; HEXE_GEMV_PIPE=0/1 overrides it (a
+// diagnostic for measuring both).
+template <class T>
+bool use_pipe(int64_t m) {
+  static const int env = [] {
+    const char* e = std::getenv("HEXE_GEMV_PIPE");
+    return e && (e[0] == '0' || e[0] == '1') ? e[0] - '0' : -1;
+  }();
+  return env >= 0 ? env == 1 : m <= T::kPipeMaxTokens;
+}
+
+template <class T, bool P>
+void launch_q_m(const MatmulParams& p, const QDevice& d, int64_t t0, int64_t m, cudaStream_t stream) {
+  switch (m) {
+    case 1: return launch_q<T, 1, P>(p, d, t0, stream);
+    case 2: return launch_q<T, 2, P>(p, d, t0, stream);
+    case 3: return launch_q<T, 3, P>(p, d, t0, stream);
+    case 4: return launch_q<T, 4, P>(p, d, t0, stream);
+    case 5: return launch_q<T, 5, P>(p, d, t0, stream);
+    case 6: return launch_q<T, 6, P>(p, d, t0, stream);
+    case 7: return launch_q<T, 7, P>(p, d, t0, stream);
+    default: return launch_q<T, 8, P>(p, d, t0, stream);
+  }
+}
+
+// Calls f(Trait{}) for the types of the quantised-activation path; false for the others.
+template <class F>
+bool visit_q_type(DType t, F&& f) {
+  switch (t) {
+    case DType::Q4_0: f(q::Q40{}); return true;
+    case DType::Q8_0: f(q::Q80{}); return true;
+    case DType::Q4_K: f(q::Q4K{}); return true;
+    case DType::Q5_K: f(q::Q5K{}); return true;
+    case DType::Q6_K: f(q::Q6K{}); return true;
+    default: return false;
+  }
+}
+
+// The quantised-activation GEMV, tokens split over launches when their activations exceed the
+// shared-memory budget. *handled = false (nothing launched) when one token alone does not fit.
+Status gemv_q(const MatmulParams& p, cudaStream_t stream, bool* handled) {
+  constexpr const char* kOp = "gemv";
+  *handled = false;
+  QDevice d;
+  if (Status s = q_device(&d); !s.ok()) return s;
+  if (p.k > (int64_t(1) << 20)) return Status::success();
+  const int budget = std::min(d.smem_optin, kQMaxSmem);
+  visit_q_type(p.w_type, [&](auto trait) {
+    using T = decltype(trait);
+    const int token_bytes = q::act_layout<T::kAct>(int(p.k)).token_bytes;
+    const int64_t per_launch = std::min<int64_t>(p.m, budget / token_bytes);
+    if (per_launch < 1) return;
+    *handled = true;
+    for (int64_t t0 = 0; t0 < p.m; t0 += per_launch) {
+      const int64_t mc = std::min(per_launch, p.m - t0);
+      if (use_pipe<T>(mc)) launch_q_m<T, true>(p, d, t0, mc, stream);
+      else launch_q_m<T, false>(p, d, t0, mc, stream);
+    }
+  });
+  return *handled ? last_launch_status(kOp) : Status::success();
+}
+
+template <class T, int M, bool P>
+void launch_q_batched(const GemvBatch& b, const QDevice& d, cudaStream_t stream) {
+  const auto lay = q::act_layout<T::kAct>(int(b.k));
+  const size_t smem = size_t(M) * size_t(lay.token_bytes);
+  const int nb = resident_blocks<T, M, P, true>(d, smem);
+  const int64_t groups = (b.n + kQRows - 1) / kQRows;
+  const int64_t want = (groups + kQWarps - 1) / kQWarps;
+  // The resident grid shared by the entries, at least one block each.
+  const auto blocks = unsigned(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(d.sms) * nb / b.count)));
+  QBatch q{};
+  bool vec = b.x_stride % 4 == 0;
+  for (int i = 0; i < b.count; ++i) {
+    q.w[i] = static_cast<const uint8_t*>(b.e[i].w);
+    q.x[i] = b.e[i].x;
+    q.y[i] = b.e[i].y;
+    q.m[i] = int(b.e[i].m);
+    vec = vec && reinterpret_cast<uintptr_t>(b.e[i].x) % 16 == 0;
+  }
+  gemvq_batched_kernel<T, M, P><<<dim3(blocks, unsigned(b.count)), kQThreads, smem, stream>>>(
+      q, row_bytes(b.w_type, b.k), b.n, int(b.k), b.x_stride, vec ? 1 : 0, b.y_stride);
+}
+
+template <class T, bool P>
+void launch_q_batched_m(const GemvBatch& b, const QDevice& d, int64_t m, cudaStream_t stream) {
+  switch (m) {
+    // Rows past an entry's m are masked, so M rounds up to a power of two (fewer instances).
+    case 1: return launch_q_batched<T, 1, P>(b, d, stream);
+    case 2: return launch_q_batched<T, 2, P>(b, d, stream);
+    case 3:
+    case 4: return launch_q_batched<T, 4, P>(b, d, stream);
+    default: return launch_q_batched<T, 8, P>(b, d, stream);
+  }
+}
+
 }  // namespace
+
+Status gemv_batched(const GemvBatch& b, cudaStream_t stream) {
+  constexpr const char* kOp = "gemv_batched";
+  if (b.count < 0 || b.count > kGemvBatchMax) return Status::invalid(kOp, "count must be in 0..32");
+  if (b.x_stride < b.k || b.y_stride < b.n) return Status::invalid(kOp, "x_stride < k or y_stride < n");
+  int64_t m_max = 0;
+  for (int i = 0; i < b.count; ++i) {
+    if (const char* why = detail::check_weights(b.w_type, b.e[i].w, b.n, b.k)) return Status::invalid(kOp, why);
+    if (b.e[i].m < 1 || b.e[i].m > kGemvMaxTokens) return Status::invalid(kOp, "an entry's m is not in 1..8");
+    if (!b.e[i].x || !b.e[i].y) return Status::invalid(kOp, "an entry's x or y is null");
+    m_max = std::max(m_max, b.e[i].m);
+  }
+  if (b.count == 0 || b.n == 0) return Status::success();
+  // One launch for the quantised-activation types when the widest entry's activations fit the
+  // shared-memory budget; otherwise (and for the float-path types) entry by entry.
+  bool launched = false;
+  if (gemv_quantizes_activation(b.w_type) && b.k <= (int64_t(1) << 20)) {
+    QDevice d;
+    if (Status s = q_device(&d); !s.ok()) return s;
+    const int budget = std::min(d.smem_optin, kQMaxSmem);
+    visit_q_type(b.w_type, [&](auto trait) {
+      using T = decltype(trait);
+      const int64_t m_launch = m_max <= 2 ? m_max : m_max <= 4 ? 4 : 8;
+      if (m_launch * q::act_layout<T::kAct>(int(b.k)).token_bytes > budget) return;
+      launched = true;
+      if (use_pipe<T>(m_launch)) launch_q_batched_m<T, true>(b, d, m_max, stream);
+      else launch_q_batched_m<T, false>(b, d, m_max, stream);
+    });
+  }
+  if (launched) return last_launch_status(kOp);
+  for (int i = 0; i < b.count; ++i) {
+    MatmulParams p;
+    p.w = b.e[i].w;
+    p.w_type = b.w_type;
+    p.n = b.n;
+    p.k = b.k;
+    p.x = b.e[i].x;
+    p.m = b.e[i].m;
+    p.x_stride = b.x_stride;
+    p.y = b.e[i].y;
+    p.y_stride = b.y_stride;
+    if (Status s = gemv(p, stream); !s.ok()) return s;
+  }
+  return Status::success();
+}
 
 bool supports_weight_type(DType t) {
   return detail::visit_weight_type(t, false, [](auto) {});
+}
+
+bool gemv_quantizes_activation(DType t) {
+  return visit_q_type(t, [](auto) {});
 }
 
 Status gemv(const MatmulParams& p, cudaStream_t stream) {
@@ -119,6 +525,10 @@ Status gemv(const MatmulParams& p, cudaStream_t stream) {
   if (p.x_stride < p.k || p.y_stride < p.n) return Status::invalid(kOp, "x_stride < k or y_stride < n");
   if (p.n == 0) return Status::success();
   if (p.n > int64_t(0x7fffffff) * kRowsPerBlock) return Status::invalid(kOp, "n too large for one grid");
+  if (gemv_quantizes_activation(p.w_type)) {
+    bool handled = false;
+    if (Status s = gemv_q(p, stream, &handled); !s.ok() || handled) return s;
+  }
   detail::visit_weight_type(p.w_type, detail::plain_vec(p.w_type, p.w, p.k),
                             [&](auto trait) { launch_m<decltype(trait)>(p, stream); });
   return last_launch_status(kOp);

@@ -32,8 +32,36 @@ bool supports_weight_type(DType t);
 
 inline constexpr int64_t kGemvMaxTokens = 8;
 
-// Dequantising GEMV, m in 1..kGemvMaxTokens: two weight rows per warp, float accumulation.
+// GEMV, m in 1..kGemvMaxTokens. Weight types with gemv_quantizes_activation(): x is quantised on
+// the GPU like the CPU engine does (cpu::quantize_row to Q8_K for Q4_K/Q5_K/Q6_K, Q8_0 for
+// Q4_0/Q8_0; byte-identical) and each row's dot is cpu::vec_dot_ref's integer arithmetic per
+// block with float scaling (float summation order differs). Other types dequantise the weights
+// to floats (bit-identical to cpu::dequantize_row) and dot with float x. Two weight rows per warp.
 Status gemv(const MatmulParams& p, cudaStream_t stream);
+
+// True for Q4_0, Q8_0, Q4_K, Q5_K, Q6_K: gemv quantises the activations (above). Exception: a k
+// so large that one token's quantised row exceeds the device's shared memory (k > ~80000) takes
+// the float path.
+bool gemv_quantizes_activation(DType t);
+
+// Several GEMVs of one weight shape (n x k of w_type) in one call: a layer's routed experts in
+// decode, each over its own tokens. Entry i computes y_i[m_i][n] = x_i[m_i][k] . W_i^T with
+// m_i in 1..kGemvMaxTokens, rows x_stride / y_stride floats apart. Each entry's result is what
+// gemv() gives for it alone.
+inline constexpr int kGemvBatchMax = 32;
+struct GemvBatchEntry {
+  const void* w = nullptr;
+  const float* x = nullptr;
+  float* y = nullptr;
+  int64_t m = 0;
+};
+struct GemvBatch {
+  DType w_type = DType::F32;
+  int64_t n = 0, k = 0, x_stride = 0, y_stride = 0;
+  int count = 0;
+  GemvBatchEntry e[kGemvBatchMax];
+};
+Status gemv_batched(const GemvBatch& b, cudaStream_t stream);
 
 // Scratch and library handle of the GEMM path, owned by the caller (one per stream).
 struct GemmContext {

@@ -37,6 +37,19 @@ __global__ void scatter_add_kernel(const float* src, int64_t src_stride, const i
   }
 }
 
+__global__ void combine_kernel(const float* src, int64_t src_stride, const int32_t* entries, const float* w,
+                               int k, int64_t width, float* dst, int64_t dst_stride, int64_t total) {
+  GRID_STRIDE(i, total) {
+    const int64_t t = i / width, c = i % width;
+    float acc = dst[t * dst_stride + c];
+    for (int j = 0; j < k; ++j) {
+      const int32_t e = entries[t * k + j];
+      if (e >= 0) acc += w[e] * src[int64_t(e) * src_stride + c];
+    }
+    dst[t * dst_stride + c] = acc;
+  }
+}
+
 __global__ void store_kv_kernel(const float* src, int64_t src_stride, int64_t width, __half* const* pages,
                                 const int32_t* page_start, const int32_t* pos, int page_tokens, int64_t total) {
   GRID_STRIDE(i, total) {
@@ -88,6 +101,19 @@ Status scatter_add_weighted(const float* src, int64_t src_stride, const int32_t*
   if (src_stride < width || dst_stride < width) return Status::invalid(kOp, "a stride is below width");
   scatter_add_kernel<<<blocks_for(n_rows * width), kThreads, 0, stream>>>(src, src_stride, rows, weights, width, dst,
                                                                           dst_stride, n_rows * width);
+  return last_launch_status(kOp);
+}
+
+Status combine_rows_weighted(const float* src, int64_t src_stride, const int32_t* entries, const float* weights,
+                             int64_t n_tokens, int k, int64_t width, float* dst, int64_t dst_stride,
+                             cudaStream_t stream) {
+  constexpr const char* kOp = "combine_rows_weighted";
+  if (n_tokens < 0 || k < 0 || width <= 0) return Status::invalid(kOp, "n_tokens and k must be >= 0, width > 0");
+  if (n_tokens == 0 || k == 0) return Status::success();
+  if (!src || !entries || !weights || !dst) return Status::invalid(kOp, "src, entries, weights or dst is null");
+  if (src_stride < width || dst_stride < width) return Status::invalid(kOp, "a stride is below width");
+  combine_kernel<<<blocks_for(n_tokens * width), kThreads, 0, stream>>>(src, src_stride, entries, weights, k, width,
+                                                                       dst, dst_stride, n_tokens * width);
   return last_launch_status(kOp);
 }
 

@@ -27,6 +27,13 @@ Status gather_rows(const float* src, int64_t src_stride, const int32_t* rows, in
 Status scatter_add_weighted(const float* src, int64_t src_stride, const int32_t* rows, const float* weights,
                             int64_t n_rows, int64_t width, float* dst, int64_t dst_stride, cudaStream_t stream);
 
+// dst[t][:] += sum over j < k, in j order, of weights[e] * src[e][:] with e = entries[t * k + j]
+// (entries < 0 are skipped), for t < n_tokens: each token's routed experts' rows combined where
+// one call covers many experts and a token appears in several of them (decode, batched experts).
+Status combine_rows_weighted(const float* src, int64_t src_stride, const int32_t* entries, const float* weights,
+                             int64_t n_tokens, int k, int64_t width, float* dst, int64_t dst_stride,
+                             cudaStream_t stream);
+
 // Stores token t's row (`width` floats at src + t * src_stride) as halves into its cache slot:
 // page pages[page_start[t] + pos[t] / page_tokens], row pos[t] % page_tokens, rows `width` apart.
 // `pages`, `page_start` (null: all 0) and `pos` are device arrays, as gpu::AttentionParams reads them.

@@ -1,5 +1,8 @@
-// GPU GEMV and GEMM against cpu::matmul_ref for every weight type, ragged n, padded strides and
-// several m; tolerances from the data (sum |w x| over cpu::dequantize_row's weights).
+// GPU GEMV and GEMM against the CPU references for every weight type, ragged n, padded strides and
+// several m; tolerances from the data. GEMM and the float GEMV against cpu::matmul_ref (sum |w x|
+// over cpu::dequantize_row's weights); the integer GEMV (gemv_quantizes_activation types) against
+// cpu::quantize_row'd activations and cpu::vec_dot_ref per row (sum |w xq| over the weights'
+// scale and min terms and the dequantised activations).
 #include <cmath>
 #include <ostream>
 #include <string>
@@ -9,7 +12,10 @@
 #include <cublas_v2.h>
 #include <gtest/gtest.h>
 
+#include "cpu_kernels/blocks.h"
+#include "cpu_kernels/kernels.h"
 #include "cpu_kernels/matmul.h"
+#include "cpu_kernels/quant.h"
 #include "gpu_kernels/matmul.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/gpu/weights.h"
@@ -45,10 +51,61 @@ double input_roundoff(DType t, Path p) {
   return 2 * kU16 * 1.01;                            // x and the dequantised w rounded to F16
 }
 
+// |weight| split into the terms the integer dot scales separately: Q4_K/Q5_K's d*sc*q and
+// dmin*m (each dequantised with the other F16 field zeroed), else |w|.
+std::vector<double> weight_term_magnitudes(DType t, const std::vector<uint8_t>& w, int64_t n, int64_t k) {
+  std::vector<double> out(size_t(n * k));
+  const auto wf = dequantize_ref(t, w, n, k);
+  if (t != DType::Q4_K && t != DType::Q5_K) {
+    for (size_t i = 0; i < out.size(); ++i) out[i] = std::fabs(double(wf[i]));
+    return out;
+  }
+  for (int zero_off : {0, 2}) {
+    auto part = w;
+    for (size_t off = 0; off < part.size(); off += info(t).block_bytes) part[off + size_t(zero_off)] = part[off + size_t(zero_off) + 1] = 0;
+    const auto pf = dequantize_ref(t, part, n, k);
+    for (size_t i = 0; i < out.size(); ++i) out[i] += std::fabs(double(pf[i]));
+  }
+  return out;
+}
+
+// The CPU engine's decode product: x quantised by cpu::quantize_row in the paired activation
+// format, then vec_dot_ref per row. mag[t*n + j] = sum |w term| |dequantised activation|.
+void quantized_activation_ref(DType type, const std::vector<uint8_t>& w, int64_t n, int64_t k, const float* x,
+                              int64_t m, int64_t x_stride, std::vector<float>* ref, std::vector<double>* mag) {
+  const DType at = cpu::paired_activation(type);
+  const uint64_t rb = row_bytes(type, uint64_t(k));
+  const auto terms = weight_term_magnitudes(type, w, n, k);
+  std::vector<uint8_t> act(row_bytes(at, uint64_t(k)));
+  std::vector<double> xq(static_cast<size_t>(k));
+  ref->assign(size_t(m * n), 0.f);
+  mag->assign(size_t(m * n), 0.0);
+  for (int64_t t = 0; t < m; ++t) {
+    cpu::quantize_row(at, x + t * x_stride, act.data(), k);
+    for (int64_t e = 0; e < k; ++e) {
+      if (at == DType::Q8_K) {
+        const auto& b = reinterpret_cast<const cpu::BlockQ8_K*>(act.data())[e / 256];
+        xq[size_t(e)] = std::fabs(double(b.d) * b.qs[e % 256]);
+      } else {
+        const auto& b = reinterpret_cast<const cpu::BlockQ8_0*>(act.data())[e / 32];
+        xq[size_t(e)] = std::fabs(double(cpu::f16_to_f32(b.d)) * b.qs[e % 32]);
+      }
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      (*ref)[size_t(t * n + j)] = cpu::vec_dot_ref(type, k, w.data() + rb * uint64_t(j), act.data());
+      double s = 0;
+      for (int64_t e = 0; e < k; ++e) s += terms[size_t(j * k + e)] * xq[size_t(e)];
+      (*mag)[size_t(t * n + j)] = s;
+    }
+  }
+}
+
 void run_case(DType type, Path path, Shape s, Source src) {
   const int64_t block = is_quantized(type) ? info(type).block_elems : 32;
   const int64_t k = s.k_blocks * block + (is_quantized(type) ? 0 : (s.n % 3 == 0 ? 5 : 0));
-  const int64_t x_stride = k + (s.m % 2 ? 4 : 0), y_stride = s.n + (s.m % 3 ? 3 : 0);
+  // GEMV: an odd x_stride for odd k_blocks (unaligned token rows: the scalar activation loads).
+  const int64_t x_stride = k + (s.m % 2 ? 4 : 0) + (path == Path::kGemv && s.k_blocks % 2 ? 1 : 0);
+  const int64_t y_stride = s.n + (s.m % 3 ? 3 : 0);
   const auto w = make_weights(type, s.n, k, src, uint64_t(s.n * 1000 + k + s.m));
   const auto wf = dequantize_ref(type, w, s.n, k);
   const auto x = random_floats(size_t(s.m * x_stride), uint64_t(s.m * 17 + k), -2.f, 2.f);
@@ -84,6 +141,23 @@ void run_case(DType type, Path path, Shape s, Source src) {
     HEXE_GPU_OK(gemm(p, ctx, nullptr));
   }
   HEXE_CUDA_OK(dy.download(y.data(), y.size() * 4));
+
+  if (path == Path::kGemv && gemv_quantizes_activation(type)) {
+    // Same integers per block as vec_dot_ref; the float scaling and sums differ only in order:
+    // both within (blocks + 16) u32 mag of the exact value of the reference's expression.
+    std::vector<float> ref;
+    std::vector<double> mag;
+    quantized_activation_ref(type, w, s.n, k, x.data(), s.m, x_stride, &ref, &mag);
+    for (int64_t t = 0; t < s.m; ++t) {
+      for (int64_t j = 0; j < s.n; ++j) {
+        const double tol = 2.0 * double(k / 32 + 16) * kU32 * mag[size_t(t * s.n + j)] + 1e-30;
+        ASSERT_NEAR(y[size_t(t * y_stride + j)], ref[size_t(t * s.n + j)], tol) << "token " << t << " row " << j;
+      }
+      for (int64_t j = s.n; j < y_stride; ++j)
+        ASSERT_EQ(y[size_t(t * y_stride + j)], 12345.f) << "padding written: token " << t << " col " << j;
+    }
+    return;
+  }
 
   // The CPU reference product (float accumulation in k order over dequantize_row's weights).
   std::vector<float> ref(static_cast<size_t>(s.m * s.n));
@@ -171,6 +245,77 @@ TEST(GpuMatmulLarge, Q4KDecodeShape) {
   HEXE_REQUIRE_GPU();
   run_case(DType::Q4_K, Path::kGemv, Shape{1, 2048 + 3, 8}, Source::kQuantized);
   run_case(DType::Q6_K, Path::kGemv, Shape{4, 1000, 12}, Source::kRandomBits);
+}
+
+// Integer GEMV: several k steps per warp with a ragged last one, more row groups than the
+// capped grid has warps, and (Q8_0, k = 16384, m = 8) tokens split over two launches with over
+// 48 KiB of shared memory each.
+TEST(GpuMatmulLarge, IntegerGemvShapes) {
+  HEXE_REQUIRE_GPU();
+  run_case(DType::Q6_K, Path::kGemv, Shape{1, 513, 28}, Source::kQuantized);
+  run_case(DType::Q5_K, Path::kGemv, Shape{2, 77, 9}, Source::kRandomBits);
+  run_case(DType::Q4_K, Path::kGemv, Shape{7, 6000, 8}, Source::kRandomBits);
+  run_case(DType::Q4_0, Path::kGemv, Shape{3, 300, 70}, Source::kQuantized);
+  run_case(DType::Q8_0, Path::kGemv, Shape{8, 40, 512}, Source::kRandomBits);
+}
+
+// gemv_batched: entries of one shape, each with its own weights, tokens (m 1..8, mixed within a
+// batch) and output rows, in one call; each entry's result equals gemv() on it alone, bit for bit
+// (the same warp computes a row the same way), and rows past an entry's m stay untouched.
+TEST(GpuGemvBatched, EachEntryEqualsItsOwnGemv) {
+  HEXE_REQUIRE_GPU();
+  for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q4_0, DType::Q5_K, DType::Q5_0, DType::F16}) {
+    const int64_t n = 300, k = 512;
+    for (std::vector<int64_t> ms : {std::vector<int64_t>{1, 1, 1, 1, 1, 1, 1, 1}, {3, 1, 2}, {5, 8, 1, 4}}) {
+      const int count = int(ms.size());
+      int64_t rows = 0;
+      for (int64_t m : ms) rows += m;
+      const uint64_t rb = row_bytes(type, uint64_t(k));
+      std::vector<uint8_t> w;
+      for (int i = 0; i < count; ++i) {
+        const auto wi = make_weights(type, n, k, Source::kQuantized, uint64_t(100 * i + count));
+        w.insert(w.end(), wi.begin(), wi.end());
+      }
+      const int64_t xs = k + 4, ys = n + 3;
+      const auto x = random_floats(size_t(rows * xs), uint64_t(count), -2.f, 2.f);
+      DeviceBuffer dw(w.size()), dx(x.size() * 4), dy(size_t(rows * ys) * 4), dref(size_t(rows * ys) * 4);
+      HEXE_CUDA_OK(dw.upload(w.data(), w.size()));
+      HEXE_CUDA_OK(dx.upload(x.data(), x.size() * 4));
+      const std::vector<float> poison(size_t(rows * ys), 777.f);
+      HEXE_CUDA_OK(dy.upload(poison.data(), poison.size() * 4));
+      HEXE_CUDA_OK(dref.upload(poison.data(), poison.size() * 4));
+      GemvBatch b;
+      b.w_type = type;
+      b.n = n;
+      b.k = k;
+      b.x_stride = xs;
+      b.y_stride = ys;
+      b.count = count;
+      int64_t r0 = 0;
+      for (int i = 0; i < count; ++i) {
+        const auto* wi = static_cast<const uint8_t*>(dw.get()) + rb * uint64_t(n) * uint64_t(i);
+        b.e[i] = {wi, dx.get<float>() + r0 * xs, dy.get<float>() + r0 * ys, ms[size_t(i)]};
+        MatmulParams p;
+        p.w = wi;
+        p.w_type = type;
+        p.n = n;
+        p.k = k;
+        p.x = dx.get<float>() + r0 * xs;
+        p.m = ms[size_t(i)];
+        p.x_stride = xs;
+        p.y = dref.get<float>() + r0 * ys;
+        p.y_stride = ys;
+        HEXE_GPU_OK(gemv(p, nullptr));
+        r0 += ms[size_t(i)];
+      }
+      HEXE_GPU_OK(gemv_batched(b, nullptr));
+      std::vector<float> got(size_t(rows * ys)), want(got.size());
+      HEXE_CUDA_OK(dy.download(got.data(), got.size() * 4));
+      HEXE_CUDA_OK(dref.download(want.data(), want.size() * 4));
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_EQ(got[i], want[i]) << dtype_name(type) << " batch of " << count << ", element " << i;
+    }
+  }
 }
 
 // Argument checks come back as statuses naming the constraint, before any launch (no GPU needed).

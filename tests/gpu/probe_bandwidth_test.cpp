@@ -52,7 +52,9 @@ TEST(GpuProbe, BadArgumentsAndMissingDevicesAreStatuses) {
   EXPECT_FALSE(l.reason.empty());
   // Errors are cleared for the next launch. (Without a driver the runtime's init error is
   // sticky: cudaGetLastError() returns it on every call, so this holds only with a device.)
-  if (n > 0) EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  if (n > 0) {
+    EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  }
 }
 
 TEST(GpuProbe, MeasuredFiguresAreWithinTheDevicesLimits) {
@@ -75,10 +77,16 @@ TEST(GpuProbe, MeasuredFiguresAreWithinTheDevicesLimits) {
   EXPECT_LT(p.read_gbps, 1.1 * p.info.memory_bandwidth / 1e9) << p.read_gbps;
   for (double g : {p.h2d_pinned_gbps, p.d2h_pinned_gbps, p.h2d_pageable_gbps, p.d2h_pageable_gbps}) {
     EXPECT_GT(g, 0.5);
-    if (p.link.rated_gbps > 0) EXPECT_LT(g, 1.05 * p.link.rated_gbps) << p.link.bus_id;
+    if (p.link.rated_gbps > 0) {
+      EXPECT_LT(g, 1.05 * p.link.rated_gbps) << p.link.bus_id;
+    }
   }
-  if (p.link.rated_gbps > 0) EXPECT_GT(p.h2d_pinned_gbps, 0.3 * p.link.rated_gbps) << "pinned copies near the link rate";
-  if (p.info.cc_major >= 8) EXPECT_GT(p.peaks.tflops_fp16, 10.0) << p.peaks.source;
+  if (p.link.rated_gbps > 0) {
+    EXPECT_GT(p.h2d_pinned_gbps, 0.3 * p.link.rated_gbps) << "pinned copies near the link rate";
+  }
+  if (p.info.cc_major >= 8) {
+    EXPECT_GT(p.peaks.tflops_fp16, 10.0) << p.peaks.source;
+  }
 }
 
 TEST(GpuProbe, HandoffLatenciesArePositiveAndBounded) {

@@ -69,6 +69,37 @@ TEST(GpuRows, GatherThenWeightedScatterAddsEachPickedRowOnce) {
     ASSERT_NEAR(got[i], want[i], 1e-6f * (1.f + std::fabs(want[i]))) << "element " << i;  // padding untouched too
 }
 
+// Batched experts: tokens appear in several experts' entries; each token's entries are added in
+// slot order (the loop below), skipped where the entry is -1.
+TEST(GpuRows, CombineAddsEachTokensEntriesInSlotOrder) {
+  HEXE_REQUIRE_GPU();
+  const int64_t n_tokens = 3, width = 37, stride = 41;
+  const int k = 4;
+  const std::vector<int32_t> entries = {0, 4, 7, -1, 2, 5, 1, 8, -1, -1, 3, 6};
+  const auto w = random_floats(9, 3, -1.f, 1.f);
+  const auto src = random_floats(size_t(9 * width), 4, -1.f, 1.f);
+  const auto dst0 = random_floats(size_t(n_tokens * stride), 6, -1.f, 1.f);
+  DeviceBuffer dsrc(src.size() * 4), de(entries.size() * 4), dw(w.size() * 4), ddst(dst0.size() * 4);
+  HEXE_CUDA_OK(dsrc.upload(src.data(), src.size() * 4));
+  HEXE_CUDA_OK(de.upload(entries.data(), entries.size() * 4));
+  HEXE_CUDA_OK(dw.upload(w.data(), w.size() * 4));
+  HEXE_CUDA_OK(ddst.upload(dst0.data(), dst0.size() * 4));
+  HEXE_GPU_OK(combine_rows_weighted(dsrc.get<float>(), width, de.get<int32_t>(), dw.get<float>(), n_tokens, k, width,
+                                    ddst.get<float>(), stride, nullptr));
+  const auto got = download_floats(ddst, dst0.size());
+  for (int64_t t = 0; t < n_tokens; ++t)
+    for (int64_t c = 0; c < stride; ++c) {
+      float want = dst0[size_t(t * stride + c)];
+      if (c < width)
+        for (int j = 0; j < k; ++j) {
+          const int32_t e = entries[size_t(t * k + j)];
+          if (e >= 0) want += w[size_t(e)] * src[size_t(e * width + c)];
+        }
+      // Fused multiply-adds: a few ulp of the sum's magnitude.
+      ASSERT_NEAR(got[size_t(t * stride + c)], want, 1e-6f * (4.f + std::fabs(want))) << t << "," << c;
+    }
+}
+
 TEST(GpuRows, StoreKvRowsWritesHalvesIntoEachTokensPageSlot) {
   HEXE_REQUIRE_GPU();
   const int page_tokens = 4, n_pages = 5;
