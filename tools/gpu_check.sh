@@ -23,16 +23,19 @@ if [ "${1:-}" = "--stage" ]; then
     ldd "$bin" | awk '/=> \// {print $3}' | grep -Ev 'libc\.so|libm\.so|libstdc\+\+|libgcc_s|ld-linux|libpthread|libdl|librt|/cuda' \
       | xargs -r cp -L -t .devrun/lib
   done
-  # The binaries themselves, at the same paths, stripped so the tree stays under the 64 MiB
-  # the tool carries.
+  # The binaries themselves, at the same paths, stripped and packed (xz) so that the tree and
+  # .devrun stay under the 64 MiB the tool carries; the run below unpacks them.
   for bin in hexe gpu_kernels/tests/test_gpu tests/test_runtime_gpu gpu_kernels/bench_gpu_gemv; do
     [ -f "$B/$bin" ] && install -D -s "$B/$bin" ".devrun/$bin"
   done
+  tar -C .devrun -cf - hexe gpu_kernels tests lib | xz -T2 -6 >.devrun/binaries.tar.xz
+  rm -rf .devrun/hexe .devrun/gpu_kernels .devrun/tests .devrun/lib
   du -sh .devrun
   exit 0
 fi
 
 B=${1:-.devrun}
+[ -f "$B/binaries.tar.xz" ] && tar -C "$B" -xJf "$B/binaries.tar.xz"
 O=${OUT:-/tmp}
 # cuBLAS: from the CUDA toolkit, or from the nvidia-cublas wheel beside PyTorch.
 cuda_libs=$(ls -d /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib 2>/dev/null | tr '\n' ':')
@@ -67,12 +70,24 @@ if [ $bench = 1 ]; then
   python3 -c "import json; p=json.load(open('$P')); p['gpus'][0]['memory_gib']=4.5; json.dump(p, open('$O/small_gpu.json','w'))"
   b() {
     echo "=== hexe bench $*"
-    "$B/hexe" bench -m /tmp/q30.gguf "$@" 2>&1 | grep -E '^\| qwen|plan |^  (pp|tg)|rror' || status=1
+    "$B/hexe" bench -m /tmp/q30.gguf "$@" 2>&1 | grep -E '^\| qwen|plan |^  (pp|tg)|routed experts|rror' || status=1
   }
+  # The CPU's routed-expert layer in decode on all cores: one-phase vs two-phase schedule.
+  for q in q4_k q6_k; do for sch in one two; do
+    echo "moe-layer $q schedule $sch: $(HEXE_MOE_SCHEDULE=$sch "$B/hexe" bench moe-layer --shape qwen3-30b-a3b \
+      --quant $q --tokens 1 2>&1 | tail -1)"
+  done; done
   b --strategy experts-cpu --profile "$P" -p 512 -n 64 -r 2
   b --strategy stream --profile "$P" -p 4096 -n 16 -r 1
   b --strategy experts-cpu --profile "$P" -p 4096 -n 0 -r 1
   b --strategy layers --profile "$O/small_gpu.json" -p 512 -n 32 -r 2
   b --strategy gpu --profile "$P" -p 512 -n 16 -r 2
+  # experts-cpu+hot and cache need routing statistics (which experts are hot: the bench's own
+  # token stream, recorded by a first run) and a GPU too small for all the experts (4.5 GiB).
+  "$B/hexe" bench -m /tmp/q30.gguf --strategy experts-cpu --profile "$P" -p 512 -n 64 -r 1 \
+    --routing-stats "$O/routing.json" >/dev/null 2>&1
+  b --strategy experts-cpu+hot --profile "$O/small_gpu.json" --routing-from "$O/routing.json" -p 512 -n 64 -r 2
+  b --strategy cache --profile "$O/small_gpu.json" --routing-from "$O/routing.json" -p 512 -n 64 -r 2
+  b --strategy experts-cpu --profile "$O/small_gpu.json" --routing-from "$O/routing.json" -p 512 -n 64 -r 2
 fi
 exit $status

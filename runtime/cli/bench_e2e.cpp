@@ -55,6 +55,11 @@ void print_timelines(const std::vector<Row>& rows, const GpuOffload& off) {
                 r.test.c_str(), wall * per * 1e3, s.cpu_experts_s * per * 1e3, 100 * s.cpu_experts_s / wall,
                 s.gpu_busy_s * per * 1e3, 100 * s.gpu_busy_s / wall, s.wait_gpu_s * per * 1e3,
                 double(s.h2d_bytes) * per / 1e3, double(s.d2h_bytes) * per / 1e3);
+    if (s.routed_pairs > 0)
+      std::printf("         routed experts served from VRAM %.1f%% (%lld of %lld token-expert pairs); experts "
+                  "uploaded %.2f per token (%.2f MB per token over PCIe)\n",
+                  100.0 * double(s.vram_pairs) / double(s.routed_pairs), (long long)s.vram_pairs,
+                  (long long)s.routed_pairs, double(s.expert_uploads) * per, double(s.expert_upload_bytes) * per / 1e6);
   }
 }
 
@@ -84,8 +89,8 @@ void run_e2e_bench(const E2eBenchOptions& o) {
   // With --strategy and no --routing-from, the warm-up reps count the engine's expert choices
   // and the predictions are made again with them: how many distinct experts a chunk reads
   // depends on the model's routing, which uniform routing (the planner's default) can miss.
-  const bool measure_routing = setup.plan && !o.model.plan.strategy.empty() && o.model.plan.routing.empty() &&
-                               spec.n_expert > 0;
+  const bool replan = setup.plan && !o.model.plan.strategy.empty() && o.model.plan.routing.empty();
+  const bool measure_routing = spec.n_expert > 0 && (replan || !o.routing_stats.empty());
   uint64_t routed_tokens = 0;
 
   std::mt19937 rng(1);
@@ -127,7 +132,8 @@ void run_e2e_bench(const E2eBenchOptions& o) {
     if (engine.offload()) rows.back().timeline = engine.offload()->stats();
   }
   engine.enable_routing_counts(false);
-  if (measure_routing && routed_tokens > 0) {
+  if (!o.routing_stats.empty() && routed_tokens > 0) write_routing_stats(engine, *model, routed_tokens, o.routing_stats);
+  if (measure_routing && replan && routed_tokens > 0) {
     const place::RoutingStats routed = routing_stats_of(engine, *model, routed_tokens);
     pp_plan = resolve_plan(o.model, *model, std::max(o.prompt, 1), &routed);
     tg_plan = resolve_plan(o.model, *model, std::max(1, o.gen / 2), &routed);
@@ -141,11 +147,28 @@ void run_e2e_bench(const E2eBenchOptions& o) {
   AlignedBytes buf(bytes);
   fill_random_weights(DType::F32, buf.data, buf.size, 3, pool);
   const double dram = dram_read_gbs(buf.data, buf.size, pool);
-  // Bytes a token reads from host memory: with GPU layers, only what stays on the host.
+  // Bytes a token reads from host memory: with GPU layers, only what stays on the host. Cached
+  // layers' experts are read over PCIe (counted in the timeline), not by the CPU; hot layers'
+  // CPU share is the measured share of routed pairs the hot set did not serve.
   const OffloadConfig& off = cfg.offload;
-  const double bpt = engine.offload()
-                         ? double(spec.host_bytes_per_token(off.gpu_layers, off.experts_on_gpu, off.head_on_gpu))
-                         : double(spec.bytes_per_token());
+  std::vector<char> gpu_exp = off.experts_on_gpu, gpu_exp_hot = off.experts_on_gpu;
+  gpu_exp.resize(size_t(off.gpu_layers), 0);
+  gpu_exp_hot.resize(size_t(off.gpu_layers), 0);
+  for (int l = 0; l < off.gpu_layers; ++l) {
+    const bool cached = size_t(l) < off.cache_slots.size() && off.cache_slots[l] > 0;
+    const bool hot = size_t(l) < off.hot_experts.size() && !off.hot_experts[l].empty();
+    if (cached) gpu_exp[l] = gpu_exp_hot[l] = 1;
+    if (hot) gpu_exp_hot[l] = 1;
+  }
+  const double bpt_cpu_hot = engine.offload() ? double(spec.host_bytes_per_token(off.gpu_layers, gpu_exp, off.head_on_gpu))
+                                              : double(spec.bytes_per_token());
+  const double bpt_gpu_hot =
+      engine.offload() ? double(spec.host_bytes_per_token(off.gpu_layers, gpu_exp_hot, off.head_on_gpu)) : bpt_cpu_hot;
+  auto bytes_per_token = [&](const Row& r) {
+    if (bpt_cpu_hot == bpt_gpu_hot || !r.timeline || r.timeline->routed_pairs == 0) return bpt_cpu_hot;
+    const double hit = double(r.timeline->vram_pairs) / double(r.timeline->routed_pairs);
+    return bpt_gpu_hot + (bpt_cpu_hot - bpt_gpu_hot) * (1 - hit);
+  };
   const double size_gib = double(spec.bytes_total()) / double(1ull << 30);
   const double params_b = double(spec.params_total()) / 1e9;
 
@@ -159,6 +182,7 @@ void run_e2e_bench(const E2eBenchOptions& o) {
                   spec.name.c_str(), static_cast<unsigned long long>(spec.bytes_total()),
                   static_cast<unsigned long long>(spec.params_total()), threads, r.test.c_str(), r.mean, r.sd);
       for (size_t j = 0; j < r.samples.size(); ++j) std::printf("%s%.3f", j ? ", " : "", r.samples[j]);
+      const double bpt = bytes_per_token(r);
       std::printf("], \"bytes_per_token\": %.0f, \"dram_read_gbs\": %.3f", bpt, dram);
       if (tg) std::printf(", \"dram_bound_ratio\": %.4f", r.mean * bpt / 1e9 / dram);
       if (setup.plan)
@@ -175,6 +199,7 @@ void run_e2e_bench(const E2eBenchOptions& o) {
               "------------", "----------", "---------", "----------", "--------------------", "--------------",
               "-----------");
   for (const Row& r : rows) {
+    const double bpt = bytes_per_token(r);
     char tps[48], ratio[24] = "-";
     std::snprintf(tps, sizeof tps, "%.2f +- %.2f", r.mean, r.sd);
     if (r.test[0] == 't') std::snprintf(ratio, sizeof ratio, "%.3f", r.mean * bpt / 1e9 / dram);

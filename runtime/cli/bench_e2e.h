@@ -13,6 +13,9 @@ struct E2eBenchOptions {
   int gen = 64;      // -n: tokens of the generation test (0: skip)
   int reps = 3;      // -r
   bool json = false;
+  // --routing-stats FILE: write the warm-up reps' expert choices (the bench's own token stream,
+  // the same in every invocation) for `--strategy experts-cpu+hot|cache --routing-from FILE`.
+  std::string routing_stats;
 };
 
 void run_e2e_bench(const E2eBenchOptions& o);

@@ -66,9 +66,22 @@ bool streams(const place::LayerPlan& l) {
          l.gpu_experts.empty();
 }
 
+// experts-cpu+hot: the CPU computes the routed experts except a hot set held in VRAM.
+bool hot_set(const place::LayerPlan& l) {
+  return l.experts_decode == place::ExpertExec::Cpu && l.experts_prefill == place::ExpertExec::Cpu &&
+         !l.gpu_experts.empty();
+}
+
+// cache: every routed expert runs on the GPU through an LRU cache of cache_slots experts.
+bool cached(const place::LayerPlan& l) {
+  return l.experts_decode == place::ExpertExec::Cache && l.experts_prefill == place::ExpertExec::Cache &&
+         l.gpu_experts.empty() && l.cache_slots > 0;
+}
+
 // The engine runs GPU layers as a prefix [0, N) with each layer's attention and FFN on one device,
-// its routed experts on the CPU or the GPU for prefill and decode alike, and the head on the GPU
-// only when every layer is there. Throws, in the user's words, for a plan outside that.
+// its routed experts on the CPU or the GPU (resident, a hot set, an expert cache, or streamed for
+// prefill), and the head on the GPU only when every layer is there. Throws, in the user's words,
+// for a plan outside that.
 void check_runnable(const place::Plan& plan, const std::string& origin) {
   if (place::plan_uses_gpu(plan)) {
     if (const std::string why = gpu_unavailable_reason(); !why.empty())
@@ -84,13 +97,13 @@ void check_runnable(const place::Plan& plan, const std::string& origin) {
                     place::device_name(l.ffn) + "; the engine runs GPU layers as the first N whole layers");
       if (!l.moe) continue;
       const bool cpu_experts = experts_on(l, place::ExpertExec::Cpu), gpu_experts = experts_on(l, place::ExpertExec::Gpu);
-      if (!cpu_experts && !(gpu && (gpu_experts || streams(l))))
+      if (!cpu_experts && !(gpu && (gpu_experts || streams(l) || hot_set(l) || cached(l))))
         throw Error(at + " runs its routed experts by '" + place::expert_exec_name(l.experts_prefill) + "' (prefill) / '" +
                     place::expert_exec_name(l.experts_decode) + "' (decode)" +
                     (l.gpu_experts.empty() ? "" : " with a hot set in VRAM") +
-                    "; the engine runs routed experts on the CPU, on the GPU in GPU layers, or streams them to the "
-                    "GPU for prefill (strategies cpu, experts-cpu, layers, gpu, stream); cache and +hot are not "
-                    "executed yet");
+                    (l.experts_decode == place::ExpertExec::Cache && l.cache_slots <= 0 ? " and no cache slots" : "") +
+                    "; the engine runs routed experts on the CPU, on the GPU in GPU layers (all of them, a hot set "
+                    "beside the CPU, or through an expert cache), or streams them to the GPU for prefill");
     }
   }
   if (!plan.fits) {
@@ -162,10 +175,14 @@ void apply_plan(const place::Plan& plan, const ModelOptions& o, EngineConfig& cf
     cfg.offload.gpu_layers = n_gpu;
     cfg.offload.experts_on_gpu.assign(n_gpu, 0);
     cfg.offload.experts_stream.assign(n_gpu, 0);
+    cfg.offload.hot_experts.assign(n_gpu, {});
+    cfg.offload.cache_slots.assign(n_gpu, 0);
     for (int l = 0; l < n_gpu; ++l) {
       const auto& lp = plan.layers[l];
       cfg.offload.experts_on_gpu[l] = lp.moe && experts_on(lp, place::ExpertExec::Gpu);
       cfg.offload.experts_stream[l] = lp.moe && streams(lp);
+      if (lp.moe && hot_set(lp)) cfg.offload.hot_experts[l] = lp.gpu_experts;
+      if (lp.moe && cached(lp)) cfg.offload.cache_slots[l] = lp.cache_slots;
       if (cfg.offload.experts_stream[l] && lp.stream_chunk > 0) cfg.offload.stream_chunk = lp.stream_chunk;
       // Streamed decode: every pass copies its experts, single tokens included.
       if (cfg.offload.experts_stream[l] && lp.experts_decode == place::ExpertExec::Stream)

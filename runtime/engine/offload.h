@@ -28,6 +28,13 @@ struct OffloadConfig {
   std::vector<char> experts_stream;
   int stream_chunk = 16;
   int64_t stream_min_tokens = 64;
+  // Strategy experts-cpu+hot, per GPU layer: routed experts held in VRAM and computed there in
+  // every pass; the layer's other experts run on the CPU meanwhile, and the two sums are added.
+  std::vector<std::vector<int>> hot_experts;
+  // Strategy cache, per GPU layer: slots of an LRU expert cache in VRAM (0: no cache). Every
+  // routed expert of the layer then runs on the GPU; one not in the cache is first copied from
+  // host memory into the least recently used slot (at least top-k slots).
+  std::vector<int> cache_slots;
   bool head_on_gpu = false;           // output norm + head; needs gpu_layers == n_layers
   bool timeline = false;              // time each GPU segment with CUDA events (bench)
   bool graphs = true;                 // replay decode passes (<= 8 tokens) from CUDA graphs
@@ -41,7 +48,11 @@ struct OffloadStats {
   double cpu_experts_s = 0;   // CPU busy: routing + routed experts on the host
   double gpu_busy_s = 0;      // sum of GPU segment times (timeline only)
   double wait_gpu_s = 0;      // host waiting for the GPU's hand-off (hidden GPU work shows here)
-  uint64_t h2d_bytes = 0, d2h_bytes = 0;  // PCIe traffic of activations and tables
+  uint64_t h2d_bytes = 0, d2h_bytes = 0;  // PCIe traffic: activations, tables, uploaded experts
+  // Layers with hot or cached experts: routed (token, expert) pairs, those served by an expert
+  // that was in VRAM when the pass routed, and the experts copied in (cache misses).
+  int64_t routed_pairs = 0, vram_pairs = 0, expert_uploads = 0;
+  uint64_t expert_upload_bytes = 0;
 };
 
 class GpuOffload {

@@ -24,14 +24,17 @@ const gpu::DevicePresence& presence() {
 
 // ExpertsCpu replays its decode steps from CUDA graphs; ExpertsCpuNoGraphs enqueues every kernel.
 // Stream: prefill chunks copy their experts to the GPU (chunks of 3 experts, so the two staging
-// buffers take turns), decode keeps them on the CPU.
-enum class Placement { ExpertsCpu, ExpertsCpuNoGraphs, Stream, Layers, Gpu };
+// buffers take turns), decode keeps them on the CPU. Hot: experts 0, 3, 6, ... of every layer in
+// VRAM, the rest on the CPU. Cache: top-k + 1 slots per layer, so most passes evict.
+enum class Placement { ExpertsCpu, ExpertsCpuNoGraphs, Stream, Layers, Gpu, Hot, Cache };
 const char* placement_name(Placement p) {
   switch (p) {
     case Placement::ExpertsCpu: return "experts-cpu";
     case Placement::ExpertsCpuNoGraphs: return "experts-cpu-nographs";
     case Placement::Stream: return "stream";
     case Placement::Layers: return "layers";
+    case Placement::Hot: return "experts-cpu+hot";
+    case Placement::Cache: return "cache";
     default: return "gpu";
   }
 }
@@ -40,11 +43,19 @@ OffloadConfig offload_for(const Model& m, Placement p) {
   OffloadConfig c;
   const int L = m.spec().n_layers;
   c.gpu_layers = p == Placement::Layers ? std::max(1, L / 2) : L;
-  const bool cpu_experts = p == Placement::ExpertsCpu || p == Placement::ExpertsCpuNoGraphs || p == Placement::Stream;
-  c.experts_on_gpu.assign(c.gpu_layers, cpu_experts ? 0 : 1);
+  const bool all_gpu = p == Placement::Layers || p == Placement::Gpu;
+  c.experts_on_gpu.assign(c.gpu_layers, all_gpu ? 1 : 0);
   c.experts_stream.assign(c.gpu_layers, p == Placement::Stream ? 1 : 0);
   c.stream_chunk = 3;
   c.stream_min_tokens = 2;  // every prefill pass streams, single-token decode steps do not
+  c.hot_experts.assign(c.gpu_layers, {});
+  c.cache_slots.assign(c.gpu_layers, 0);
+  for (int l = 0; l < c.gpu_layers; ++l) {
+    if (!m.layers[l].is_moe()) continue;
+    if (p == Placement::Hot)
+      for (int e = 0; e < m.spec().n_expert; e += 3) c.hot_experts[l].push_back(e);
+    if (p == Placement::Cache) c.cache_slots[l] = m.spec().n_expert_used + 1;
+  }
   c.head_on_gpu = c.gpu_layers == L;
   c.graphs = p != Placement::ExpertsCpuNoGraphs;
   return c;
@@ -98,6 +109,7 @@ TEST_P(Hybrid, LogitsMatchTheCpuEngine) {
   const OffloadConfig off = offload_for(*model, c.placement);
   int checked = 0;
   uint64_t streamed = 0;
+  OffloadStats total;
   for (const auto& lr : v.logits) {
     const auto& p = ref.prompt(lr.prompt);
     const int decode = std::min<int>(4, int(p.tokens.size()) - 1);
@@ -106,11 +118,12 @@ TEST_P(Hybrid, LogitsMatchTheCpuEngine) {
     const auto gpu = run(*model, &off, p.tokens, decode, &st);
     const int64_t graphed = st.graph_launches;
     streamed += st.h2d_bytes;
-    // Decode steps are graphed unless graphs are off or a GPU layer routes to GPU experts (the
-    // host picks those kernels per step).
-    bool gpu_experts = false;
-    for (int l = 0; l < off.gpu_layers; ++l) gpu_experts = gpu_experts || (off.experts_on_gpu[l] && model->layers[l].is_moe());
-    if (c.placement == Placement::ExpertsCpuNoGraphs || gpu_experts) EXPECT_EQ(graphed, 0);
+    total.routed_pairs += st.routed_pairs;
+    total.vram_pairs += st.vram_pairs;
+    total.expert_uploads += st.expert_uploads;
+    // Decode steps replay their segments from CUDA graphs unless graphs are off (routed experts
+    // computed on the GPU are enqueued directly between the graphed segments).
+    if (c.placement == Placement::ExpertsCpuNoGraphs) EXPECT_EQ(graphed, 0);
     else EXPECT_GT(graphed, 0);
     ASSERT_EQ(cpu.size(), gpu.size());
     for (size_t r = 0; r < lr.positions.size(); ++r) {
@@ -135,6 +148,16 @@ TEST_P(Hybrid, LogitsMatchTheCpuEngine) {
     const uint64_t one = row_bytes(lw.gate_type, model->spec().n_embd) * uint64_t(lw.n_ff_exp) * 3;
     EXPECT_GT(streamed, one) << "nothing was streamed";
   }
+  if (c.placement == Placement::Hot || c.placement == Placement::Cache) {
+    // Both sides did work: some pairs were served from VRAM, and not all of them.
+    EXPECT_GT(total.vram_pairs, 0);
+    EXPECT_LT(total.vram_pairs, total.routed_pairs);
+  }
+  if (c.placement == Placement::Cache) {
+    EXPECT_GT(total.expert_uploads, 0);
+  } else if (c.placement != Placement::Stream) {
+    EXPECT_EQ(total.expert_uploads, 0);
+  }
 }
 
 std::vector<Case> cases() {
@@ -143,7 +166,7 @@ std::vector<Case> cases() {
     const testing::ModelRef ref = testing::load_model_ref(m);
     for (const auto& v : ref.variants)
       for (Placement p : {Placement::ExpertsCpu, Placement::ExpertsCpuNoGraphs, Placement::Stream, Placement::Layers,
-                          Placement::Gpu})
+                          Placement::Gpu, Placement::Hot, Placement::Cache})
         out.push_back({m, v.name, p});
   }
   return out;

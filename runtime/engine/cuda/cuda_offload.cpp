@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -80,7 +81,23 @@ CudaOffload::CudaOffload(const Model& model, const OffloadConfig& cfg, int64_t k
       d.shexp_down = upload_linear(lw.shexp_down, blk + "ffn_down_shexp");
       if (d.shexp_gate) ff_max_ = std::max(ff_max_, d.shexp_gate.n_out);
       d.experts_on_gpu = size_t(l) < cfg.experts_on_gpu.size() && cfg.experts_on_gpu[l];
-      d.experts_stream = !d.experts_on_gpu && size_t(l) < cfg.experts_stream.size() && cfg.experts_stream[l];
+      const int slots = size_t(l) < cfg.cache_slots.size() ? cfg.cache_slots[l] : 0;
+      d.experts_stream = !d.experts_on_gpu && slots == 0 && size_t(l) < cfg.experts_stream.size() && cfg.experts_stream[l];
+      if (!d.experts_on_gpu && slots == 0 && size_t(l) < cfg.hot_experts.size() && !cfg.hot_experts[l].empty()) {
+        d.hot_index.assign(lw.experts.size(), -1);
+        for (int e : cfg.hot_experts[l]) {
+          if (e < 0 || size_t(e) >= lw.experts.size())
+            throw Error(blk + "hot expert " + std::to_string(e) + " is not one of its " +
+                        std::to_string(lw.experts.size()) + " experts");
+          if (d.hot_index[e] >= 0) continue;
+          const auto& ex = lw.experts[e];
+          const std::string en = blk + "hot expert " + std::to_string(e) + " ";
+          d.hot_index[e] = int(d.experts.size());
+          d.experts.push_back({upload_linear(ex.gate, lw.gate_type, E, lw.n_ff_exp, en + "gate"),
+                               upload_linear(ex.up, lw.up_type, E, lw.n_ff_exp, en + "up"),
+                               upload_linear(ex.down, lw.down_type, lw.n_ff_exp, E, en + "down")});
+        }
+      }
       if (d.experts_on_gpu) {
         for (size_t e = 0; e < lw.experts.size(); ++e) {
           const auto& ex = lw.experts[e];
@@ -135,12 +152,15 @@ CudaOffload::CudaOffload(const Model& model, const OffloadConfig& cfg, int64_t k
   k_ = alloc<float>(T * kd_ * f, "activations");
   v_ = alloc<float>(T * kd_ * f, "activations");
   router_ = alloc<float>(T * n_exp * f, "activations");
-  gate_ = alloc<float>(T * ff * f, "activations");
-  up_ = alloc<float>(T * ff * f, "activations");
-  xe_ = alloc<float>(T * E * f, "activations");
-  ye_ = alloc<float>(T * E * f, "activations");
+  // Routed experts on the GPU: a decode pass keeps every (token, expert) entry's rows at once.
+  expert_rows_ = std::max(T, std::min(T, gpu::kGemvMaxTokens) * k);
+  gate_ = alloc<float>(expert_rows_ * ff * f, "activations");
+  up_ = alloc<float>(expert_rows_ * ff * f, "activations");
+  xe_ = alloc<float>(expert_rows_ * E * f, "activations");
+  ye_ = alloc<float>(expert_rows_ * E * f, "activations");
   route_rows_ = alloc<int32_t>(T * k * 4, "routing");
   route_w_ = alloc<float>(T * k * f, "routing");
+  route_slots_ = alloc<int32_t>(T * k * 4, "routing");
   pos_ = alloc<int32_t>(T * 4, "positions");
   page_start_ = alloc<int32_t>(T * 4, "positions");
   const size_t table_bytes = size_t(std::max(1, cfg.gpu_layers)) * n_pages_ * sizeof(__half*);
@@ -183,14 +203,19 @@ CudaOffload::CudaOffload(const Model& model, const OffloadConfig& cfg, int64_t k
   logits_pin_ = PinnedBuffer(T * n_exp * f);
   meta_pin_ = PinnedBuffer(2 * T * 4);
   tables_pin_ = PinnedBuffer(2 * table_bytes);
-  route_pin_ = PinnedBuffer(T * k * 8);
+  route_pin_ = PinnedBuffer(T * k * 12);  // rows, weights, slots
   ids_.resize(T * k);
+  cold_ids_.resize(T * k);
   weights_.resize(T * k);
-  for (const DevLayer& d : layers_) any_gpu_experts_ = any_gpu_experts_ || d.experts_on_gpu;
   cuda_check(cudaEventCreateWithFlags(&handoff_, cudaEventDisableTiming), "cudaEventCreateWithFlags");
 
-  bool any_stream = false;
-  for (const DevLayer& d : layers_) any_stream = any_stream || d.experts_stream;
+  bool any_stream = false, any_cache = false;
+  for (int l = 0; l < cfg.gpu_layers; ++l) {
+    const int slots = size_t(l) < cfg.cache_slots.size() ? cfg.cache_slots[l] : 0;
+    if (layers_[l].recipe.moe && !layers_[l].experts_on_gpu && slots > 0) setup_cache(l, slots);
+    any_stream = any_stream || layers_[l].experts_stream;
+    any_cache = any_cache || !layers_[l].cache.slots.empty();
+  }
   if (any_stream) {
     uint64_t expert_bytes = 0;
     for (int l = 0; l < cfg.gpu_layers; ++l) {
@@ -201,23 +226,45 @@ CudaOffload::CudaOffload(const Model& model, const OffloadConfig& cfg, int64_t k
     staging_bytes_ = size_t(expert_bytes) * size_t(std::max(1, cfg.stream_chunk));
     staging_[0] = alloc(staging_bytes_, "stream staging buffer");
     staging_[1] = alloc(staging_bytes_, "stream staging buffer");
-    cuda_check(cudaStreamCreateWithFlags(&copy_st_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
     for (int b = 0; b < 2; ++b) {
       cuda_check(cudaEventCreateWithFlags(&uploaded_[b], cudaEventDisableTiming), "cudaEventCreateWithFlags");
       cuda_check(cudaEventCreateWithFlags(&consumed_[b], cudaEventDisableTiming), "cudaEventCreateWithFlags");
     }
-    register_stream_sources();
+  }
+  if (any_stream || any_cache) {
+    cuda_check(cudaStreamCreateWithFlags(&copy_st_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+    register_expert_sources();
   }
 }
 
-// DMA needs page-locked sources: the streamed layers' expert weights (one range over all of them
-// in the mapped file) are registered read-only. Where that fails (locked-memory limits, a kernel
-// without the support), copies go through the device's pinned staging buffers instead.
-void CudaOffload::register_stream_sources() {
+// Strategy cache: `slots` expert slots for layer l (at least top-k, at most all experts), empty.
+void CudaOffload::setup_cache(int l, int slots) {
+  const LayerWeights& lw = model_.layers[l];
+  ExpertCache& c = layers_[l].cache;
+  const int n_exp = int(lw.experts.size());
+  slots = std::clamp(slots, std::min(n_exp, std::max(1, s_.n_expert_used)), n_exp);
+  const uint64_t slot = staged_expert_bytes(lw, s_.n_embd);
+  auto* base = alloc<uint8_t>(size_t(slot) * size_t(slots),
+                              "layer " + std::to_string(l) + " expert cache (" + std::to_string(slots) + " slots)");
+  c.lru = ExpertLru(n_exp, slots);
+  c.base = base;
+  c.ready.resize(slots);
+  c.consumed.resize(slots);
+  for (int i = 0; i < slots; ++i) {
+    c.slots.push_back(staged_expert(l, base + size_t(i) * slot));
+    cuda_check(cudaEventCreateWithFlags(&c.ready[i], cudaEventDisableTiming), "cudaEventCreateWithFlags");
+    cuda_check(cudaEventCreateWithFlags(&c.consumed[i], cudaEventDisableTiming), "cudaEventCreateWithFlags");
+  }
+}
+
+// DMA needs page-locked sources: the streamed or cached layers' expert weights (one range over
+// all of them in the mapped file) are registered read-only. Where that fails (locked-memory
+// limits, a kernel without the support), copies go through the device's pinned staging buffers.
+void CudaOffload::register_expert_sources() {
   uintptr_t lo = UINTPTR_MAX, hi = 0;
   const int64_t E = s_.n_embd;
   for (int l = 0; l < cfg_.gpu_layers; ++l) {
-    if (!layers_[l].experts_stream) continue;
+    if (!layers_[l].experts_stream && layers_[l].cache.slots.empty()) continue;
     const LayerWeights& lw = model_.layers[l];
     for (const auto& ex : lw.experts) {
       const std::pair<const void*, uint64_t> parts[] = {
@@ -240,7 +287,7 @@ void CudaOffload::register_stream_sources() {
     registered_ = reinterpret_cast<void*>(lo);
   } else {
     cudaGetLastError();
-    stream_note_ = gpu::cuda_error_message(e, "cudaHostRegister of the streamed experts (" +
+    stream_note_ = gpu::cuda_error_message(e, "cudaHostRegister of the streamed/cached experts (" +
                                                   std::to_string((hi - lo) >> 20) + " MiB)") +
                    "; copies are staged through pinned buffers";
   }
@@ -255,6 +302,10 @@ CudaOffload::~CudaOffload() {
   for (int b = 0; b < 2; ++b) {
     if (uploaded_[b]) cudaEventDestroy(uploaded_[b]);
     if (consumed_[b]) cudaEventDestroy(consumed_[b]);
+  }
+  for (DevLayer& d : layers_) {
+    for (cudaEvent_t e : d.cache.ready) cudaEventDestroy(e);
+    for (cudaEvent_t e : d.cache.consumed) cudaEventDestroy(e);
   }
   if (registered_) cudaHostUnregister(registered_);
   graphs_.clear();
@@ -418,9 +469,9 @@ void CudaOffload::upload_batch(int64_t T) {
 
 // Runs `body`'s enqueues as segment number seg_ of this pass: replayed from a CUDA graph when the
 // pass is graphed (captured the first time this (T, segment) is seen), enqueued directly otherwise.
-void CudaOffload::run_segment(int64_t T, const std::function<void()>& body) {
+void CudaOffload::run_segment(int64_t T, const std::function<void()>& body, bool graphable) {
   segment_begin();
-  if (graph_mode_) {
+  if (graph_mode_ && graphable) {
     auto& g = graphs_[{T, seg_}];
     if (!g.graph) {
       const uint64_t h0 = stats_.h2d_bytes, d0 = stats_.d2h_bytes;
@@ -440,16 +491,26 @@ void CudaOffload::run_segment(int64_t T, const std::function<void()>& body) {
   ++seg_;
 }
 
+// Where a pass queues its hot experts' GPU work (see forward): inside the CPU's dispatch for
+// decode passes, before it otherwise. HEXE_HOT_QUEUE=inside|before overrides (measurements).
+bool CudaOffload::hot_queue_inside(int64_t T) {
+  static const std::string forced = [] {
+    const char* v = std::getenv("HEXE_HOT_QUEUE");
+    return std::string(v ? v : "");
+  }();
+  if (forced == "inside") return true;
+  if (forced == "before") return false;
+  return T <= gpu::kGemvMaxTokens;
+}
+
 void CudaOffload::forward(const BatchView& b, float* x, cpu::ThreadPool& pool, RoutingCounts* routing) {
   const auto t0 = Clock::now();
   const int64_t T = b.n, E = s_.n_embd;
   if (T > max_t_) throw Error("GPU offload: batch of " + std::to_string(T) + " tokens > " + std::to_string(max_t_));
   // Decode steps are graphed: their kernels take fixed pointers, the key range of the whole cache
   // and the positions from device memory, so one capture per batch size serves every step.
-  // (A pass whose experts run here is routed by the host first: not graphed.)
-  bool experts_here_any = any_gpu_experts_;
-  for (int l = 0; l < cfg_.gpu_layers; ++l) experts_here_any = experts_here_any || (layers_[l].recipe.moe && experts_here(l, T));
-  graph_mode_ = cfg_.graphs && T <= gpu::kGemvMaxTokens && !experts_here_any;
+  // (Routed experts computed here depend on the host's routing: enqueued directly, in between.)
+  graph_mode_ = cfg_.graphs && T <= gpu::kGemvMaxTokens;
   n_segments_ = 0;
   seg_ = 0;
   prepare_batch(b);
@@ -489,9 +550,25 @@ void CudaOffload::forward(const BatchView& b, float* x, cpu::ThreadPool& pool, R
     stats_.wait_gpu_s += since(tw);
     tw = Clock::now();
     route_rows(s_, model_.layers[l], logits_pin_.data<float>(), T, ids_.data(), weights_.data(), routing, l);
-    if (!here) {
-      const cpu::MoeParams mp = routed_expert_params(model_, l, h_pin_.data<float>(), T, ids_.data(),
-                                                     weights_.data(), y_pin_.data<float>(), homes_);
+    if (here) {
+      run_segment(T, [this, l, T] { gpu_experts(l, T); }, false);
+    } else {
+      const int32_t* cpu_ids = ids_.data();
+      // The hot experts' share runs on the GPU under the CPU's share. In decode (a few batched
+      // launches) this thread queues it inside the pool's dispatch while the other threads
+      // already compute; a prefill pass's per-expert GEMM calls are queued before the dispatch.
+      const std::function<void()> queue_hot = [this, l, T] { run_segment(T, [this, l, T] { hot_experts(l, T); }, false); };
+      const bool hot = !d.hot_index.empty();
+      const bool inside = hot && hot_queue_inside(T);
+      if (hot) {
+        for (int64_t i = 0; i < T * s_.n_expert_used; ++i)
+          cold_ids_[i] = d.hot_index[ids_[i]] >= 0 ? -1 : ids_[i];
+        cpu_ids = cold_ids_.data();
+        if (!inside) queue_hot();
+      }
+      cpu::MoeParams mp = routed_expert_params(model_, l, h_pin_.data<float>(), T, cpu_ids, weights_.data(),
+                                               y_pin_.data<float>(), homes_);
+      if (inside) mp.on_caller = &queue_hot;
       cpu::moe_experts(mp, pool);
     }
     stats_.cpu_experts_s += since(tw);

@@ -18,6 +18,7 @@
 #include "cpu_kernels/format.h"
 #include "gpu_kernels/matmul.h"
 #include "runtime/engine/cuda/cuda_device.h"
+#include "runtime/engine/expert_lru.h"
 #include "runtime/engine/offload.h"
 
 namespace hexe::gpu_offload {
@@ -45,6 +46,16 @@ struct DevExpert {
   DevLinear gate, up, down;
 };
 
+// Strategy cache: an LRU cache of one layer's routed experts in VRAM (which expert is in which
+// slot: `lru`). An upload into slot s (copy stream) waits for consumed[s] (the last compute that
+// read it) and signals ready[s] (which the compute waits for).
+struct ExpertCache {
+  ExpertLru lru;
+  std::vector<DevExpert> slots;
+  uint8_t* base = nullptr;  // slot s at base + s x staged_expert_bytes
+  std::vector<cudaEvent_t> ready, consumed;
+};
+
 struct DevLayer {
   LayerRecipe recipe;
   const float *attn_norm = nullptr, *ffn_norm = nullptr, *q_norm = nullptr, *k_norm = nullptr;
@@ -52,7 +63,11 @@ struct DevLayer {
   DevLinear wq, wk, wv, wo, router, shexp_gate, shexp_up, shexp_down, ffn_gate, ffn_up, ffn_down;
   bool experts_on_gpu = false;
   bool experts_stream = false;  // prefill passes copy the used experts in (strategy stream)
+  // Resident experts: all of them (experts_on_gpu, indexed by expert id), or the hot set
+  // (experts-cpu+hot: hot_index[e] is expert e's entry, -1 for experts the CPU computes).
   std::vector<DevExpert> experts;
+  std::vector<int> hot_index;
+  ExpertCache cache;  // strategy cache: slots non-empty
   // MLA (deepseek2): q = q_b(norm(q_a x)) or wq x; kv_a -> [latent | rope key]; per-head k_b, v_b.
   DevLinear wq_a, wq_b, wkv_a;
   const float *q_a_norm = nullptr, *kv_a_norm = nullptr;
@@ -97,19 +112,44 @@ class CudaOffload final : public GpuOffload {
   void mla_attention(int l, int64_t T);
   void upload_mla(const LayerWeights& lw, DevLayer& d, const std::string& blk);
   void dense_ffn(int l, int64_t T);
-  // Whether this pass computes layer l's routed experts on the GPU (resident, or streamed in).
+  // Whether this pass computes all of layer l's routed experts on the GPU (resident, cached, or
+  // streamed in); a hot set leaves the rest to the CPU.
   bool experts_here(int l, int64_t T) const {
-    return layers_[l].experts_on_gpu || (layers_[l].experts_stream && T >= cfg_.stream_min_tokens);
+    const DevLayer& d = layers_[l];
+    return d.experts_on_gpu || !d.cache.slots.empty() || (d.experts_stream && T >= cfg_.stream_min_tokens);
   }
   void moe_head(int l, int64_t T);
   void moe_tail(int l, int64_t T);
-  void run_segment(int64_t T, const std::function<void()>& body);
+  // graphable: replayed from a CUDA graph in graph mode; false for work shaped by the host's
+  // routing (GPU-computed routed experts), which is always enqueued directly.
+  void run_segment(int64_t T, const std::function<void()>& body, bool graphable = true);
   void upload_batch(int64_t T);
   void run_expert(const DevExpert& ex, int64_t r0, int64_t n);
+  // A used expert and its entries [r0, r0 + n) of the packed routing.
+  struct ExpertRun {
+    const DevExpert* ex;
+    int64_t r0, n;
+  };
+  // The runs of one pass that cover all `entries` packed entries. Decode (every run <= 8 tokens):
+  // one gather, batched gate/up GEMVs, one SwiGLU, batched down GEMVs, one weighted scatter,
+  // whatever the number of experts; otherwise run_expert for each.
+  void run_experts(const std::vector<ExpertRun>& runs, int64_t entries, int64_t T);
+  void gpu_experts(int l, int64_t T);
   void experts_on_gpu(int l, int64_t T);
   void stream_experts(int l, int64_t T);
-  void pack_routes(int64_t T, int64_t k, int n_exp, std::vector<int64_t>& count);
-  void register_stream_sources();
+  void cache_experts(int l, int64_t T);
+  void hot_experts(int l, int64_t T);
+  static bool hot_queue_inside(int64_t T);
+  void setup_cache(int l, int slots);
+  // Expert e of layer l's weights copied into a staging slot at dst (layout staged_expert_bytes);
+  // on copy_st_ from registered memory, else staged through pinned buffers on st_.
+  void upload_expert(int l, int e, uint8_t* dst);
+  DevExpert staged_expert(int l, const uint8_t* w) const;
+  // Packs the host's routing for the GPU; with `only`, just the entries of experts e with
+  // (*only)[e] >= 0. Returns the number of entries packed.
+  int64_t pack_routes(int64_t T, int64_t k, int n_exp, std::vector<int64_t>& count,
+                      const std::vector<int>* only = nullptr);
+  void register_expert_sources();
   void shared_experts(int l, int64_t T);
   void segment_begin();
   void segment_end();
@@ -133,6 +173,7 @@ class CudaOffload final : public GpuOffload {
 
   // Batch limits and buffers (device), sized for max_batch tokens.
   int64_t max_t_ = 0, qd_ = 0, kd_ = 0, ff_max_ = 0;
+  int64_t expert_rows_ = 0;  // rows of xe_/ye_/gate_/up_: max_t_, or all entries of a decode pass
   float *x_ = nullptr, *h_ = nullptr, *q_ = nullptr, *k_ = nullptr, *v_ = nullptr, *attn_ = nullptr;
   float *tmp_ = nullptr, *router_ = nullptr, *gate_ = nullptr, *up_ = nullptr, *shared_ = nullptr, *y_ = nullptr;
   float *xe_ = nullptr, *ye_ = nullptr, *route_w_ = nullptr;
@@ -140,6 +181,7 @@ class CudaOffload final : public GpuOffload {
   float *olat_ = nullptr, *rope_inv_freq_ = nullptr;
   float rope_attn_factor_ = 1.f;
   int32_t *pos_ = nullptr, *page_start_ = nullptr, *route_rows_ = nullptr;
+  int32_t* route_slots_ = nullptr;  // [T][k]: each (token, slot)'s packed entry, -1 if not packed
   __half** k_tables_ = nullptr;  // [gpu_layers][n_pages]
   __half** v_tables_ = nullptr;
   void* attn_ws_ = nullptr;
@@ -148,7 +190,7 @@ class CudaOffload final : public GpuOffload {
 
   // Pinned host staging.
   PinnedBuffer x_pin_, h_pin_, logits_pin_, y_pin_, meta_pin_, tables_pin_, route_pin_;
-  std::vector<int32_t> ids_;
+  std::vector<int32_t> ids_, cold_ids_;  // the host's routing; cold_ids_: hot entries emptied (-1)
   std::vector<float> weights_;
 
   // KV pages: page_tokens rows per page, n_pages per layer pool; per sequence its page list.
@@ -171,18 +213,18 @@ class CudaOffload final : public GpuOffload {
   };
   std::map<std::pair<int64_t, int>, SegmentGraph> graphs_;
   bool graph_mode_ = false;
-  bool any_gpu_experts_ = false;
   int seg_ = 0;
   cudaEvent_t handoff_ = nullptr;
 
   // Streaming (strategy stream): a copy stream fills two staging buffers of stream_chunk experts
-  // each from host memory (registered for DMA when the system allows it).
+  // each from host memory (registered for DMA when the system allows it). The expert cache
+  // (strategy cache) uploads its misses on the same copy stream from the same registration.
   cudaStream_t copy_st_ = nullptr;
   void* staging_[2] = {nullptr, nullptr};
   size_t staging_bytes_ = 0;       // per buffer
   cudaEvent_t uploaded_[2] = {nullptr, nullptr}, consumed_[2] = {nullptr, nullptr};
   void* registered_ = nullptr;     // the host range registered with cudaHostRegister, if any
-  std::string stream_note_;        // why streaming copies are staged instead of DMA'd, if they are
+  std::string stream_note_;        // why expert copies are staged instead of DMA'd, if they are
 };
 
 }  // namespace hexe::gpu_offload
