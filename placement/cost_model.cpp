@@ -132,9 +132,10 @@ Cost CostModel::cpu_moe_op(double bytes, double flops, DType type, int calls, bo
   return cpu_roofline(bytes / bw, flops / rate, calls);
 }
 
-Cost CostModel::gpu_op(double bytes, double flops, int launches, bool decode) const {
+Cost CostModel::gpu_op(double bytes, double flops, int launches, bool decode, int gemv_calls) const {
   Cost c;
-  const double tm = bytes / (decode ? gpu_gemv_bw_ : gpu_bw_), tc = flops / gpu_rate_;
+  const double tm = bytes / (decode ? gpu_gemv_bw_ : gpu_bw_) + (decode ? gemv_calls * eff_.gpu_gemv_floor_us * 1e-6 : 0),
+               tc = flops / gpu_rate_;
   if (tm >= tc) c.by[size_t(Limit::GpuMemory)] = tm;
   else c.by[size_t(Limit::GpuCompute)] = tc;
   c.by[size_t(Limit::Latency)] = launches * eff_.gpu_launch_us * 1e-6;

@@ -46,9 +46,10 @@ class CostModel {
                   bool decode = false, double tokens_per_expert = 0) const;
   double cpu_moe_rate(DType type, bool rows16, double tokens_per_expert) const;  // FLOP/s; 0: none
   // One GPU op: max(bytes / B_gpu, flops / R_gpu) + launches * t_launch (0 launches inside a
-  // captured CUDA graph). decode: a GEMV over few activation rows, which reaches the measured
-  // GEMV bandwidth (Efficiency::gpu_gemv) rather than the device's streaming read.
-  Cost gpu_op(double bytes, double flops, int launches = 1, bool decode = false) const;
+  // captured CUDA graph). decode: GEMVs over few activation rows, which reach the measured GEMV
+  // bandwidth (Efficiency::gpu_gemv) rather than the device's streaming read, plus the measured
+  // fixed time of each of its gemv_calls calls (Efficiency::gpu_gemv_floor_us).
+  Cost gpu_op(double bytes, double flops, int launches = 1, bool decode = false, int gemv_calls = 0) const;
   // The GPU attention core (scores, softmax, values) at the measured kernel rate.
   Cost gpu_attention(double flops) const;
   double gpu_attention_rate() const { return gpu_attention_; }

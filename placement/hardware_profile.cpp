@@ -81,6 +81,7 @@ void to_json(json& j, const GpuProfile& v) {
            {"peak_tops_int8", v.peak_tops_int8}, {"pcie_h2d_gbps", v.pcie_h2d_gbps},
            {"pcie_d2h_gbps", v.pcie_d2h_gbps}, {"reserved_gib", to_gib(v.reserved_bytes)}};
   if (v.gemv_gbps > 0) j["gemv_gbps"] = v.gemv_gbps;
+  if (v.gemv_floor_us > 0) j["gemv_floor_us"] = v.gemv_floor_us;
   if (v.attention_tflops > 0) j["attention_tflops"] = v.attention_tflops;
   if (v.expert_prefill_us > 0) j["expert_prefill_us"] = v.expert_prefill_us;
   if (v.graph_kernel_us > 0) j["graph_kernel_us"] = v.graph_kernel_us;
@@ -98,12 +99,14 @@ void from_json(const json& j, GpuProfile& v) {
   v.pcie_d2h_gbps = j.value("pcie_d2h_gbps", v.pcie_h2d_gbps);
   v.reserved_bytes = gib_field(j, "reserved_gib");
   v.gemv_gbps = j.value("gemv_gbps", 0.0);
+  v.gemv_floor_us = j.value("gemv_floor_us", 0.0);
   v.attention_tflops = j.value("attention_tflops", 0.0);
   v.expert_prefill_us = j.value("expert_prefill_us", 0.0);
   v.graph_kernel_us = j.value("graph_kernel_us", 0.0);
   v.launch_us = j.value("launch_us", 0.0);
   v.handoff_us = j.value("handoff_us", 0.0);
-  for (double f : {v.gemv_gbps, v.attention_tflops, v.expert_prefill_us, v.graph_kernel_us, v.launch_us, v.handoff_us})
+  for (double f : {v.gemv_gbps, v.gemv_floor_us, v.attention_tflops, v.expert_prefill_us, v.graph_kernel_us,
+                   v.launch_us, v.handoff_us})
     if (!(f >= 0)) throw Error("gpu measurements (gemv_gbps, *_us) must be >= 0, got " + std::to_string(f));
 }
 
@@ -114,7 +117,7 @@ void to_json(json& j, const Efficiency& v) {
            {"handoff_us", v.handoff_us}, {"pcie_setup_us", v.pcie_setup_us},
            {"cpu_op_us", v.cpu_op_us}, {"gpu_kernels_per_layer", v.gpu_kernels_per_layer},
            {"gpu_gemv", v.gpu_gemv}, {"gpu_kernel_us", v.gpu_kernel_us},
-           {"gpu_expert_prefill_us", v.gpu_expert_prefill_us}};
+           {"gpu_expert_prefill_us", v.gpu_expert_prefill_us}, {"gpu_gemv_floor_us", v.gpu_gemv_floor_us}};
   if (!v.cpu_dram_by_type.empty()) j["cpu_dram_by_type"] = v.cpu_dram_by_type;
   if (!v.cpu_moe_decode_by_type.empty()) j["cpu_moe_decode_by_type"] = v.cpu_moe_decode_by_type;
 }
@@ -135,6 +138,9 @@ void from_json(const json& j, Efficiency& v) {
   v.gpu_gemv = j.value("gpu_gemv", d.gpu_gemv);
   v.gpu_kernel_us = j.value("gpu_kernel_us", d.gpu_kernel_us);
   v.gpu_expert_prefill_us = j.value("gpu_expert_prefill_us", d.gpu_expert_prefill_us);
+  v.gpu_gemv_floor_us = j.value("gpu_gemv_floor_us", d.gpu_gemv_floor_us);
+  if (!(v.gpu_gemv_floor_us >= 0))
+    throw Error("efficiency.gpu_gemv_floor_us must be >= 0, got " + std::to_string(v.gpu_gemv_floor_us));
   v.cpu_dram_by_type = j.value("cpu_dram_by_type", std::map<std::string, double>{});
   v.cpu_moe_decode_by_type = j.value("cpu_moe_decode_by_type", std::map<std::string, double>{});
   for (const auto& [type, f] : v.cpu_moe_decode_by_type)

@@ -70,6 +70,10 @@ struct GpuProfile {
   // inside a CUDA graph and launched alone, and the hybrid step's hand-off (kernel, 8 KB to
   // pinned memory, host waits, 8 KB back, kernel).
   double gemv_gbps = 0;
+  // With gemv_floor_us (0: not measured, older profiles): gemv_gbps is the streaming rate of a
+  // large matrix and each GEMV also costs this fixed time (activation quantisation, the
+  // reduction, one memory round trip), from two shapes: t = floor + bytes / gemv_gbps.
+  double gemv_floor_us = 0;
   double attention_tflops = 0;   // prefill attention core: a 4096-token prompt in 512-token chunks, 32/4 heads of 128
   double expert_prefill_us = 0;  // one routed expert's prefill on the GPU (32 tokens, Qwen3-30B expert shape)
   double graph_kernel_us = 0;
@@ -94,6 +98,7 @@ struct Efficiency {
   double cpu_op_us = 2;          // per CPU op (thread-pool fork/join)
   int gpu_kernels_per_layer = 20;  // kernels and copies of one GPU layer's decode step
   double gpu_gemv = 0.5;         // of GpuProfile::mem_gbps, a decode GEMV (few rows of activations)
+  double gpu_gemv_floor_us = 0;  // per decode GEMV call on top of its bytes (measured; 0: none)
   double gpu_kernel_us = 3;      // per kernel of a CUDA-graphed decode step (small kernels)
   double gpu_expert_prefill_us = 60;  // per routed expert computed on the GPU in a prefill chunk
   // Measured: per weight type, the fraction of the DRAM read bandwidth a single-token matmul

@@ -189,6 +189,7 @@ HardwareProfile detect_profile(const DetectOptions& opt) {
   if (!p.gpus.empty()) {
     const GpuProfile& g = p.gpus[0];
     if (g.gemv_gbps > 0 && g.mem_gbps > 0) p.efficiency.gpu_gemv = std::clamp(g.gemv_gbps / g.mem_gbps, 0.01, 1.0);
+    p.efficiency.gpu_gemv_floor_us = g.gemv_floor_us;
     if (g.graph_kernel_us > 0) p.efficiency.gpu_kernel_us = g.graph_kernel_us;
     if (g.launch_us > 0) p.efficiency.gpu_launch_us = g.launch_us;
     if (g.handoff_us > 0) p.efficiency.handoff_us = g.handoff_us;

@@ -15,6 +15,11 @@ void WeightGroup::add(const TensorSpec& t) {
     type_bytes = t.bytes;
     type = t.type;
   }
+  auto it = std::find_if(parts.begin(), parts.end(), [&](const Part& p) { return p.type == t.type; });
+  if (it == parts.end()) it = parts.insert(parts.end(), Part{t.type, 0, 0});
+  it->bytes += t.bytes;
+  it->params += n;
+  if (t.ne.size() >= 2) ++matrices;
 }
 
 WeightKind weight_kind(const TensorSpec& t) {

@@ -15,6 +15,14 @@ struct WeightGroup {
   double params = 0;              // elements (multiply-adds per token)
   DType type = DType::F32;        // the type holding most of the bytes (picks the compute path)
   uint64_t type_bytes = 0;
+  // The same per weight type (Q4_K_M experts: gate/up q4_K, down q6_K), where rates differ.
+  struct Part {
+    DType type = DType::F32;
+    uint64_t bytes = 0;
+    double params = 0;
+  };
+  std::vector<Part> parts;
+  int matrices = 0;  // tensors of two or more dimensions (a GEMV each in decode; stacked experts: one)
   void add(const TensorSpec& t);
 };
 

@@ -19,9 +19,9 @@ double effective_ctx(const PlanModel& m, double ctx) {
 }
 
 Cost op_on(Device d, const CostModel& cm, double bytes, double flops, DType type, int cpu_calls, int launches,
-           bool cpu_rows16 = false, bool decode = false) {
+           bool cpu_rows16 = false, bool decode = false, int gemv_calls = 0) {
   return d == Device::Cpu ? cm.cpu_op(bytes, flops, type, cpu_calls, cpu_rows16)
-                          : cm.gpu_op(bytes, flops, launches, decode);
+                          : cm.gpu_op(bytes, flops, launches, decode, gemv_calls);
 }
 
 }  // namespace
@@ -50,24 +50,28 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
   } else if (lp.attn == Device::Gpu && cm.gpu_attention_rate() > 0) {
     // The GPU's projections are GEMMs on tensor cores; its attention core has its own measured
     // rate (hexe's tiled kernel, not the tensor-core peak).
-    pre = cm.gpu_op(attn_bytes, 2.0 * T * (ld.attn.params + ld.router.params), op_launches, decode);
+    pre = cm.gpu_op(attn_bytes, 2.0 * T * (ld.attn.params + ld.router.params), op_launches, decode,
+                    ld.attn.matrices + ld.router.matrices);
     pre += cm.gpu_attention(T * m.attn.flops_per_query(c_eff));
   } else {
-    pre = op_on(lp.attn, cm, attn_bytes, attn_flops, ld.attn.type, 8, op_launches, cpu_rows16, decode);
+    pre = op_on(lp.attn, cm, attn_bytes, attn_flops, ld.attn.type, 8, op_launches, cpu_rows16, decode,
+                ld.attn.matrices + ld.router.matrices);
   }
 
   Cost gpu, cpu;
   auto add_to = [&](Device d, const Cost& c) { (d == Device::Cpu ? cpu : gpu) += c; };
   if (ld.dense.bytes) {
     add_to(lp.ffn, op_on(lp.ffn, cm, double(ld.dense.bytes), 2.0 * T * ld.dense.params, ld.dense.type, 3, op_launches,
-                         cpu_rows16, decode));
+                         cpu_rows16, decode, ld.dense.matrices));
   }
   if (ld.shared.bytes) {
     add_to(lp.ffn, op_on(lp.ffn, cm, double(ld.shared.bytes), 2.0 * T * ld.shared.params, ld.shared.type, 3,
-                         op_launches, cpu_rows16, decode));
+                         op_launches, cpu_rows16, decode, ld.shared.matrices));
   }
   // Routed experts computed on the GPU in this pass: the host routes first (a hand-off) and
-  // launches ~6 kernels per used expert, so the pass is not graphed.
+  // launches their kernels directly (the rest of a decode pass stays graphed): in decode 6 for
+  // all of a layer's experts together (gather, batched gate, up and down GEMVs, SwiGLU, combine);
+  // in prefill the measured per-expert time (its GEMM calls cost more than kernel launches).
   bool gpu_experts = false;
   double gpu_expert_kernels = 0, gpu_expert_prefill = 0;
   if (ld.moe) {
@@ -77,20 +81,34 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
     const double flops = 2.0 * T * ld.n_expert_used * ld.expert_params();
     const double g = std::clamp(lp.gpu_hit, 0.0, 1.0);
     gpu_experts = ex != ExpertExec::Cpu || g > 0.0;
-    // Per used expert: gather, gate, up, SwiGLU, down, scatter: in decode 6 kernel launches; in
-    // prefill the measured per-expert time (its GEMM calls cost more than kernel launches).
     const double gpu_used = std::ceil(ex == ExpertExec::Cpu ? U * g : U);
-    if (decode) gpu_expert_kernels = 6.0 * gpu_used;
-    else gpu_expert_prefill = gpu_used * eff.gpu_expert_prefill_us;
+    const double decode_kernels = gpu_used > 0 ? 6.0 : 0.0;
+    const double launch_cost =
+        decode ? decode_kernels * eff.gpu_launch_us : gpu_used * eff.gpu_expert_prefill_us;
+    if (ex != ExpertExec::Cpu) {
+      if (decode) gpu_expert_kernels = decode_kernels;
+      else gpu_expert_prefill = gpu_used * eff.gpu_expert_prefill_us;
+    }
     switch (ex) {
       case ExpertExec::Cpu:
+        // Each weight type at its own rate (Q4_K_M: gate/up q4_K, down q6_K), one op per type.
         if (g < 1.0)
-          cpu += cm.cpu_moe_op(U * (1 - g) * Be, flops * (1 - g), ld.experts.type, 3, cpu_rows16, decode,
-                               ld.tokens_per_expert(T));
-        if (g > 0.0) gpu += cm.gpu_op(U * g * Be, flops * g, op_launches, decode);
+          for (const auto& part : ld.experts.parts) {
+            const double fb = ld.experts.bytes ? double(part.bytes) / double(ld.experts.bytes) : 0;
+            const double fp = ld.experts.params > 0 ? part.params / ld.experts.params : 0;
+            cpu += cm.cpu_moe_op(U * (1 - g) * Be * fb, flops * (1 - g) * fp, part.type,
+                                 int(std::max<size_t>(1, 3 / ld.experts.parts.size())), cpu_rows16, decode,
+                                 ld.tokens_per_expert(T));
+          }
+        // A hot set: one CPU thread queues its kernels while the others compute the rest, so
+        // their launches overlap the CPU's share instead of preceding it.
+        if (g > 0.0) {
+          gpu += cm.gpu_op(U * g * Be, flops * g, op_launches, decode, 3);  // batched gate, up, down
+          gpu += cm.latency_us(launch_cost);
+        }
         break;
       case ExpertExec::Gpu:
-        gpu += cm.gpu_op(U * Be, flops, op_launches, decode);
+        gpu += cm.gpu_op(U * Be, flops, op_launches, decode, 3);
         break;
       case ExpertExec::Stream: {
         // The used experts go up in chunks of stream_chunk through two staging buffers: a chunk's
@@ -101,13 +119,13 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
         const double chunks = first > 0 ? std::ceil(U / first) : 0;
         gpu += cm.h2d(first * Be, 1);
         gpu += overlap(cm.h2d((U - first) * Be, int(std::max(0.0, chunks - 1))),
-                       cm.gpu_op(U * Be, flops, op_launches, decode));
+                       cm.gpu_op(U * Be, flops, op_launches, decode, 3));
         break;
       }
       case ExpertExec::Cache: {
         const double misses = U * (1 - g);  // a miss must arrive before its expert runs
         gpu += cm.h2d(misses * Be, int(std::ceil(misses)));
-        gpu += cm.gpu_op(U * Be, flops, op_launches, decode);
+        gpu += cm.gpu_op(U * Be, flops, op_launches, decode, 3);
         break;
       }
     }
@@ -124,12 +142,12 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
     pre += cm.latency_us(eff.handoff_us);  // the router's logits to the host and its choice back
   }
   pre += overlap(gpu, cpu);
-  // The GPU layer's kernels: replayed from a CUDA graph in decode unless the host routes GPU
-  // experts, launched one by one otherwise; small kernels cost their launch or node time.
+  // The GPU layer's kernels: replayed from a CUDA graph in decode, launched one by one in
+  // prefill; routed experts computed on the GPU after the host's routing are always launched
+  // directly. Small kernels cost their launch or graph-node time.
   if (lp.attn == Device::Gpu || lp.ffn == Device::Gpu) {
-    const bool graphed = decode && !gpu_experts;
-    const double kernels = eff.gpu_kernels_per_layer + gpu_expert_kernels;
-    pre += cm.latency_us(kernels * (graphed ? eff.gpu_kernel_us : eff.gpu_launch_us) + gpu_expert_prefill);
+    pre += cm.latency_us(eff.gpu_kernels_per_layer * (decode ? eff.gpu_kernel_us : eff.gpu_launch_us) +
+                         gpu_expert_kernels * eff.gpu_launch_us + gpu_expert_prefill);
   }
   return pre;
 }
@@ -160,7 +178,7 @@ void predict(Plan& plan, const PlanModel& m, const ModelDigest& d, const CostMod
     for (size_t i = 0; i < plan.layers.size(); ++i)
       step += layer_cost(plan.layers[i], d.layers[i], m, cm, B, ctx, B, true, w.kv_elem_bytes,
                          rows16);
-    step += op_on(plan.head, cm, double(d.head.bytes), B * head_flops_per_tok, head_type, 2, 0, rows16, true);
+    step += op_on(plan.head, cm, double(d.head.bytes), B * head_flops_per_tok, head_type, 2, 0, rows16, true, 1);
     if (gpu_used) step += cm.latency_us(eff.gpu_graph_launch_us);
     step = transitions(step);
     plan.decode.seconds = step.seconds();

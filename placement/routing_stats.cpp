@@ -2,6 +2,7 @@
 #include "placement/routing_stats.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <numeric>
 #include <nlohmann/json.hpp>
@@ -49,6 +50,40 @@ double RoutingStats::top_mass(int layer, int slots) const {
   if (total <= 0) return double(slots) / n_expert_;
   std::partial_sort(c.begin(), c.begin() + slots, c.end(), std::greater<>());
   return double(std::accumulate(c.begin(), c.begin() + slots, uint64_t(0))) / total;
+}
+
+double RoutingStats::lru_hit_rate(int layer, int slots) const {
+  if (n_expert_ <= 0) return 0;
+  slots = std::clamp(slots, 0, n_expert_);
+  if (slots == 0) return 0;
+  if (slots == n_expert_) return 1;
+  // Time in tokens: a token picks expert e with probability q_e = k * share_e (its k experts are
+  // distinct, so a cache of k slots holds just the last token's), a Poisson rate -ln(1 - q_e).
+  const double k = std::max(1, n_expert_used_);
+  std::vector<double> share_of(static_cast<size_t>(n_expert_)), rate(static_cast<size_t>(n_expert_));
+  int seen = 0;
+  for (int e = 0; e < n_expert_; ++e) {
+    share_of[size_t(e)] = share(layer, e);
+    const double q = std::min(k * share_of[size_t(e)], 1 - 1e-9);
+    rate[size_t(e)] = -std::log1p(-q);
+    seen += share_of[size_t(e)] > 0;
+  }
+  // Experts never seen never take a slot; with no more seen than slots, every seen one stays.
+  if (seen <= slots) return 1;
+  auto occupied = [&](double t) {
+    double n = 0;
+    for (double r : rate) n += -std::expm1(-r * t);
+    return n;
+  };
+  double lo = 0, hi = 1;
+  while (occupied(hi) < slots) hi *= 2;
+  for (int i = 0; i < 100; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (occupied(mid) < slots ? lo : hi) = mid;
+  }
+  double hit = 0;
+  for (int e = 0; e < n_expert_; ++e) hit += share_of[size_t(e)] * -std::expm1(-rate[size_t(e)] * hi);
+  return hit;
 }
 
 double RoutingStats::share(int layer, int expert) const {

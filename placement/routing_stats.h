@@ -39,6 +39,11 @@ class RoutingStats {
   // rate of a frequency-ordered cache of that size. Without data for the layer, the uniform
   // routing figure slots / n_expert.
   double top_mass(int layer, int slots) const;
+  // Hit rate of an LRU cache of `slots` experts (what the engine's expert cache runs) when tokens
+  // pick their top-k independently with these shares: Che's approximation in token time, expert
+  // e resident with probability 1 - (1 - q_e)^t, q_e = k * share_e, where t fills the cache.
+  // At most top_mass(layer, slots); slots / n_expert for uniform routing.
+  double lru_hit_rate(int layer, int slots) const;
   // Activation probability of one expert (its share of the layer's activations).
   double share(int layer, int expert) const;
 

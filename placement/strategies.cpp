@@ -127,8 +127,9 @@ void finish(Plan& p, const Ctx& c) {
 
 bool needs_gpu(Strategy s) { return s != Strategy::Cpu; }
 
-// On AVX-512 VNNI the CPU kernels read q8_0/q4_K weights fastest from a copy repacked at load
+// On AVX-512 VNNI the CPU kernels read q8_0/q4_K/q6_K weights fastest from a copy repacked at load
 // (Rows16); the copy costs host memory beside the mapped file, so it is taken only when it fits.
+// Its size: whole 16-row groups per matrix (rows16_group_bytes), a little over the GGUF bytes.
 void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
   p.cpu_weight_layout = "gguf";
   p.repacked_bytes = 0;
@@ -142,9 +143,15 @@ void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
     if (weight_kind(t) == WeightKind::Experts) {
       if (t.layer < 0 || size_t(t.layer) >= p.layers.size()) continue;
       const auto& lp = p.layers[size_t(t.layer)];
-      if (lp.experts_decode != ExpertExec::Cpu || lp.gpu_hit >= 1.0) continue;
+      // A hot set leaves the rest of the layer's experts to the CPU whatever share the statistics
+      // give it (experts they never saw still come up); the engine copies the whole set.
+      if (lp.experts_decode != ExpertExec::Cpu || (lp.gpu_experts.empty() && lp.gpu_hit >= 1.0)) continue;
     }
-    bytes += t.bytes;
+    const int64_t k = t.ne.empty() ? 0 : t.ne[0], rows = t.ne.size() >= 2 ? t.ne[1] : 1;
+    const bool exact = k > 0 && k % int64_t(info(t.type).block_elems) == 0;
+    bytes += exact ? uint64_t(cpu::rows16_group_bytes(t.type, k)) * uint64_t((rows + cpu::kRows16 - 1) / cpu::kRows16) *
+                         uint64_t(std::max(1, t.experts))
+                   : t.bytes;
   }
   if (bytes == 0) return;
   if (p.host.total() + bytes > p.host.capacity) {
@@ -234,16 +241,15 @@ void size_cache(Plan& p, const Ctx& c, int64_t spare) {
   for (auto& l : p.layers) {
     if (!l.moe || l.experts_decode != ExpertExec::Cache) continue;
     l.cache_slots = need;
-    l.gpu_hit = c.in.stats ? c.in.stats->top_mass(l.layer, need) : double(need) / E;
+    l.gpu_hit = c.in.stats ? c.in.stats->lru_hit_rate(l.layer, need) : double(need) / E;
   }
   if (slots < k)
     p.notes.push_back("cache: spare VRAM holds " + std::to_string(slots) + " experts per layer, the minimum is top-k = " +
                       std::to_string(k) + "; sized at the minimum");
   else
     p.notes.push_back("cache: " + std::to_string(slots) + " of " + std::to_string(E) +
-                      " experts per layer in VRAM, hit rate " +
-                      (c.in.stats ? "from routing statistics (frequency-ordered; LRU does no better)"
-                                  : "slots/experts (uniform routing)"));
+                      " experts per layer in VRAM (LRU), hit rate " +
+                      (c.in.stats ? "from routing statistics (Che's approximation)" : "slots/experts (uniform routing)"));
 }
 
 void size_stream(Plan& p, const Ctx& c, int64_t spare) {

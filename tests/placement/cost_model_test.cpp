@@ -160,10 +160,10 @@ TEST(CostModel, HybridDecodeLayerByHand) {
   const Cost c = layer_cost(lp, d.layers[0], m, cm, 1, 1000, 1, true, 2);
   EXPECT_NEAR(c.seconds(), want, 1e-9);
   // All on the GPU instead: the routed experts (2 MB) read from VRAM, in parallel with nothing;
-  // the host routes them (a 100 us hand-off) and launches 6 kernels per used expert besides the
-  // layer's 20, one by one at 5 us.
+  // the host routes them (a 100 us hand-off) and launches 6 kernels for them together (gather,
+  // batched GEMVs, SwiGLU, combine) at 5 us, between the layer's 20 graphed kernels.
   lp.experts_decode = ExpertExec::Gpu;
-  const double host_routed = 100e-6 + (20 + 6 * 2) * 5e-6;
+  const double host_routed = 100e-6 + 20 * 3e-6 + 6 * 5e-6;
   const Cost g = layer_cost(lp, d.layers[0], m, cm, 1, 1000, 1, true, 2);
   EXPECT_NEAR(g.seconds(), attn + shared + 2e6 / 500e9 + host_routed, 1e-9);
   // Cache with a 50% hit rate: one expert of the two crosses PCIe (1 MB at 10 GB/s + 20 us).
@@ -171,6 +171,14 @@ TEST(CostModel, HybridDecodeLayerByHand) {
   lp.gpu_hit = 0.5;
   const Cost k = layer_cost(lp, d.layers[0], m, cm, 1, 1000, 1, true, 2);
   EXPECT_NEAR(k.seconds(), attn + shared + (1e6 / 10e9 + 20e-6) + 2e6 / 500e9 + host_routed, 1e-9);
+  // A measured GEMV floor of 4 us: each decode GEMV call costs it on top of its bytes: the
+  // attention projection, the shared expert's matrix, and the routed experts' three batched calls.
+  lp.experts_decode = ExpertExec::Gpu;
+  lp.gpu_hit = 0;
+  hw.efficiency.gpu_gemv_floor_us = 4;
+  const CostModel cm_floor(hw);
+  const Cost f = layer_cost(lp, d.layers[0], m, cm_floor, 1, 1000, 1, true, 2);
+  EXPECT_NEAR(f.seconds() - g.seconds(), 4e-6 * (1 + 1 + 3), 1e-9);
 }
 
 // The routed experts' prefill rate follows the measured points at 8, 32 and 128 tokens per

@@ -2,7 +2,10 @@
 // experts-cpu+hot and cache strategies.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <list>
+#include <random>
 
 #include "memory/error.h"
 #include "placement/hardware_profile.h"
@@ -43,6 +46,55 @@ TEST(RoutingStatsJson, FileRoundTripAndValidation) {
   EXPECT_THROW(RoutingStats::from_json_string(
                    R"({"format": "hexe-routing-stats", "version": 1, "n_expert": 2, "layers": [{"layer": 0, "counts": [1]}]})", "x"),
                Error);
+}
+
+// Che's approximation against an LRU cache simulated on activations drawn top-k distinct per
+// token (as a router picks them), for skewed and uniform routing; the statistics are the
+// simulation's own counts, as `--routing-stats` would record them.
+TEST(RoutingStats, LruHitRateFollowsASimulatedCache) {
+  const int E = 64, k = 4, n_tokens = 40000;
+  for (bool skewed : {true, false}) {
+    std::vector<double> w(static_cast<size_t>(E));
+    for (int e = 0; e < E; ++e) w[size_t(e)] = skewed ? 1.0 / (e + 1) : 1.0;
+    std::mt19937 rng(7);
+    std::vector<int> draws;
+    for (int t = 0; t < n_tokens; ++t) {
+      std::vector<double> ww = w;
+      for (int j = 0; j < k; ++j) {
+        std::discrete_distribution<int> pick(ww.begin(), ww.end());
+        const int e = pick(rng);
+        ww[size_t(e)] = 0;  // distinct experts per token
+        draws.push_back(e);
+      }
+    }
+    RoutingStats s("m", E, k);
+    for (int e : draws) s.add(0, e, 1);
+    for (int slots : {4, 8, 16, 32, 48}) {
+      std::list<int> lru;
+      int64_t hits = 0, refs = 0;
+      // Per token as the engine's cache runs a decode pass: its hits first, then its misses.
+      for (size_t t0 = 0; t0 < draws.size(); t0 += k) {
+        std::vector<int> miss;
+        for (size_t i = t0; i < t0 + k; ++i) {
+          const auto it = std::find(lru.begin(), lru.end(), draws[i]);
+          if (t0 >= 8000) ++refs, hits += it != lru.end();
+          if (it == lru.end()) {
+            miss.push_back(draws[i]);
+            continue;
+          }
+          lru.erase(it);
+          lru.push_front(draws[i]);
+        }
+        for (int e : miss) {
+          if (int(lru.size()) == slots) lru.pop_back();
+          lru.push_front(e);
+        }
+      }
+      const double sim = double(hits) / double(refs), che = s.lru_hit_rate(0, slots);
+      EXPECT_NEAR(che, sim, 0.03) << (skewed ? "skewed" : "uniform") << " slots " << slots;
+      EXPECT_LE(che, s.top_mass(0, slots) + 1e-12);
+    }
+  }
 }
 
 TEST(RoutingStats, SkewedRoutingHelpsHotAndCache) {

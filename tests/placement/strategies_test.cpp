@@ -10,6 +10,8 @@
 #include "placement/memory_fit.h"
 #include "placement/model_digest.h"
 #include "placement/model_shapes.h"
+#include "cpu_kernels/repack.h"
+#include "placement/routing_stats.h"
 #include "placement/strategies.h"
 
 namespace hexe::place {
@@ -161,9 +163,10 @@ TEST(Strategies, DecodeCopyOfTheExpertsOnlyWhereItFitsAndPays) {
   s.hw.host_memory_bytes = 256ull << 30;
   const Plan roomy = make_plan(s.in, Strategy::Cpu);
   ASSERT_EQ(roomy.cpu_weight_layout, "rows16");
-  uint64_t repackable = 0;  // the q4_K and q8_0 matrices (Q4_K_M also has q6_K ones), not the embedding
+  uint64_t repackable = 0;  // the q4_K, q6_K and q8_0 matrices (rows16_supported), not the embedding
   for (const auto& t : s.m.spec.tensors)
-    if (t.role != TensorRole::TokenEmbd && (t.type == DType::Q4_K || t.type == DType::Q8_0)) repackable += t.bytes;
+    if (t.role != TensorRole::TokenEmbd && (t.type == DType::Q4_K || t.type == DType::Q6_K || t.type == DType::Q8_0))
+      repackable += cpu::rows16_group_bytes(t.type, t.ne[0]) * uint64_t((t.ne[1] + 15) / 16) * uint64_t(t.experts);
   EXPECT_EQ(roomy.repacked_bytes, repackable);
   s.hw.cpu.isa = {"avx2"};  // no VNNI: no copy
   const Plan plain = make_plan(s.in, Strategy::Cpu);
@@ -175,6 +178,24 @@ TEST(Strategies, DecodeCopyOfTheExpertsOnlyWhereItFitsAndPays) {
   const Plan tight = make_plan(s.in, Strategy::Cpu);
   EXPECT_TRUE(tight.fits);
   EXPECT_EQ(tight.cpu_weight_layout, "gguf");
+}
+
+// experts-cpu+hot whose statistics saw only experts that are all hot (gpu_hit 1 in every layer):
+// the CPU still computes the others when they come up, so it still gets the AVX-512 copy.
+TEST(Strategies, HotSetsKeepTheCpuCopyOfTheOtherExperts) {
+  Scenario s("qwen3-30b-a3b", "ryzen-7950x-rtx4080", 4096);
+  s.hw.cpu.isa = {"avx2", "avx512f", "avx512bw", "avx512_vnni"};
+  s.hw.host_memory_bytes = 256ull << 30;
+  RoutingStats st(s.m.spec.name, s.m.spec.n_expert, s.m.spec.n_expert_used);
+  for (int l = 0; l < s.m.spec.n_layers; ++l)
+    for (int e = 0; e < s.m.spec.n_expert_used; ++e) st.add(l, e, 100);
+  s.in.stats = &st;
+  const Plan hot = make_plan(s.in, Strategy::ExpertsCpuHot);
+  int covered = 0;
+  for (const auto& l : hot.layers)
+    if (l.moe && !l.gpu_experts.empty() && l.gpu_hit >= 1.0) ++covered;
+  ASSERT_GT(covered, 0);
+  EXPECT_EQ(hot.cpu_weight_layout, "rows16");
 }
 
 }  // namespace
