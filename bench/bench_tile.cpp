@@ -4,7 +4,7 @@
 // rate times the thread count is well above the DRAM read bandwidth. Two figures per format:
 // `matmul` (the front: activation quantisation + tiles, what a decode matmul costs) and `tile`
 // (the tile kernel alone on pre-quantised activations: the compute rate the weight stream meets).
-//   bench_tile [--m M] [--k K] [--kib KiB of weights, default 512] [--isa scalar|avx2|avx512]
+//   bench_tile [--m M] [--k K] [--kib KiB of weights, default 512] [--isa scalar|avx2|avx512|amx]
 //              [--layout gguf|rows16|both]   (rows16: the repacked decode layout, q8_0, q4_K, q6_K)
 #include <cstdio>
 #include <cstdlib>
@@ -35,7 +35,10 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--kib")) kib = size_t(std::atoll(argv[i + 1]));
     else if (!std::strcmp(argv[i], "--layout")) layouts = argv[i + 1];
     else if (!std::strcmp(argv[i], "--isa"))
-      tier = !std::strcmp(argv[i + 1], "scalar") ? Isa::Scalar : !std::strcmp(argv[i + 1], "avx2") ? Isa::Avx2 : Isa::Avx512;
+      tier = !std::strcmp(argv[i + 1], "scalar") ? Isa::Scalar
+             : !std::strcmp(argv[i + 1], "avx2") ? Isa::Avx2
+             : !std::strcmp(argv[i + 1], "amx")  ? Isa::Amx
+                                                 : Isa::Avx512;
   }
   std::vector<float> x(size_t(m * k));
   for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i * 7919 % 201) - 100) * 0.01f;

@@ -12,7 +12,7 @@
 namespace hexe::cpu {
 namespace {
 
-constexpr int kTiers = 3;
+constexpr int kTiers = kIsaCount;
 
 struct Table {
   GemmKernel k[kLayoutCount][detail::kDTypeCount][kTiers];
@@ -31,13 +31,16 @@ const Table& table() {
           row[int(Isa::Scalar)] = gemm_kernel_ref(type);
           row[int(Isa::Avx2)] = kGemmAvx2[id];
           row[int(Isa::Avx512)] = kGemmAvx512[id];
+          row[int(Isa::Amx)] = kGemmAmx[id];
         } else {
           row[int(Isa::Scalar)] = gemm_kernel_rows16_ref(type);
           row[int(Isa::Avx2)] = {nullptr, nullptr, "no AVX2 rows16 kernel", 1, false};
           row[int(Isa::Avx512)] = kGemmRows16Avx512[id];
+          row[int(Isa::Amx)] = kGemmRows16Amx[id];
         }
-        if (row[int(Isa::Avx512)].needs_vnni && !cpu_features().avx512_vnni)
-          row[int(Isa::Avx512)] = {nullptr, nullptr, "needs AVX512_VNNI", 1, false};
+        for (const Isa t : {Isa::Avx512, Isa::Amx})
+          if (row[int(t)].needs_vnni && !cpu_features().avx512_vnni)
+            row[int(t)] = {nullptr, nullptr, "needs AVX512_VNNI", 1, false};
         for (int tier = 0; tier < kTiers; ++tier) row[tier].tier = Isa(tier);
       }
     }
@@ -62,7 +65,7 @@ KernelChoice matmul_choice(DType w_type, int64_t k, Isa max_tier, WeightLayout l
   }
   const Isa hw = hardware_isa();
   const int top = int(max_tier) < int(hw) ? int(max_tier) : int(hw);
-  for (int tier = int(Isa::Avx512); tier >= 0; --tier) {
+  for (int tier = kTiers - 1; tier >= 0; --tier) {
     const GemmKernel& g = table().k[int(layout)][id][tier];
     const char* tname = isa_name(Isa(tier));
     std::string why;

@@ -2,6 +2,8 @@
 #include "cpu_kernels/isa.h"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
@@ -71,7 +73,24 @@ CpuFeatures detect() {
   return f;
 }
 
+// Asks the kernel for the AMX tile data state (Linux >= 5.16); without it the first tile
+// instruction faults (SIGILL).
+bool request_amx_permission() {
+#if defined(__linux__) && defined(SYS_arch_prctl)
+  constexpr int kArchGetXcompPerm = 0x1022, kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  if (syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) != 0) return false;
+  unsigned long bitmask = 0;
+  if (syscall(SYS_arch_prctl, kArchGetXcompPerm, &bitmask) != 0) return false;
+  return (bitmask >> kXfeatureXtiledata) & 1u;
+#else
+  return false;
+#endif
+}
+
 Isa hardware_best(const CpuFeatures& f) {
+  if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma && f.f16c && f.avx512_vnni &&
+      amx_usable())
+    return Isa::Amx;
   if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma && f.f16c) return Isa::Avx512;
   if (f.avx2 && f.fma && f.f16c) return Isa::Avx2;
   return Isa::Scalar;
@@ -85,8 +104,9 @@ Isa resolve_active() {
   if (req == "scalar") want = Isa::Scalar;
   else if (req == "avx2") want = Isa::Avx2;
   else if (req == "avx512") want = Isa::Avx512;
+  else if (req == "amx") want = Isa::Amx;
   else {
-    std::fprintf(stderr, "hexe: HEXE_CPU_ISA=%s is not one of scalar|avx2|avx512; using %s\n",
+    std::fprintf(stderr, "hexe: HEXE_CPU_ISA=%s is not one of scalar|avx2|avx512|amx; using %s\n",
                  req.c_str(), isa_name(best));
     return best;
   }
@@ -105,7 +125,18 @@ const CpuFeatures& cpu_features() {
   return f;
 }
 
-Isa hardware_isa() { return hardware_best(cpu_features()); }
+bool amx_usable() {
+  static const bool ok = [] {
+    const CpuFeatures& f = cpu_features();
+    return f.amx_tile && f.amx_int8 && request_amx_permission();
+  }();
+  return ok;
+}
+
+Isa hardware_isa() {
+  static const Isa isa = hardware_best(cpu_features());
+  return isa;
+}
 
 Isa active_isa() {
   static const Isa isa = resolve_active();  // the message above prints once
@@ -117,6 +148,7 @@ const char* isa_name(Isa isa) {
     case Isa::Scalar: return "scalar";
     case Isa::Avx2: return "avx2";
     case Isa::Avx512: return "avx512";
+    case Isa::Amx: return "amx";
   }
   return "?";
 }

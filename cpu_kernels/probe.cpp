@@ -16,7 +16,7 @@ double bf16_dot_flops_avx512(int64_t iters);
 }  // namespace detail
 
 namespace {
-bool has512() { return hardware_isa() == Isa::Avx512; }
+bool has512() { return int(hardware_isa()) >= int(Isa::Avx512); }
 }  // namespace
 
 uint64_t stream_read(const void* p, size_t bytes) {

@@ -11,7 +11,7 @@ void quantize_q8_k_row(const float* src, void* dst, int64_t n);
 }  // namespace avx512
 
 void quantize_activation_row_at(Isa isa, DType type, const float* src, void* dst, int64_t n) {
-  if (isa == Isa::Avx512 && hardware_isa() == Isa::Avx512) {
+  if (int(isa) >= int(Isa::Avx512) && int(hardware_isa()) >= int(Isa::Avx512)) {
     if (type == DType::Q8_0) return avx512::quantize_q8_0_row(src, dst, n);
     if (type == DType::Q8_K) return avx512::quantize_q8_k_row(src, dst, n);
   }

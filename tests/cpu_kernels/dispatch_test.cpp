@@ -68,14 +68,18 @@ TEST(Isa, FeaturesAreConsistent) {
   if (f.avx512bw || f.avx512vl || f.avx512_vnni) {
     EXPECT_TRUE(f.avx512f);
   }
-  if (hardware_isa() == Isa::Avx512) {
+  if (hardware_isa() >= Isa::Avx512) {
     EXPECT_TRUE(f.avx512f && f.avx512bw && f.avx512vl && f.avx2);
+  }
+  if (hardware_isa() == Isa::Amx) {
+    EXPECT_TRUE(f.amx_tile && f.amx_int8 && f.avx512_vnni && amx_usable());
   }
   if (hardware_isa() >= Isa::Avx2) {
     EXPECT_TRUE(f.avx2 && f.fma && f.f16c);
   }
   EXPECT_LE(int(active_isa()), int(hardware_isa()));
   EXPECT_STREQ(isa_name(Isa::Avx512), "avx512");
+  EXPECT_STREQ(isa_name(Isa::Amx), "amx");
 }
 
 }  // namespace

@@ -54,7 +54,7 @@ std::vector<std::vector<float>> hostile_rows(int64_t n, uint64_t seed) {
 class QuantAct : public ::testing::TestWithParam<DType> {};
 
 TEST_P(QuantAct, Avx512RowsEqualTheReferenceByteForByte) {
-  if (hardware_isa() != Isa::Avx512) GTEST_SKIP() << "no AVX-512 on this CPU";
+  if (hardware_isa() < Isa::Avx512) GTEST_SKIP() << "no AVX-512 on this CPU";
   const DType t = GetParam();
   for (int64_t n : {256, 512, 2048, 7168}) {
     uint64_t seed = 1;

@@ -16,7 +16,7 @@
 namespace hexe::cpu::test {
 
 inline const std::vector<Isa>& all_tiers() {
-  static const std::vector<Isa> t = {Isa::Scalar, Isa::Avx2, Isa::Avx512};
+  static const std::vector<Isa> t = {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Amx};
   return t;
 }
 

@@ -1,0 +1,289 @@
+// AMX-INT8 tiles for Q8_0 weights x Q8_0 activations in prefill (m >= 16 activation rows), and
+// the AMX row of the kernel table. Below 16 rows (decode) the tiles hand over to the AVX-512 VNNI
+// ones: a 16-row tile would be mostly padding there.
+//
+// Tile shapes: one 32-element block per tile step, so each block's exact int32 dot is available
+// to scale in float (as the scalar reference does: acc += float(isum) * (d_w * d_a)):
+//   A  (tmm0/tmm4): 16 activation rows x 32 int8 (colsb 32), loaded straight from the Q8_0 rows
+//                   (stride = activation row bytes, base = the block's qs): no activation repack.
+//   B  (tmm1/tmm5): 8 rows x 64 bytes: 16 weight rows (output columns) x 4 consecutive k bytes
+//                   per 64-byte row ("VNNI" layout), i.e. exactly one 32-block of a Rows16 group
+//                   (repack.h: [c*64 + r*4 + i] = q[row r][col 4c+i]).
+//   C  (tmm3/tmm6): 16 x 16 int32, zeroed per block; tmm2: a constant tile of 0x80 bytes.
+// Rows16 stores q XOR 0x80 (unsigned); TDPBSUD (signed A x unsigned B) then gives
+// sum a*(q+128), and TDPBSSD with the constant tile adds sum a*(-128): the exact signed sum
+// (the TMUL unit is half idle at K=32, so the correction costs little). The C tile goes through
+// a 1 KiB buffer to AVX-512, which converts, scales by d_w (16 columns) * d_a (per row) and
+// accumulates in 16 zmm registers (one per activation row) across the k blocks. Even and odd
+// blocks use separate tiles and buffers so the TMUL work of one overlaps the other's epilogue.
+//
+// GGUF layout: each 16-row group of weights is transposed per call into that B layout (signed
+// bytes, no correction step) in a thread_local scratch with AVX-512 permutes; the Rows16 copy
+// (the runtime's load-time layout for Q8_0) is read as is.
+//
+// Ragged edges: m not a multiple of 16: the last row tile is the last 16 rows (overlapping the
+// previous tile; only its new rows are stored), so every tile is a full 16-row one and the tile
+// configuration is loaded once per call. n not a multiple of 16: the group's padding rows are
+// zero (Rows16) or zero-filled (scratch) and their outputs are masked off.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <vector>
+
+#include "cpu_kernels/blocks.h"
+#include "cpu_kernels/kernels.h"
+
+namespace hexe::cpu {
+namespace {
+
+constexpr size_t kPairBytes = 1088;  // Rows16 Q8_0: two blocks of 16 rows (2 x 512 q + 2 x 32 d)
+constexpr size_t kActBlock = sizeof(BlockQ8_0);  // 34
+
+struct alignas(64) TileConfig {
+  uint8_t palette_id = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+void load_tile_config() {
+  TileConfig c;
+  auto set = [&](int t, int rows, int colsb) {
+    c.rows[t] = uint8_t(rows);
+    c.colsb[t] = uint16_t(colsb);
+  };
+  set(0, 16, 32); set(4, 16, 32);  // A
+  set(1, 8, 64); set(5, 8, 64);    // B
+  set(2, 8, 64);                   // the 0x80 constant
+  set(3, 16, 64); set(6, 16, 64);  // C
+  _tile_loadconfig(&c);
+}
+
+alignas(64) constexpr std::array<uint8_t, 512> kMinus128 = [] {
+  std::array<uint8_t, 512> a{};
+  for (auto& v : a) v = 0x80;
+  return a;
+}();
+
+float f16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+// One 16-row tile of activations (rows at `act`, arb apart) against one 16-column group `grp`
+// (Rows16 geometry) over nb blocks; stores rows [row_from, 16) x [0, cols) of y.
+template <bool kSignedB>
+void tile_16x16(int64_t nb, const uint8_t* grp, const uint8_t* act, size_t arb, const float* da, float* y,
+                int64_t ys, int row_from, int cols, int32_t* buf) {
+  __m512 acc[16];
+#pragma GCC unroll 16
+  for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
+  auto epilogue = [&](const int32_t* bf, const uint8_t* d16, const float* da_b) {
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d16)));
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; ++r) {
+      const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(da_b[r]));
+      acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(bf + 16 * r)), s, acc[r]);
+    }
+  };
+  int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const uint8_t* pair = grp + size_t(b / 2) * kPairBytes;
+    const uint8_t* a = act + size_t(b) * kActBlock + 2;
+    _tile_zero(3);
+    _tile_loadd(0, a, long(arb));
+    _tile_loadd(1, pair, 64);
+    if constexpr (kSignedB) {
+      _tile_dpbssd(3, 0, 1);
+    } else {
+      _tile_dpbsud(3, 0, 1);
+      _tile_dpbssd(3, 0, 2);
+    }
+    _tile_zero(6);
+    _tile_loadd(4, a + kActBlock, long(arb));
+    _tile_loadd(5, pair + 512, 64);
+    if constexpr (kSignedB) {
+      _tile_dpbssd(6, 4, 5);
+    } else {
+      _tile_dpbsud(6, 4, 5);
+      _tile_dpbssd(6, 4, 2);
+    }
+    _tile_stored(3, buf, 64);
+    epilogue(buf, pair + 1024, da + b * 16);
+    _tile_stored(6, buf + 256, 64);
+    epilogue(buf + 256, pair + 1024 + 32, da + (b + 1) * 16);
+  }
+  if (b < nb) {
+    const uint8_t* pair = grp + size_t(b / 2) * kPairBytes;
+    _tile_zero(3);
+    _tile_loadd(0, act + size_t(b) * kActBlock + 2, long(arb));
+    _tile_loadd(1, pair, 64);
+    if constexpr (kSignedB) {
+      _tile_dpbssd(3, 0, 1);
+    } else {
+      _tile_dpbsud(3, 0, 1);
+      _tile_dpbssd(3, 0, 2);
+    }
+    _tile_stored(3, buf, 64);
+    epilogue(buf, pair + 1024, da + b * 16);
+  }
+  const __mmask16 mask = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
+#pragma GCC unroll 16
+  for (int r = 0; r < 16; ++r)
+    if (r >= row_from) _mm512_mask_storeu_ps(y + r * ys, mask, acc[r]);
+}
+
+// Runs the AMX tiles over groups of 16 weight columns: group(g) returns group g's bytes in the
+// Rows16 geometry (kSignedB: plain int8 q, else q XOR 0x80). mr >= 16.
+template <bool kSignedB, class GroupFn>
+void run_amx(int64_t k, int64_t nr, const uint8_t* act, size_t arb, int64_t mr, float* y, int64_t ys,
+             GroupFn&& group) {
+  const int64_t nb = k / kQK;
+  const int64_t n_mt = (mr + 15) / 16;
+  // Row tile t starts at row min(16 t, mr - 16); d_a of its rows as floats, [t][block][16].
+  thread_local std::vector<float> da_buf;
+  if (da_buf.size() < size_t(n_mt * nb * 16)) da_buf.resize(size_t(n_mt * nb * 16));
+  auto m0_of = [&](int64_t t) { return std::min(16 * t, mr - 16); };
+  for (int64_t t = 0; t < n_mt; ++t) {
+    const uint8_t* a = act + size_t(m0_of(t)) * arb;
+    float* d = da_buf.data() + t * nb * 16;
+    for (int r = 0; r < 16; ++r)
+      for (int64_t b = 0; b < nb; ++b) d[b * 16 + r] = f16(a + size_t(r) * arb + size_t(b) * kActBlock);
+  }
+  alignas(64) int32_t buf[512];
+  load_tile_config();
+  if constexpr (!kSignedB) _tile_loadd(2, kMinus128.data(), 64);
+  const int64_t n_groups = (nr + 15) / 16;
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const uint8_t* grp = group(g);
+    const int cols = int(std::min<int64_t>(16, nr - 16 * g));
+    for (int64_t t = 0; t < n_mt; ++t) {
+      const int64_t m0 = m0_of(t);
+      const int row_from = int(16 * t - m0);  // rows already stored by the previous tile
+      tile_16x16<kSignedB>(nb, grp, act + size_t(m0) * arb, arb, da_buf.data() + t * nb * 16,
+                           y + m0 * ys + 16 * g, ys, row_from, cols, buf);
+    }
+  }
+  _tile_release();
+}
+
+// permutex2var index tables for the 16 x 8 dword transpose below (computed once).
+struct TransposeIdx {
+  __m512i a_lo, a_hi, b_lo, b_hi, c_lo, c_hi;
+};
+
+const TransposeIdx& transpose_idx() {
+  static const TransposeIdx t = [] {
+    alignas(64) int32_t v[6][16];
+    for (int e = 0; e < 16; ++e) {
+      // Stage A: inputs rows (0,1) and (2,3), 8 dwords each -> [c][r] for c in 0..3 / 4..7, r < 4.
+      for (int h = 0; h < 2; ++h) {
+        const int r = e % 4, c = 4 * h + e / 4;
+        v[h][e] = r < 2 ? r * 8 + c : 16 + (r - 2) * 8 + c;
+      }
+      // Stage B: inputs [c][r] (4 cols x rows 0..3) and the same for rows 4..7 -> [c][r], 2 cols x 8 rows.
+      for (int h = 0; h < 2; ++h) {
+        const int r = e % 8, c = 2 * h + e / 8;
+        v[2 + h][e] = r < 4 ? c * 4 + r : 16 + c * 4 + (r - 4);
+      }
+      // Stage C: inputs [c][r] (2 cols x rows 0..7) and rows 8..15 -> one column, 16 rows.
+      for (int h = 0; h < 2; ++h) {
+        const int r = e;
+        v[4 + h][e] = r < 8 ? h * 8 + r : 16 + h * 8 + (r - 8);
+      }
+    }
+    TransposeIdx x;
+    x.a_lo = _mm512_load_si512(v[0]); x.a_hi = _mm512_load_si512(v[1]);
+    x.b_lo = _mm512_load_si512(v[2]); x.b_hi = _mm512_load_si512(v[3]);
+    x.c_lo = _mm512_load_si512(v[4]); x.c_hi = _mm512_load_si512(v[5]);
+    return x;
+  }();
+  return t;
+}
+
+// GGUF rows [0, rows) of a 16-row group (rows <= 16, the rest zero) into the Rows16 geometry with
+// plain signed q (no XOR): per block, a 16 x 8 dword transpose in three permute stages.
+void pack_group_signed(int64_t nb, int64_t rows, const uint8_t* w, size_t wrb, const uint8_t* zero_row,
+                       uint8_t* dst) {
+  const TransposeIdx& ix = transpose_idx();
+  const uint8_t* row[16];
+  for (int r = 0; r < 16; ++r) row[r] = r < rows ? w + size_t(r) * wrb : zero_row;
+  for (int64_t b = 0; b < nb; ++b) {
+    const size_t off = size_t(b) * kActBlock;
+    uint8_t* q = dst + size_t(b / 2) * kPairBytes + (b % 2) * 512;
+    uint8_t* d = dst + size_t(b / 2) * kPairBytes + 1024 + (b % 2) * 32;
+    __m512i p[8];
+    for (int j = 0; j < 8; ++j) {
+      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[2 * j] + off + 2));
+      const __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row[2 * j + 1] + off + 2));
+      p[j] = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    }
+    __m512i l[4], h[4];  // rows 4g..4g+3: columns 0..3 (l) and 4..7 (h), [c][r]
+    for (int g = 0; g < 4; ++g) {
+      l[g] = _mm512_permutex2var_epi32(p[2 * g], ix.a_lo, p[2 * g + 1]);
+      h[g] = _mm512_permutex2var_epi32(p[2 * g], ix.a_hi, p[2 * g + 1]);
+    }
+    __m512i m[8];  // m[2s + half]: rows 8s..8s+7, columns {0,1},{2,3} (from l) then {4,5},{6,7} (from h)
+    for (int s = 0; s < 2; ++s) {
+      m[0 * 4 + 2 * s + 0] = _mm512_permutex2var_epi32(l[2 * s], ix.b_lo, l[2 * s + 1]);
+      m[0 * 4 + 2 * s + 1] = _mm512_permutex2var_epi32(l[2 * s], ix.b_hi, l[2 * s + 1]);
+      m[1 * 4 + 2 * s + 0] = _mm512_permutex2var_epi32(h[2 * s], ix.b_lo, h[2 * s + 1]);
+      m[1 * 4 + 2 * s + 1] = _mm512_permutex2var_epi32(h[2 * s], ix.b_hi, h[2 * s + 1]);
+    }
+    for (int cp = 0; cp < 4; ++cp) {  // column pair cp: columns 2cp, 2cp+1
+      const int hl = cp / 2, half = cp % 2;
+      const __m512i top = m[hl * 4 + 0 + half], bot = m[hl * 4 + 2 + half];
+      _mm512_store_si512(q + (2 * cp) * 64, _mm512_permutex2var_epi32(top, ix.c_lo, bot));
+      _mm512_store_si512(q + (2 * cp + 1) * 64, _mm512_permutex2var_epi32(top, ix.c_hi, bot));
+    }
+    for (int r = 0; r < 16; ++r) std::memcpy(d + 2 * r, row[r] + off, 2);
+  }
+}
+
+}  // namespace
+
+void gemm_tile_q8_0_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,
+                               int64_t mr, float* y, int64_t ys) {
+  if (mr < 16 || !amx_usable()) return gemm_tile_q8_0_rows16_avx512(k, w, wrb, nr, act, arb, mr, y, ys);
+  const auto* base = static_cast<const uint8_t*>(w);
+  run_amx<false>(k, nr, static_cast<const uint8_t*>(act), arb, mr, y, ys,
+                 [&](int64_t g) { return base + size_t(g) * wrb; });
+}
+
+void gemm_tile_q8_0_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t mr,
+                        float* y, int64_t ys) {
+  if (mr < 16 || !amx_usable()) return gemm_tile_q8_0_avx512(k, w, wrb, nr, act, arb, mr, y, ys);
+  const int64_t nb = k / kQK;
+  const size_t gbytes = size_t((nb + 1) / 2) * kPairBytes;
+  thread_local std::vector<uint8_t> scratch, zero;
+  if (scratch.size() < gbytes + 64) scratch.resize(gbytes + 64);
+  if (zero.size() < wrb) zero.assign(wrb, 0);
+  uint8_t* grp = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
+  const auto* base = static_cast<const uint8_t*>(w);
+  run_amx<true>(k, nr, static_cast<const uint8_t*>(act), arb, mr, y, ys, [&](int64_t g) {
+    pack_group_signed(nb, std::min<int64_t>(16, nr - 16 * g), base + size_t(16 * g) * wrb, wrb, zero.data(), grp);
+    return static_cast<const uint8_t*>(grp);
+  });
+}
+
+namespace {
+
+constexpr GemmTable make_table(bool rows16) {
+  GemmTable t{};
+  for (auto& e : t)
+    e = {nullptr, nullptr, rows16 ? "no AMX rows16 kernel for this format" : "no AMX kernel for this format", 1, false};
+  t[static_cast<uint32_t>(DType::Q8_0)] = {rows16 ? gemm_tile_q8_0_rows16_amx : gemm_tile_q8_0_amx,
+                                           rows16 ? "amx_int8/q8_0/rows16" : "amx_int8/q8_0", nullptr, kQK, true};
+  return t;
+}
+
+}  // namespace
+
+constinit const GemmTable kGemmAmx = make_table(false);
+constinit const GemmTable kGemmRows16Amx = make_table(true);
+
+}  // namespace hexe::cpu
