@@ -87,10 +87,13 @@ double LayerDigest::touched(double tokens) const {
   return u;
 }
 
-double LayerDigest::tokens_per_expert(double tokens) const {
+double LayerDigest::tokens_per_expert(double tokens, const std::vector<int>* skip) const {
   if (pick.empty()) return n_expert > 0 ? tokens * n_expert_used / n_expert : 0;
   double s1 = 0, s2 = 0;
-  for (double p : pick) s1 += p, s2 += p * p;
+  for (size_t e = 0; e < pick.size(); ++e) {
+    if (skip && std::binary_search(skip->begin(), skip->end(), int(e))) continue;
+    s1 += pick[e], s2 += pick[e] * pick[e];
+  }
   return s1 > 0 ? tokens * s2 / s1 : 0;
 }
 

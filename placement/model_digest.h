@@ -47,7 +47,9 @@ struct LayerDigest {
   double touched(double tokens) const;
   // The routed-expert GEMMs' batch for `tokens` tokens, weighted by FLOPs: T * sum(p^2) / sum(p)
   // (T * k / E when routing is uniform). Skewed routing gives the hot experts more.
-  double tokens_per_expert(double tokens) const;
+  // `skip` (sorted expert ids, e.g. a hot set on the GPU): over the other experts only, which
+  // with skewed routing are the colder ones with smaller batches.
+  double tokens_per_expert(double tokens, const std::vector<int>* skip = nullptr) const;
   double expert_bytes() const { return n_expert ? double(experts.bytes) / n_expert : 0; }    // one expert
   double expert_params() const { return n_expert ? experts.params / n_expert : 0; }
 };

@@ -98,7 +98,7 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
             const double fp = ld.experts.params > 0 ? part.params / ld.experts.params : 0;
             cpu += cm.cpu_moe_op(U * (1 - g) * Be * fb, flops * (1 - g) * fp, part.type,
                                  int(std::max<size_t>(1, 3 / ld.experts.parts.size())), cpu_rows16, decode,
-                                 ld.tokens_per_expert(T));
+                                 ld.tokens_per_expert(T, lp.gpu_experts.empty() ? nullptr : &lp.gpu_experts));
           }
         // A hot set: one CPU thread queues its kernels while the others compute the rest, so
         // their launches overlap the CPU's share instead of preceding it.
@@ -134,12 +134,18 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
   // result back: a fixed hand-off plus 2 x T x n_embd floats over PCIe.
   const bool uses_cpu = lp.attn == Device::Cpu || cpu.seconds() > 0;
   const bool uses_gpu = lp.attn == Device::Gpu || gpu.seconds() > 0;
+  // On a GPU layer the engine's hand-off also ends a graph segment: the GPU work after it is
+  // another graph launch in decode, and it moves more small buffers than the measured hand-off's
+  // two (CPU experts: logits and h down, y up; GPU experts: logits down, rows, weights, slots up).
+  const bool gpu_segment_after = decode && lp.attn == Device::Gpu;
   if (uses_cpu && uses_gpu) {
     Cost h = cm.latency_us(eff.handoff_us);
     h += cm.h2d(2.0 * T * m.spec.n_embd * 4.0, 0);
+    if (gpu_segment_after) h += cm.latency_us(eff.gpu_graph_launch_us + 1 * eff.pcie_setup_us);
     (lp.attn == Device::Cpu ? gpu : cpu) += h;
   } else if (gpu_experts && lp.attn == Device::Gpu) {
     pre += cm.latency_us(eff.handoff_us);  // the router's logits to the host and its choice back
+    if (gpu_segment_after) pre += cm.latency_us(eff.gpu_graph_launch_us + 2 * eff.pcie_setup_us);
   }
   pre += overlap(gpu, cpu);
   // The GPU layer's kernels: replayed from a CUDA graph in decode, launched one by one in

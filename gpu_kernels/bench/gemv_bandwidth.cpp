@@ -64,6 +64,32 @@ std::vector<uint8_t> weights(DType t, int64_t n, int64_t k) {
   return w;
 }
 
+// Milliseconds of one replay of a CUDA graph captured from `enqueue` (which returns false on an
+// error it has printed), timed after one warm replay; < 0 on error.
+template <class F>
+float graph_ms(cudaStream_t stream, cudaEvent_t start, cudaEvent_t stop, F&& enqueue) {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  float ms = -1;
+  if (!ok(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture")) return -1;
+  const bool enqueued = enqueue();
+  if (!ok(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture") || !enqueued) return -1;
+  if (!ok(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate") ||
+      !ok(cudaGraphLaunch(exec, stream), "cudaGraphLaunch") || !ok(cudaEventRecord(start, stream), "cudaEventRecord") ||
+      !ok(cudaGraphLaunch(exec, stream), "cudaGraphLaunch") || !ok(cudaEventRecord(stop, stream), "cudaEventRecord") ||
+      !ok(cudaEventSynchronize(stop), "sync") || !ok(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime"))
+    ms = -1;
+  if (exec) cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  return ms;
+}
+
+bool status_ok(const gpu::Status& s) {
+  if (s.ok()) return true;
+  std::fprintf(stderr, "%s\n", gpu::to_string(s).c_str());
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -139,24 +165,14 @@ int main(int argc, char** argv) {
         if (!ok(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime")) return 1;
         const double per_call = double(ms) * 1e-3 / iters;
 
-        cudaGraph_t graph = nullptr;
-        cudaGraphExec_t exec = nullptr;
-        if (!ok(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture")) return 1;
-        for (int i = 0; i < iters; ++i) {
-          p.w = w + size_t(i % int(copies)) * bytes;
-          if (auto s = gpu::gemv(p, stream); !s.ok()) {
-            std::fprintf(stderr, "%s\n", gpu::to_string(s).c_str());
-            return 1;
+        ms = graph_ms(stream, start, stop, [&] {
+          for (int i = 0; i < iters; ++i) {
+            p.w = w + size_t(i % int(copies)) * bytes;
+            if (!status_ok(gpu::gemv(p, stream))) return false;
           }
-        }
-        if (!ok(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture") ||
-            !ok(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate") ||
-            !ok(cudaGraphLaunch(exec, stream), "cudaGraphLaunch") || !ok(cudaEventRecord(start, stream), "cudaEventRecord") ||
-            !ok(cudaGraphLaunch(exec, stream), "cudaGraphLaunch") || !ok(cudaEventRecord(stop, stream), "cudaEventRecord") ||
-            !ok(cudaEventSynchronize(stop), "sync") || !ok(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime"))
-          return 1;
-        cudaGraphExecDestroy(exec);
-        cudaGraphDestroy(graph);
+          return true;
+        });
+        if (ms < 0) return 1;
         const double per_graph_call = double(ms) * 1e-3 / iters;
 
         const double moved = double(bytes) + double(m) * double(k + n) * 4;
@@ -182,42 +198,29 @@ int main(int argc, char** argv) {
     double us[2] = {0, 0};
     for (int batched = 0; batched < 2; ++batched) {
       const int iters = 50;
-      cudaGraph_t graph = nullptr;
-      cudaGraphExec_t exec = nullptr;
-      if (!ok(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture")) return 1;
-      for (int i = 0; i < iters; ++i) {
-        gpu::GemvBatch b;
-        b.w_type = t;
-        b.n = n;
-        b.k = k;
-        b.x_stride = k;
-        b.y_stride = n;
-        b.count = 8;
-        for (int e = 0; e < 8; ++e) b.e[e] = {w + ((size_t(i) * 8 + size_t(e)) % sets) * bytes, x, y + e * n, 1};
-        gpu::Status st;
-        if (batched) {
-          st = gpu::gemv_batched(b, stream);
-        } else {
-          for (int e = 0; e < 8 && st.ok(); ++e) {
+      const float ms = graph_ms(stream, start, stop, [&] {
+        for (int i = 0; i < iters; ++i) {
+          gpu::GemvBatch b;
+          b.w_type = t;
+          b.n = n;
+          b.k = k;
+          b.x_stride = k;
+          b.y_stride = n;
+          b.count = 8;
+          for (int e = 0; e < 8; ++e) b.e[e] = {w + ((size_t(i) * 8 + size_t(e)) % sets) * bytes, x, y + e * n, 1};
+          if (batched) {
+            if (!status_ok(gpu::gemv_batched(b, stream))) return false;
+            continue;
+          }
+          for (int e = 0; e < 8; ++e) {
             gpu::MatmulParams p;
             p.w = b.e[e].w; p.w_type = t; p.n = n; p.k = k; p.x = x; p.m = 1; p.x_stride = k; p.y = b.e[e].y; p.y_stride = n;
-            st = gpu::gemv(p, stream);
+            if (!status_ok(gpu::gemv(p, stream))) return false;
           }
         }
-        if (!st.ok()) {
-          std::fprintf(stderr, "%s\n", gpu::to_string(st).c_str());
-          return 1;
-        }
-      }
-      float ms = 0;
-      if (!ok(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture") ||
-          !ok(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate") ||
-          !ok(cudaGraphLaunch(exec, stream), "cudaGraphLaunch") || !ok(cudaEventRecord(start, stream), "cudaEventRecord") ||
-          !ok(cudaGraphLaunch(exec, stream), "cudaGraphLaunch") || !ok(cudaEventRecord(stop, stream), "cudaEventRecord") ||
-          !ok(cudaEventSynchronize(stop), "sync") || !ok(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime"))
-        return 1;
-      cudaGraphExecDestroy(exec);
-      cudaGraphDestroy(graph);
+        return true;
+      });
+      if (ms < 0) return 1;
       us[batched] = double(ms) * 1e3 / iters;
     }
     const double moved = 8.0 * double(bytes);

@@ -153,7 +153,9 @@ TEST(CostModel, HybridDecodeLayerByHand) {
   // Shared expert on the GPU: 0.5 MB / 500 GB/s. Routed: 2 experts x 1 MB from DRAM at
   // 50 GB/s + 3 CPU ops of 10 us, + the hand-off (100 us + 2 x 1024 x 4 B over 10 GB/s).
   const double shared = 0.5e6 / 500e9;
-  const double routed = 2e6 / 50e9 + 30e-6 + 100e-6 + 8192.0 / 10e9;
+  // The GPU's work after the hand-off is a new graph launch (20 us), and the engine moves one
+  // buffer more than the measured hand-off (one more DMA setup, 20 us).
+  const double routed = 2e6 / 50e9 + 30e-6 + 100e-6 + 8192.0 / 10e9 + 20e-6 + 20e-6;
   // The layer's 20 kernels replayed from a CUDA graph at 3 us each.
   const double graphed = 20 * 3e-6;
   const double want = attn + std::max(shared, routed) + graphed;
@@ -163,7 +165,8 @@ TEST(CostModel, HybridDecodeLayerByHand) {
   // the host routes them (a 100 us hand-off) and launches 6 kernels for them together (gather,
   // batched GEMVs, SwiGLU, combine) at 5 us, between the layer's 20 graphed kernels.
   lp.experts_decode = ExpertExec::Gpu;
-  const double host_routed = 100e-6 + 20 * 3e-6 + 6 * 5e-6;
+  // (plus the next graph launch and two DMA setups more than the hand-off's: 20 + 2 x 20 us).
+  const double host_routed = 100e-6 + 20 * 3e-6 + 6 * 5e-6 + 20e-6 + 2 * 20e-6;
   const Cost g = layer_cost(lp, d.layers[0], m, cm, 1, 1000, 1, true, 2);
   EXPECT_NEAR(g.seconds(), attn + shared + 2e6 / 500e9 + host_routed, 1e-9);
   // Cache with a 50% hit rate: one expert of the two crosses PCIe (1 MB at 10 GB/s + 20 us).
@@ -204,6 +207,10 @@ TEST(CostModel, MoePrefillRateFollowsTokensPerExpert) {
   ld.pick = {1.0, 1.0, 0.0, 0.0};                    // every token picks experts 0 and 1
   EXPECT_DOUBLE_EQ(ld.tokens_per_expert(100), 100);
   EXPECT_DOUBLE_EQ(ld.touched(100), 2);
+  // With a hot set on the GPU the CPU's batches are those of the other experts.
+  ld.pick = {1.0, 0.6, 0.3, 0.1};
+  const std::vector<int> hot = {0};
+  EXPECT_DOUBLE_EQ(ld.tokens_per_expert(100, &hot), 100 * (0.36 + 0.09 + 0.01) / (0.6 + 0.3 + 0.1));
 }
 
 }  // namespace

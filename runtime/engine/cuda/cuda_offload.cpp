@@ -81,32 +81,29 @@ CudaOffload::CudaOffload(const Model& model, const OffloadConfig& cfg, int64_t k
       d.shexp_down = upload_linear(lw.shexp_down, blk + "ffn_down_shexp");
       if (d.shexp_gate) ff_max_ = std::max(ff_max_, d.shexp_gate.n_out);
       d.experts_on_gpu = size_t(l) < cfg.experts_on_gpu.size() && cfg.experts_on_gpu[l];
-      const int slots = size_t(l) < cfg.cache_slots.size() ? cfg.cache_slots[l] : 0;
-      d.experts_stream = !d.experts_on_gpu && slots == 0 && size_t(l) < cfg.experts_stream.size() && cfg.experts_stream[l];
-      if (!d.experts_on_gpu && slots == 0 && size_t(l) < cfg.hot_experts.size() && !cfg.hot_experts[l].empty()) {
+      const bool cached = cache_slots(l) > 0;
+      d.experts_stream = !d.experts_on_gpu && !cached && size_t(l) < cfg.experts_stream.size() && cfg.experts_stream[l];
+      // Resident experts: all of them, or the hot set (hot_index maps an id to its entry).
+      auto resident = [&](int e, const char* kind) {
+        const auto& ex = lw.experts[e];
+        const std::string en = blk + kind + std::to_string(e) + " ";
+        d.experts.push_back({upload_linear(ex.gate, lw.gate_type, E, lw.n_ff_exp, en + "gate"),
+                             upload_linear(ex.up, lw.up_type, E, lw.n_ff_exp, en + "up"),
+                             upload_linear(ex.down, lw.down_type, lw.n_ff_exp, E, en + "down")});
+      };
+      if (!d.experts_on_gpu && !cached && size_t(l) < cfg.hot_experts.size() && !cfg.hot_experts[l].empty()) {
         d.hot_index.assign(lw.experts.size(), -1);
         for (int e : cfg.hot_experts[l]) {
           if (e < 0 || size_t(e) >= lw.experts.size())
             throw Error(blk + "hot expert " + std::to_string(e) + " is not one of its " +
                         std::to_string(lw.experts.size()) + " experts");
           if (d.hot_index[e] >= 0) continue;
-          const auto& ex = lw.experts[e];
-          const std::string en = blk + "hot expert " + std::to_string(e) + " ";
           d.hot_index[e] = int(d.experts.size());
-          d.experts.push_back({upload_linear(ex.gate, lw.gate_type, E, lw.n_ff_exp, en + "gate"),
-                               upload_linear(ex.up, lw.up_type, E, lw.n_ff_exp, en + "up"),
-                               upload_linear(ex.down, lw.down_type, lw.n_ff_exp, E, en + "down")});
+          resident(e, "hot expert ");
         }
       }
-      if (d.experts_on_gpu) {
-        for (size_t e = 0; e < lw.experts.size(); ++e) {
-          const auto& ex = lw.experts[e];
-          const std::string en = blk + "expert " + std::to_string(e) + " ";
-          d.experts.push_back({upload_linear(ex.gate, lw.gate_type, E, lw.n_ff_exp, en + "gate"),
-                               upload_linear(ex.up, lw.up_type, E, lw.n_ff_exp, en + "up"),
-                               upload_linear(ex.down, lw.down_type, lw.n_ff_exp, E, en + "down")});
-        }
-      }
+      if (d.experts_on_gpu)
+        for (size_t e = 0; e < lw.experts.size(); ++e) resident(int(e), "expert ");
       ff_max_ = std::max(ff_max_, lw.n_ff_exp);
     } else {
       d.ffn_gate = upload_linear(lw.ffn_gate, blk + "ffn_gate");
@@ -211,8 +208,7 @@ CudaOffload::CudaOffload(const Model& model, const OffloadConfig& cfg, int64_t k
 
   bool any_stream = false, any_cache = false;
   for (int l = 0; l < cfg.gpu_layers; ++l) {
-    const int slots = size_t(l) < cfg.cache_slots.size() ? cfg.cache_slots[l] : 0;
-    if (layers_[l].recipe.moe && !layers_[l].experts_on_gpu && slots > 0) setup_cache(l, slots);
+    if (layers_[l].recipe.moe && !layers_[l].experts_on_gpu && cache_slots(l) > 0) setup_cache(l, cache_slots(l));
     any_stream = any_stream || layers_[l].experts_stream;
     any_cache = any_cache || !layers_[l].cache.slots.empty();
   }

@@ -141,6 +141,7 @@ class CudaOffload final : public GpuOffload {
   void hot_experts(int l, int64_t T);
   static bool hot_queue_inside(int64_t T);
   void setup_cache(int l, int slots);
+  int cache_slots(int l) const { return size_t(l) < cfg_.cache_slots.size() ? cfg_.cache_slots[l] : 0; }
   // Expert e of layer l's weights copied into a staging slot at dst (layout staged_expert_bytes);
   // on copy_st_ from registered memory, else staged through pinned buffers on st_.
   void upload_expert(int l, int e, uint8_t* dst);

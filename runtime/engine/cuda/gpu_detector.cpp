@@ -48,62 +48,48 @@ void measure_kernel_costs(int index, size_t l2_bytes, place::GpuProfile& g) {
   cuda_check(cudaSetDevice(index), "cudaSetDevice");
   cudaStream_t st;
   cuda_check(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
-  const int64_t n = 4096, k = 2048;
-  const size_t mat = size_t(row_bytes(DType::Q4_K, k)) * size_t(n);
-  const int n_mats = int(std::max<size_t>(8, 4 * l2_bytes / mat + 1));
-  void* w = nullptr;
-  float *x = nullptr, *y = nullptr;
-  cuda_check(cudaMalloc(&w, mat * n_mats), "cudaMalloc (GEMV weights)");
+  const int64_t k = 2048;
+  float *x = nullptr, *y = nullptr;  // k floats each (the small kernels below use them too)
   cuda_check(cudaMalloc(reinterpret_cast<void**>(&x), size_t(k) * 4), "cudaMalloc");
-  cuda_check(cudaMalloc(reinterpret_cast<void**>(&y), size_t(n) * 4), "cudaMalloc");
-  // 0x11 bytes: small finite f16 scales and arbitrary quants; the timing does not depend on them.
-  cuda_check(cudaMemset(w, 0x11, mat * n_mats), "cudaMemset");
+  cuda_check(cudaMalloc(reinterpret_cast<void**>(&y), size_t(k) * 4), "cudaMalloc");
   cuda_check(cudaMemset(x, 0, size_t(k) * 4), "cudaMemset");
-  const double gemv_s = timed(st, [&] {
-    for (int i = 0; i < n_mats; ++i) {
-      gpu::MatmulParams p;
-      p.w = static_cast<const uint8_t*>(w) + size_t(i) * mat;
-      p.w_type = DType::Q4_K;
-      p.n = n;
-      p.k = k;
-      p.x = x;
-      p.m = 1;
-      p.x_stride = k;
-      p.y = y;
-      p.y_stride = n;
-      gpu_check(gpu::gemv(p, st));
-    }
-  });
-  // The same over a 16x taller matrix (a large head's shape): two points give the streaming
-  // rate and the fixed time per call, t = floor + bytes / rate.
-  const int64_t n_large = 16 * n;
-  const size_t mat_large = size_t(row_bytes(DType::Q4_K, k)) * size_t(n_large);
-  const int n_large_mats = int(std::max<size_t>(2, 2 * l2_bytes / mat_large + 1));
-  void* wl = nullptr;
-  float* yl = nullptr;
-  cuda_check(cudaMalloc(&wl, mat_large * n_large_mats), "cudaMalloc (GEMV weights)");
-  cuda_check(cudaMalloc(reinterpret_cast<void**>(&yl), size_t(n_large) * 4), "cudaMalloc");
-  cuda_check(cudaMemset(wl, 0x11, mat_large * n_large_mats), "cudaMemset");
-  auto large_pass = [&] {
-    for (int i = 0; i < n_large_mats; ++i) {
-      gpu::MatmulParams p;
-      p.w = static_cast<const uint8_t*>(wl) + size_t(i) * mat_large;
-      p.w_type = DType::Q4_K;
-      p.n = n_large;
-      p.k = k;
-      p.x = x;
-      p.m = 1;
-      p.x_stride = k;
-      p.y = yl;
-      p.y_stride = n_large;
-      gpu_check(gpu::gemv(p, st));
-    }
+  // Seconds per Q4_K GEMV of n x k over `copies` matrices (at least `min_copies`, together more
+  // than L2 holds), after one untimed pass (occupancy query, caches).
+  auto gemv_time = [&](int64_t n, size_t min_copies, size_t* mat_bytes) {
+    const size_t mat = size_t(row_bytes(DType::Q4_K, k)) * size_t(n);
+    const int copies = int(std::max<size_t>(min_copies, 4 * l2_bytes / mat + 1));
+    void* w = nullptr;
+    float* out = nullptr;
+    cuda_check(cudaMalloc(&w, mat * copies), "cudaMalloc (GEMV weights)");
+    cuda_check(cudaMalloc(reinterpret_cast<void**>(&out), size_t(n) * 4), "cudaMalloc");
+    // 0x11 bytes: small finite f16 scales and arbitrary quants; the timing does not depend on them.
+    cuda_check(cudaMemset(w, 0x11, mat * copies), "cudaMemset");
+    auto pass = [&] {
+      for (int i = 0; i < copies; ++i) {
+        gpu::MatmulParams p;
+        p.w = static_cast<const uint8_t*>(w) + size_t(i) * mat;
+        p.w_type = DType::Q4_K;
+        p.n = n;
+        p.k = k;
+        p.x = x;
+        p.m = 1;
+        p.x_stride = k;
+        p.y = out;
+        p.y_stride = n;
+        gpu_check(gpu::gemv(p, st));
+      }
+    };
+    pass();
+    const double s = timed(st, pass) / copies;
+    cudaFree(w);
+    cudaFree(out);
+    *mat_bytes = mat;
+    return s;
   };
-  large_pass();  // first use (occupancy query, caches)
-  const double large_s = timed(st, large_pass);
-  cudaFree(wl);
-  cudaFree(yl);
-  const double t_small = gemv_s / n_mats, t_large = large_s / n_large_mats;
+  // An attention projection's shape and a 16x taller one (a large head's): two points give the
+  // streaming rate and the fixed time per call, t = floor + bytes / rate.
+  size_t mat = 0, mat_large = 0;
+  const double t_small = gemv_time(4096, 8, &mat), t_large = gemv_time(16 * 4096, 2, &mat_large);
   const double rate = t_large > t_small ? double(mat_large - mat) / (t_large - t_small) : 0;
   if (rate > 0 && t_small - double(mat) / rate > 0) {
     g.gemv_gbps = rate / 1e9;
@@ -260,7 +246,6 @@ void measure_kernel_costs(int index, size_t l2_bytes, place::GpuProfile& g) {
   g.handoff_us = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / kTrips * 1e6;
   cudaEventDestroy(ev);
   cudaFreeHost(pinned);
-  cudaFree(w);
   cudaFree(x);
   cudaFree(y);
   cudaStreamDestroy(st);
