@@ -43,13 +43,10 @@ std::vector<int> RoutingStats::hottest(int layer) const {
 double RoutingStats::top_mass(int layer, int slots) const {
   if (n_expert_ <= 0) return 0;
   slots = std::clamp(slots, 0, n_expert_);
-  auto it = counts_.find(layer);
-  if (it == counts_.end()) return double(slots) / n_expert_;
-  std::vector<uint64_t> c = it->second;
-  const double total = double(std::accumulate(c.begin(), c.end(), uint64_t(0)));
-  if (total <= 0) return double(slots) / n_expert_;
-  std::partial_sort(c.begin(), c.begin() + slots, c.end(), std::greater<>());
-  return double(std::accumulate(c.begin(), c.begin() + slots, uint64_t(0))) / total;
+  std::vector<double> sh(static_cast<size_t>(n_expert_));
+  for (int e = 0; e < n_expert_; ++e) sh[size_t(e)] = share(layer, e);
+  std::partial_sort(sh.begin(), sh.begin() + slots, sh.end(), std::greater<>());
+  return std::accumulate(sh.begin(), sh.begin() + slots, 0.0);
 }
 
 double RoutingStats::lru_hit_rate(int layer, int slots) const {
@@ -86,11 +83,24 @@ double RoutingStats::lru_hit_rate(int layer, int slots) const {
   return hit;
 }
 
+// The sample's share, shrunk toward uniform by how much of its spread sampling noise explains
+// (empirical Bayes): with T tokens each expert's count varies by about mu (1 - k/E) around its
+// mean mu = N/E even when routing is uniform, and a short sample's "hot" experts are mostly that
+// noise; the weight of the uniform prior is noise / (noise + the spread beyond it).
 double RoutingStats::share(int layer, int expert) const {
   auto it = counts_.find(layer);
   if (it == counts_.end() || n_expert_ <= 0) return n_expert_ > 0 ? 1.0 / n_expert_ : 0;
-  const double total = double(std::accumulate(it->second.begin(), it->second.end(), uint64_t(0)));
-  return total > 0 ? double(it->second[size_t(expert)]) / total : 1.0 / n_expert_;
+  const auto& c = it->second;
+  const double total = double(std::accumulate(c.begin(), c.end(), uint64_t(0)));
+  if (total <= 0) return 1.0 / n_expert_;
+  const double E = n_expert_, mu = total / E;
+  double var = 0;
+  for (uint64_t v : c) var += (double(v) - mu) * (double(v) - mu);
+  var = n_expert_ > 1 ? var / (E - 1) : 0;
+  const double noise = mu * std::max(0.0, 1.0 - double(std::max(1, n_expert_used_)) / E);
+  const double signal = std::max(0.0, var - noise);
+  const double prior = noise + signal > 0 ? noise / (noise + signal) : 1.0;
+  return (1 - prior) * double(c[size_t(expert)]) / total + prior / E;
 }
 
 std::string RoutingStats::to_json_string() const {

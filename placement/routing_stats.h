@@ -44,7 +44,8 @@ class RoutingStats {
   // e resident with probability 1 - (1 - q_e)^t, q_e = k * share_e, where t fills the cache.
   // At most top_mass(layer, slots); slots / n_expert for uniform routing.
   double lru_hit_rate(int layer, int slots) const;
-  // Activation probability of one expert (its share of the layer's activations).
+  // Activation probability of one expert (its share of the layer's activations), the sample's
+  // share shrunk toward uniform as far as sampling noise explains the sample's spread.
   double share(int layer, int expert) const;
 
   std::string to_json_string() const;

@@ -191,9 +191,9 @@ TEST(Strategies, HotSetsKeepTheCpuCopyOfTheOtherExperts) {
     for (int e = 0; e < s.m.spec.n_expert_used; ++e) st.add(l, e, 100);
   s.in.stats = &st;
   const Plan hot = make_plan(s.in, Strategy::ExpertsCpuHot);
-  int covered = 0;
+  int covered = 0;  // layers whose hot set holds (nearly) every activation the statistics saw
   for (const auto& l : hot.layers)
-    if (l.moe && !l.gpu_experts.empty() && l.gpu_hit >= 1.0) ++covered;
+    if (l.moe && !l.gpu_experts.empty() && l.gpu_hit >= 0.95) ++covered;
   ASSERT_GT(covered, 0);
   EXPECT_EQ(hot.cpu_weight_layout, "rows16");
 }
