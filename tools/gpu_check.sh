@@ -4,12 +4,14 @@
 # libraries they need (the working tree travels too: tests read the fixtures from it):
 #   cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DHEXE_CUDA=ON -DHEXE_CUDA_ARCHS=90
 #   cmake --build build-gpu --target hexe test_gpu test_runtime_gpu bench_gpu_gemv
-#   tools/gpu_check.sh --stage build-gpu      # binaries (stripped) + non-system libraries in .devrun/
+#   tools/gpu_check.sh --stage build-gpu      # binaries (stripped) + non-system libraries, xz-packed in .devrun/
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl gguf==0.19.0
-# then on the GPU machine (carry .devrun and .whl; about 2.5 minutes with --bench):
+# then on the GPU machine (carry .devrun and .whl; about 3 minutes with --bench):
 #   tools/gpu_check.sh .devrun [--bench]      # writes logs and the profile under $OUT (or /tmp)
-# --bench: hexe profile detect, a 16-layer Qwen3-30B-A3B-shaped Q4_K_M file, and hexe bench per
-# strategy with the plan's prediction beside each measurement and the per-token timeline.
+# --bench: hexe profile detect, a 16-layer Qwen3-30B-A3B-shaped Q4_K_M file, the routed-expert
+# layer under both MoE decode schedules, and hexe bench per strategy (experts-cpu+hot and cache with
+# the routing of a first bench's token stream) with the plan's prediction beside each measurement
+# and the per-token timeline.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
