@@ -97,7 +97,9 @@ TEST(NodeBuffer, LandsOnTheRequestedNodeAndHoldsData) {
   ASSERT_NE(b.data(), nullptr);
   std::memset(b.data(), 0x5a, b.size());
   EXPECT_EQ(b.data()[b.size() - 1], 0x5a);
-  if (b.bound() && b.node_of_first_page() >= 0) EXPECT_EQ(b.node_of_first_page(), node);
+  if (b.bound() && b.node_of_first_page() >= 0) {
+    EXPECT_EQ(b.node_of_first_page(), node);
+  }
   NodeBuffer moved = std::move(b);
   EXPECT_EQ(b.data(), nullptr);
   EXPECT_EQ(moved.data()[0], 0x5a);

@@ -47,8 +47,9 @@ int expect_dequantised_bitwise(const ModelFile& model, const char* what) {
     }
     EXPECT_EQ(got->type, DType::F32) << what << " " << w.name;
     EXPECT_EQ(got->ne, w.ne) << what << " " << w.name;
-    if (got->type == DType::F32 && got->bytes == w.bytes)
+    if (got->type == DType::F32 && got->bytes == w.bytes) {
       EXPECT_EQ(std::memcmp(got->data, w.data, w.bytes), 0) << what << " " << w.name << ": values differ from Python's";
+    }
     ++n;
   }
   return n;
@@ -69,8 +70,9 @@ TEST(Fp8Blocks, E4m3Codes) {
 TEST(Fp8Blocks, ScaleShapeMustMatchTheBlockGrid) {
   std::vector<uint8_t> w(200 * 72, 0x38);  // 1.0
   std::vector<float> s = {2.f, 3.f}, out(w.size());
-  TensorRef wt{"m.weight", DType::I8, {72, 200}, w.data(), w.size(), "x.safetensors"};
-  TensorRef st{"m.weight_scale_inv", DType::F32, {1, 2}, reinterpret_cast<const uint8_t*>(s.data()), 8, "x.safetensors"};
+  TensorRef wt{"m.weight", DType::I8, {72, 200}, w.data(), w.size(), "x.safetensors", true, {}};
+  TensorRef st{"m.weight_scale_inv", DType::F32, {1, 2}, reinterpret_cast<const uint8_t*>(s.data()), 8, "x.safetensors",
+               true, {}};
   wt.fp8 = fp8_scales(wt, st, {});
   dequantize_fp8_rows(wt, 0, 200, out.data());
   EXPECT_EQ(out[127 * 72 + 71], 2.f);  // last row of the first block row

@@ -29,8 +29,9 @@ TEST_P(TokenizerRandom, ValidTextRoundTripsAndIdsAreInRange) {
     EXPECT_EQ(tok->decode(ids), text) << nlohmann::json(text);
     // With special parsing on, special tokens come back as their text too; SentencePiece
     // layouts (HF "legacy") add a space after each one, so only byte-level round-trips exactly.
-    if (tok->vocab().kind == TokenizerKind::ByteLevelBpe)
+    if (tok->vocab().kind == TokenizerKind::ByteLevelBpe) {
       EXPECT_EQ(tok->decode(tok->encode(text, false, true)), text) << nlohmann::json(text);
+    }
   }
 }
 
@@ -45,8 +46,9 @@ TEST_P(TokenizerRandom, ArbitraryBytesNeverBreakIt) {
     const std::string back = tok->decode(ids);
     EXPECT_TRUE(unicode::is_valid_utf8(back));
     // Valid input round-trips; invalid bytes come back as U+FFFD, as the lossy repair made them.
-    if (unicode::is_valid_utf8(bytes) && GetParam() == std::string("llama-spm"))
+    if (unicode::is_valid_utf8(bytes) && GetParam() == std::string("llama-spm")) {
       EXPECT_EQ(tok->decode(ids, /*skip_special=*/true), bytes);
+    }
   }
 }
 
