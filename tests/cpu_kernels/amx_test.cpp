@@ -5,12 +5,19 @@
 // message where the CPU (or the kernel's permission) gives no AMX.
 #include <cfloat>
 #include <cmath>
+#include <cstddef>
+#include <cstring>
 #include <sstream>
+
+#include "cpu_kernels/blocks.h"
 
 #include "cpu_kernels/dispatch.h"
 #include "cpu_kernels/kernels.h"
+#include "cpu_kernels/matmul.h"
+#include "cpu_kernels/quant.h"
 #include "cpu_kernels/quant_act.h"
 #include "cpu_kernels/repack.h"
+#include "cpu_kernels/thread_pool.h"
 #include "tests/cpu_kernels/test_util.h"
 
 namespace hexe::cpu {
@@ -25,16 +32,17 @@ namespace {
 
 // Checks y (m x n, stride ys) against vec_dot_ref of the GGUF rows (columns [c0, c0+len)) and the
 // activation rows, within the matmul tests' tolerance; and that nothing past n was written.
-void check(const std::string& name, const std::vector<uint8_t>& w, size_t wrb, int64_t c0, int64_t len, int64_t n,
-           const std::vector<uint8_t>& xq, size_t arb, int64_t m, const std::vector<float>& y, int64_t ys) {
+void check(DType type, const std::string& name, const std::vector<uint8_t>& w, size_t wrb, int64_t c0, int64_t len,
+           int64_t n, const std::vector<uint8_t>& xq, size_t arb, int64_t m, const std::vector<float>& y, int64_t ys) {
+  const DType act = paired_activation(type);
   std::vector<float> wf(static_cast<size_t>(len)), xf(static_cast<size_t>(len));
   for (int64_t j = 0; j < n; ++j) {
-    const uint8_t* wrow = w.data() + size_t(j) * wrb + row_bytes(DType::Q8_0, uint64_t(c0));
-    dequantize_row(DType::Q8_0, wrow, wf.data(), len);
+    const uint8_t* wrow = w.data() + size_t(j) * wrb + row_bytes(type, uint64_t(c0));
+    dequantize_row(type, wrow, wf.data(), len);
     for (int64_t i = 0; i < m; ++i) {
-      const float want = vec_dot_ref(DType::Q8_0, len, wrow, xq.data() + i * arb);
+      const float want = vec_dot_ref(type, len, wrow, xq.data() + i * arb);
       const float got = y[size_t(i * ys + j)];
-      dequantize_row(DType::Q8_0, xq.data() + i * arb, xf.data(), len);
+      dequantize_row(act, xq.data() + i * arb, xf.data(), len);
       double mag = 0;
       for (int64_t t = 0; t < len; ++t) mag += std::fabs(double(xf[size_t(t)]) * wf[size_t(t)]);
       ASSERT_NEAR(got, want, 64.0 * FLT_EPSILON * mag + 1e-30) << name << " at (" << i << "," << j << ")";
@@ -44,11 +52,26 @@ void check(const std::string& name, const std::vector<uint8_t>& w, size_t wrb, i
     for (int64_t j = n; j < ys; ++j) ASSERT_EQ(y[size_t(i * ys + j)], -7.f) << name << " wrote past n at row " << i;
 }
 
-std::vector<uint8_t> quantized_acts(std::mt19937& rng, int64_t m, int64_t k, size_t arb) {
+std::vector<uint8_t> quantized_acts(std::mt19937& rng, int64_t m, int64_t k, size_t arb, DType act = DType::Q8_0) {
   const auto x = test::random_floats(rng, size_t(m * k));
   std::vector<uint8_t> xq(arb * size_t(m));
-  for (int64_t i = 0; i < m; ++i) quantize_activation_row(DType::Q8_0, x.data() + i * k, xq.data() + i * arb, k);
+  for (int64_t i = 0; i < m; ++i) quantize_activation_row(act, x.data() + i * k, xq.data() + i * arb, k);
   return xq;
+}
+
+// n rows of k Q4_K elements with random bytes in the scales and nibbles (every 6-bit scale and
+// min, every nibble) and random finite d, dmin.
+std::vector<uint8_t> random_q4_K_bits(std::mt19937& rng, int64_t n, int64_t k) {
+  std::vector<uint8_t> w(size_t(n * k / kQKK) * sizeof(BlockQ4_K));
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : w) b = uint8_t(byte(rng));
+  std::uniform_real_distribution<float> dd(-0.01f, 0.01f);
+  for (size_t b = 0; b < w.size() / sizeof(BlockQ4_K); ++b) {
+    const uint16_t d = f32_to_f16(dd(rng)), dmin = f32_to_f16(dd(rng));
+    std::memcpy(w.data() + b * sizeof(BlockQ4_K) + offsetof(BlockQ4_K, d), &d, 2);
+    std::memcpy(w.data() + b * sizeof(BlockQ4_K) + offsetof(BlockQ4_K, dmin), &dmin, 2);
+  }
+  return w;
 }
 
 TEST(AmxQ8_0, DispatchPicksAmxOnlyAtTheAmxTier) {
@@ -84,7 +107,7 @@ TEST(AmxQ8_0, GgufTileMatchesScalarReference) {
     gemm_tile_q8_0_amx(k, w.data(), wrb, n, xq.data(), arb, m, y.data(), ys);
     std::ostringstream name;
     name << "amx/q8_0/gguf m=" << m << " n=" << n << " k=" << k;
-    check(name.str(), w, wrb, 0, k, n, xq, arb, m, y, ys);
+    check(DType::Q8_0, name.str(), w, wrb, 0, k, n, xq, arb, m, y, ys);
   }
 }
 
@@ -111,7 +134,7 @@ TEST(AmxQ8_0, Rows16TileMatchesScalarReferenceWithColumnSlices) {
                               rows16_group_bytes(DType::Q8_0, k), n, xq.data(), arb, m, y.data(), ys);
     std::ostringstream name;
     name << "amx/q8_0/rows16 m=" << m << " n=" << n << " k=" << k << " cols=[" << c0 << "," << c0 + len << ")";
-    check(name.str(), w, wrb, c0, len, n, xq, arb, m, y, ys);
+    check(DType::Q8_0, name.str(), w, wrb, c0, len, n, xq, arb, m, y, ys);
   }
 }
 
@@ -130,8 +153,93 @@ TEST(AmxQ8_0, Rows16OddBlockCounts) {
       std::vector<float> y(size_t(m * ys), -7.f);
       gemm_tile_q8_0_rows16_amx(k, packed.data(), rows16_group_bytes(DType::Q8_0, k), n, xq.data(), arb, m,
                                 y.data(), ys);
-      check("amx/q8_0/rows16 odd k=" + std::to_string(k) + " m=" + std::to_string(m), w, wrb, 0, k, n, xq, arb, m,
+      check(DType::Q8_0, "amx/q8_0/rows16 odd k=" + std::to_string(k) + " m=" + std::to_string(m), w, wrb, 0, k, n, xq, arb, m,
             y, ys);
+    }
+  }
+}
+
+TEST(AmxQ4_K, DispatchPicksAmxForRows16Only) {
+  HEXE_SKIP_WITHOUT_AMX();
+  const GemmKernel* g = select_gemm(DType::Q4_K, 2048, Isa::Amx, WeightLayout::Rows16);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->tier, Isa::Amx);
+  EXPECT_STREQ(g->name, "amx_int8/q4_K/rows16");
+  const GemmKernel* v = select_gemm(DType::Q4_K, 2048, Isa::Avx512, WeightLayout::Rows16);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(std::string(v->name).find("amx"), std::string::npos) << v->name;
+  // The GGUF layout keeps its AVX-512 tile at the AMX tier (the runtime repacks Q4_K to Rows16).
+  const KernelChoice c = matmul_choice(DType::Q4_K, 2048, Isa::Amx, WeightLayout::Gguf);
+  EXPECT_EQ(c.tier, Isa::Avx512) << c.name;
+}
+
+// The Rows16 Q4_K tile on ragged m (overlapping last row tile; m < 16: the AVX-512 hand-over),
+// ragged n (masked padding rows), 1..12 super-blocks, and column slices [c0, c0 + len) of a wider
+// Rows16 copy (rows16_col_offset, the group stride of the whole k) as the MoE down projection
+// reads it; quantised and random-bit weights.
+TEST(AmxQ4_K, Rows16TileMatchesScalarReferenceWithColumnSlices) {
+  HEXE_SKIP_WITHOUT_AMX();
+  std::mt19937 rng(8);
+  for (int rep = 0; rep < 48; ++rep) {
+    const int64_t m = rep < 10 ? std::vector<int64_t>{16, 17, 31, 32, 33, 47, 64, 15, 1, 80}[size_t(rep)]
+                               : std::uniform_int_distribution<int64_t>(1, 72)(rng);
+    const int64_t n = std::uniform_int_distribution<int64_t>(1, 70)(rng);
+    const int64_t nblk = std::uniform_int_distribution<int64_t>(1, rep % 5 == 0 ? 12 : 4)(rng);  // of 256 columns
+    const int64_t k = kQKK * nblk;
+    const bool slice = rep % 2 == 1;
+    const bool bits = rep % 3 == 2;
+    const int64_t b0 = slice ? std::uniform_int_distribution<int64_t>(0, nblk - 1)(rng) : 0;
+    const int64_t b1 = slice ? std::uniform_int_distribution<int64_t>(b0 + 1, nblk)(rng) : nblk;
+    const int64_t c0 = kQKK * b0, len = kQKK * (b1 - b0);
+    const size_t wrb = row_bytes(DType::Q4_K, uint64_t(k)), arb = row_bytes(DType::Q8_K, uint64_t(len));
+    const auto w = bits ? random_q4_K_bits(rng, n, k) : test::random_weights(rng, DType::Q4_K, n, k);
+    const PackedWeights packed = repack_for_decode(DType::Q4_K, n, k, w.data(), wrb);
+    const auto xq = quantized_acts(rng, m, len, arb, DType::Q8_K);
+    const int64_t ys = n + 2;
+    std::vector<float> y(size_t(m * ys), -7.f);
+    gemm_tile_q4_K_rows16_amx(len, packed.data() + rows16_col_offset(DType::Q4_K, c0),
+                              rows16_group_bytes(DType::Q4_K, k), n, xq.data(), arb, m, y.data(), ys);
+    std::ostringstream name;
+    name << "amx/q4_K/rows16 m=" << m << " n=" << n << " k=" << k << " cols=[" << c0 << "," << c0 + len << ")"
+         << (bits ? " random bits" : "");
+    check(DType::Q4_K, name.str(), w, wrb, c0, len, n, xq, arb, m, y, ys);
+  }
+}
+
+// Through the front (activation quantisation, the dispatch at the AMX tier, the thread split) on
+// Rows16 Q4_K, against the scalar tier on the GGUF rows.
+TEST(AmxQ4_K, Rows16MatmulMatchesScalarTier) {
+  HEXE_SKIP_WITHOUT_AMX();
+  std::mt19937 rng(9);
+  ThreadPool pool(2);
+  for (const auto& [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {16, 16, 256}, {40, 33, 1024}, {77, 100, 2048}, {130, 17, 768}}) {
+    const int64_t xs = k + 1, ys = n + 3;
+    const auto x = test::random_floats(rng, size_t(m * xs));
+    const auto w = test::random_weights(rng, DType::Q4_K, n, k);
+    const size_t wrb = row_bytes(DType::Q4_K, uint64_t(k));
+    const PackedWeights packed = repack_for_decode(DType::Q4_K, n, k, w.data(), wrb);
+    std::vector<float> y(size_t(m * ys), -7.f), y_ref(y);
+    MatmulParams p;
+    p.w = packed.data(); p.w_type = DType::Q4_K; p.w_layout = WeightLayout::Rows16; p.n = n; p.k = k;
+    p.x = x.data(); p.m = m; p.x_stride = xs; p.y = y.data(); p.y_stride = ys;
+    matmul_at(p, Isa::Amx, &pool);
+    MatmulParams pr = p;
+    pr.w = w.data(); pr.w_layout = WeightLayout::Gguf; pr.y = y_ref.data();
+    matmul_at(pr, Isa::Scalar, nullptr);
+    std::vector<float> xf(static_cast<size_t>(k)), wf(static_cast<size_t>(k));
+    std::vector<uint8_t> tmp(row_bytes(DType::Q8_K, uint64_t(k)));
+    for (int64_t i = 0; i < m; ++i) {
+      quantize_row(DType::Q8_K, x.data() + i * xs, tmp.data(), k);
+      dequantize_row(DType::Q8_K, tmp.data(), xf.data(), k);
+      for (int64_t j = 0; j < n; ++j) {
+        dequantize_row(DType::Q4_K, w.data() + j * wrb, wf.data(), k);
+        double mag = 0;
+        for (int64_t t = 0; t < k; ++t) mag += std::fabs(double(xf[size_t(t)]) * wf[size_t(t)]);
+        ASSERT_NEAR(y[size_t(i * ys + j)], y_ref[size_t(i * ys + j)], 64.0 * FLT_EPSILON * mag + 1e-30)
+            << "matmul/amx/q4_K/rows16 m=" << m << " n=" << n << " k=" << k << " at (" << i << "," << j << ")";
+      }
+      for (int64_t j = n; j < ys; ++j) ASSERT_EQ(y[size_t(i * ys + j)], -7.f) << "wrote past n";
     }
   }
 }
