@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cfloat>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -11,6 +12,7 @@
 
 #include "cpu_kernels/format.h"
 #include "cpu_kernels/isa.h"
+#include "cpu_kernels/kernels.h"
 #include "cpu_kernels/quant.h"
 
 namespace hexe::cpu::test {
@@ -49,6 +51,17 @@ inline std::vector<uint8_t> random_weights(std::mt19937& rng, DType type, int64_
   std::vector<uint8_t> w(rb * size_t(n));
   for (int64_t r = 0; r < n; ++r) quantize_row(type, f.data() + r * k, w.data() + r * rb, k);
   return w;
+}
+
+// The matmul tests' tolerance for one quantised dot against vec_dot_ref: 64 float ulp of
+// sum |w x| over the dequantised weight row (type) and activation row (its paired format).
+inline double ref_dot_tolerance(DType type, const uint8_t* w_row, const uint8_t* act_row, int64_t len) {
+  std::vector<float> wf(static_cast<size_t>(len)), xf(static_cast<size_t>(len));
+  dequantize_row(type, w_row, wf.data(), len);
+  dequantize_row(paired_activation(type), act_row, xf.data(), len);
+  double mag = 0;
+  for (int64_t t = 0; t < len; ++t) mag += std::fabs(double(xf[size_t(t)]) * wf[size_t(t)]);
+  return 64.0 * FLT_EPSILON * mag + 1e-30;
 }
 
 inline std::string lower(std::string_view s) {

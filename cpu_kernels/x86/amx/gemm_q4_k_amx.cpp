@@ -31,6 +31,7 @@
 
 #include "cpu_kernels/blocks.h"
 #include "cpu_kernels/kernels.h"
+#include "cpu_kernels/x86/amx/amx_tiles.h"
 
 namespace hexe::cpu {
 namespace {
@@ -48,25 +49,6 @@ struct alignas(64) SbMeta {
 };
 static_assert(sizeof(SbMeta) == 896);
 
-struct alignas(64) TileConfig {
-  uint8_t palette_id = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-void load_tile_config() {
-  TileConfig c;
-  auto set = [&](int t, int rows, int colsb) {
-    c.rows[t] = uint8_t(rows);
-    c.colsb[t] = uint16_t(colsb);
-  };
-  set(0, 16, 32); set(4, 16, 32);  // A
-  set(1, 8, 64); set(5, 8, 64);    // B
-  set(3, 16, 64); set(6, 16, 64);  // C
-  _tile_loadconfig(&c);
-}
 
 // One 16-row group (nb super-blocks at grp) into nibble tiles and per-super-block metadata.
 void prepare_group(int64_t nb, const uint8_t* grp, uint8_t* nib, SbMeta* meta) {
@@ -184,7 +166,7 @@ void gemm_tile_q4_K_rows16_amx(int64_t k, const void* w, size_t gstride, int64_t
   SbMeta* meta = aligned64<SbMeta>(meta_store, size_t(nb) * sizeof(SbMeta));
   alignas(64) int32_t buf[512];
   alignas(64) float accbuf[256];
-  load_tile_config();
+  amx::load_tile_config(/*with_constant_b=*/false);
   const int64_t n_mt = (mr + 15) / 16;
   const int64_t n_groups = (nr + 15) / 16;
   for (int64_t g = 0; g < n_groups; ++g) {

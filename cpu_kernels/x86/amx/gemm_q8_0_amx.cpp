@@ -34,33 +34,13 @@
 
 #include "cpu_kernels/blocks.h"
 #include "cpu_kernels/kernels.h"
+#include "cpu_kernels/x86/amx/amx_tiles.h"
 
 namespace hexe::cpu {
 namespace {
 
 constexpr size_t kPairBytes = 1088;  // Rows16 Q8_0: two blocks of 16 rows (2 x 512 q + 2 x 32 d)
 constexpr size_t kActBlock = sizeof(BlockQ8_0);  // 34
-
-struct alignas(64) TileConfig {
-  uint8_t palette_id = 1;
-  uint8_t start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-
-void load_tile_config() {
-  TileConfig c;
-  auto set = [&](int t, int rows, int colsb) {
-    c.rows[t] = uint8_t(rows);
-    c.colsb[t] = uint16_t(colsb);
-  };
-  set(0, 16, 32); set(4, 16, 32);  // A
-  set(1, 8, 64); set(5, 8, 64);    // B
-  set(2, 8, 64);                   // the 0x80 constant
-  set(3, 16, 64); set(6, 16, 64);  // C
-  _tile_loadconfig(&c);
-}
 
 alignas(64) constexpr std::array<uint8_t, 512> kMinus128 = [] {
   std::array<uint8_t, 512> a{};
@@ -155,7 +135,7 @@ void run_amx(int64_t k, int64_t nr, const uint8_t* act, size_t arb, int64_t mr, 
       for (int64_t b = 0; b < nb; ++b) d[b * 16 + r] = f16(a + size_t(r) * arb + size_t(b) * kActBlock);
   }
   alignas(64) int32_t buf[512];
-  load_tile_config();
+  amx::load_tile_config(/*with_constant_b=*/true);
   if constexpr (!kSignedB) _tile_loadd(2, kMinus128.data(), 64);
   const int64_t n_groups = (nr + 15) / 16;
   for (int64_t g = 0; g < n_groups; ++g) {
