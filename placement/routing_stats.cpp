@@ -43,8 +43,7 @@ std::vector<int> RoutingStats::hottest(int layer) const {
 double RoutingStats::top_mass(int layer, int slots) const {
   if (n_expert_ <= 0) return 0;
   slots = std::clamp(slots, 0, n_expert_);
-  std::vector<double> sh(static_cast<size_t>(n_expert_));
-  for (int e = 0; e < n_expert_; ++e) sh[size_t(e)] = share(layer, e);
+  std::vector<double> sh = shares(layer);
   std::partial_sort(sh.begin(), sh.begin() + slots, sh.end(), std::greater<>());
   return std::accumulate(sh.begin(), sh.begin() + slots, 0.0);
 }
@@ -57,10 +56,10 @@ double RoutingStats::lru_hit_rate(int layer, int slots) const {
   // Time in tokens: a token picks expert e with probability q_e = k * share_e (its k experts are
   // distinct, so a cache of k slots holds just the last token's), a Poisson rate -ln(1 - q_e).
   const double k = std::max(1, n_expert_used_);
-  std::vector<double> share_of(static_cast<size_t>(n_expert_)), rate(static_cast<size_t>(n_expert_));
+  const std::vector<double> share_of = shares(layer);
+  std::vector<double> rate(static_cast<size_t>(n_expert_));
   int seen = 0;
   for (int e = 0; e < n_expert_; ++e) {
-    share_of[size_t(e)] = share(layer, e);
     const double q = std::min(k * share_of[size_t(e)], 1 - 1e-9);
     rate[size_t(e)] = -std::log1p(-q);
     seen += share_of[size_t(e)] > 0;
@@ -83,25 +82,30 @@ double RoutingStats::lru_hit_rate(int layer, int slots) const {
   return hit;
 }
 
-// The sample's share, shrunk toward uniform by how much of its spread sampling noise explains
+// The sample's shares, shrunk toward uniform by how much of their spread sampling noise explains
 // (empirical Bayes): with T tokens each expert's count varies by about mu (1 - k/E) around its
 // mean mu = N/E even when routing is uniform, and a short sample's "hot" experts are mostly that
 // noise; the weight of the uniform prior is noise / (noise + the spread beyond it).
-double RoutingStats::share(int layer, int expert) const {
+std::vector<double> RoutingStats::shares(int layer) const {
+  const size_t E = size_t(std::max(0, n_expert_));
+  std::vector<double> out(E, E ? 1.0 / double(E) : 0.0);
   auto it = counts_.find(layer);
-  if (it == counts_.end() || n_expert_ <= 0) return n_expert_ > 0 ? 1.0 / n_expert_ : 0;
+  if (it == counts_.end() || E == 0) return out;
   const auto& c = it->second;
   const double total = double(std::accumulate(c.begin(), c.end(), uint64_t(0)));
-  if (total <= 0) return 1.0 / n_expert_;
-  const double E = n_expert_, mu = total / E;
+  if (total <= 0) return out;
+  const double mu = total / double(E);
   double var = 0;
   for (uint64_t v : c) var += (double(v) - mu) * (double(v) - mu);
-  var = n_expert_ > 1 ? var / (E - 1) : 0;
-  const double noise = mu * std::max(0.0, 1.0 - double(std::max(1, n_expert_used_)) / E);
+  var = E > 1 ? var / double(E - 1) : 0;
+  const double noise = mu * std::max(0.0, 1.0 - double(std::max(1, n_expert_used_)) / double(E));
   const double signal = std::max(0.0, var - noise);
   const double prior = noise + signal > 0 ? noise / (noise + signal) : 1.0;
-  return (1 - prior) * double(c[size_t(expert)]) / total + prior / E;
+  for (size_t e = 0; e < E; ++e) out[e] = (1 - prior) * double(c[e]) / total + prior / double(E);
+  return out;
 }
+
+double RoutingStats::share(int layer, int expert) const { return shares(layer)[size_t(expert)]; }
 
 std::string RoutingStats::to_json_string() const {
   json layers = json::array();

@@ -47,6 +47,7 @@ class RoutingStats {
   // Activation probability of one expert (its share of the layer's activations), the sample's
   // share shrunk toward uniform as far as sampling noise explains the sample's spread.
   double share(int layer, int expert) const;
+  std::vector<double> shares(int layer) const;  // share() of every expert, computed once
 
   std::string to_json_string() const;
   static RoutingStats from_json_string(const std::string& text, const std::string& origin);

@@ -194,10 +194,11 @@ void fill_hot(Plan& p, const Ctx& c, int64_t spare) {
     const int E = c.d.layers[size_t(l.layer)].n_expert;
     std::vector<int> order(static_cast<size_t>(E));
     for (int e = 0; e < E; ++e) order[size_t(e)] = e;
-    if (c.in.stats) order = c.in.stats->hottest(l.layer);
+    std::vector<double> sh(static_cast<size_t>(E), 1.0 / E);
+    if (c.in.stats) order = c.in.stats->hottest(l.layer), sh = c.in.stats->shares(l.layer);
     for (int r = 0; r < E; ++r) {
       const int e = order[size_t(r)];
-      cands.push_back({c.in.stats ? c.in.stats->share(l.layer, e) : 1.0 / E, l.layer, e, r});
+      cands.push_back({sh[size_t(e)], l.layer, e, r});
     }
   }
   // Highest share first; equal shares go round-robin over layers (rank, then layer).
@@ -444,9 +445,8 @@ Plan make_plan(const PlanInputs& in, Strategy s) {
   if (in.stats)
     for (auto& ld : c.d.layers)
       if (ld.moe && in.stats->has_layer(ld.layer) && in.stats->n_expert() == ld.n_expert) {
-        ld.pick.resize(size_t(ld.n_expert));
-        for (int e = 0; e < ld.n_expert; ++e)
-          ld.pick[size_t(e)] = std::min(1.0, ld.n_expert_used * in.stats->share(ld.layer, e));
+        ld.pick = in.stats->shares(ld.layer);
+        for (double& p : ld.pick) p = std::min(1.0, ld.n_expert_used * p);
       }
   return s == Strategy::Auto ? make_auto(c) : build(c, s);
 }
