@@ -31,10 +31,11 @@ struct Row {
   double mean = 0, sd = 0;  // tokens/s over reps
   std::vector<double> samples;
   std::optional<OffloadStats> timeline;  // GPU plans: where the timed reps' time went
+  std::vector<double> dram;              // the read probe's GB/s just before each timed rep
 };
 
-Row stats(std::string test, std::vector<double> tps) {
-  Row r{std::move(test), 0, 0, tps, std::nullopt};
+Row stats(std::string test, std::vector<double> tps, std::vector<double> dram) {
+  Row r{std::move(test), 0, 0, tps, std::nullopt, std::move(dram)};
   for (double v : tps) r.mean += v / double(tps.size());
   for (double v : tps) r.sd += (v - r.mean) * (v - r.mean);
   r.sd = tps.size() > 1 ? std::sqrt(r.sd / double(tps.size() - 1)) : 0;
@@ -93,11 +94,25 @@ void run_e2e_bench(const E2eBenchOptions& o) {
   const bool measure_routing = spec.n_expert > 0 && (replan || !o.routing_stats.empty());
   uint64_t routed_tokens = 0;
 
+  // The DRAM limit, measured in this process with the same thread count. On a shared machine the
+  // bandwidth drifts by 10-20% from second to second, so each timed rep is paired with a
+  // measurement of the read probe just before it, and a row's DRAM ratio is the median of its
+  // reps' ratios.
+  const size_t avail = mem_available_bytes();
+  size_t bytes = std::min({4 * llc_bytes(), size_t(2) << 30, avail ? avail / 4 : size_t(1) << 30});
+  bytes = std::max<size_t>(bytes, size_t(64) << 20) / (64 * size_t(threads)) * 64 * size_t(threads);
+  cpu::ThreadPool probe_pool(threads);
+  AlignedBytes buf(bytes);
+  fill_random_weights(DType::F32, buf.data, buf.size, 3, probe_pool);
+  // Best of two passes: the first pass after the engine's work reads 10-20% slower here (threads
+  // waking where the scheduler left them), which would flatter the ratio.
+  auto dram_pass = [&] { return dram_read_gbs(buf.data, buf.size, probe_pool, 2); };
+
   std::mt19937 rng(1);
   auto token = [&] { return int32_t(rng() % uint32_t(spec.n_vocab)); };
   std::vector<Row> rows;
   if (o.prompt > 0) {
-    std::vector<double> tps;
+    std::vector<double> tps, dram;
     for (int r = 0; r <= o.reps; ++r) {  // rep 0: warm-up (page faults of the mapped weights)
       if (r == 1 && engine.offload()) engine.offload()->reset_stats();
       engine.enable_routing_counts(measure_routing && r == 0);
@@ -105,21 +120,23 @@ void run_e2e_bench(const E2eBenchOptions& o) {
       const int seq = engine.new_sequence();
       std::vector<BatchItem> items(size_t(o.prompt));
       for (int i = 0; i < o.prompt; ++i) items[size_t(i)] = {seq, token(), i + 1 == o.prompt};
+      if (r > 0) dram.push_back(dram_pass());
       const double t0 = now();
       engine.eval(items);
       if (r > 0) tps.push_back(o.prompt / (now() - t0));
       engine.free_sequence(seq);
     }
-    rows.push_back(stats("pp" + std::to_string(o.prompt), tps));
+    rows.push_back(stats("pp" + std::to_string(o.prompt), tps, dram));
     if (engine.offload()) rows.back().timeline = engine.offload()->stats();
   }
   if (o.gen > 0) {
-    std::vector<double> tps;
+    std::vector<double> tps, dram;
     for (int r = 0; r <= o.reps; ++r) {
       if (r == 1 && engine.offload()) engine.offload()->reset_stats();
       engine.enable_routing_counts(measure_routing && r == 0);
       if (r == 0) routed_tokens += uint64_t(o.gen);
       const int seq = engine.new_sequence();
+      if (r > 0) dram.push_back(dram_pass());
       const double t0 = now();
       for (int i = 0; i < o.gen; ++i) {
         const BatchItem it{seq, token(), true};
@@ -128,7 +145,7 @@ void run_e2e_bench(const E2eBenchOptions& o) {
       if (r > 0) tps.push_back(o.gen / (now() - t0));
       engine.free_sequence(seq);
     }
-    rows.push_back(stats("tg" + std::to_string(o.gen), tps));
+    rows.push_back(stats("tg" + std::to_string(o.gen), tps, dram));
     if (engine.offload()) rows.back().timeline = engine.offload()->stats();
   }
   engine.enable_routing_counts(false);
@@ -139,14 +156,9 @@ void run_e2e_bench(const E2eBenchOptions& o) {
     tg_plan = resolve_plan(o.model, *model, std::max(1, o.gen / 2), &routed);
   }
 
-  // The DRAM limit, measured now in this process with the same thread count.
-  const size_t avail = mem_available_bytes();
-  size_t bytes = std::min({4 * llc_bytes(), size_t(2) << 30, avail ? avail / 4 : size_t(1) << 30});
-  bytes = std::max<size_t>(bytes, size_t(64) << 20) / (64 * size_t(threads)) * 64 * size_t(threads);
-  cpu::ThreadPool pool(threads);
-  AlignedBytes buf(bytes);
-  fill_random_weights(DType::F32, buf.data, buf.size, 3, pool);
-  const double dram = dram_read_gbs(buf.data, buf.size, pool);
+  std::vector<double> all_dram;
+  for (const Row& r : rows) all_dram.insert(all_dram.end(), r.dram.begin(), r.dram.end());
+  const double dram = median(all_dram);
   // Bytes a token reads from host memory: with GPU layers, only what stays on the host. Cached
   // layers' experts are read over PCIe (counted in the timeline), not by the CPU; hot layers'
   // CPU share is the measured share of routed pairs the hot set did not serve.
@@ -169,6 +181,14 @@ void run_e2e_bench(const E2eBenchOptions& o) {
     const double hit = double(r.timeline->vram_pairs) / double(r.timeline->routed_pairs);
     return bpt_gpu_hot + (bpt_cpu_hot - bpt_gpu_hot) * (1 - hit);
   };
+  // A decode row's DRAM-bound ratio: the median over its reps of tokens/s x bytes per token over
+  // the probe's rate just before that rep.
+  auto dram_ratio = [&](const Row& r) {
+    std::vector<double> v;
+    for (size_t i = 0; i < r.samples.size() && i < r.dram.size(); ++i)
+      if (r.dram[i] > 0) v.push_back(r.samples[i] * bytes_per_token(r) / 1e9 / r.dram[i]);
+    return median(v);
+  };
   const double size_gib = double(spec.bytes_total()) / double(1ull << 30);
   const double params_b = double(spec.params_total()) / 1e9;
 
@@ -183,8 +203,10 @@ void run_e2e_bench(const E2eBenchOptions& o) {
                   static_cast<unsigned long long>(spec.params_total()), threads, r.test.c_str(), r.mean, r.sd);
       for (size_t j = 0; j < r.samples.size(); ++j) std::printf("%s%.3f", j ? ", " : "", r.samples[j]);
       const double bpt = bytes_per_token(r);
-      std::printf("], \"bytes_per_token\": %.0f, \"dram_read_gbs\": %.3f", bpt, dram);
-      if (tg) std::printf(", \"dram_bound_ratio\": %.4f", r.mean * bpt / 1e9 / dram);
+      std::printf("], \"bytes_per_token\": %.0f, \"dram_read_gbs\": %.3f, \"samples_dram_gbs\": [", bpt, median(r.dram));
+      for (size_t j = 0; j < r.dram.size(); ++j) std::printf("%s%.3f", j ? ", " : "", r.dram[j]);
+      std::printf("]");
+      if (tg) std::printf(", \"dram_bound_ratio\": %.4f", dram_ratio(r));
       if (setup.plan)
         std::printf(", \"strategy\": \"%s\", \"predicted_ts\": %.3f", setup.plan->strategy.c_str(),
                     predicted(r.test));
@@ -202,7 +224,7 @@ void run_e2e_bench(const E2eBenchOptions& o) {
     const double bpt = bytes_per_token(r);
     char tps[48], ratio[24] = "-";
     std::snprintf(tps, sizeof tps, "%.2f +- %.2f", r.mean, r.sd);
-    if (r.test[0] == 't') std::snprintf(ratio, sizeof ratio, "%.3f", r.mean * bpt / 1e9 / dram);
+    if (r.test[0] == 't') std::snprintf(ratio, sizeof ratio, "%.3f", dram_ratio(r));
     char size[24];
     if (size_gib >= 1) std::snprintf(size, sizeof size, "%.2f GiB", size_gib);
     else std::snprintf(size, sizeof size, "%.2f MiB", size_gib * 1024);
@@ -212,8 +234,11 @@ void run_e2e_bench(const E2eBenchOptions& o) {
     std::printf("| %-24.24s | %10s | %8s | %7d | %8s | %18s | %9.2f MB | %10s |\n", spec.name.c_str(), size,
                 params, threads, r.test.c_str(), tps, bpt / 1e6, ratio);
   }
-  std::printf("dram read %.2f GB/s (best of 3 passes over %.0f MiB, %d threads); load average %s\n", dram,
-              double(bytes) / (1 << 20), threads, load_average().c_str());
+  std::printf("dram read %.2f GB/s (median over the timed reps of the best of 2 passes over %.0f MiB just before each, %.2f-%.2f, %d threads); "
+              "load average %s\n",
+              dram, double(bytes) / (1 << 20), all_dram.empty() ? 0.0 : *std::min_element(all_dram.begin(), all_dram.end()),
+              all_dram.empty() ? 0.0 : *std::max_element(all_dram.begin(), all_dram.end()), threads,
+              load_average().c_str());
   if (setup.plan && setup.plan->decode.tokens_per_s > 0) {
     // The planner's prediction beside the measurement: how far off the cost model is here.
     std::printf("plan '%s' on profile '%s'%s:", setup.plan->strategy.c_str(), setup.plan->profile.c_str(),
