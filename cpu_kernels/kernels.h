@@ -75,13 +75,16 @@ void gemm_tile_q6_K_rows16_avx512(int64_t, const void*, size_t, int64_t, const v
 int decode_prefetch_bytes(int tile_default);
 
 // The AMX tier (x86/amx/): Q8_0 (GGUF and Rows16) and Q4_K (Rows16 only) through AMX-INT8 tiles
-// for m >= 16 activation rows (prefill), the AVX-512 VNNI tiles below that; every other format
-// and layout declines (the Avx512 tier serves it).
+// and BF16 (GGUF) through AMX-BF16 tiles for m >= 16 activation rows (prefill), the AVX-512
+// tiles below that; every other format and layout declines (the Avx512 tier serves it).
 extern const GemmTable kGemmAmx;
 extern const GemmTable kGemmRows16Amx;
 void gemm_tile_q8_0_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q8_0_rows16_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q4_K_rows16_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+// BF16 (GGUF rows) through AMX-BF16 tiles for m >= 16, the AVX-512 tile below; numerically the
+// AVX-512 tile's f32 products (the activations enter as three bf16 parts).
+void gemm_tile_bf16_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 
 // Scalar integer dot of one weight row with one activation row (the scalar tier; exact in the
 // integer part, so SIMD tiers may differ from it only by float summation order).

@@ -19,6 +19,7 @@ constexpr int64_t kRowsN = 16;  // weight rows per work item (a few KB..100 KB: 
 // (block sums) is spread over more rows.
 constexpr int64_t kRowsN16 = 64;
 constexpr int64_t kRowsM = 64;  // activation rows per work item; kernels reuse weights 4 rows at once
+constexpr int64_t kRowsAmx = 256;  // weight rows per work item for AMX tiles in prefill
 
 struct Act {
   const void* ptr;
@@ -56,7 +57,14 @@ void run(const MatmulParams& p, Isa max_tier, ThreadPool* pool) {
   const bool r16 = p.w_layout == WeightLayout::Rows16;
   // Bytes per row (Gguf) or per 16-row group (Rows16), and the weight offset of row n0.
   const size_t wrb = r16 ? rows16_group_bytes(p.w_type, p.k) : row_bytes(p.w_type, uint64_t(p.k));
-  const int64_t rows_n = r16 ? kRowsN16 : kRowsN;
+  int64_t rows_n = r16 ? kRowsN16 : kRowsN;
+  // AMX tiles (m >= 16) build their activation tiles once per call: more weight rows per call
+  // spread that (up to 256 rows, keeping two items per thread where n allows).
+  if (g->tier == Isa::Amx && p.m >= 16) {
+    const int64_t nth = pool ? pool->size() : 1;
+    const int64_t even = ((p.n + 2 * nth - 1) / (2 * nth) + 15) / 16 * 16;
+    rows_n = std::max(rows_n, std::min<int64_t>(kRowsAmx, even));
+  }
   auto w_at = [&](int64_t n0) { return static_cast<const uint8_t*>(p.w) + size_t(r16 ? n0 / kRows16 : n0) * wrb; };
   const int64_t n_chunks = (p.n + rows_n - 1) / rows_n;
   const int64_t m_chunks = (p.m + kRowsM - 1) / kRowsM;

@@ -238,5 +238,60 @@ TEST(AmxQ4_K, Rows16MatmulMatchesScalarTier) {
   }
 }
 
+#define HEXE_SKIP_WITHOUT_AMX_BF16()                                                                   \
+  do {                                                                                                \
+    HEXE_SKIP_WITHOUT_AMX();                                                                          \
+    if (!cpu_features().amx_bf16 || !cpu_features().avx512_bf16)                                      \
+      GTEST_SKIP() << "no AMX-BF16 on this CPU (amx_bf16 " << cpu_features().amx_bf16 << ")";        \
+  } while (0)
+
+TEST(AmxBf16, DispatchPicksAmxForGgufBf16) {
+  HEXE_SKIP_WITHOUT_AMX_BF16();
+  const GemmKernel* g = select_gemm(DType::BF16, 2048, Isa::Amx);
+  ASSERT_TRUE(g);
+  EXPECT_STREQ(g->name, "amx_bf16/bf16");
+  // k not a multiple of the 32-element tile step: the AVX-512 tile.
+  const KernelChoice c = matmul_choice(DType::BF16, 48, Isa::Amx);
+  EXPECT_EQ(c.tier, Isa::Avx512) << c.name;
+}
+
+// The tile against a double-precision dot of the exact bf16 weights and the float activations
+// (no rounding of x: the tile splits it into three bf16 parts) on ragged m (the overlapping last
+// activation tile; m < 16: the AVX-512 hand-over), ragged n (zero-padded last weight group, odd
+// group counts), odd and even k chunk counts; activations spanning 2^-20..2^20 in magnitude.
+TEST(AmxBf16, TileMatchesDoubleReferenceOnFloatActivations) {
+  HEXE_SKIP_WITHOUT_AMX_BF16();
+  std::mt19937 rng(10);
+  for (int rep = 0; rep < 40; ++rep) {
+    const int64_t m = rep < 10 ? std::vector<int64_t>{16, 17, 31, 32, 33, 47, 64, 15, 1, 80}[size_t(rep)]
+                               : std::uniform_int_distribution<int64_t>(1, 72)(rng);
+    const int64_t n = std::uniform_int_distribution<int64_t>(1, 70)(rng);
+    const int64_t k = 32 * std::uniform_int_distribution<int64_t>(1, rep % 5 == 0 ? 64 : 7)(rng);
+    const int64_t xs = k + 3, ys = n + 2;  // padded rows
+    std::vector<float> x(size_t(m * xs));
+    std::uniform_real_distribution<float> u(-1.f, 1.f);
+    std::uniform_int_distribution<int> e(-20, 20);
+    for (auto& v : x) v = std::ldexp(u(rng), e(rng));
+    const auto w = test::random_weights(rng, DType::BF16, n, k);
+    const size_t wrb = row_bytes(DType::BF16, uint64_t(k));
+    std::vector<float> y(size_t(m * ys), -7.f), wf(static_cast<size_t>(k));
+    gemm_tile_bf16_amx(k, w.data(), wrb, n, x.data(), xs * sizeof(float), m, y.data(), ys);
+    for (int64_t j = 0; j < n; ++j) {
+      dequantize_row(DType::BF16, w.data() + size_t(j) * wrb, wf.data(), k);
+      for (int64_t i = 0; i < m; ++i) {
+        double dot = 0, mag = 0;
+        for (int64_t t = 0; t < k; ++t) {
+          dot += double(wf[size_t(t)]) * x[size_t(i * xs + t)];
+          mag += std::fabs(double(wf[size_t(t)]) * x[size_t(i * xs + t)]);
+        }
+        ASSERT_NEAR(y[size_t(i * ys + j)], dot, 64.0 * FLT_EPSILON * mag + 1e-30)
+            << "amx/bf16 m=" << m << " n=" << n << " k=" << k << " at (" << i << "," << j << ")";
+      }
+    }
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = n; j < ys; ++j) ASSERT_EQ(y[size_t(i * ys + j)], -7.f) << "wrote past n at row " << i;
+  }
+}
+
 }  // namespace
 }  // namespace hexe::cpu

@@ -23,7 +23,8 @@ struct Shape { int64_t m, n, k; };
 
 std::vector<Shape> shapes_for(DType t) {
   const int64_t b = info(t).block_elems;
-  std::vector<int64_t> ks = b == 1 ? std::vector<int64_t>{1, 7, 33, 100, 257} : std::vector<int64_t>{b, 3 * b, 17 * b};
+  // Float formats: k = 64 and 160 are whole 32-element steps of the AMX-BF16 tile (m = 33 runs it).
+  std::vector<int64_t> ks = b == 1 ? std::vector<int64_t>{1, 7, 33, 64, 100, 160, 257} : std::vector<int64_t>{b, 3 * b, 17 * b};
   if (b == 256) ks = {256, 768, 1280};
   std::vector<Shape> s;
   for (int64_t m : {1, 2, 3, 7, 33})
