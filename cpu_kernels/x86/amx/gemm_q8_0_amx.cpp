@@ -54,21 +54,6 @@ float f16(const uint8_t* p) {
   return _cvtsh_ss(h);
 }
 
-// C tile kC = the exact int32 dots of one block: A tile kA from the activation rows at `a`, B tile
-// kB from the block's 512 weight bytes `q` (signed q, or q XOR 0x80 corrected by tile 2).
-template <bool kSignedB, int kC, int kA, int kB>
-inline void block_dot(const uint8_t* a, size_t arb, const uint8_t* q) {
-  _tile_zero(kC);
-  _tile_loadd(kA, a, long(arb));
-  _tile_loadd(kB, q, 64);
-  if constexpr (kSignedB) {
-    _tile_dpbssd(kC, kA, kB);
-  } else {
-    _tile_dpbsud(kC, kA, kB);
-    _tile_dpbssd(kC, kA, 2);
-  }
-}
-
 // One 16-row tile of activations (rows at `act`, arb apart) against one 16-column group `grp`
 // (Rows16 geometry) over nb blocks; stores rows [row_from, 16) x [0, cols) of y.
 template <bool kSignedB>
@@ -89,8 +74,24 @@ void tile_16x16(int64_t nb, const uint8_t* grp, const uint8_t* act, size_t arb, 
   for (; b + 2 <= nb; b += 2) {
     const uint8_t* pair = grp + size_t(b / 2) * kPairBytes;
     const uint8_t* a = act + size_t(b) * kActBlock + 2;
-    block_dot<kSignedB, 3, 0, 1>(a, arb, pair);
-    block_dot<kSignedB, 6, 4, 5>(a + kActBlock, arb, pair + 512);
+    _tile_zero(3);
+    _tile_loadd(0, a, long(arb));
+    _tile_loadd(1, pair, 64);
+    if constexpr (kSignedB) {
+      _tile_dpbssd(3, 0, 1);
+    } else {
+      _tile_dpbsud(3, 0, 1);
+      _tile_dpbssd(3, 0, 2);
+    }
+    _tile_zero(6);
+    _tile_loadd(4, a + kActBlock, long(arb));
+    _tile_loadd(5, pair + 512, 64);
+    if constexpr (kSignedB) {
+      _tile_dpbssd(6, 4, 5);
+    } else {
+      _tile_dpbsud(6, 4, 5);
+      _tile_dpbssd(6, 4, 2);
+    }
     _tile_stored(3, buf, 64);
     epilogue(buf, pair + 1024, da + b * 16);
     _tile_stored(6, buf + 256, 64);
@@ -98,7 +99,15 @@ void tile_16x16(int64_t nb, const uint8_t* grp, const uint8_t* act, size_t arb, 
   }
   if (b < nb) {
     const uint8_t* pair = grp + size_t(b / 2) * kPairBytes;
-    block_dot<kSignedB, 3, 0, 1>(act + size_t(b) * kActBlock + 2, arb, pair);
+    _tile_zero(3);
+    _tile_loadd(0, act + size_t(b) * kActBlock + 2, long(arb));
+    _tile_loadd(1, pair, 64);
+    if constexpr (kSignedB) {
+      _tile_dpbssd(3, 0, 1);
+    } else {
+      _tile_dpbsud(3, 0, 1);
+      _tile_dpbssd(3, 0, 2);
+    }
     _tile_stored(3, buf, 64);
     epilogue(buf, pair + 1024, da + b * 16);
   }
