@@ -1,4 +1,4 @@
-// Reads HEXE_CPU_ISA, HEXE_LOG, HEXE_PREFETCH and HEXE_MOE_SCHEDULE once (the only getenv calls of cpu_kernels).
+// Reads HEXE_CPU_ISA, HEXE_LOG, HEXE_PREFETCH, HEXE_MOE_SCHEDULE and HEXE_ONEDNN once (the only getenv calls of cpu_kernels).
 #include "cpu_kernels/env.h"
 
 #include <cstdlib>
@@ -43,6 +43,11 @@ int prefetch_bytes() {
 const std::string& moe_schedule() {
   static const std::string value = read("HEXE_MOE_SCHEDULE");
   return value;
+}
+
+bool onednn_off() {
+  static const bool off = read("HEXE_ONEDNN") == "off";
+  return off;
 }
 
 }  // namespace hexe::cpu::env

@@ -15,4 +15,7 @@ int prefetch_bytes();
 // "" when unset (the kernel chooses).
 const std::string& moe_schedule();
 
+// HEXE_ONEDNN=off: prefill-sized float matmuls stay on our tiles (measurements, comparisons).
+bool onednn_off();
+
 }  // namespace hexe::cpu::env

@@ -8,6 +8,7 @@
 
 #include "cpu_kernels/dispatch.h"
 #include "cpu_kernels/kernels.h"
+#include "cpu_kernels/onednn_matmul.h"
 #include "cpu_kernels/quant.h"
 #include "cpu_kernels/quant_act.h"
 
@@ -53,6 +54,8 @@ void run(const MatmulParams& p, Isa max_tier, ThreadPool* pool) {
     for (int64_t i = 0; i < p.m; ++i) std::fill_n(p.y + i * p.y_stride, p.n, 0.f);
     return;
   }
+  // Prefill-sized float matmuls: oneDNN's blocked GEMM (on its own threads, as many as ours).
+  if (pool && onednn_wanted(p, max_tier) && onednn_matmul(p, *pool)) return;
   const Act a = prepare_activations(p, paired_activation(p.w_type), pool);
   const bool r16 = p.w_layout == WeightLayout::Rows16;
   // Bytes per row (Gguf) or per 16-row group (Rows16), and the weight offset of row n0.

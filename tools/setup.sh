@@ -9,7 +9,7 @@ build_dir=${1:-build}
 shift || true
 
 packages=(cmake ninja-build g++ pkg-config libcli11-dev nlohmann-json3-dev libgtest-dev
-          libhwloc-dev libtbb-dev libnuma-dev libpcre2-dev)
+          libhwloc-dev libtbb-dev libdnnl-dev libnuma-dev libpcre2-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,0 +1,108 @@
+// oneDNN for prefill-sized matmuls of float weights. Our float tiles are decode kernels (one
+// weight row against a few activation rows); oneDNN's brgemm blocks registers and caches for
+// large m. Measured on the 2-core AVX-512 VM (m 512, k 2048, n 4096, 2 threads): oneDNN f32
+// 269 GFLOP/s against 60 for our AVX-512 F32 tile; F16 169 against 60 (bench/bench_matmul).
+// oneDNN 2.6's bf16 matmul needs bf16 activations (a precision loss our AMX-BF16 tile avoids by
+// splitting activations), so BF16 and F16 weights are widened to f32 by our pool, a chunk of rows
+// at a time, and every format keeps f32 numerics (oneDNN 2.6's f16 reorder is a slow reference
+// loop: 25 ns an element).
+#include "cpu_kernels/onednn_matmul.h"
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <vector>
+
+#include "cpu_kernels/dispatch.h"
+#include "cpu_kernels/env.h"
+#include "cpu_kernels/kernels.h"
+#include "cpu_kernels/quant.h"
+
+extern "C" void omp_set_num_threads(int);  // libgomp, oneDNN's threading runtime on Debian
+
+namespace hexe::cpu {
+namespace {
+
+// Widened rows per chunk and thread: 2 MiB of f32, so the chunk is still in L2 when the matmul
+// reads it.
+constexpr int64_t kChunkBytes = int64_t(2) << 20;
+
+dnnl::engine& cpu_engine() {
+  static dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+using dt = dnnl::memory::data_type;
+
+// y[m][n] = x[m][k] . w[n][k]^T, rows of w `ws` floats apart.
+void matmul_f32(dnnl::stream& s, const float* x, int64_t xs, const float* w, int64_t ws, int64_t m, int64_t n,
+                int64_t k, float* y, int64_t ys) {
+  const dnnl::memory::desc a({m, k}, dt::f32, {xs, 1});
+  const dnnl::memory::desc b({k, n}, dt::f32, {1, ws});
+  const dnnl::memory::desc c({m, n}, dt::f32, {ys, 1});
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), cpu_engine());
+  dnnl::matmul(pd).execute(s, {{DNNL_ARG_SRC, dnnl::memory(a, cpu_engine(), const_cast<float*>(x))},
+                               {DNNL_ARG_WEIGHTS, dnnl::memory(b, cpu_engine(), const_cast<float*>(w))},
+                               {DNNL_ARG_DST, dnnl::memory(c, cpu_engine(), y)}});
+}
+
+// Output columns [n0, n1) on the calling thread: oneDNN with one OpenMP thread runs inline, so the
+// work stays on our pinned workers and no OpenMP team spins beside them afterwards (a team's
+// idle spinning cost the following kernels up to 30% on 2 cores).
+bool matmul_rows(const MatmulParams& p, int64_t n0, int64_t n1) {
+  thread_local const bool serial = (omp_set_num_threads(1), true);
+  (void)serial;
+  try {
+    dnnl::stream s(cpu_engine());
+    if (p.w_type == DType::F32) {
+      matmul_f32(s, p.x, p.x_stride, static_cast<const float*>(p.w) + n0 * p.k, p.k, p.m, n1 - n0, p.k, p.y + n0,
+                 p.y_stride);
+      s.wait();
+      return true;
+    }
+    const int64_t chunk = std::clamp<int64_t>(kChunkBytes / (4 * p.k) / 16 * 16, 16, n1 - n0);
+    thread_local std::vector<float> wide;
+    wide.resize(size_t(chunk * p.k));
+    const size_t rb = row_bytes(p.w_type, uint64_t(p.k));
+    for (int64_t c0 = n0; c0 < n1; c0 += chunk) {
+      const int64_t nr = std::min(chunk, n1 - c0);
+      for (int64_t r = 0; r < nr; ++r)
+        dequantize_row(p.w_type, static_cast<const uint8_t*>(p.w) + size_t(c0 + r) * rb, wide.data() + r * p.k, p.k);
+      matmul_f32(s, p.x, p.x_stride, wide.data(), p.k, p.m, nr, p.k, p.y + c0, p.y_stride);
+      s.wait();
+    }
+    return true;
+  } catch (const dnnl::error&) {
+    return false;
+  }
+}
+
+}  // namespace
+
+bool onednn_wanted(const MatmulParams& p, Isa tier) {
+  if (env::onednn_off() || p.w_layout != WeightLayout::Gguf) return false;
+  if (p.w_type == DType::F32) {
+    if (p.m < kOneDnnMinRowsF32) return false;
+  } else if (p.w_type == DType::F16 || p.w_type == DType::BF16) {
+    if (p.m < kOneDnnMinRowsWidened) return false;
+  } else {
+    return false;
+  }
+  if (int(tier) < int(Isa::Avx2)) return false;
+  const GemmKernel* g = select_gemm(p.w_type, p.k, tier, p.w_layout);
+  return !(g && g->tier == Isa::Amx);
+}
+
+bool onednn_matmul(const MatmulParams& p, ThreadPool& pool) {
+  const int nth = pool.size();
+  const int64_t per = ((p.n + nth - 1) / nth + 15) / 16 * 16;
+  std::atomic<bool> ok{true};
+  pool.run([&](int ith, int) {
+    const int64_t n0 = int64_t(ith) * per, n1 = std::min(p.n, n0 + per);
+    if (n0 < n1 && !matmul_rows(p, n0, n1)) ok.store(false);
+  });
+  return ok.load();
+}
+
+}  // namespace hexe::cpu
