@@ -1,5 +1,6 @@
-// Persistent worker pool: workers spin briefly on a generation counter, then sleep on a condition
-// variable, so back-to-back run() calls cost microseconds and idle pools cost no CPU.
+// The pool front (caller pinning, parallel_for) and the Spin backend: workers spin briefly on a
+// generation counter, then sleep on a condition variable, so back-to-back run() calls cost
+// microseconds and idle pools cost no CPU. The Tbb backend is in thread_pool_tbb.cpp.
 #include "cpu_kernels/thread_pool.h"
 
 #include <pthread.h>
@@ -11,6 +12,8 @@
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+
+#include "cpu_kernels/thread_pool_backend.h"
 
 namespace hexe::cpu {
 namespace {
@@ -38,16 +41,33 @@ bool spin_until(Pred pred, std::chrono::microseconds spin = kSpinTime) {
   }
 }
 
-bool pin_to(int core) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(core, &set);
-  return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
-}
+class SpinBackend final : public ThreadPool::Backend {
+ public:
+  SpinBackend(int n_threads, std::vector<int> cores) : n_threads(n_threads), cores(std::move(cores)) {
+    for (int i = 1; i < n_threads; ++i) workers.emplace_back([this, i] { worker_main(i); });
+  }
+  ~SpinBackend() override {
+    stop.store(true, std::memory_order_release);
+    wake();
+    for (auto& t : workers) t.join();
+  }
+  int size() const override { return n_threads; }
+  void set_spin_us(int us) override { spin_us.store(std::max(0, us), std::memory_order_relaxed); }
 
-}  // namespace
+  void run(const std::function<void(int, int)>& fn) override {
+    if (n_threads > 1) {
+      job = &fn;
+      pending.store(n_threads - 1, std::memory_order_release);
+      wake();
+    }
+    fn(0, n_threads);
+    if (n_threads > 1) {
+      auto done = [&] { return pending.load(std::memory_order_acquire) == 0; };
+      while (!spin_until(done)) std::this_thread::yield();
+    }
+  }
 
-struct ThreadPool::Impl {
+ private:
   int n_threads = 1;
   std::vector<int> cores;
   std::vector<std::thread> workers;
@@ -60,7 +80,7 @@ struct ThreadPool::Impl {
   std::condition_variable cv;
 
   void worker_main(int ith) {
-    if (!cores.empty()) pin_to(cores[size_t(ith) % cores.size()]);
+    if (!cores.empty()) pin_this_thread(cores[size_t(ith) % cores.size()]);
     uint64_t seen = 0;
     for (;;) {
       uint64_t g = seen;
@@ -86,39 +106,44 @@ struct ThreadPool::Impl {
   }
 };
 
-ThreadPool::ThreadPool(int n_threads, std::vector<int> cores) : impl_(std::make_unique<Impl>()) {
-  impl_->n_threads = std::max(1, n_threads);
-  impl_->cores = std::move(cores);
-  for (int i = 1; i < impl_->n_threads; ++i)
-    impl_->workers.emplace_back([this, i] { impl_->worker_main(i); });
+}  // namespace
+
+bool pin_this_thread(int core) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(core, &set);
+  return pthread_setaffinity_np(pthread_self(), sizeof set, &set) == 0;
 }
 
-ThreadPool::~ThreadPool() {
-  impl_->stop.store(true, std::memory_order_release);
-  impl_->wake();
-  for (auto& t : impl_->workers) t.join();
+std::unique_ptr<ThreadPool::Backend> make_spin_backend(int n_threads, const std::vector<int>& cores) {
+  return std::make_unique<SpinBackend>(n_threads, cores);
 }
 
-int ThreadPool::size() const { return impl_->n_threads; }
-void ThreadPool::set_spin_us(int us) { impl_->spin_us.store(std::max(0, us), std::memory_order_relaxed); }
-const std::vector<int>& ThreadPool::cores() const { return impl_->cores; }
+const char* pool_kind_name(PoolKind kind) { return kind == PoolKind::Tbb ? "tbb" : "spin"; }
+
+std::optional<PoolKind> pool_kind_from_name(std::string_view name) {
+  if (name == "spin") return PoolKind::Spin;
+  if (name == "tbb") return PoolKind::Tbb;
+  return std::nullopt;
+}
+
+ThreadPool::ThreadPool(int n_threads, std::vector<int> cores, PoolKind kind) : cores_(std::move(cores)), kind_(kind) {
+  n_threads = std::max(1, n_threads);
+  backend_ = kind == PoolKind::Tbb ? make_tbb_backend(n_threads, cores_) : make_spin_backend(n_threads, cores_);
+}
+
+ThreadPool::~ThreadPool() = default;
+
+int ThreadPool::size() const { return backend_->size(); }
+PoolKind ThreadPool::kind() const { return kind_; }
+void ThreadPool::set_spin_us(int us) { backend_->set_spin_us(us); }
+const std::vector<int>& ThreadPool::cores() const { return cores_; }
 
 void ThreadPool::run(const std::function<void(int ith, int nth)>& fn) {
-  Impl& p = *impl_;
   cpu_set_t saved;
-  const bool pin_caller =
-      !p.cores.empty() && pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) == 0 &&
-      pin_to(p.cores[0]);
-  if (p.n_threads > 1) {
-    p.job = &fn;
-    p.pending.store(p.n_threads - 1, std::memory_order_release);
-    p.wake();
-  }
-  fn(0, p.n_threads);
-  if (p.n_threads > 1) {
-    auto done = [&] { return p.pending.load(std::memory_order_acquire) == 0; };
-    while (!spin_until(done)) std::this_thread::yield();
-  }
+  const bool pin_caller = !cores_.empty() && pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) == 0 &&
+                          pin_this_thread(cores_[0]);
+  backend_->run(fn);
   if (pin_caller) pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
 }
 

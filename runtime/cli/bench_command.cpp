@@ -27,6 +27,8 @@ void add_bench_command(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   moe->add_option("-t,--threads", mo->threads, "Threads (0: all)")->capture_default_str();
   moe->add_flag("--pin", mo->pin, "Pin thread i to core i");
+  moe->add_option("--pool", mo->pool, "Thread pool: spin (ours) | tbb (a oneTBB task_arena)")
+      ->capture_default_str()->check(CLI::IsMember({"spin", "tbb"}));
   moe->add_option("-r,--runs", mo->runs, "Runs; the figure is their median")->capture_default_str()->check(CLI::Range(1, 100));
   moe->add_option("--set-mib", mo->set_mib, "Weight set size (default 4 x LLC, <= 6 GiB and MemAvailable/2)");
   moe->add_option("--seed", mo->seed, "Random seed")->capture_default_str();

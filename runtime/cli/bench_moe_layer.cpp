@@ -93,7 +93,9 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   std::vector<int> cores;
   if (o.pin)
     for (int i = 0; i < threads; ++i) cores.push_back(i);
-  cpu::ThreadPool pool(threads, cores);
+  const auto kind = cpu::pool_kind_from_name(o.pool);
+  if (!kind) throw Error("hexe bench moe-layer: --pool " + o.pool + " is unknown (expected spin or tbb)");
+  cpu::ThreadPool pool(threads, cores, *kind);
 
   // The weight set: whole experts (gate, up, down back to back), many times the LLC.
   const size_t gate_bytes = row_bytes(type, uint64_t(H)) * size_t(F);
@@ -128,8 +130,9 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   }
   const cpu::WeightLayout layout = rows16 ? cpu::WeightLayout::Rows16 : cpu::WeightLayout::Gguf;
 
-  std::printf("cpu %s, isa %s, threads %d%s, load average %s\n", cpu::cpu_features().brand.c_str(),
-              cpu::isa_name(cpu::active_isa()), threads, o.pin ? " (pinned)" : "", load_average().c_str());
+  std::printf("cpu %s, isa %s, threads %d%s, pool %s, load average %s\n", cpu::cpu_features().brand.c_str(),
+              cpu::isa_name(cpu::active_isa()), threads, o.pin ? " (pinned)" : "", cpu::pool_kind_name(*kind),
+              load_average().c_str());
   const cpu::KernelChoice kc = cpu::matmul_choice(type, H, cpu::active_isa(), layout);
   std::printf("layer %s: hidden %lld, n_ff %lld, %d experts, top-%d, %s weights, layout %s (kernel %s)\n",
               shape->name, static_cast<long long>(H), static_cast<long long>(F), shape->n_experts,

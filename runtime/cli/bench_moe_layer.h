@@ -14,6 +14,7 @@ struct MoeLayerBenchOptions {
   int64_t tokens = 1;
   int threads = 0;                      // 0: every hardware thread
   bool pin = false;                     // pin thread i to core i
+  std::string pool = "spin";            // spin | tbb: the thread pool's backend (cpu::PoolKind)
   int runs = 3;                         // the figure is the median over runs
   uint64_t set_mib = 0;                 // 0: 4 x LLC, bounded by 6 GiB and half of MemAvailable
   uint64_t seed = 1;

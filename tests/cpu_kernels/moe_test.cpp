@@ -134,7 +134,8 @@ TEST(MoeTwoPhase, ManyThreadsMatchOneThread) {
   std::mt19937 rng(9);
   const int n_experts = 8;
   const int64_t hidden = 256, n_ff = 512;
-  ThreadPool pool(8);  // oversubscribed here; the schedule, not the speed, is under test
+  // Oversubscribed here; the schedule, not the speed, is under test. Both pool backends.
+  ThreadPool pool(8), tbb_pool(8, {}, PoolKind::Tbb);
   for (DType type : {DType::F32, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
     std::vector<std::vector<uint8_t>> mats;
     std::vector<ExpertWeights> experts, packed;
@@ -174,11 +175,15 @@ TEST(MoeTwoPhase, ManyThreadsMatchOneThread) {
         p.y = y8.data();
         moe_experts(p, pool);
         p.trace = nullptr;
+        std::vector<float> y_tbb(ny, 1e9f);
+        p.y = y_tbb.data();
+        moe_experts(p, tbb_pool);
         p.y = y1.data();
         moe_experts_at(p, active_isa(), nullptr);
         const std::string name = std::string(dtype_name(type)) + (use_packed ? "+rows16" : "") +
                                  " tokens=" + std::to_string(n_tokens) + " top_k=" + std::to_string(top_k);
         EXPECT_LT(rel_err(y8, y1), 1e-5) << name;
+        EXPECT_LT(rel_err(y_tbb, y1), 1e-5) << name << " (tbb pool)";
         // Both phases ran units of every used expert (two-phase: more units than experts).
         EXPECT_GT(trace.size(), 2 * std::set<int>(ids.begin(), ids.end()).size()) << name;
       }
@@ -187,7 +192,7 @@ TEST(MoeTwoPhase, ManyThreadsMatchOneThread) {
 }
 
 // on_caller runs once, on the calling thread, under every schedule (one thread, the one-phase
-// and two-phase pool dispatches, and a layer whose slots are all empty).
+// and two-phase pool dispatches, a layer whose slots are all empty, and a Tbb pool).
 TEST(MoeOnCaller, RunsOnceOnTheCallingThread) {
   std::mt19937 rng(2);
   const int64_t hidden = 256, n_ff = 256;
@@ -197,8 +202,8 @@ TEST(MoeOnCaller, RunsOnceOnTheCallingThread) {
     mats.push_back(test::random_weights(rng, DType::Q8_0, e % 3 == 2 ? hidden : n_ff, e % 3 == 2 ? n_ff : hidden));
   for (int e = 0; e < 4; ++e) experts.push_back({mats[size_t(3 * e)].data(), mats[size_t(3 * e + 1)].data(), mats[size_t(3 * e + 2)].data()});
   const auto x = test::random_floats(rng, size_t(hidden), 0.1f);
-  ThreadPool pool2(2), pool8(8);
-  for (int mode = 0; mode < 4; ++mode) {
+  ThreadPool pool2(2), pool8(8), tbb8(8, {}, PoolKind::Tbb);
+  for (int mode = 0; mode < 5; ++mode) {
     std::vector<int32_t> ids = mode == 3 ? std::vector<int32_t>{-1, -1} : std::vector<int32_t>{1, 3};
     std::vector<float> w{0.5f, 0.5f};
     std::vector<float> y(static_cast<size_t>(hidden));
@@ -211,7 +216,7 @@ TEST(MoeOnCaller, RunsOnceOnTheCallingThread) {
     p.hidden = hidden; p.n_ff = n_ff; p.x = x.data(); p.n_tokens = 1; p.top_k = 2;
     p.ids = ids.data(); p.weights = w.data(); p.y = y.data(); p.on_caller = &cb;
     if (mode == 0) moe_experts_at(p, active_isa(), nullptr);
-    else moe_experts(p, mode == 2 ? pool8 : pool2);
+    else moe_experts(p, mode == 4 ? tbb8 : mode == 2 ? pool8 : pool2);
     EXPECT_EQ(calls, 1) << "mode " << mode;
     EXPECT_EQ(who, std::this_thread::get_id()) << "mode " << mode;
   }

@@ -1,8 +1,10 @@
-// ThreadPool: every index covered exactly once, chunk boundaries on the grain, repeated runs.
+// ThreadPool, both backends (Spin, Tbb): every index covered exactly once, chunk boundaries on the
+// grain, repeated runs, index 0 on the caller, pinned pools, waking after sleep.
 #include <atomic>
 #include <chrono>
 #include <mutex>
 #include <thread>
+#include <set>
 
 #include "cpu_kernels/thread_pool.h"
 #include "tests/cpu_kernels/test_util.h"
@@ -10,9 +12,11 @@
 namespace hexe::cpu {
 namespace {
 
-TEST(ThreadPool, ParallelForCoversEachIndexOnceOnGrain) {
+class PoolKinds : public ::testing::TestWithParam<PoolKind> {};
+
+TEST_P(PoolKinds, ParallelForCoversEachIndexOnceOnGrain) {
   for (int threads : {1, 2, 3, 5}) {
-    ThreadPool pool(threads);
+    ThreadPool pool(threads, {}, GetParam());
     for (int64_t n : {0, 1, 2, 7, 64, 1000, 1001})
       for (int64_t grain : {1, 3, 16, 2000}) {
         std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
@@ -36,8 +40,9 @@ TEST(ThreadPool, ParallelForCoversEachIndexOnceOnGrain) {
   }
 }
 
-TEST(ThreadPool, RunCallsEveryThreadOnceRepeatedly) {
-  ThreadPool pool(3);
+TEST_P(PoolKinds, RunCallsEveryThreadOnceRepeatedly) {
+  ThreadPool pool(3, {}, GetParam());
+  ASSERT_EQ(pool.kind(), GetParam());
   ASSERT_EQ(pool.size(), 3);
   std::vector<std::atomic<int>> calls(3);
   for (int rep = 0; rep < 500; ++rep) {
@@ -49,8 +54,23 @@ TEST(ThreadPool, RunCallsEveryThreadOnceRepeatedly) {
   for (auto& c : calls) EXPECT_EQ(c.load(), 500);
 }
 
-TEST(ThreadPool, PinnedPoolRuns) {
-  ThreadPool pool(2, {0});
+TEST_P(PoolKinds, IndexZeroRunsOnTheCaller) {
+  ThreadPool pool(4, {}, GetParam());
+  const auto caller = std::this_thread::get_id();
+  for (int rep = 0; rep < 50; ++rep) {
+    std::atomic<int> zero_on_caller{0}, others_on_caller{0};
+    pool.run([&](int ith, int) {
+      const bool on_caller = std::this_thread::get_id() == caller;
+      if (ith == 0) zero_on_caller += on_caller;
+      else others_on_caller += on_caller;
+    });
+    ASSERT_EQ(zero_on_caller.load(), 1);
+    ASSERT_EQ(others_on_caller.load(), 0) << "a worker index ran on the caller";
+  }
+}
+
+TEST_P(PoolKinds, PinnedPoolRuns) {
+  ThreadPool pool(2, {0}, GetParam());
   EXPECT_EQ(pool.cores().size(), 1u);
   std::atomic<int64_t> sum{0};
   pool.parallel_for(100, 1, [&](int64_t b, int64_t e) {
@@ -59,13 +79,21 @@ TEST(ThreadPool, PinnedPoolRuns) {
   EXPECT_EQ(sum.load(), 4950);
 }
 
-TEST(ThreadPool, IdlePoolWakesAfterSleeping) {
-  ThreadPool pool(2);
+TEST_P(PoolKinds, IdlePoolWakesAfterSleeping) {
+  ThreadPool pool(2, {}, GetParam());
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // workers fall asleep
   std::atomic<int> n{0};
   pool.run([&](int, int) { n++; });
   EXPECT_EQ(n.load(), 2);
 }
+
+TEST(ThreadPool, KindNamesRoundTrip) {
+  for (PoolKind k : {PoolKind::Spin, PoolKind::Tbb}) EXPECT_EQ(pool_kind_from_name(pool_kind_name(k)), k);
+  EXPECT_FALSE(pool_kind_from_name("openmp").has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(ThreadPool, PoolKinds, ::testing::Values(PoolKind::Spin, PoolKind::Tbb),
+                         [](const ::testing::TestParamInfo<PoolKind>& i) { return std::string(pool_kind_name(i.param)); });
 
 }  // namespace
 }  // namespace hexe::cpu
