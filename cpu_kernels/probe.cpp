@@ -13,6 +13,8 @@ double int8_dot_ops_avx2(int64_t iters);
 double int8_dot_ops_vnni512(int64_t iters);
 double fma_flops_avx2(int64_t iters);
 double bf16_dot_flops_avx512(int64_t iters);
+double int8_dot_ops_amx(int64_t iters);
+double bf16_dot_flops_amx(int64_t iters);
 }  // namespace detail
 
 namespace {
@@ -40,6 +42,12 @@ double bf16_dot_flops(int64_t iters) {
   if (has512() && cpu_features().avx512_bf16) return detail::bf16_dot_flops_avx512(iters);
   if (cpu_features().avx2 && cpu_features().fma) return detail::fma_flops_avx2(iters);
   return 0.0;
+}
+
+double amx_int8_dot_ops(int64_t iters) { return amx_usable() ? detail::int8_dot_ops_amx(iters) : 0.0; }
+
+double amx_bf16_dot_flops(int64_t iters) {
+  return amx_usable() && cpu_features().amx_bf16 ? detail::bf16_dot_flops_amx(iters) : 0.0;
 }
 
 const char* int8_dot_name() {

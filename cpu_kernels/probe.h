@@ -1,5 +1,5 @@
 // Micro-kernels that measure this machine's limits: the denominators of the benchmarks' ratios
-// (DRAM read bandwidth, peak int8 dot-product rate, peak bf16 dot-product rate).
+// (DRAM read bandwidth, peak int8 and bf16 dot-product rates, with vectors and with AMX tiles).
 #pragma once
 
 #include <cstddef>
@@ -19,6 +19,11 @@ double int8_dot_ops(int64_t iters);
 // Likewise with vdpbf16ps zmm (AVX512_BF16), else AVX2 float FMA on converted values; returns
 // floating-point operations done (2 per multiply-add).
 double bf16_dot_flops(int64_t iters);
+
+// The same with AMX tiles (tdpbusd, tdpbf16ps on 16x64-byte tiles); 0 where AMX-INT8 / AMX-BF16
+// is absent or the kernel refuses the tile state. The prefill tiles' own ceiling.
+double amx_int8_dot_ops(int64_t iters);
+double amx_bf16_dot_flops(int64_t iters);
 
 // The instruction int8_dot_ops / bf16_dot_flops use on this CPU ("avx512_vnni vpdpbusd zmm").
 const char* int8_dot_name();

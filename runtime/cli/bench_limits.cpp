@@ -100,6 +100,8 @@ double dram_read_gbs(const uint8_t* buf, size_t bytes, cpu::ThreadPool& pool, in
 
 double peak_int8_gops(cpu::ThreadPool& pool) { return peak_rate(pool, cpu::int8_dot_ops); }
 double peak_bf16_gflops(cpu::ThreadPool& pool) { return peak_rate(pool, cpu::bf16_dot_flops); }
+double peak_amx_int8_gops(cpu::ThreadPool& pool) { return peak_rate(pool, cpu::amx_int8_dot_ops); }
+double peak_amx_bf16_gflops(cpu::ThreadPool& pool) { return peak_rate(pool, cpu::amx_bf16_dot_flops); }
 
 void fill_random_weights(DType type, uint8_t* dst, size_t bytes, uint64_t seed,
                          cpu::ThreadPool& pool) {

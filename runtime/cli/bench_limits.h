@@ -24,6 +24,9 @@ double dram_read_gbs(const uint8_t* buf, size_t bytes, cpu::ThreadPool& pool, in
 // Peak rates over all pool threads at once, in G operations/s (2 per multiply-add); best of 5.
 double peak_int8_gops(cpu::ThreadPool& pool);
 double peak_bf16_gflops(cpu::ThreadPool& pool);
+// The AMX tile rates (tdpbusd, tdpbf16ps); 0 where the machine has no AMX.
+double peak_amx_int8_gops(cpu::ThreadPool& pool);
+double peak_amx_bf16_gflops(cpu::ThreadPool& pool);
 
 // Fills n_rows rows of `row_bytes` with random blocks of `type` whose values are finite and of
 // unit-ish magnitude (random levels, small positive scales); split over the pool (first touch).

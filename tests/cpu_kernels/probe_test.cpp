@@ -32,5 +32,16 @@ TEST(Probe, PeakLoopsCountOperations) {
   EXPECT_STRNE(int8_dot_name(), "none");
 }
 
+// 4 tdpbusd of 16x16 outputs x 64 products per round; 0 where AMX cannot run (no SIGILL).
+TEST(Probe, AmxPeakLoopsCountOperationsOrReportAbsence) {
+  if (!amx_usable()) {
+    EXPECT_EQ(amx_int8_dot_ops(10), 0.0);
+    GTEST_SKIP() << "no usable AMX-INT8: the AMX probe reports 0";
+  }
+  EXPECT_DOUBLE_EQ(amx_int8_dot_ops(10), 10.0 * 4 * 16 * 16 * 64 * 2);
+  if (cpu_features().amx_bf16) EXPECT_DOUBLE_EQ(amx_bf16_dot_flops(10), 10.0 * 4 * 16 * 16 * 32 * 2);
+  else EXPECT_EQ(amx_bf16_dot_flops(10), 0.0);
+}
+
 }  // namespace
 }  // namespace hexe::cpu
