@@ -7,6 +7,7 @@
 // to DRAM bandwidth falls well below 1 and GFLOP/s is the figure to watch (no peak-FLOP/s limit
 // is measured yet).
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -18,6 +19,7 @@
 
 #include "cpu_kernels/dispatch.h"
 #include "cpu_kernels/matmul.h"
+#include "cpu_kernels/probe.h"
 #include "cpu_kernels/repack.h"
 #include "cpu_kernels/thread_pool.h"
 
@@ -31,28 +33,18 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// Best-of-5 read bandwidth (GB/s): every thread sums its slice with 4 independent accumulators.
+// Read bandwidth (GB/s): the best of two passes of every cpu::stream_read pattern, each thread
+// streaming its slice (the probe of hexe bench).
 double dram_read_gbs(const uint8_t* buf, size_t bytes, hexe::cpu::ThreadPool& pool) {
-  const size_t words = bytes / 8;
-  std::vector<uint64_t> sink(size_t(pool.size()) * 8);
+  const size_t per = bytes / size_t(pool.size()) / 64 * 64;
+  std::atomic<uint64_t> sink{0};
   double best = 0;
-  for (int rep = 0; rep < 5; ++rep) {
-    const auto t0 = Clock::now();
-    pool.run([&](int ith, int nth) {
-      const size_t b = words * size_t(ith) / size_t(nth), e = words * size_t(ith + 1) / size_t(nth);
-      const auto* p = reinterpret_cast<const uint64_t*>(buf);
-      uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-      size_t i = b;
-      for (; i + 4 <= e; i += 4) {
-        a0 += p[i];
-        a1 += p[i + 1];
-        a2 += p[i + 2];
-        a3 += p[i + 3];
-      }
-      sink[size_t(ith) * 8] = a0 + a1 + a2 + a3;
-    });
-    best = std::max(best, double(bytes) / seconds_since(t0) / 1e9);
-  }
+  for (int rep = 0; rep < 2; ++rep)
+    for (int pat = 0; pat < hexe::cpu::stream_read_patterns(); ++pat) {
+      const auto t0 = Clock::now();
+      pool.run([&](int ith, int) { sink ^= hexe::cpu::stream_read(buf + size_t(ith) * per, per, pat); });
+      best = std::max(best, double(per) * double(pool.size()) / seconds_since(t0) / 1e9);
+    }
   return best;
 }
 
@@ -95,11 +87,14 @@ int main(int argc, char** argv) {
     std::memcpy(w.data() + i, &v, 8);
   }
   for (size_t i = 1; i < bytes; i += 2) w.data()[i] = uint8_t((w.data()[i] & 0x83) | 0x3C);
-  const double dram = dram_read_gbs(w.data(), bytes, pool);
+  // The probe reads the buffer the kernels read: with rows16 that is the repacked copy (its pages
+  // touched here first), whose physical placement, and speed, may differ from the source's.
+  if (rows16) std::memcpy(packed.data(), w.data(), bytes);
+  const double dram = dram_read_gbs(rows16 ? packed.data() : w.data(), bytes, pool);
   std::printf("cpu %s, isa %s, threads %d, m %lld, k %lld, %zu MiB of weights per format, layout %s\n",
               cpu_features().brand.c_str(), isa_name(active_isa()), threads,
               static_cast<long long>(m), static_cast<long long>(k), mb, rows16 ? "rows16" : "gguf");
-  std::printf("dram read %.2f GB/s (same buffer, same threads)\n", dram);
+  std::printf("dram read %.2f GB/s (the buffer the kernels read, same threads)\n", dram);
 
   std::vector<float> x(static_cast<size_t>(m * k), 0.5f);
   const DType types[] = {DType::F32, DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,

@@ -7,7 +7,7 @@
 namespace hexe::cpu {
 
 namespace detail {
-uint64_t stream_read_avx2(const void* p, size_t bytes);
+uint64_t stream_read_avx2(const void* p, size_t bytes, bool quads);
 uint64_t stream_read_avx512(const void* p, size_t bytes);
 double int8_dot_ops_avx2(int64_t iters);
 double int8_dot_ops_vnni512(int64_t iters);
@@ -19,17 +19,34 @@ double bf16_dot_flops_amx(int64_t iters);
 
 namespace {
 bool has512() { return int(hardware_isa()) >= int(Isa::Avx512); }
-}  // namespace
 
-uint64_t stream_read(const void* p, size_t bytes) {
-  if (has512()) return detail::stream_read_avx512(p, bytes);
-  if (cpu_features().avx2) return detail::stream_read_avx2(p, bytes);
+uint64_t stream_read_scalar(const void* p, size_t bytes) {
   const auto* q = static_cast<const uint64_t*>(p);
   uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-  for (size_t i = 0; i + 4 <= bytes / 8; i += 4) {
+  size_t i = 0;
+  for (; i + 4 <= bytes / 8; i += 4) {
     s0 ^= q[i]; s1 ^= q[i + 1]; s2 ^= q[i + 2]; s3 ^= q[i + 3];
   }
+  for (; i < bytes / 8; ++i) s0 ^= q[i];
   return s0 ^ s1 ^ s2 ^ s3;
+}
+}  // namespace
+
+int stream_read_patterns() {
+  if (has512()) return 3;
+  return cpu_features().avx2 ? 2 : 1;
+}
+
+uint64_t stream_read(const void* p, size_t bytes, int pattern) {
+  // The vector loops take whole 256-byte steps; the rest goes through the scalar loop.
+  const size_t body = bytes / 256 * 256;
+  const auto* b = static_cast<const uint8_t*>(p);
+  uint64_t sum = 0;
+  pattern %= stream_read_patterns();
+  if (body && pattern < 2 && cpu_features().avx2) sum = detail::stream_read_avx2(p, body, pattern == 1);
+  else if (body && pattern == 2) sum = detail::stream_read_avx512(p, body);
+  else return stream_read_scalar(p, bytes);
+  return sum ^ stream_read_scalar(b + body, bytes - body);
 }
 
 double int8_dot_ops(int64_t iters) {

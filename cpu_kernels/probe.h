@@ -7,9 +7,14 @@
 
 namespace hexe::cpu {
 
-// Reads every byte of [p, p + bytes) once with the widest loads the CPU has (bytes a multiple of
-// 64, p 64-byte aligned); returns a checksum so the reads cannot be elided.
-uint64_t stream_read(const void* p, size_t bytes);
+// Reads every byte of [p, p + bytes) once (p 64-byte aligned); returns a checksum so the reads
+// cannot be elided. `pattern` (0 .. stream_read_patterns() - 1) picks the loop: two 32-byte loads
+// per line, four 32-byte loads per two lines, four 64-byte loads per four lines (AVX-512). The
+// same bytes read at rates up to 20% apart depending on the loop's shape (and even its code
+// layout) on the 2-core Xeon VM, with no shape fastest at every time, so a bandwidth figure is
+// the best over every pattern: the fastest read this machine was seen to do.
+int stream_read_patterns();
+uint64_t stream_read(const void* p, size_t bytes, int pattern = 0);
 
 // Runs `iters` rounds of 16 independent int8 dot-product instructions on the calling thread
 // (vpdpbusd zmm with AVX512_VNNI, else AVX2 maddubs+madd) and returns the int8 operations done

@@ -207,8 +207,16 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   // and the ratio is the median of the runs' own ratios.
   const size_t probe_bytes = set.size / (64 * size_t(threads)) * 64 * size_t(threads);
   std::vector<double> run_rate, run_ms, run_dram;
+  std::vector<std::vector<double>> pattern_dram;  // [read pattern][run]
   for (int r = 0; r < std::max(1, o.runs); ++r) {
-    if (decode) run_dram.push_back(dram_read_gbs(set.data, probe_bytes, pool, 2));
+    if (decode) {
+      std::vector<double> by;
+      run_dram.push_back(dram_read_gbs(set.data, probe_bytes, pool, 2, &by));
+      for (size_t i = 0; i < by.size(); ++i) {
+        if (pattern_dram.size() <= i) pattern_dram.emplace_back();
+        pattern_dram[i].push_back(by[i]);
+      }
+    }
     double bytes = 0, secs = 0;
     std::vector<double> step_ms;
     for (int s = 0; s < steps; ++s) {
@@ -235,8 +243,17 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   if (decode) {
     std::vector<double> ratios;
     for (size_t r = 0; r < run_rate.size(); ++r) ratios.push_back(run_rate[r] / run_dram[r]);
-    std::printf("dram read %s GB/s (best of 2 passes over the weight set just before each run, %d threads)\n",
+    std::printf("dram read %s GB/s (best of 2 passes of each read pattern over the weight set just before each "
+                "run, %d threads)\n",
                 list(run_dram).c_str(), threads);
+    std::string by;
+    for (const auto& v : pattern_dram) {
+      char b[32];
+      std::snprintf(b, sizeof b, "%s%.2f", by.empty() ? "" : " / ", median(v));
+      by += b;
+    }
+    std::printf("dram read by pattern (2x32 B per line / 4x32 B per 2 lines / 64 B per line), medians: %s GB/s\n",
+                by.c_str());
     std::printf("decode tokens %lld: %d steps per run, %.2f ms per layer (median step), runs %s GB/s\n",
                 static_cast<long long>(T), steps, median(run_ms), list(run_rate).c_str());
     std::printf("dispatch overhead %.1f us per layer (1 token, top-%d, hot 32x32 q8_0 experts)\n",

@@ -1,4 +1,5 @@
-// The probe micro-kernels behind the benchmarks' limits: stream_read sees every byte, and the
+// The probe micro-kernels behind the benchmarks' limits: stream_read sees every byte (every
+// pattern), and the
 // peak-rate loops report operations in proportion to their iterations.
 #include <gtest/gtest.h>
 
@@ -11,17 +12,22 @@
 namespace hexe::cpu {
 namespace {
 
-TEST(Probe, StreamReadSeesEveryByte) {
-  const size_t bytes = 64 * 1000;
-  auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
-  std::memset(buf, 0, bytes);
-  EXPECT_EQ(stream_read(buf, bytes), 0u);
-  for (size_t at : {size_t(0), size_t(63), size_t(64 * 500 + 17), bytes - 1}) {
-    buf[at] = 1;
-    EXPECT_NE(stream_read(buf, bytes), 0u) << "byte " << at << " not read";
-    buf[at] = 0;
+// Every pattern, on sizes with and without a tail past the vector loops' 256-byte steps.
+TEST(Probe, StreamReadSeesEveryByteInEveryPattern) {
+  ASSERT_GE(stream_read_patterns(), 1);
+  for (size_t bytes : {size_t(64 * 1000), size_t(256 * 40), size_t(64 * 3)}) {
+    auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+    std::memset(buf, 0, bytes);
+    for (int pat = 0; pat < stream_read_patterns(); ++pat) {
+      EXPECT_EQ(stream_read(buf, bytes, pat), 0u);
+      for (size_t at : {size_t(0), size_t(63), bytes / 2 + 17, bytes - 1}) {
+        buf[at] = 1;
+        EXPECT_NE(stream_read(buf, bytes, pat), 0u) << "pattern " << pat << ", " << bytes << " bytes: byte " << at << " not read";
+        buf[at] = 0;
+      }
+    }
+    std::free(buf);
   }
-  std::free(buf);
 }
 
 TEST(Probe, PeakLoopsCountOperations) {

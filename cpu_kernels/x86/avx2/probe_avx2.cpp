@@ -1,4 +1,4 @@
-// AVX2 probe loops: 32-byte streaming reads, maddubs+madd int8 and f32 FMA peak-rate loops.
+// AVX2 probe loops: 32-byte streaming reads (two patterns), maddubs+madd int8 and f32 FMA peak-rate loops.
 #include <immintrin.h>
 
 #include <cstddef>
@@ -6,18 +6,25 @@
 
 namespace hexe::cpu::detail {
 
-uint64_t stream_read_avx2(const void* p, size_t bytes) {
+// Two access patterns over the same bytes (a multiple of 128): `lines` reads each 64-byte line
+// with two 32-byte loads into two accumulators, `quads` four lines' halves into four.
+uint64_t stream_read_avx2(const void* p, size_t bytes, bool quads) {
   const auto* q = static_cast<const __m256i*>(p);
-  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
   const size_t n = bytes / 32;
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    a0 = _mm256_xor_si256(a0, _mm256_load_si256(q + i));
-    a1 = _mm256_xor_si256(a1, _mm256_load_si256(q + i + 1));
-    a2 = _mm256_xor_si256(a2, _mm256_load_si256(q + i + 2));
-    a3 = _mm256_xor_si256(a3, _mm256_load_si256(q + i + 3));
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  if (quads) {
+    for (size_t i = 0; i < n; i += 4) {
+      a0 = _mm256_xor_si256(a0, _mm256_load_si256(q + i));
+      a1 = _mm256_xor_si256(a1, _mm256_load_si256(q + i + 1));
+      a2 = _mm256_xor_si256(a2, _mm256_load_si256(q + i + 2));
+      a3 = _mm256_xor_si256(a3, _mm256_load_si256(q + i + 3));
+    }
+  } else {
+    for (size_t i = 0; i < n; i += 2) {
+      a0 = _mm256_xor_si256(a0, _mm256_load_si256(q + i));
+      a1 = _mm256_xor_si256(a1, _mm256_load_si256(q + i + 1));
+    }
   }
-  for (; i < n; ++i) a0 = _mm256_xor_si256(a0, _mm256_load_si256(q + i));
   a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
   alignas(32) uint64_t v[4];
   _mm256_store_si256(reinterpret_cast<__m256i*>(v), a0);

@@ -1,4 +1,4 @@
-// AVX-512 probe loops: 64-byte streaming reads, vpdpbusd and vdpbf16ps peak-rate loops.
+// AVX-512 probe loops: a 64-byte streaming read, vpdpbusd and vdpbf16ps peak rates.
 #include <immintrin.h>
 
 #include <cstddef>
@@ -6,18 +6,16 @@
 
 namespace hexe::cpu::detail {
 
+// Four 64-byte loads per 256 bytes (bytes a multiple of 256) into four accumulators.
 uint64_t stream_read_avx512(const void* p, size_t bytes) {
   const auto* q = static_cast<const __m512i*>(p);
   __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-  const size_t n = bytes / 64;
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
+  for (size_t i = 0; i < bytes / 64; i += 4) {
     a0 = _mm512_xor_si512(a0, _mm512_load_si512(q + i));
     a1 = _mm512_xor_si512(a1, _mm512_load_si512(q + i + 1));
     a2 = _mm512_xor_si512(a2, _mm512_load_si512(q + i + 2));
     a3 = _mm512_xor_si512(a3, _mm512_load_si512(q + i + 3));
   }
-  for (; i < n; ++i) a0 = _mm512_xor_si512(a0, _mm512_load_si512(q + i));
   a0 = _mm512_xor_si512(_mm512_xor_si512(a0, a1), _mm512_xor_si512(a2, a3));
   return uint64_t(_mm512_reduce_add_epi64(a0));
 }
