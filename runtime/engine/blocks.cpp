@@ -48,7 +48,7 @@ void linear(const Linear& w, const float* x, int64_t m, float* y, cpu::ThreadPoo
   p.w_type = w.type;
   if (w.packed && !reference) {
     p.w = w.packed;
-    p.w_layout = cpu::WeightLayout::Rows16;
+    p.w_layout = w.packed_layout;
   }
   p.n = w.n_out;
   p.k = w.n_in;

@@ -7,6 +7,7 @@
 
 #include "cpu_kernels/format.h"
 #include "cpu_kernels/moe.h"
+#include "cpu_kernels/repack.h"
 #include "memory/expert_homes.h"
 #include "placement/model_spec.h"
 #include "runtime/model/model_file.h"
@@ -22,9 +23,11 @@ struct Linear {
   DType type = DType::F32;
   int64_t n_in = 0;
   int64_t n_out = 0;
-  // The CPU decode copy (Model::repack_for_cpu, cpu_kernels/repack.h Rows16), read instead of
-  // `data` by the CPU kernels when set; `data` stays the mapped GGUF view.
+  // The CPU decode copy (Model::repack_for_cpu), read instead of `data` by the CPU kernels when
+  // set, in `packed_layout`: Rows16 (cpu_kernels/repack.h), or Gguf for a byte-identical copy in
+  // huge-page memory (F32 matrices, the routers). `data` stays the mapped GGUF view.
   const void* packed = nullptr;
+  cpu::WeightLayout packed_layout = cpu::WeightLayout::Rows16;
   explicit operator bool() const { return data != nullptr; }
 };
 
