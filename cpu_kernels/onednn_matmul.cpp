@@ -12,6 +12,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "cpu_kernels/dispatch.h"
@@ -95,6 +99,17 @@ bool onednn_wanted(const MatmulParams& p, Isa tier) {
 }
 
 bool onednn_matmul(const MatmulParams& p, ThreadPool& pool) {
+  if (env::log_dispatch()) {  // once per format and k, like the tiles' choices (dispatch.cpp)
+    static std::mutex mu;
+    static std::set<std::string> seen;
+    const std::string key = std::string(dtype_name(p.w_type)) + "/" + std::to_string(p.k);
+    std::lock_guard lk(mu);
+    if (seen.insert(key).second)
+      std::fprintf(stderr, "hexe dispatch: matmul %s/gguf k=%lld m>=%lld -> onednn f32 matmul (%s)\n",
+                   std::string(dtype_name(p.w_type)).c_str(), static_cast<long long>(p.k),
+                   static_cast<long long>(p.w_type == DType::F32 ? kOneDnnMinRowsF32 : kOneDnnMinRowsWidened),
+                   p.w_type == DType::F32 ? "weights as they are" : "rows widened to f32");
+  }
   const int nth = pool.size();
   const int64_t per = ((p.n + nth - 1) / nth + 15) / 16 * 16;
   std::atomic<bool> ok{true};
