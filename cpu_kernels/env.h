@@ -11,7 +11,7 @@ const std::string& cpu_isa_request();
 bool log_dispatch();
 // HEXE_PREFETCH: bytes ahead of the weight stream the decode tiles prefetch; -1 when unset.
 int prefetch_bytes();
-// HEXE_MOE_SCHEDULE: "one" or "two" forces the MoE decode schedule (moe.cpp) for measurements;
+// HEXE_MOE_SCHEDULE: "one", "two" or "tail" forces the MoE decode schedule (moe.cpp) for measurements;
 // "" when unset (the kernel chooses).
 const std::string& moe_schedule();
 

@@ -11,8 +11,10 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 #include <cstring>
+#include <mutex>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "cpu_kernels/dispatch.h"
@@ -25,6 +27,12 @@
 
 namespace hexe::cpu {
 namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
 
 constexpr int64_t kRowsM = 64;  // token rows per kernel call (kernels reuse weights 4 rows at once)
 // Units per thread the slicing aims for: a thread that stalls (preempted, late to wake) holds up
@@ -224,13 +232,18 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   // 16-row groups of every used expert, then (after the join) down in 16-row groups of its
   // output; about four units per thread in each, for one more dispatch. Each down unit
   // requantises its expert's h rows (n_ff values; once per run of units of one expert).
-  // HEXE_MOE_SCHEDULE=one|two forces a schedule (measurements).
   const bool homes_asked = p.n_homes > 1 && p.expert_home && p.thread_home;
   const std::string& forced = env::moe_schedule();
   const bool two_ok = pool && nth > 1 && !homes_asked && p.n_tokens <= 8 && F % kRows16 == 0 && H % kRows16 == 0;
-  if (two_ok && (forced == "two" || (forced != "one" && nth >= 4))) {
-    const int64_t per_expert = (4 * nth + n_used - 1) / n_used;
-    const int64_t c1 = std::min(per_expert, F / kRows16), c2 = std::min(per_expert, H / kRows16);
+  // Few threads (2-3): whole experts keep the weight streams long (64-256 KB items lose 20% of the
+  // bandwidth on the 2-core VM: each new stream starts slow), but a layer of whole-expert units
+  // ends with one thread idle for part of a unit (5% of the threads' time at top-8 on 2
+  // threads). So all but the last nth used experts run whole, and the last ones are split the
+  // two-phase way (nth gate/up items, then nth down items that wait for their expert's gate/up),
+  // all in one dispatch. HEXE_MOE_SCHEDULE=tail forces it, `one` and `two` the others.
+  const bool two = two_ok && (forced == "two" || (forced != "one" && forced != "tail" && nth >= 4));
+  const bool tail = two_ok && !two && (forced == "tail" || (forced != "one" && nth < 4));
+  if (two || tail) {
     s.hg.resize(size_t(filled * F));
     s.hu.resize(size_t(filled * F));
     s.d.resize(size_t(pairs * H));
@@ -245,40 +258,89 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
       std::lock_guard<std::mutex> lock(trace_mu);
       p.trace->emplace_back(e, ith);
     };
-    std::atomic<int64_t> next1{0}, next2{0};
-    pool->run([&](int ith, int) {
-      if (ith == 0 && p.on_caller) (*p.on_caller)();
-      for (int64_t it; (it = next1.fetch_add(1, std::memory_order_relaxed)) < n_used * c1;) {
-        const int e = plan.used[size_t(it / c1)];
-        trace(e, ith);
-        const int64_t j = it % c1, r0 = j * (F / kRows16) / c1 * kRows16, r1 = (j + 1) * (F / kRows16) / c1 * kRows16;
-        const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
-        float* g = s.hg.data() + o * F + r0;
-        float* u = s.hu.data() + o * F + r0;
-        gemm(*kg, H, static_cast<const uint8_t*>(wg_set[e].gate) + row_off(lg, wg, r0), wg, r1 - r0,
-             xe_g + o * x_stride_g, x_stride_g, m, g, F);
-        gemm(*ku, H, static_cast<const uint8_t*>(wu_set[e].up) + row_off(lu, wu, r0), wu, r1 - r0,
-             xe_u + o * x_stride_u, x_stride_u, m, u, F);
-        for (int64_t i = 0; i < m; ++i) swiglu(g + i * F, u + i * F, g + i * F, r1 - r0);
+    // Gate/up rows [r0, r1) of expert e into hg (then swiglu'd) and hu.
+    auto gate_up = [&](int e, int64_t r0, int64_t r1) {
+      const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
+      float* g = s.hg.data() + o * F + r0;
+      float* u = s.hu.data() + o * F + r0;
+      gemm(*kg, H, static_cast<const uint8_t*>(wg_set[e].gate) + row_off(lg, wg, r0), wg, r1 - r0,
+           xe_g + o * x_stride_g, x_stride_g, m, g, F);
+      gemm(*ku, H, static_cast<const uint8_t*>(wu_set[e].up) + row_off(lu, wu, r0), wu, r1 - r0,
+           xe_u + o * x_stride_u, x_stride_u, m, u, F);
+      for (int64_t i = 0; i < m; ++i) swiglu(g + i * F, u + i * F, g + i * F, r1 - r0);
+    };
+    // Down rows [r0, r1) of expert e; `quantised` is the expert whose h rows the thread's hq holds.
+    auto down = [&](int e, int64_t r0, int64_t r1, ThreadScratch& ts, int& quantised) {
+      const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
+      if (quantised != e) {
+        for (int64_t i = 0; i < m; ++i)
+          quantize_activation_row(ad, s.hg.data() + (o + i) * F, ts.hq.data() + size_t(i) * rbd, F);
+        quantised = e;
       }
-    });
-    pool->run([&](int ith, int) {
-      ThreadScratch& ts = s.per_thread[size_t(ith)];
-      int quantised = -1;  // the expert whose h rows ts.hq holds
-      for (int64_t it; (it = next2.fetch_add(1, std::memory_order_relaxed)) < n_used * c2;) {
-        const int e = plan.used[size_t(it / c2)];
-        trace(e, ith);
-        const int64_t j = it % c2, r0 = j * (H / kRows16) / c2 * kRows16, r1 = (j + 1) * (H / kRows16) / c2 * kRows16;
-        const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
-        if (quantised != e) {
-          for (int64_t i = 0; i < m; ++i)
-            quantize_activation_row(ad, s.hg.data() + (o + i) * F, ts.hq.data() + size_t(i) * rbd, F);
-          quantised = e;
+      gemm(*kd, F, static_cast<const uint8_t*>(wd_set[e].down) + row_off(ld, wd, r0), wd, r1 - r0, ts.hq.data(),
+           rbd, m, s.d.data() + o * H + r0, H);
+    };
+    // Item j of c over n rows (whole 16-row groups).
+    auto rows = [](int64_t j, int64_t c, int64_t n) {
+      return std::pair<int64_t, int64_t>{j * (n / kRows16) / c * kRows16, (j + 1) * (n / kRows16) / c * kRows16};
+    };
+    std::atomic<int64_t> next0{0}, next1{0}, next2{0};
+    if (two) {  // about four items per thread in each phase, a join between them
+      const int64_t per_expert = (4 * nth + n_used - 1) / n_used;
+      const int64_t c1 = std::min(per_expert, F / kRows16), c2 = std::min(per_expert, H / kRows16);
+      pool->run([&](int ith, int) {
+        if (ith == 0 && p.on_caller) (*p.on_caller)();
+        for (int64_t it; (it = next1.fetch_add(1, std::memory_order_relaxed)) < n_used * c1;) {
+          const int e = plan.used[size_t(it / c1)];
+          trace(e, ith);
+          const auto [r0, r1] = rows(it % c1, c1, F);
+          gate_up(e, r0, r1);
         }
-        gemm(*kd, F, static_cast<const uint8_t*>(wd_set[e].down) + row_off(ld, wd, r0), wd, r1 - r0, ts.hq.data(),
-             rbd, m, s.d.data() + o * H + r0, H);
-      }
-    });
+      });
+      pool->run([&](int ith, int) {
+        int quantised = -1;
+        for (int64_t it; (it = next2.fetch_add(1, std::memory_order_relaxed)) < n_used * c2;) {
+          const int e = plan.used[size_t(it / c2)];
+          trace(e, ith);
+          const auto [r0, r1] = rows(it % c2, c2, H);
+          down(e, r0, r1, s.per_thread[size_t(ith)], quantised);
+        }
+      });
+    } else {
+      const int64_t n_split = std::min<int64_t>(n_used, nth), n_whole = n_used - n_split;
+      const int64_t c1 = std::min<int64_t>(nth, F / kRows16), c2 = std::min<int64_t>(nth, H / kRows16);
+      std::vector<std::atomic<int64_t>> done1(static_cast<size_t>(n_split));  // finished gate/up items
+      for (auto& d : done1) d.store(0, std::memory_order_relaxed);
+      pool->run([&](int ith, int) {
+        if (ith == 0 && p.on_caller) (*p.on_caller)();
+        ThreadScratch& ts = s.per_thread[size_t(ith)];
+        int quantised = -1;
+        for (int64_t it; (it = next0.fetch_add(1, std::memory_order_relaxed)) < n_whole;) {
+          const int e = plan.used[size_t(it)];
+          trace(e, ith);
+          gate_up(e, 0, F);
+          down(e, 0, H, ts, quantised);
+        }
+        for (int64_t it; (it = next1.fetch_add(1, std::memory_order_relaxed)) < n_split * c1;) {
+          const int e = plan.used[size_t(n_whole + it / c1)];
+          trace(e, ith);
+          const auto [r0, r1] = rows(it % c1, c1, F);
+          gate_up(e, r0, r1);
+          done1[size_t(it / c1)].fetch_add(1, std::memory_order_release);
+        }
+        for (int64_t it; (it = next2.fetch_add(1, std::memory_order_relaxed)) < n_split * c2;) {
+          // Every gate/up item of this expert is taken (next1 is past them) and runs on some thread.
+          for (int spins = 0; done1[size_t(it / c2)].load(std::memory_order_acquire) < c1; ++spins) {
+            if (spins < 1024) cpu_relax();
+            else std::this_thread::yield();  // oversubscribed: let the item's thread run
+          }
+          const int e = plan.used[size_t(n_whole + it / c2)];
+          trace(e, ith);
+          const auto [r0, r1] = rows(it % c2, c2, H);
+          down(e, r0, r1, ts, quantised);
+        }
+      });
+    }
     reduce_pairs(p, plan, s.d.data(), 1, pool);
     return;
   }

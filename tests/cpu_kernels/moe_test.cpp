@@ -129,13 +129,14 @@ TEST(MoeEmptySlots, ComplementarySplitsAddUpToTheWhole) {
 }
 
 // Decode on many threads takes the two-phase schedule (gate/up row groups, join, down row
-// groups); it must give what one thread gives, with the GGUF blocks and with Rows16 copies.
+// groups), on 2-3 threads whole experts with the last ones split; both must give what one
+// thread gives, with the GGUF blocks and with Rows16 copies.
 TEST(MoeTwoPhase, ManyThreadsMatchOneThread) {
   std::mt19937 rng(9);
   const int n_experts = 8;
   const int64_t hidden = 256, n_ff = 512;
   // Oversubscribed here; the schedule, not the speed, is under test. Both pool backends.
-  ThreadPool pool(8), tbb_pool(8, {}, PoolKind::Tbb);
+  ThreadPool pool(8), tbb_pool(8, {}, PoolKind::Tbb), pool2(2), pool3(3);
   for (DType type : {DType::F32, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
     std::vector<std::vector<uint8_t>> mats;
     std::vector<ExpertWeights> experts, packed;
@@ -175,15 +176,29 @@ TEST(MoeTwoPhase, ManyThreadsMatchOneThread) {
         p.y = y8.data();
         moe_experts(p, pool);
         p.trace = nullptr;
-        std::vector<float> y_tbb(ny, 1e9f);
+        std::vector<float> y_tbb(ny, 1e9f), y2(ny, 1e9f), y3(ny, 1e9f);
         p.y = y_tbb.data();
         moe_experts(p, tbb_pool);
+        std::vector<std::pair<int, int>> trace2;  // 2 threads: whole experts, the last two split
+        p.trace = &trace2;
+        p.y = y2.data();
+        moe_experts(p, pool2);
+        p.trace = nullptr;
+        p.y = y3.data();
+        moe_experts(p, pool3);
         p.y = y1.data();
         moe_experts_at(p, active_isa(), nullptr);
         const std::string name = std::string(dtype_name(type)) + (use_packed ? "+rows16" : "") +
                                  " tokens=" + std::to_string(n_tokens) + " top_k=" + std::to_string(top_k);
         EXPECT_LT(rel_err(y8, y1), 1e-5) << name;
         EXPECT_LT(rel_err(y_tbb, y1), 1e-5) << name << " (tbb pool)";
+        EXPECT_LT(rel_err(y2, y1), 1e-5) << name << " (2 threads, split tail)";
+        EXPECT_LT(rel_err(y3, y1), 1e-5) << name << " (3 threads, split tail)";
+        // 2 threads: used experts beyond the last two once, the last two (or all, when fewer)
+        // in 2 gate/up and 2 down items each.
+        const size_t used = std::set<int>(ids.begin(), ids.end()).size();
+        const size_t split = std::min<size_t>(used, 2);
+        EXPECT_EQ(trace2.size(), used - split + 4 * split) << name;
         // Both phases ran units of every used expert (two-phase: more units than experts).
         EXPECT_GT(trace.size(), 2 * std::set<int>(ids.begin(), ids.end()).size()) << name;
       }
