@@ -1,11 +1,11 @@
 // oneDNN for prefill-sized matmuls of float weights. Our float tiles are decode kernels (one
 // weight row against a few activation rows); oneDNN's brgemm blocks registers and caches for
-// large m. Measured on the 2-core AVX-512 VM (m 512, k 2048, n 4096, 2 threads): oneDNN f32
-// 269 GFLOP/s against 60 for our AVX-512 F32 tile; F16 169 against 60 (bench/bench_matmul).
+// large m. Measured on the 2-core AVX-512 VM (bench/bench_matmul --m 512 --k 2048, 2 threads):
+// oneDNN f32 247-269 GFLOP/s against 60 for our AVX-512 F32 tile; F16 202 against 60.
 // oneDNN 2.6's bf16 matmul needs bf16 activations (a precision loss our AMX-BF16 tile avoids by
-// splitting activations), so BF16 and F16 weights are widened to f32 by our pool, a chunk of rows
-// at a time, and every format keeps f32 numerics (oneDNN 2.6's f16 reorder is a slow reference
-// loop: 25 ns an element).
+// splitting activations), so BF16 and F16 weights are widened to f32 by each thread, a chunk of
+// its rows at a time, and every format keeps f32 numerics (oneDNN 2.6's f16 reorder is a slow
+// reference loop: 25 ns an element).
 #include "cpu_kernels/onednn_matmul.h"
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -52,8 +52,8 @@ void matmul_f32(dnnl::stream& s, const float* x, int64_t xs, const float* w, int
 }
 
 // Output columns [n0, n1) on the calling thread: oneDNN with one OpenMP thread runs inline, so the
-// work stays on our pinned workers and no OpenMP team spins beside them afterwards (a team's
-// idle spinning cost the following kernels up to 30% on 2 cores).
+// work stays on our pinned workers and no OpenMP team spins beside them afterwards (with a
+// 2-thread team, prefill of the small F16 test model ran 11% slower than without oneDNN).
 bool matmul_rows(const MatmulParams& p, int64_t n0, int64_t n1) {
   thread_local const bool serial = (omp_set_num_threads(1), true);
   (void)serial;
@@ -65,7 +65,7 @@ bool matmul_rows(const MatmulParams& p, int64_t n0, int64_t n1) {
       s.wait();
       return true;
     }
-    const int64_t chunk = std::clamp<int64_t>(kChunkBytes / (4 * p.k) / 16 * 16, 16, n1 - n0);
+    const int64_t chunk = std::min(std::max<int64_t>(kChunkBytes / (4 * p.k) / 16 * 16, 16), n1 - n0);
     thread_local std::vector<float> wide;
     wide.resize(size_t(chunk * p.k));
     const size_t rb = row_bytes(p.w_type, uint64_t(p.k));

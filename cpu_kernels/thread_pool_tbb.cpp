@@ -46,8 +46,10 @@ class TbbBackend final : public ThreadPool::Backend {
       });
     fn(0, n_);
     for (int spins = 0; pending.load(std::memory_order_acquire) != 0; ++spins) {
-      if (spins < 4096) __builtin_ia32_pause();
-      else std::this_thread::yield();
+      if (spins >= 4096) std::this_thread::yield();
+#if defined(__x86_64__) || defined(__i386__)
+      else __builtin_ia32_pause();
+#endif
     }
   }
 
