@@ -70,28 +70,27 @@ void tile_16x16(int64_t nb, const uint8_t* grp, const uint8_t* act, size_t arb, 
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(bf + 16 * r)), s, acc[r]);
     }
   };
+  // One block: C tile c = A tile a (16 activation blocks at `ap`) . B tile w (weights at `wp`);
+  // unsigned weights take the -128 correction through the constant B tile 2. GCC's tile
+  // intrinsics need literal tile numbers (they are pasted into the asm), hence a macro.
+#define HEXE_Q8_0_BLOCK_DOT(c, a, w, ap, wp) \
+  do {                                       \
+    _tile_zero(c);                           \
+    _tile_loadd(a, ap, long(arb));           \
+    _tile_loadd(w, wp, 64);                  \
+    if constexpr (kSignedB) {                \
+      _tile_dpbssd(c, a, w);                 \
+    } else {                                 \
+      _tile_dpbsud(c, a, w);                 \
+      _tile_dpbssd(c, a, 2);                 \
+    }                                        \
+  } while (0)
   int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
+  for (; b + 2 <= nb; b += 2) {  // two blocks of a pair in flight: C tiles 3 and 6
     const uint8_t* pair = grp + size_t(b / 2) * kPairBytes;
     const uint8_t* a = act + size_t(b) * kActBlock + 2;
-    _tile_zero(3);
-    _tile_loadd(0, a, long(arb));
-    _tile_loadd(1, pair, 64);
-    if constexpr (kSignedB) {
-      _tile_dpbssd(3, 0, 1);
-    } else {
-      _tile_dpbsud(3, 0, 1);
-      _tile_dpbssd(3, 0, 2);
-    }
-    _tile_zero(6);
-    _tile_loadd(4, a + kActBlock, long(arb));
-    _tile_loadd(5, pair + 512, 64);
-    if constexpr (kSignedB) {
-      _tile_dpbssd(6, 4, 5);
-    } else {
-      _tile_dpbsud(6, 4, 5);
-      _tile_dpbssd(6, 4, 2);
-    }
+    HEXE_Q8_0_BLOCK_DOT(3, 0, 1, a, pair);
+    HEXE_Q8_0_BLOCK_DOT(6, 4, 5, a + kActBlock, pair + 512);
     _tile_stored(3, buf, 64);
     epilogue(buf, pair + 1024, da + b * 16);
     _tile_stored(6, buf + 256, 64);
@@ -99,18 +98,11 @@ void tile_16x16(int64_t nb, const uint8_t* grp, const uint8_t* act, size_t arb, 
   }
   if (b < nb) {
     const uint8_t* pair = grp + size_t(b / 2) * kPairBytes;
-    _tile_zero(3);
-    _tile_loadd(0, act + size_t(b) * kActBlock + 2, long(arb));
-    _tile_loadd(1, pair, 64);
-    if constexpr (kSignedB) {
-      _tile_dpbssd(3, 0, 1);
-    } else {
-      _tile_dpbsud(3, 0, 1);
-      _tile_dpbssd(3, 0, 2);
-    }
+    HEXE_Q8_0_BLOCK_DOT(3, 0, 1, act + size_t(b) * kActBlock + 2, pair);
     _tile_stored(3, buf, 64);
     epilogue(buf, pair + 1024, da + b * 16);
   }
+#undef HEXE_Q8_0_BLOCK_DOT
   const __mmask16 mask = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
 #pragma GCC unroll 16
   for (int r = 0; r < 16; ++r)
