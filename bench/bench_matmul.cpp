@@ -7,7 +7,6 @@
 // to DRAM bandwidth falls well below 1 and GFLOP/s is the figure to watch (no peak-FLOP/s limit
 // is measured yet).
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -31,21 +30,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Read bandwidth (GB/s): the best of two passes of every cpu::stream_read pattern, each thread
-// streaming its slice (the probe of hexe bench).
-double dram_read_gbs(const uint8_t* buf, size_t bytes, hexe::cpu::ThreadPool& pool) {
-  const size_t per = bytes / size_t(pool.size()) / 64 * 64;
-  std::atomic<uint64_t> sink{0};
-  double best = 0;
-  for (int rep = 0; rep < 2; ++rep)
-    for (int pat = 0; pat < hexe::cpu::stream_read_patterns(); ++pat) {
-      const auto t0 = Clock::now();
-      pool.run([&](int ith, int) { sink ^= hexe::cpu::stream_read(buf + size_t(ith) * per, per, pat); });
-      best = std::max(best, double(per) * double(pool.size()) / seconds_since(t0) / 1e9);
-    }
-  return best;
 }
 
 }  // namespace
@@ -90,7 +74,7 @@ int main(int argc, char** argv) {
   // The probe reads the buffer the kernels read: with rows16 that is the repacked copy (its pages
   // touched here first), whose physical placement, and speed, may differ from the source's.
   if (rows16) std::memcpy(packed.data(), w.data(), bytes);
-  const double dram = dram_read_gbs(rows16 ? packed.data() : w.data(), bytes, pool);
+  const double dram = read_bandwidth_gbs(rows16 ? packed.data() : w.data(), bytes, pool, 2);
   std::printf("cpu %s, isa %s, threads %d, m %lld, k %lld, %zu MiB of weights per format, layout %s\n",
               cpu_features().brand.c_str(), isa_name(active_isa()), threads,
               static_cast<long long>(m), static_cast<long long>(k), mb, rows16 ? "rows16" : "gguf");

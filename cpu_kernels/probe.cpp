@@ -4,6 +4,10 @@
 
 #include "cpu_kernels/isa.h"
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+
 namespace hexe::cpu {
 
 namespace detail {
@@ -47,6 +51,23 @@ uint64_t stream_read(const void* p, size_t bytes, int pattern) {
   else if (body && pattern == 2) sum = detail::stream_read_avx512(p, body);
   else return stream_read_scalar(p, bytes);
   return sum ^ stream_read_scalar(b + body, bytes - body);
+}
+
+double read_bandwidth_gbs(const uint8_t* buf, size_t bytes, ThreadPool& pool, int reps,
+                          std::vector<double>* by_pattern) {
+  const int nth = pool.size();
+  const size_t per = bytes / size_t(nth) / 64 * 64;
+  std::vector<double> best(size_t(stream_read_patterns()), 0.0);
+  std::atomic<uint64_t> sink{0};
+  for (int rep = 0; rep < reps; ++rep)
+    for (int pat = 0; pat < stream_read_patterns(); ++pat) {
+      const auto t0 = std::chrono::steady_clock::now();
+      pool.run([&](int ith, int) { sink ^= stream_read(buf + size_t(ith) * per, per, pat); });
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      best[size_t(pat)] = std::max(best[size_t(pat)], double(per) * nth / s / 1e9);
+    }
+  if (by_pattern) *by_pattern = best;
+  return *std::max_element(best.begin(), best.end());
 }
 
 double int8_dot_ops(int64_t iters) {

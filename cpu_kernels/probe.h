@@ -4,6 +4,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
+
+#include "cpu_kernels/thread_pool.h"
 
 namespace hexe::cpu {
 
@@ -15,6 +18,12 @@ namespace hexe::cpu {
 // the best over every pattern: the fastest read this machine was seen to do.
 int stream_read_patterns();
 uint64_t stream_read(const void* p, size_t bytes, int pattern = 0);
+
+// GB/s reading [buf, buf + bytes) once, split over the pool's threads: the best of `reps` passes
+// of every pattern (the limit, so the best pass). buf 64-byte aligned. by_pattern, when given,
+// gets each pattern's best.
+double read_bandwidth_gbs(const uint8_t* buf, size_t bytes, ThreadPool& pool, int reps,
+                          std::vector<double>* by_pattern = nullptr);
 
 // Runs `iters` rounds of 16 independent int8 dot-product instructions on the calling thread
 // (vpdpbusd zmm with AVX512_VNNI, else AVX2 maddubs+madd) and returns the int8 operations done

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu_kernels/probe.h"
 #include "memory/error.h"
 #include "runtime/cli/bench_limits.h"
 #include "runtime/cli/plan_execution.h"
@@ -106,7 +107,7 @@ void run_e2e_bench(const E2eBenchOptions& o) {
   fill_random_weights(DType::F32, buf.data, buf.size, 3, probe_pool);
   // Best of two passes: the first pass after the engine's work reads 10-20% slower here (threads
   // waking where the scheduler left them), which would flatter the ratio.
-  auto dram_pass = [&] { return dram_read_gbs(buf.data, buf.size, probe_pool, 2); };
+  auto dram_pass = [&] { return cpu::read_bandwidth_gbs(buf.data, buf.size, probe_pool, 2); };
 
   std::mt19937 rng(1);
   auto token = [&] { return int32_t(rng() % uint32_t(spec.n_vocab)); };

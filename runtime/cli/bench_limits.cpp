@@ -85,21 +85,6 @@ std::string load_average() {
   return a + " " + b + " " + c;
 }
 
-double dram_read_gbs(const uint8_t* buf, size_t bytes, cpu::ThreadPool& pool, int reps, std::vector<double>* by_pattern) {
-  const int nth = pool.size();
-  const size_t per = bytes / size_t(nth) / 64 * 64;
-  std::vector<double> best(size_t(cpu::stream_read_patterns()), 0.0);
-  std::atomic<uint64_t> sink{0};
-  for (int rep = 0; rep < reps; ++rep)
-    for (int pat = 0; pat < cpu::stream_read_patterns(); ++pat) {
-      const double t0 = now();
-      pool.run([&](int ith, int) { sink ^= cpu::stream_read(buf + size_t(ith) * per, per, pat); });
-      best[size_t(pat)] = std::max(best[size_t(pat)], double(per) * nth / (now() - t0) / 1e9);
-    }
-  if (by_pattern) *by_pattern = best;
-  return *std::max_element(best.begin(), best.end());
-}
-
 double peak_int8_gops(cpu::ThreadPool& pool) { return peak_rate(pool, cpu::int8_dot_ops); }
 double peak_bf16_gflops(cpu::ThreadPool& pool) { return peak_rate(pool, cpu::bf16_dot_flops); }
 double peak_amx_int8_gops(cpu::ThreadPool& pool) { return peak_rate(pool, cpu::amx_int8_dot_ops); }

@@ -1,6 +1,7 @@
-// The machine limits benchmarks divide by, measured in the benchmark's own process: DRAM read
-// bandwidth over a caller's buffer, peak int8 / bf16 dot-product rates on every pool thread, and
-// the sizes (last-level cache, available memory) that size weight sets.
+// The machine limits benchmarks divide by, measured in the benchmark's own process: peak int8 /
+// bf16 dot-product rates on every pool thread (the DRAM read bandwidth over a caller's buffer is
+// cpu::read_bandwidth_gbs, cpu_kernels/probe.h), and the sizes (last-level cache, available
+// memory) that size weight sets.
 #pragma once
 
 #include <cstddef>
@@ -16,11 +17,6 @@ namespace hexe::cli {
 size_t llc_bytes();             // largest data/unified cache level of cpu0 (sysfs); 32 MiB if unknown
 size_t mem_available_bytes();   // MemAvailable of /proc/meminfo; 0 if unknown
 std::string load_average();     // "a b c" from /proc/loadavg
-
-// GB/s reading [buf, buf + bytes) once, split over the pool's threads; best of `reps` passes of
-// every cpu::stream_read pattern (the limit, so the best pass). buf 64-byte aligned, bytes a multiple of 64 * threads.
-double dram_read_gbs(const uint8_t* buf, size_t bytes, cpu::ThreadPool& pool, int reps = 3,
-                     std::vector<double>* by_pattern = nullptr);  // each pattern's best, when given
 
 // Peak rates over all pool threads at once, in G operations/s (2 per multiply-add); best of 5.
 double peak_int8_gops(cpu::ThreadPool& pool);

@@ -211,7 +211,7 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   for (int r = 0; r < std::max(1, o.runs); ++r) {
     if (decode) {
       std::vector<double> by;
-      run_dram.push_back(dram_read_gbs(set.data, probe_bytes, pool, 2, &by));
+      run_dram.push_back(cpu::read_bandwidth_gbs(set.data, probe_bytes, pool, 2, &by));
       for (size_t i = 0; i < by.size(); ++i) {
         if (pattern_dram.size() <= i) pattern_dram.emplace_back();
         pattern_dram[i].push_back(by[i]);
