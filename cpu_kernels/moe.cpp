@@ -17,6 +17,7 @@
 #include <utility>
 #include <vector>
 
+#include "cpu_kernels/cpu_relax.h"
 #include "cpu_kernels/dispatch.h"
 #include "cpu_kernels/env.h"
 #include "cpu_kernels/kernels.h"
@@ -27,12 +28,6 @@
 
 namespace hexe::cpu {
 namespace {
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 constexpr int64_t kRowsM = 64;  // token rows per kernel call (kernels reuse weights 4 rows at once)
 // Units per thread the slicing aims for: a thread that stalls (preempted, late to wake) holds up

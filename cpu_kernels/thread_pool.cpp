@@ -13,16 +13,11 @@
 #include <mutex>
 #include <thread>
 
+#include "cpu_kernels/cpu_relax.h"
 #include "cpu_kernels/thread_pool_backend.h"
 
 namespace hexe::cpu {
 namespace {
-
-inline void cpu_relax() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
 
 // How long a waiting thread spins before it sleeps (workers) or yields (the caller). Short,
 // because `pause` costs ~140 cycles on recent Xeons and pools may be oversubscribed.

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <thread>
 
+#include "cpu_kernels/cpu_relax.h"
 #include "cpu_kernels/thread_pool_backend.h"
 
 namespace hexe::cpu {
@@ -46,10 +47,8 @@ class TbbBackend final : public ThreadPool::Backend {
       });
     fn(0, n_);
     for (int spins = 0; pending.load(std::memory_order_acquire) != 0; ++spins) {
-      if (spins >= 4096) std::this_thread::yield();
-#if defined(__x86_64__) || defined(__i386__)
-      else __builtin_ia32_pause();
-#endif
+      if (spins < 4096) cpu_relax();
+      else std::this_thread::yield();
     }
   }
 

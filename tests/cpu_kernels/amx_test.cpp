@@ -53,21 +53,6 @@ std::vector<uint8_t> quantized_acts(std::mt19937& rng, int64_t m, int64_t k, siz
   return xq;
 }
 
-// n rows of k Q4_K elements with random bytes in the scales and nibbles (every 6-bit scale and
-// min, every nibble) and random finite d, dmin.
-std::vector<uint8_t> random_q4_K_bits(std::mt19937& rng, int64_t n, int64_t k) {
-  std::vector<uint8_t> w(size_t(n * k / kQKK) * sizeof(BlockQ4_K));
-  std::uniform_int_distribution<int> byte(0, 255);
-  for (auto& b : w) b = uint8_t(byte(rng));
-  std::uniform_real_distribution<float> dd(-0.01f, 0.01f);
-  for (size_t b = 0; b < w.size() / sizeof(BlockQ4_K); ++b) {
-    const uint16_t d = f32_to_f16(dd(rng)), dmin = f32_to_f16(dd(rng));
-    std::memcpy(w.data() + b * sizeof(BlockQ4_K) + offsetof(BlockQ4_K, d), &d, 2);
-    std::memcpy(w.data() + b * sizeof(BlockQ4_K) + offsetof(BlockQ4_K, dmin), &dmin, 2);
-  }
-  return w;
-}
-
 TEST(AmxQ8_0, DispatchPicksAmxOnlyAtTheAmxTier) {
   HEXE_SKIP_WITHOUT_AMX();
   for (const WeightLayout l : {WeightLayout::Gguf, WeightLayout::Rows16}) {
@@ -175,8 +160,7 @@ TEST(AmxQ4_K, Rows16TileMatchesScalarReferenceWithColumnSlices) {
   HEXE_SKIP_WITHOUT_AMX();
   std::mt19937 rng(8);
   for (int rep = 0; rep < 48; ++rep) {
-    const int64_t m = rep < 10 ? std::vector<int64_t>{16, 17, 31, 32, 33, 47, 64, 15, 1, 80}[size_t(rep)]
-                               : std::uniform_int_distribution<int64_t>(1, 72)(rng);
+    const int64_t m = test::ragged_m(rep, rng);
     const int64_t n = std::uniform_int_distribution<int64_t>(1, 70)(rng);
     const int64_t nblk = std::uniform_int_distribution<int64_t>(1, rep % 5 == 0 ? 12 : 4)(rng);  // of 256 columns
     const int64_t k = kQKK * nblk;
@@ -186,7 +170,9 @@ TEST(AmxQ4_K, Rows16TileMatchesScalarReferenceWithColumnSlices) {
     const int64_t b1 = slice ? std::uniform_int_distribution<int64_t>(b0 + 1, nblk)(rng) : nblk;
     const int64_t c0 = kQKK * b0, len = kQKK * (b1 - b0);
     const size_t wrb = row_bytes(DType::Q4_K, uint64_t(k)), arb = row_bytes(DType::Q8_K, uint64_t(len));
-    const auto w = bits ? random_q4_K_bits(rng, n, k) : test::random_weights(rng, DType::Q4_K, n, k);
+    const auto w = bits ? test::random_block_bits(rng, n, k, sizeof(BlockQ4_K), kQKK,
+                                                   {offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)})
+                         : test::random_weights(rng, DType::Q4_K, n, k);
     const PackedWeights packed = repack_for_decode(DType::Q4_K, n, k, w.data(), wrb);
     const auto xq = quantized_acts(rng, m, len, arb, DType::Q8_K);
     const int64_t ys = n + 2;
@@ -263,8 +249,7 @@ TEST(AmxBf16, TileMatchesDoubleReferenceOnFloatActivations) {
   HEXE_SKIP_WITHOUT_AMX_BF16();
   std::mt19937 rng(10);
   for (int rep = 0; rep < 40; ++rep) {
-    const int64_t m = rep < 10 ? std::vector<int64_t>{16, 17, 31, 32, 33, 47, 64, 15, 1, 80}[size_t(rep)]
-                               : std::uniform_int_distribution<int64_t>(1, 72)(rng);
+    const int64_t m = test::ragged_m(rep, rng);
     const int64_t n = std::uniform_int_distribution<int64_t>(1, 70)(rng);
     const int64_t k = 32 * std::uniform_int_distribution<int64_t>(1, rep % 5 == 0 ? 64 : 7)(rng);
     const int64_t xs = k + 3, ys = n + 2;  // padded rows

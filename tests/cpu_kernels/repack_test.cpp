@@ -109,20 +109,6 @@ INSTANTIATE_TEST_SUITE_P(TiersXFormats, Rows16Matmul,
                                             ::testing::Values(DType::Q8_0, DType::Q4_K, DType::Q6_K)),
                          param_name);
 
-// n rows of k Q6_K elements with random bits in ql, qh and the scales (full -128..127 range) and
-// a random finite d: levels 0 and 63 and every 2-bit pattern occur, which quantised data may miss.
-std::vector<uint8_t> random_q6_K_bits(std::mt19937& rng, int64_t n, int64_t k) {
-  std::vector<uint8_t> w(size_t(n * k / kQKK) * sizeof(BlockQ6_K));
-  std::uniform_int_distribution<int> byte(0, 255);
-  for (auto& b : w) b = uint8_t(byte(rng));
-  std::uniform_real_distribution<float> dd(-0.01f, 0.01f);
-  for (size_t b = 0; b < w.size() / sizeof(BlockQ6_K); ++b) {
-    const uint16_t d = f32_to_f16(dd(rng));
-    std::memcpy(w.data() + b * sizeof(BlockQ6_K) + offsetof(BlockQ6_K, d), &d, 2);
-  }
-  return w;
-}
-
 class Rows16Slice : public ::testing::TestWithParam<Param> {};
 
 // The tile on columns [c0, c1) of a Rows16 copy (rows16_col_offset, the group stride of the whole
@@ -144,7 +130,9 @@ TEST_P(Rows16Slice, ColumnSlicesMatchGgufReference) {
     const int64_t c0 = b0 * align, len = (b1 - b0) * align;
     const int64_t m = std::uniform_int_distribution<int64_t>(1, 8)(rng);
     const bool bits = type == DType::Q6_K && rep % 2 == 1;
-    const auto w = bits ? random_q6_K_bits(rng, n, k) : test::random_weights(rng, type, n, k);
+    // Random bits (Q6_K: levels 0 and 63, every 2-bit pattern, scales over -128..127) or quantised data.
+    const auto w = bits ? test::random_block_bits(rng, n, k, sizeof(BlockQ6_K), kQKK, {offsetof(BlockQ6_K, d)})
+                        : test::random_weights(rng, type, n, k);
     const size_t wrb = row_bytes(type, uint64_t(k)), arb = row_bytes(act, uint64_t(len));
     const PackedWeights packed = repack_for_decode(type, n, k, w.data(), wrb);
     const auto x = test::random_floats(rng, size_t(m * len));

@@ -6,6 +6,8 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <initializer_list>
 #include <random>
 #include <string>
 #include <vector>
@@ -42,6 +44,30 @@ inline std::vector<float> random_floats(std::mt19937& rng, size_t n, float scale
   std::vector<float> v(n);
   for (auto& x : v) x = d(rng);
   return v;
+}
+
+// n rows of k elements in blocks of `block_bytes` (block_elems each) with random bytes everywhere
+// (every scale, level and bit pattern occurs, which quantised data may miss), then the f16 fields
+// at `f16_offsets` of each block set, in that order, to random finite values in [-0.01, 0.01].
+inline std::vector<uint8_t> random_block_bits(std::mt19937& rng, int64_t n, int64_t k, size_t block_bytes,
+                                              int64_t block_elems, std::initializer_list<size_t> f16_offsets) {
+  std::vector<uint8_t> w(size_t(n * k / block_elems) * block_bytes);
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : w) b = uint8_t(byte(rng));
+  std::uniform_real_distribution<float> dd(-0.01f, 0.01f);
+  for (size_t b = 0; b < w.size() / block_bytes; ++b)
+    for (size_t off : f16_offsets) {
+      const uint16_t h = f32_to_f16(dd(rng));
+      std::memcpy(w.data() + b * block_bytes + off, &h, 2);
+    }
+  return w;
+}
+
+// Activation row counts for the tiles' ragged-m tests: the edge cases first (a whole tile, one
+// over, the overlapping last tile, under a tile: the AVX-512 hand-over), then random 1..72.
+inline int64_t ragged_m(int rep, std::mt19937& rng) {
+  static const int64_t kEdges[] = {16, 17, 31, 32, 33, 47, 64, 15, 1, 80};
+  return rep < 10 ? kEdges[rep] : std::uniform_int_distribution<int64_t>(1, 72)(rng);
 }
 
 // n rows of k elements of `type` quantised from random floats (realistic, valid blocks).
