@@ -2,6 +2,7 @@
 // (flash-decoding) with a combine kernel; shared by GQA decode/prefill and MLA.
 #include "gpu_kernels/attention_tile.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "gpu_kernels/attention.h"
@@ -25,6 +26,71 @@ size_t smem_bytes(int dk, int dv, bool v_in_k) {
          size_t(kTileKeys) * (kv_stride(dk) + (v_in_k ? 0 : kv_stride(dv))) * 2;
 }
 
+// Keys of one split range (a multiple of the tile), as the tile and combine kernels both cut them.
+__host__ __device__ constexpr int64_t split_keys(int64_t max_keys, int n_splits) {
+  return ((max_keys + n_splits - 1) / n_splits + kTileKeys - 1) / kTileKeys * kTileKeys;
+}
+
+// Stages a tile: the K rows rowp[0..16) (dk halves, k_s rows ks apart) and, unless V_IN_K, the
+// V rows rowp[16..32) (dv halves, v_s rows vs apart); a null row stages zeros. With dk and dv
+// multiples of 8, 16-byte pieces (per element where a row is not 16-byte aligned), each thread
+// loading kStageBatch pieces before storing any: one memory latency per tile for dk = dv = 128
+// (per-element copies serialise every load behind the previous shared-memory store).
+constexpr int kStageBatch = 4;
+template <bool V_IN_K>
+__device__ __forceinline__ void stage_tile(const __half* const* rowp, int dk, int ks, __half* k_s, int dv, int vs,
+                                           __half* v_s) {
+  if (((dk | (V_IN_K ? 0 : dv)) & 7) != 0) {
+    for (int i = threadIdx.x; i < kTileKeys * dk; i += kTileThreads) {
+      const int j = i / dk, e = i - j * dk;
+      k_s[j * ks + e] = rowp[j] ? rowp[j][e] : __float2half(0.f);
+    }
+    if (!V_IN_K) {
+      for (int i = threadIdx.x; i < kTileKeys * dv; i += kTileThreads) {
+        const int j = i / dv, e = i - j * dv;
+        v_s[j * vs + e] = rowp[kTileKeys + j] ? rowp[kTileKeys + j][e] : __float2half(0.f);
+      }
+    }
+    return;
+  }
+  const int ck = dk >> 3, cv = V_IN_K ? 0 : dv >> 3;  // pieces per row
+  const int nk = kTileKeys * ck, total = nk + kTileKeys * cv;
+  for (int base = threadIdx.x; base < total; base += kStageBatch * kTileThreads) {
+    uint4 v[kStageBatch];
+    int dst[kStageBatch];  // halves past k_s (v_s follows k_s), -1: none; even, so 4-byte aligned
+#pragma unroll
+    for (int b = 0; b < kStageBatch; ++b) {
+      const int i = base + b * kTileThreads;
+      v[b] = make_uint4(0u, 0u, 0u, 0u);
+      dst[b] = -1;
+      if (i < total) {
+        const bool is_k = i < nk;
+        const int ii = is_k ? i : i - nk, per = is_k ? ck : cv;
+        const int j = ii / per, c = (ii - j * per) * 8;
+        const __half* src = rowp[is_k ? j : kTileKeys + j];
+        dst[b] = is_k ? j * ks + c : int(v_s - k_s) + j * vs + c;
+        if (src && (reinterpret_cast<uintptr_t>(src + c) & 15) == 0) {
+          v[b] = *reinterpret_cast<const uint4*>(src + c);
+        } else if (src) {
+          const unsigned short* h = reinterpret_cast<const unsigned short*>(src + c);
+          v[b] = make_uint4(h[0] | uint32_t(h[1]) << 16, h[2] | uint32_t(h[3]) << 16, h[4] | uint32_t(h[5]) << 16,
+                            h[6] | uint32_t(h[7]) << 16);
+        }
+      }
+    }
+#pragma unroll
+    for (int b = 0; b < kStageBatch; ++b) {
+      if (dst[b] >= 0) {
+        uint32_t* o = reinterpret_cast<uint32_t*>(k_s + dst[b]);
+        o[0] = v[b].x;
+        o[1] = v[b].y;
+        o[2] = v[b].z;
+        o[3] = v[b].w;
+      }
+    }
+  }
+}
+
 __device__ __forceinline__ float row_max(float x) {
   for (int o = kLanesPerRow / 2; o > 0; o >>= 1) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
   return x;
@@ -39,7 +105,8 @@ __device__ __forceinline__ float row_sum(float x) {
 // K (and V) rows in shared memory, each lane scores two keys against the row's Q (float dot, then
 // * scale, like cpu::attention), the row's 8 lanes agree on the running max, rescale the running
 // sum and output by exp(m_old - m_new) and add p x V. Masked keys (past q_pos, past the range) get
-// p = 0 and are never read from a page.
+// p = 0 and are never read from a page. A range past every row's keys (z > 0) exits at once and
+// writes nothing: combine_kernel reads only the ranges below its row's keys.
 template <int DK_MAX, int DV_MAX, bool V_IN_K>
 __global__ void __launch_bounds__(kTileThreads) tiled_attention_kernel(const TileArgs a) {
   extern __shared__ float smem[];
@@ -50,7 +117,7 @@ __global__ void __launch_bounds__(kTileThreads) tiled_attention_kernel(const Til
   const __half** rowp = reinterpret_cast<const __half**>(smem + float_part(dk));  // K rows, V rows
   __half* k_s = reinterpret_cast<__half*>(rowp + 2 * kTileKeys);                  // [kTileKeys][ks]
   __half* v_s = V_IN_K ? k_s : k_s + kTileKeys * ks;                               // [kTileKeys][vs]
-  __shared__ int block_keys;
+  __shared__ int warp_keys[kTileThreads / 32];
 
   const int tid = threadIdx.x, r = tid / kLanesPerRow, sub = tid % kLanesPerRow;
   const int group = a.n_heads / a.n_kv_heads, kvh = blockIdx.y;
@@ -74,20 +141,29 @@ __global__ void __launch_bounds__(kTileThreads) tiled_attention_kernel(const Til
   const int64_t pos = valid ? a.q_pos[qi] : -1;
   const int64_t orow = qi * a.n_heads + head;
 
-  if (tid == 0) block_keys = 0;
+  // Keys the block's rows need: max over rows of min(pos + 1, max_keys).
+  int keys = valid ? int(min(pos + 1, a.max_keys)) : 0;
+  for (int o = 16; o > 0; o >>= 1) keys = max(keys, __shfl_xor_sync(0xffffffffu, keys, o));
+  if ((tid & 31) == 0) warp_keys[tid >> 5] = keys;
+  __syncthreads();
+  int block_keys = warp_keys[0];
+#pragma unroll
+  for (int i = 1; i < kTileThreads / 32; ++i) block_keys = max(block_keys, warp_keys[i]);
+
+  const int64_t range = split_keys(a.max_keys, a.n_splits);
+  const int64_t kbeg = int64_t(blockIdx.z) * range;
+  if (blockIdx.z > 0 && kbeg >= block_keys) return;  // block-uniform; range 0 always writes
+  const int64_t kend = min(kbeg + range, int64_t(block_keys));
+
+  // q_s is read only after the tile loop's first __syncthreads (never when the range is empty).
   for (int e = sub; e < dk; e += kLanesPerRow) {
     float x = 0.f;
     if (valid)
       x = e < a.q_a_dim ? a.q_a[orow * a.q_a_dim + e] : a.q_b[orow * (dk - a.q_a_dim) + (e - a.q_a_dim)];
     q_s[r * qs + e] = x;
   }
-  __syncthreads();
-  if (sub == 0 && valid) atomicMax(&block_keys, int(min(pos + 1, a.max_keys)));
-  __syncthreads();
-
-  const int64_t split_keys = ((a.max_keys + a.n_splits - 1) / a.n_splits + kTileKeys - 1) / kTileKeys * kTileKeys;
-  const int64_t kbeg = int64_t(blockIdx.z) * split_keys;
-  const int64_t kend = min(kbeg + split_keys, int64_t(block_keys));
+  // Warps without a valid row (decode: 8 of a block's 16 rows for group 8) only help stage tiles.
+  const bool warp_live = __any_sync(0xffffffffu, valid);
   const __half* const* kp = a.k_pages + page_base;
   const __half* const* vp = V_IN_K ? nullptr : a.v_pages + page_base;
 
@@ -113,17 +189,9 @@ __global__ void __launch_bounds__(kTileThreads) tiled_attention_kernel(const Til
       rowp[tid] = row;
     }
     __syncthreads();
-    for (int i = tid; i < kTileKeys * dk; i += kTileThreads) {
-      const int j = i / dk, e = i - j * dk;
-      k_s[j * ks + e] = rowp[j] ? rowp[j][e] : __float2half(0.f);
-    }
-    if (!V_IN_K) {
-      for (int i = tid; i < kTileKeys * dv; i += kTileThreads) {
-        const int j = i / dv, e = i - j * dv;
-        v_s[j * vs + e] = rowp[kTileKeys + j] ? rowp[kTileKeys + j][e] : __float2half(0.f);
-      }
-    }
+    stage_tile<V_IN_K>(rowp, dk, ks, k_s, dv, vs, v_s);
     __syncthreads();
+    if (!warp_live) continue;  // warp-uniform: the shuffles below see the whole warp
 
     const __half* k0 = k_s + sub * ks;
     const __half* k1 = k_s + (sub + kLanesPerRow) * ks;
@@ -187,25 +255,49 @@ __global__ void __launch_bounds__(kTileThreads) tiled_attention_kernel(const Til
   }
 }
 
-// One block per (query, head): weights w_s = exp(m_s - max m) of the ranges, then
-// out = sum_s w_s o_s / sum_s w_s l_s. Range 0 always holds key 0, so the sum is positive.
-constexpr int kCombineThreads = 128;
-__global__ void __launch_bounds__(kCombineThreads)
-    combine_kernel(const float* __restrict__ ws, int64_t n_rows, int n_splits, int dv, float* __restrict__ out) {
-  extern __shared__ float w[];  // [n_splits]
+// One block per (query, head) row, a thread per output element: weights w_s = exp(m_s - max m) of
+// the ranges, then out = sum_s w_s o_s / sum_s w_s l_s, in a serial loop's order. Only the ranges
+// below the row's keys are read: a CUDA graph sizes n_splits for the whole cache, and the ranges
+// past the keys are empty (weight 0; the tile kernel skips them). Range 0 always holds key 0, so
+// the sum is positive. Each thread computes the few weights itself (no shared memory, no
+// barrier); up to kCombineBatch ranges, all its loads are in flight at once.
+constexpr int kCombineMaxThreads = 512, kCombineBatch = 16;
+__global__ void __launch_bounds__(kCombineMaxThreads)
+    combine_kernel(const float* __restrict__ ws, int64_t n_rows, int n_splits, int dv, float* __restrict__ out,
+                   const int32_t* __restrict__ q_pos, int n_heads, int64_t max_keys, int64_t range) {
   const int64_t orow = blockIdx.x;
+  const int64_t keys = min(max(int64_t(q_pos[orow / n_heads]) + 1, int64_t(1)), max_keys);
+  const int active = int(min((keys + range - 1) / range, int64_t(n_splits)));
   const float* po = ws + orow * n_splits * int64_t(dv);
   const float* pm = ws + n_rows * n_splits * int64_t(dv) + orow * n_splits;
   const float* pl = pm + n_rows * n_splits;
-  float mx = -INFINITY;
-  for (int s = 0; s < n_splits; ++s) mx = fmaxf(mx, pm[s]);
-  for (int s = threadIdx.x; s < n_splits; s += kCombineThreads) w[s] = pm[s] == -INFINITY ? 0.f : expf(pm[s] - mx);
-  __syncthreads();
-  float sum = 0.f;
-  for (int s = 0; s < n_splits; ++s) sum += w[s] * pl[s];
-  for (int d = threadIdx.x; d < dv; d += kCombineThreads) {
-    float x = 0.f;
-    for (int s = 0; s < n_splits; ++s) x += w[s] * po[int64_t(s) * dv + d];
+  for (int d = threadIdx.x; d < dv; d += blockDim.x) {
+    float mx = -INFINITY, x = 0.f, sum = 0.f;
+    if (active <= kCombineBatch) {
+      float m[kCombineBatch], l[kCombineBatch], o[kCombineBatch];
+#pragma unroll
+      for (int s = 0; s < kCombineBatch; ++s) {  // past `active`: weight 0, adds +0
+        m[s] = s < active ? pm[s] : -INFINITY;
+        l[s] = s < active ? pl[s] : 0.f;
+        o[s] = s < active ? po[int64_t(s) * dv + d] : 0.f;
+      }
+#pragma unroll
+      for (int s = 0; s < kCombineBatch; ++s) mx = fmaxf(mx, m[s]);
+#pragma unroll
+      for (int s = 0; s < kCombineBatch; ++s) {
+        const float w = m[s] == -INFINITY ? 0.f : expf(m[s] - mx);
+        sum += w * l[s];
+        x += w * o[s];
+      }
+    } else {
+      for (int s = 0; s < active; ++s) mx = fmaxf(mx, pm[s]);
+#pragma unroll 8
+      for (int s = 0; s < active; ++s) {
+        const float w = pm[s] == -INFINITY ? 0.f : expf(pm[s] - mx);
+        sum += w * pl[s];
+        x += w * po[int64_t(s) * dv + d];
+      }
+    }
     out[orow * dv + d] = sum > 0.f ? x / sum : 0.f;
   }
 }
@@ -247,8 +339,9 @@ Status launch_tiled_attention(TileKind kind, const TileArgs& a, cudaStream_t str
   }
   if (!s.ok() || a.n_splits == 1) return s;
   const int64_t n_rows = a.n_q * a.n_heads;
-  combine_kernel<<<unsigned(n_rows), kCombineThreads, size_t(a.n_splits) * sizeof(float), stream>>>(
-      a.ws, n_rows, a.n_splits, a.dv, a.out);
+  const int threads = int(std::min<int64_t>(kCombineMaxThreads, (a.dv + 31) / 32 * 32));
+  combine_kernel<<<unsigned(n_rows), unsigned(threads), 0, stream>>>(
+      a.ws, n_rows, a.n_splits, a.dv, a.out, a.q_pos, a.n_heads, a.max_keys, split_keys(a.max_keys, a.n_splits));
   return last_launch_status(op);
 }
 

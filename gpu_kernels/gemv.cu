@@ -8,6 +8,8 @@
 //  * the other types: each warp owns two weight rows, each lane dequantises whole chunks (32
 //    elements of a quantised row) and dots them with every token's float activations, which the
 //    block stages in shared memory one 32-chunk sweep at a time.
+//  * F32/F16/BF16 with few rows (n < 16 x SMs): one block per 1-2 rows, its threads split k and
+//    reduce through shared memory, so small matrices (MoE routers) spread over all SMs.
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
@@ -462,6 +464,142 @@ void launch_q_batched_m(const GemvBatch& b, const QDevice& d, int64_t m, cudaStr
   }
 }
 
+// ---- Small-n float GEMV --------------------------------------------------------------------
+
+// With fewer 16-row blocks than SMs (a 128 x 2048 F32 router: 8 blocks on 132 SMs) gemv_kernel
+// leaves most SMs idle and each block walks k one dependent sweep at a time. Here a block owns R
+// rows, its threads split k (each with U chunks per row in flight, x read straight from global:
+// it is L1/L2-resident) and reduce through shared memory: ceil(n / R) blocks, one launch.
+// M is 1, 2, 4 or 8; tokens past m_valid are neither read nor written.
+constexpr int kSmallThreads = kWarps * 32;
+
+template <class T, int M, int R>
+__global__ void __launch_bounds__(kSmallThreads)
+    gemv_small_n_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int64_t n, int64_t k,
+                        const float* __restrict__ x, int64_t x_stride, int x_vec, int m_valid,
+                        float* __restrict__ y, int64_t y_stride) {
+  constexpr int E = T::kElems, U = (E >= 8 ? 4 : 16) / R;  // chunks per row in flight: no spills
+  __shared__ float part[kWarps][R * M];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t row0 = int64_t(blockIdx.x) * R, n_chunks = k / E;
+  const uint8_t* wr[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) wr[r] = w + uint64_t(row0 + r < n ? row0 + r : n - 1) * row_bytes;  // clamped, not written
+  float acc[R][M];
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < M; ++t) acc[r][t] = 0.f;
+
+  for (int64_t c0 = threadIdx.x; c0 < n_chunks; c0 += int64_t(U) * kSmallThreads) {
+    float v[U][R][E];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t c = c0 + int64_t(u) * kSmallThreads;
+      if (c < n_chunks) {
+#pragma unroll
+        for (int r = 0; r < R; ++r) T::load(wr[r], c, v[u][r]);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t c = c0 + int64_t(u) * kSmallThreads;
+#pragma unroll
+      for (int t = 0; t < M; ++t) {
+        if (c >= n_chunks || t >= m_valid) continue;
+        const float* xp = x + t * x_stride + c * E;
+        float xv[E];
+        if constexpr (E % 4 == 0) {
+          if (x_vec) {
+#pragma unroll
+            for (int e = 0; e < E; e += 4) {
+              const float4 f = __ldg(reinterpret_cast<const float4*>(xp + e));
+              xv[e] = f.x; xv[e + 1] = f.y; xv[e + 2] = f.z; xv[e + 3] = f.w;
+            }
+          } else {
+#pragma unroll
+            for (int e = 0; e < E; ++e) xv[e] = __ldg(xp + e);
+          }
+        } else {
+#pragma unroll
+          for (int e = 0; e < E; ++e) xv[e] = __ldg(xp + e);
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+          for (int e = 0; e < E; ++e) acc[r][t] += v[u][r][e] * xv[e];
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int t = 0; t < M; ++t) {
+      const float s = warp_sum(acc[r][t]);
+      if (lane == 0) part[warp][r * M + t] = s;
+    }
+  __syncthreads();
+  if (threadIdx.x < R * M) {
+    const int r = int(threadIdx.x) / M, t = int(threadIdx.x) % M;
+    float s = 0.f;
+#pragma unroll
+    for (int i = 0; i < kWarps; ++i) s += part[i][threadIdx.x];
+    if (row0 + r < n && t < m_valid) y[t * y_stride + row0 + r] = s;
+  }
+}
+
+template <class T, int M, int R>
+void launch_small(const MatmulParams& p, cudaStream_t stream) {
+  const bool x_vec = reinterpret_cast<uintptr_t>(p.x) % 16 == 0 && p.x_stride % 4 == 0;
+  gemv_small_n_kernel<T, M, R><<<unsigned((p.n + R - 1) / R), kSmallThreads, 0, stream>>>(
+      static_cast<const uint8_t*>(p.w), row_bytes(p.w_type, p.k), p.n, p.k, p.x, p.x_stride, x_vec ? 1 : 0,
+      int(p.m), p.y, p.y_stride);
+}
+
+template <class T, int R>
+void launch_small_m(const MatmulParams& p, cudaStream_t stream) {
+  switch (p.m) {  // tokens past m are masked: M rounds up to a power of two (fewer instances)
+    case 1: return launch_small<T, 1, R>(p, stream);
+    case 2: return launch_small<T, 2, R>(p, stream);
+    case 3:
+    case 4: return launch_small<T, 4, R>(p, stream);
+    default: return launch_small<T, 8, R>(p, stream);
+  }
+}
+
+// Rows per block of the small-n kernel for an F32/F16/BF16 matrix, 0 for gemv_kernel: the small-n
+// kernel when gemv_kernel's grid would not cover the SMs; 2 rows per block (half the x reads)
+// once that still gives >= 2 blocks per SM.
+// HEXE_GEMV_SMALL_N=0 turns the small-n kernel off (a diagnostic for measuring both).
+int small_n_rows(int64_t n, int sms) {
+  static const bool off = [] {
+    const char* e = std::getenv("HEXE_GEMV_SMALL_N");
+    return e && e[0] == '0';
+  }();
+  if (off || (n + kRowsPerBlock - 1) / kRowsPerBlock >= sms) return 0;
+  return n >= 4 * int64_t(sms) ? 2 : 1;
+}
+
+// gemv's F32/F16/BF16 path.
+Status gemv_plain(const MatmulParams& p, cudaStream_t stream) {
+  QDevice d;
+  if (Status s = q_device(&d); !s.ok()) return s;
+  const int rows = small_n_rows(p.n, d.sms);
+  auto go = [&](auto trait) {
+    using T = decltype(trait);
+    if (rows == 1) launch_small_m<T, 1>(p, stream);
+    else if (rows == 2) launch_small_m<T, 2>(p, stream);
+    else launch_m<T>(p, stream);
+  };
+  const bool vec = detail::plain_vec(p.w_type, p.w, p.k);
+  switch (p.w_type) {
+    case DType::F32: vec ? go(detail::F32<8>{}) : go(detail::F32<1>{}); break;
+    case DType::F16: vec ? go(detail::F16<8>{}) : go(detail::F16<1>{}); break;
+    default: vec ? go(detail::BF16<8>{}) : go(detail::BF16<1>{}); break;  // BF16 (check_weights passed)
+  }
+  return last_launch_status("gemv");
+}
+
 }  // namespace
 
 Status gemv_batched(const GemvBatch& b, cudaStream_t stream) {
@@ -529,6 +667,7 @@ Status gemv(const MatmulParams& p, cudaStream_t stream) {
     bool handled = false;
     if (Status s = gemv_q(p, stream, &handled); !s.ok() || handled) return s;
   }
+  if (!is_quantized(p.w_type)) return gemv_plain(p, stream);
   detail::visit_weight_type(p.w_type, detail::plain_vec(p.w_type, p.w, p.k),
                             [&](auto trait) { launch_m<decltype(trait)>(p, stream); });
   return last_launch_status(kOp);

@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdint>
 
+#include "gpu_kernels/host_flags.h"
+
 namespace hexe::gpu {
 
 namespace {
@@ -57,6 +59,68 @@ struct Owned {
     if (host) cudaFreeHost(host);
   }
 };
+
+// Method 3 of measure_handoff: `iters` hand-offs through gpu::publish_to_host / await_host_add,
+// each with 2048 floats each way, the next one queued before the host answers this one.
+// `flags_host`: 192 bytes of mapped pinned memory for the counters.
+Status measure_flag_rows(cudaStream_t stream, void* flags_host, int iters, double* us) {
+  constexpr int64_t kFloats = 2048;
+  Owned rows;
+  HEXE_HANDOFF_TRY(cudaHostAlloc(&rows.host, kFloats * 4, cudaHostAllocMapped));
+  HEXE_HANDOFF_TRY(cudaMalloc(&rows.dev, 2 * kFloats * 4 + 64));
+  HEXE_HANDOFF_TRY(cudaMemsetAsync(rows.dev, 0, 2 * kFloats * 4 + 64, stream));
+  auto* words = static_cast<volatile unsigned long long*>(flags_host);
+  for (int i = 0; i < 24; ++i) words[i] = 0;
+  void* dev_flags = nullptr;
+  void* dev_rows = nullptr;
+  HEXE_HANDOFF_TRY(cudaHostGetDevicePointer(&dev_flags, flags_host, 0));
+  HEXE_HANDOFF_TRY(cudaHostGetDevicePointer(&dev_rows, rows.host, 0));
+  float* x = static_cast<float*>(rows.dev);
+  HostFlags f;
+  f.to_host = static_cast<unsigned long long*>(dev_flags);
+  f.to_device = f.to_host + 8;
+  f.failed = reinterpret_cast<int*>(f.to_host + 16);
+  f.published = reinterpret_cast<unsigned long long*>(x + 2 * kFloats);
+  auto enqueue = [&]() -> Status {
+    PublishParams p;
+    p.flags = f;
+    p.parts = 1;
+    p.src[0] = x + kFloats, p.dst[0] = static_cast<float*>(dev_rows), p.n[0] = kFloats;
+    if (Status s = publish_to_host(p, stream); !s.ok()) return s;
+    AwaitAddParams a;
+    a.flags = f;
+    a.x = x;
+    a.host = static_cast<const float*>(dev_rows);
+    a.rows = 1;
+    a.n = kFloats;
+    a.timeout_ns = kTimeoutNs;
+    return await_host_add(a, stream);
+  };
+  uint64_t n = 0;
+  bool timeout = false;
+  auto trips = [&](int count) -> Status {
+    if (Status s = enqueue(); !s.ok()) return s;
+    for (int i = 0; i < count; ++i) {
+      if (i + 1 < count)
+        if (Status s = enqueue(); !s.ok()) return s;
+      ++n;
+      const auto t0 = Clock::now();
+      while (!timeout && words[0] < n) timeout = us_since(t0) > kTimeoutNs / 1000.0;
+      __sync_synchronize();
+      words[8] = timeout ? ~0ull : n;  // (after a timeout: releases every queued await)
+    }
+    HEXE_HANDOFF_TRY(cudaStreamSynchronize(stream));
+    return Status::success();
+  };
+  if (Status s = trips(10); !s.ok()) return s;
+  const auto t0 = Clock::now();
+  if (Status s = trips(iters); !s.ok()) return s;
+  *us = us_since(t0) / iters;
+  const bool failed = timeout || words[16] != 0;
+  for (int i = 0; i < 24; ++i) words[i] = 0;
+  if (failed) return Status::invalid("measure_handoff", "pinned-flag hand-off with rows timed out (2 s)");
+  return Status::success();
+}
 
 }  // namespace
 
@@ -123,7 +187,10 @@ Status measure_handoff(cudaStream_t stream, int iters, HandoffTimes* out) noexce
     return Status::invalid("measure_handoff", "pinned-flag ping-pong timed out (no answer within 2 s)");
   out->flag_round_trip_us = ping_us / iters;
 
-  // 3. Launch, synchronise, relaunch.
+  // 3. Publish 8 KB, the host answers, await and add 8 KB back (the flagged decode pass's kernels).
+  if (Status s = measure_flag_rows(stream, mem.host, iters, &out->flag_rows_us); !s.ok()) return s;
+
+  // 4. Launch, synchronise, relaunch.
   const auto t1 = Clock::now();
   for (int i = 0; i < iters; ++i) {
     touch<<<1, 1, 0, stream>>>(counter);

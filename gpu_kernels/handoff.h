@@ -18,6 +18,10 @@ struct HandoffTimes {
   double flag_round_trip_us = 0;
   // A kernel, cudaStreamSynchronize, the next launch: the plain host-driven loop.
   double sync_relaunch_us = 0;
+  // A flagged decode pass's hand-off (host_flags.h): a kernel publishes 8 KB to mapped pinned
+  // memory and a count, the host answers, a kernel waits and adds 8 KB from pinned memory; the
+  // next hand-off's kernels are queued before the host answers, as in the engine.
+  double flag_rows_us = 0;
 };
 
 // Runs each method `iters` times on `stream` (of the current device) and reports the mean per

@@ -36,7 +36,8 @@ inline constexpr int64_t kGemvMaxTokens = 8;
 // the GPU like the CPU engine does (cpu::quantize_row to Q8_K for Q4_K/Q5_K/Q6_K, Q8_0 for
 // Q4_0/Q8_0; byte-identical) and each row's dot is cpu::vec_dot_ref's integer arithmetic per
 // block with float scaling (float summation order differs). Other types dequantise the weights
-// to floats (bit-identical to cpu::dequantize_row) and dot with float x. Two weight rows per warp.
+// to floats (bit-identical to cpu::dequantize_row) and dot with float x. Two weight rows per warp;
+// F32/F16/BF16 matrices with few rows (under 16 per SM) take a block per 1-2 rows instead.
 Status gemv(const MatmulParams& p, cudaStream_t stream);
 
 // True for Q4_0, Q8_0, Q4_K, Q5_K, Q6_K: gemv quantises the activations (above). Exception: a k

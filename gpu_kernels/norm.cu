@@ -1,4 +1,5 @@
 // RMSNorm: one thread block per row, float sum of squares reduced through shared memory.
+#include "gpu_kernels/norm.cuh"
 #include "gpu_kernels/ops.h"
 
 namespace hexe::gpu {
@@ -12,18 +13,15 @@ __global__ void __launch_bounds__(kThreads)
   float* d = dst + int64_t(blockIdx.x) * n;
   float sum = 0.f;
   for (int64_t i = threadIdx.x; i < n; i += kThreads) sum += s[i] * s[i];
-  for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+  sum = detail::warp_sum_xor(sum);
   __shared__ float partial[kThreads / 32];
   if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
   __syncthreads();
   float total = 0.f;
 #pragma unroll
   for (int w = 0; w < kThreads / 32; ++w) total += partial[w];
-  const float scale = 1.f / sqrtf(total / float(n) + eps);
-  for (int64_t i = threadIdx.x; i < n; i += kThreads) {
-    const float v = s[i] * scale;
-    d[i] = weight ? v * weight[i] : v;
-  }
+  const float scale = detail::rms_inv(total, n, eps);
+  for (int64_t i = threadIdx.x; i < n; i += kThreads) d[i] = detail::rms_apply(s[i], scale, weight, i);
 }
 
 }  // namespace

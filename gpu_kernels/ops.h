@@ -1,9 +1,11 @@
-// Row and element-wise ops of the forward pass on the GPU: RMSNorm, RoPE, SwiGLU and MoE routing
-// (softmax + top-k). Device pointers, a params struct and a stream; a Status comes back.
+// Row and element-wise ops of the forward pass on the GPU: RMSNorm, RoPE (alone, or fused with the
+// q/k norms and the K/V cache store), SwiGLU and MoE routing (softmax + top-k). Device pointers, a
+// params struct and a stream; a Status comes back.
 #pragma once
 
 #include <cstdint>
 
+#include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
 
 #include "gpu_kernels/status.h"
@@ -37,6 +39,35 @@ struct RopeParams {
   RopeMode mode = RopeMode::Neox;
 };
 Status rope(const RopeParams& p, cudaStream_t stream);
+
+// One launch for what follows the q/k/v projections of a GQA layer: per head of each token, the
+// optional RMSNorm of q and k heads (q_norm/k_norm), RoPE of both, and the K/V cache store. q and k
+// are rewritten in place; token t's K row (roped k) and V row (v unchanged) go as halves into page
+// k_pages/v_pages[page_start[t] + positions[t] / page_tokens], row positions[t] % page_tokens, rows
+// n_kv_heads * head_dim apart. Bit for bit what rms_norm, rope and store_kv_rows give in sequence.
+struct QkRopeStoreParams {
+  float* q = nullptr;                  // [n_tokens][n_heads][head_dim] at q_stride; in place
+  float* k = nullptr;                  // [n_tokens][n_kv_heads][head_dim] at k_stride; in place
+  const float* v = nullptr;            // [n_tokens][n_kv_heads][head_dim] at v_stride
+  int64_t n_tokens = 0;
+  int64_t q_stride = 0, k_stride = 0, v_stride = 0;  // floats between tokens
+  int n_heads = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;                    // 1..kMaxQkRopeHeadDim
+  const float* q_norm = nullptr;       // head_dim floats, or null (no norm); set with k_norm
+  const float* k_norm = nullptr;
+  float eps = 1e-6f;
+  const int32_t* positions = nullptr;  // [n_tokens] device array
+  int rot_dim = 0;                     // as RopeParams
+  float theta = 10000.f;
+  RopeMode mode = RopeMode::Neox;
+  __half* const* k_pages = nullptr;    // device page tables, as store_kv_rows reads them
+  __half* const* v_pages = nullptr;
+  const int32_t* page_start = nullptr; // [n_tokens] device array, or null: all 0
+  int page_tokens = 0;
+};
+inline constexpr int kMaxQkRopeHeadDim = 256;
+Status qk_rope_store(const QkRopeStoreParams& p, cudaStream_t stream);
 
 // RoPE from a frequency table (YaRN-blended, as runtime/engine/mla_block.cpp's rope_pairs): pair i
 // of each head, (x[2i], x[2i+1]) for i < n_pairs, turns by float(pos) * inv_freq[i], with cos and

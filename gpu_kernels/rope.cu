@@ -1,14 +1,13 @@
 // Rotary position embedding, NEOX (halves) and interleaved (adjacent pairs) layouts, in place.
 #include "gpu_kernels/ops.h"
+#include "gpu_kernels/rope.cuh"
 
 namespace hexe::gpu {
 namespace {
 
 // One block per token. The block first computes cos/sin of every pair's angle into shared memory
-// in the CPU reference's (HF's) order: inv_freq = 1 / theta^(2i/rot_dim) rounded to float,
-// angle = float(pos) * inv_freq (one rounding), cos/sin through double then rounded; the rotation
-// uses explicit _rn operations so no FMA contraction changes it. That keeps the result equal to
-// cpu::rope up to the last-bit differences of pow.
+// (detail::rope_cos_sin, the CPU reference's order), then rotates every pair of every head. That
+// keeps the result equal to cpu::rope up to the last-bit differences of pow.
 __global__ void rope_kernel(float* x, const int32_t* __restrict__ positions, int64_t token_stride,
                             int n_heads, int head_dim, int rot_dim, float theta, bool neox) {
   extern __shared__ float cs[];  // [half] cos, then [half] sin
@@ -16,14 +15,7 @@ __global__ void rope_kernel(float* x, const int32_t* __restrict__ positions, int
   float* c = cs;
   float* s = cs + half;
   const float pos = float(positions[blockIdx.x]);
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    const float base = float(pow(double(theta), double(float(2 * i) / float(rot_dim))));
-    const float angle = __fmul_rn(pos, __fdiv_rn(1.0f, base));
-    double sd, cd;
-    sincos(double(angle), &sd, &cd);
-    c[i] = float(cd);
-    s[i] = float(sd);
-  }
+  for (int i = threadIdx.x; i < half; i += blockDim.x) detail::rope_cos_sin(pos, i, rot_dim, theta, &c[i], &s[i]);
   __syncthreads();
   float* xt = x + int64_t(blockIdx.x) * token_stride;
   for (int t = threadIdx.x; t < n_heads * half; t += blockDim.x) {
@@ -31,8 +23,8 @@ __global__ void rope_kernel(float* x, const int32_t* __restrict__ positions, int
     float* xh = xt + int64_t(h) * head_dim;
     const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
     const float x0 = xh[a], x1 = xh[b];
-    xh[a] = __fsub_rn(__fmul_rn(x0, c[i]), __fmul_rn(x1, s[i]));
-    xh[b] = __fadd_rn(__fmul_rn(x1, c[i]), __fmul_rn(x0, s[i]));
+    xh[a] = detail::rope_first(x0, x1, c[i], s[i]);
+    xh[b] = detail::rope_second(x0, x1, c[i], s[i]);
   }
 }
 

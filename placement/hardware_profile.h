@@ -96,7 +96,10 @@ struct Efficiency {
   double handoff_us = 15;        // per layer, GPU -> CPU -> GPU hand-off through pinned memory
   double pcie_setup_us = 10;     // per DMA transfer
   double cpu_op_us = 2;          // per CPU op (thread-pool fork/join)
-  int gpu_kernels_per_layer = 20;  // kernels and copies of one GPU layer's decode step
+  // Kernels and copies of one GPU layer's evented decode step (GQA: norm; q, k, v; q/k norm, RoPE
+  // and cache store in one; attention and its combine; o; add; FFN norm; router; 2 copies down, 1
+  // up; add): 15, 16 with shared experts.
+  int gpu_kernels_per_layer = 16;
   double gpu_gemv = 0.5;         // of GpuProfile::mem_gbps, a decode GEMV (few rows of activations)
   double gpu_gemv_floor_us = 0;  // per decode GEMV call on top of its bytes (measured; 0: none)
   double gpu_kernel_us = 3;      // per kernel of a CUDA-graphed decode step (small kernels)

@@ -7,9 +7,9 @@
 #   tools/gpu_check.sh --stage build-gpu      # binaries (stripped) + non-system libraries, xz-packed in .devrun/
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl gguf==0.19.0
 # then on the GPU machine (carry .devrun and .whl; about 3 minutes with --bench):
-#   tools/gpu_check.sh .devrun [--bench]      # writes logs and the profile under $OUT (or /tmp)
-# --bench: hexe profile detect, a 16-layer Qwen3-30B-A3B-shaped Q4_K_M file, the routed-expert
-# layer under both MoE decode schedules, and hexe bench per strategy (experts-cpu+hot and cache with
+#   tools/gpu_check.sh .devrun [--no-tests] [--bench] [--kernels]   # logs and the profile under $OUT (or /tmp)
+# --bench: hexe profile detect, a 16-layer Qwen3-30B-A3B-shaped Q4_K_M file, and hexe bench per
+# strategy (experts-cpu decode with event and with pinned-flag hand-offs, alternating) (experts-cpu+hot and cache with
 # the routing of a first bench's token stream) with the plan's prediction beside each measurement
 # and the per-token timeline.
 set -uo pipefail
@@ -30,7 +30,7 @@ if [ "${1:-}" = "--stage" ]; then
   for bin in hexe gpu_kernels/tests/test_gpu tests/test_runtime_gpu gpu_kernels/bench_gpu_gemv; do
     [ -f "$B/$bin" ] && install -D -s "$B/$bin" ".devrun/$bin"
   done
-  tar -C .devrun -cf - hexe gpu_kernels tests lib | xz -T2 -6 >.devrun/binaries.tar.xz
+  tar -C .devrun -cf - hexe gpu_kernels tests lib | xz -T2 -9 >.devrun/binaries.tar.xz
   rm -rf .devrun/hexe .devrun/gpu_kernels .devrun/tests .devrun/lib
   du -sh .devrun
   exit 0
@@ -45,9 +45,16 @@ wheel_libs=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.
 export LD_LIBRARY_PATH="$PWD/.devrun/lib:${cuda_libs}${wheel_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi -L
 status=0
-bench=0
-[ "${2:-}" = "--bench" ] && bench=1
-if [ $bench = 1 ]; then  # the model is written while the tests run
+bench=0 kernels=0 tests=1
+for a in "${@:2}"; do
+  case $a in
+    --bench) bench=1 ;;
+    --kernels) kernels=1 ;;
+    --no-tests) tests=0 ;;
+    *) echo "gpu_check.sh: unknown option $a" >&2; exit 2 ;;
+  esac
+done
+if [ $bench = 1 ] || [ $kernels = 1 ]; then  # the model is written while the tests run
   ( python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
     PYTHONPATH=/tmp/site python3 tools/make_shaped_gguf.py --shape qwen3-30b-a3b --layers 16 --type q4_k_m \
       -o /tmp/q30.gguf >"$O/gen.log" 2>&1 ) &
@@ -55,41 +62,55 @@ if [ $bench = 1 ]; then  # the model is written while the tests run
 fi
 # Whole logs under $O; here only the failures and the summaries (the tool returns a short tail).
 for t in "$B/gpu_kernels/tests/test_gpu" "$B/tests/test_runtime_gpu"; do
+  [ $tests = 1 ] || break
   n=$(basename "$t")
   "$t" >"$O/$n.log" 2>&1 || status=1
   grep -E -A6 'Failure|terminate|what\(\)' "$O/$n.log" | head -60
   grep -E '^\[  (PASSED|FAILED) ' "$O/$n.log"
 done
-[ -x "$B/gpu_kernels/bench_gpu_gemv" ] && { "$B/gpu_kernels/bench_gpu_gemv" || status=1; }
+# (the GEMV table takes a while: not with --bench, whose time goes to the strategies)
+[ $bench = 0 ] && [ -x "$B/gpu_kernels/bench_gpu_gemv" ] && { "$B/gpu_kernels/bench_gpu_gemv" || status=1; }
 "$B/hexe" bench handoff --iters 2000 || status=1
-"$B/hexe" bench pcie || status=1
+[ $bench = 0 ] && { "$B/hexe" bench pcie || status=1; }
 "$B/hexe" profile detect -o "$O/gpu_profile.json" 2>&1 | grep -E "GPU|DRAM read|q4_K|q6_K" || status=1
+[ $bench = 1 ] || [ $kernels = 1 ] && { wait $gen; cat "$O/gen.log"; }
+P=$O/gpu_profile.json
+if [ $kernels = 1 ]; then
+  ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  if [ -z "$ncu" ]; then
+    echo "--kernels: no ncu on this machine"; status=1
+  else
+    # 1-token prompt and 4 generated tokens: every pass is a graphed decode pass (16 layers).
+    timeout 240 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+      "$B/hexe" bench -m /tmp/q30.gguf --strategy experts-cpu --profile "$P" -p 1 -n 4 -r 1 >"$O/ncu.csv" 2>"$O/ncu.err" ||
+      { tail -5 "$O/ncu.err"; status=1; }
+    echo "=== GPU kernel time per layer of a decode step (ncu; 1 + 4 passes x 16 layers)"
+    python3 tools/gpu_kernel_times.py "$O/ncu.csv" --per 80 | head -40
+  fi
+fi
 if [ $bench = 1 ]; then
-  wait $gen
-  cat "$O/gen.log"
-  P=$O/gpu_profile.json
   # `layers` splits only when the GPU is small: the same profile with 4.5 GiB of GPU memory.
   python3 -c "import json; p=json.load(open('$P')); p['gpus'][0]['memory_gib']=4.5; json.dump(p, open('$O/small_gpu.json','w'))"
   b() {
     echo "=== hexe bench $*"
     "$B/hexe" bench -m /tmp/q30.gguf "$@" 2>&1 | grep -E '^\| qwen|plan |^  (pp|tg)|routed experts|rror' || status=1
   }
-  # The CPU's routed-expert layer in decode on all cores: one-phase vs two-phase schedule.
-  for q in q4_k q6_k; do for sch in one two; do
-    echo "moe-layer $q schedule $sch: $(HEXE_MOE_SCHEDULE=$sch "$B/hexe" bench moe-layer --shape qwen3-30b-a3b \
-      --quant $q --tokens 1 2>&1 | tail -1)"
-  done; done
-  b --strategy experts-cpu --profile "$P" -p 512 -n 64 -r 2
-  b --strategy stream --profile "$P" -p 4096 -n 16 -r 1
-  b --strategy experts-cpu --profile "$P" -p 4096 -n 0 -r 1
+  # Most wanted first: a run cut short by its time limit keeps what it printed.
+  # Decode hand-offs by events (the default) and by pinned flags, alternating (the first run after
+  # writing the model was slower in every column in session 14, flags or not).
+  for mode in event flags event flags; do
+    echo "(HEXE_HANDOFF=$mode)"
+    HEXE_HANDOFF=$mode b --strategy experts-cpu --profile "$P" -p 512 -n 64 -r 2
+  done
   b --strategy layers --profile "$O/small_gpu.json" -p 512 -n 32 -r 2
-  b --strategy gpu --profile "$P" -p 512 -n 16 -r 2
   # experts-cpu+hot and cache need routing statistics (which experts are hot: the bench's own
   # token stream, recorded by a first run) and a GPU too small for all the experts (4.5 GiB).
   "$B/hexe" bench -m /tmp/q30.gguf --strategy experts-cpu --profile "$P" -p 512 -n 64 -r 1 \
     --routing-stats "$O/routing.json" >/dev/null 2>&1
-  b --strategy experts-cpu+hot --profile "$O/small_gpu.json" --routing-from "$O/routing.json" -p 512 -n 64 -r 2
   b --strategy cache --profile "$O/small_gpu.json" --routing-from "$O/routing.json" -p 512 -n 64 -r 2
-  b --strategy experts-cpu --profile "$O/small_gpu.json" --routing-from "$O/routing.json" -p 512 -n 64 -r 2
+  b --strategy stream --profile "$P" -p 4096 -n 16 -r 1
+  b --strategy experts-cpu --profile "$P" -p 4096 -n 0 -r 1
+  b --strategy experts-cpu+hot --profile "$O/small_gpu.json" --routing-from "$O/routing.json" -p 512 -n 64 -r 2
+  b --strategy gpu --profile "$P" -p 512 -n 16 -r 2
 fi
 exit $status

@@ -1,8 +1,9 @@
 // GEMV bandwidth benchmark: achieved weight-streaming GB/s of gpu::gemv per weight type, shape and
 // token count, next to the device's theoretical memory bandwidth (ratio = achieved / theoretical).
-//   bench_gpu_gemv [n k]   default: the decode shapes n x k = 4096 x 2048 (attention projection),
+//   bench_gpu_gemv [n k [type...]]   default: the decode shapes n x k = 4096 x 2048 (attention projection),
 //                          151936 x 2048 (output head), 2048 x 4096 (output projection), for
-//                          Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 (integer path) and Q5_0 (float path), m = 1, 4, 8.
+//                          Q4_K, Q5_K, Q6_K, Q8_0, Q4_0 (integer path) and Q5_0 (float path), m = 1, 4, 8;
+//                          types by name (F32, F16, BF16, Q4_K, ...) replace that list.
 // Weights rotate over copies >= 4x L2, so every call streams them from DRAM/HBM.
 #include <cstdio>
 #include <cstdlib>
@@ -127,7 +128,18 @@ int main(int argc, char** argv) {
     if (!ok(cudaMemcpy(x, hx.data(), hx.size() * 4, cudaMemcpyHostToDevice), "cudaMemcpy x")) return 1;
   }
 
-  const DType types[] = {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0, DType::Q5_0};
+  std::vector<DType> types = {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0, DType::Q5_0};
+  if (argc > 3) {
+    types.clear();
+    for (int i = 3; i < argc; ++i) {
+      const auto t = dtype_from_name(argv[i]);
+      if (!t || !gpu::supports_weight_type(*t)) {
+        std::fprintf(stderr, "bench_gpu_gemv: no GPU weight type %s\n", argv[i]);
+        return 1;
+      }
+      types.push_back(*t);
+    }
+  }
   for (auto [n, k] : shapes) {
     std::printf("n=%lld k=%lld\n", (long long)n, (long long)k);
     for (DType t : types) {

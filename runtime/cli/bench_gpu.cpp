@@ -96,6 +96,7 @@ void run_handoff_bench(const GpuBenchOptions& o) {
   std::printf("  pinned-flag ping-pong with a resident kernel:           %8.2f us per round trip\n",
               t.flag_round_trip_us);
   std::printf("  kernel, cudaStreamSynchronize, relaunch:                %8.2f us per step\n", t.sync_relaunch_us);
+  std::printf("  pinned flags with 8 KB each way (publish, host, await):  %8.2f us per hand-off\n", t.flag_rows_us);
 }
 #else
 void no_cuda(const char* what) {

@@ -38,6 +38,10 @@ struct OffloadConfig {
   bool head_on_gpu = false;           // output norm + head; needs gpu_layers == n_layers
   bool timeline = false;              // time each GPU segment with CUDA events (bench)
   bool graphs = true;                 // replay decode passes (<= 8 tokens) from CUDA graphs
+  // Graphed decode passes whose routed experts all run on the CPU hand over by pinned flags (no
+  // event wait, copy or launch per layer) instead of events and copies. Off by default: on an H100
+  // the two measured alike so far (see cuda_offload_handoff.cpp). HEXE_HANDOFF=flags|event overrides.
+  bool flag_handoffs = false;
 };
 
 // Where the time of the passes went since reset_stats(), for `hexe bench`'s per-device timeline.
@@ -48,6 +52,7 @@ struct OffloadStats {
   double cpu_experts_s = 0;   // CPU busy: routing + routed experts on the host
   double gpu_busy_s = 0;      // sum of GPU segment times (timeline only)
   double wait_gpu_s = 0;      // host waiting for the GPU's hand-off (hidden GPU work shows here)
+  int64_t flag_handoffs = 0;  // hand-offs answered through pinned flags (flagged decode passes)
   uint64_t h2d_bytes = 0, d2h_bytes = 0;  // PCIe traffic: activations, tables, uploaded experts
   // Layers with hot or cached experts: routed (token, expert) pairs, those served by an expert
   // that was in VRAM when the pass routed, and the experts copied in (cache misses).

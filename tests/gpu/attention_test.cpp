@@ -9,6 +9,7 @@
 #include <ostream>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <cuda_fp16.h>
@@ -37,8 +38,10 @@ struct PagedCache {
   const float* at(int64_t t) const { return pages[size_t(t / page_tokens)].data() + (t % page_tokens) * row; }
 };
 
-// A cache of n_tokens rows of `row` values uniform in [-amp, amp], rounded to F16.
-std::unique_ptr<PagedCache> make_cache(int64_t n_tokens, int page_tokens, int64_t row, float amp, uint64_t seed) {
+// A cache of n_tokens rows of `row` values uniform in [-amp, amp], rounded to F16; the device
+// pages start `shift` halves past the buffer's (aligned) start.
+std::unique_ptr<PagedCache> make_cache(int64_t n_tokens, int page_tokens, int64_t row, float amp, uint64_t seed,
+                                       int shift = 0) {
   auto c = std::make_unique<PagedCache>();
   c->page_tokens = page_tokens;
   c->row = row;
@@ -49,14 +52,14 @@ std::unique_ptr<PagedCache> make_cache(int64_t n_tokens, int page_tokens, int64_
   std::vector<int64_t> slot(static_cast<size_t>(n_pages));
   std::iota(slot.begin(), slot.end(), 0);
   std::shuffle(slot.begin(), slot.end(), rng);
-  std::vector<uint16_t> image(size_t(n_pages * page_vals), 0x7e00);  // NaN where no token: never read
+  std::vector<uint16_t> image(size_t(n_pages * page_vals + shift), 0x7e00);  // NaN where no token: never read
   for (int64_t p = 0; p < n_pages; ++p) {
     std::vector<float> page(size_t(page_vals), 0.f);
     for (int64_t i = 0; i < page_vals; ++i) {
       if (p * page_tokens + i / row >= n_tokens) break;
       const uint16_t h = cpu::f32_to_f16(d(rng));
       page[size_t(i)] = cpu::f16_to_f32(h);
-      image[size_t(slot[size_t(p)] * page_vals + i)] = h;
+      image[size_t(slot[size_t(p)] * page_vals + shift + i)] = h;
     }
     c->pages.push_back(std::move(page));
   }
@@ -64,7 +67,7 @@ std::unique_ptr<PagedCache> make_cache(int64_t n_tokens, int page_tokens, int64_
   c->data = std::make_unique<DeviceBuffer>(image.size() * 2);
   if (c->data->ok() && c->data->upload(image.data(), image.size() * 2) == cudaSuccess)
     for (int64_t p = 0; p < n_pages; ++p)
-      c->device_table.push_back(c->data->get<const __half>() + slot[size_t(p)] * page_vals);
+      c->device_table.push_back(c->data->get<const __half>() + slot[size_t(p)] * page_vals + shift);
   return c;
 }
 
@@ -123,11 +126,13 @@ struct GqaCase {
   int64_t prefix;  // cached tokens before the queries
   int64_t n_q;     // queries at positions prefix .. prefix + n_q - 1 (their rows are cached too)
   int n_splits;    // decode: 0 = attention_decode_splits()
+  int64_t max_keys = 0;  // 0: prefix + n_q; more: a graph's capacity, the ranges past the keys empty
+  int shift = 0;         // halves the cache pages start past 16-byte alignment
 };
 void PrintTo(const GqaCase& c, std::ostream* os) {
   *os << (c.path == Path::kDecode ? "decode" : "prefill") << " heads=" << c.n_heads << "/" << c.n_kv_heads
       << " head_dim=" << c.head_dim << " page=" << c.page_tokens << " prefix=" << c.prefix << " n_q=" << c.n_q
-      << " splits=" << c.n_splits;
+      << " splits=" << c.n_splits << " max_keys=" << c.max_keys << " shift=" << c.shift;
 }
 class GpuAttention : public ::testing::TestWithParam<GqaCase> {};
 
@@ -136,8 +141,8 @@ TEST_P(GpuAttention, MatchesCpuReference) {
   const auto c = GetParam();
   const int64_t n_tokens = c.prefix + c.n_q, kv_row = int64_t(c.n_kv_heads) * c.head_dim;
   const uint64_t seed = uint64_t(n_tokens * 131 + c.head_dim * 7 + c.n_q);
-  auto kc = make_cache(n_tokens, c.page_tokens, kv_row, 1.f, seed);
-  auto vc = make_cache(n_tokens, c.page_tokens, kv_row, 1.f, seed + 1);
+  auto kc = make_cache(n_tokens, c.page_tokens, kv_row, 1.f, seed, c.shift);
+  auto vc = make_cache(n_tokens, c.page_tokens, kv_row, 1.f, seed + 1, c.shift);
   ASSERT_EQ(kc->device_table.size(), kc->pages.size());
   ASSERT_EQ(vc->device_table.size(), vc->pages.size());
   const int64_t q_row = int64_t(c.n_heads) * c.head_dim;
@@ -159,7 +164,7 @@ TEST_P(GpuAttention, MatchesCpuReference) {
   p.head_dim = c.head_dim;
   p.k = {dk->get<const __half* const>(), c.page_tokens};
   p.v = {dv->get<const __half* const>(), c.page_tokens};
-  p.max_keys = n_tokens;
+  p.max_keys = c.max_keys ? c.max_keys : n_tokens;
   p.scale = scale;
   p.out = dout.get<float>();
   if (c.path == Path::kPrefill) {
@@ -214,6 +219,19 @@ INSTANTIATE_TEST_SUITE_P(
         GqaCase{Path::kDecode, 8, 2, 64, 16, 16, 1, 32},
         // Decode path with several queries (a short chunk split over the keys).
         GqaCase{Path::kDecode, 8, 2, 128, 16, 240, 5, 6},
+        // Graph-style decode: max_keys is the cache capacity (4096), 64 ranges of 64 keys, most
+        // of them past the keys; positions on and next to range (64) and page (16) boundaries.
+        GqaCase{Path::kDecode, 32, 4, 128, 16, 0, 1, 64, 4096}, GqaCase{Path::kDecode, 32, 4, 128, 16, 15, 1, 64, 4096},
+        GqaCase{Path::kDecode, 32, 4, 128, 16, 16, 1, 64, 4096}, GqaCase{Path::kDecode, 32, 4, 128, 16, 63, 1, 64, 4096},
+        GqaCase{Path::kDecode, 32, 4, 128, 16, 64, 1, 64, 4096}, GqaCase{Path::kDecode, 32, 4, 128, 16, 127, 1, 64, 4096},
+        GqaCase{Path::kDecode, 32, 4, 128, 16, 128, 1, 64, 4096}, GqaCase{Path::kDecode, 32, 4, 128, 16, 549, 1, 64, 4096},
+        GqaCase{Path::kDecode, 32, 4, 128, 16, 4095, 1, 64, 4096}, GqaCase{Path::kDecode, 32, 4, 128, 16, 549, 1, 0, 4096},
+        GqaCase{Path::kDecode, 8, 8, 64, 32, 300, 1, 0, 4096},
+        // Queries on both sides of a range boundary in one launch (positions 60..64), group 8.
+        GqaCase{Path::kDecode, 32, 4, 128, 16, 60, 5, 64, 4096},
+        // K/V tile staging off its 16-byte path: rows only 8- or 4-byte aligned, head_dim % 8 != 0.
+        GqaCase{Path::kDecode, 8, 2, 128, 16, 100, 1, 4, 0, 4}, GqaCase{Path::kPrefill, 8, 2, 64, 16, 30, 9, 1, 0, 2},
+        GqaCase{Path::kDecode, 4, 2, 36, 16, 70, 1, 3}, GqaCase{Path::kPrefill, 6, 3, 20, 16, 10, 7, 1},
         // Prefill chunks: from empty, after a ragged prefix, up to 1000 tokens; GQA and MHA.
         GqaCase{Path::kPrefill, 8, 2, 64, 16, 0, 17, 1}, GqaCase{Path::kPrefill, 8, 2, 128, 16, 100, 37, 1},
         GqaCase{Path::kPrefill, 8, 2, 128, 64, 983, 17, 1}, GqaCase{Path::kPrefill, 8, 2, 64, 64, 0, 255, 1},
@@ -223,7 +241,8 @@ INSTANTIATE_TEST_SUITE_P(
       return std::string(c.path == Path::kDecode ? "decode" : "prefill") + "_h" + std::to_string(c.n_heads) + "kv" +
              std::to_string(c.n_kv_heads) + "_d" + std::to_string(c.head_dim) + "_page" +
              std::to_string(c.page_tokens) + "_prefix" + std::to_string(c.prefix) + "_q" + std::to_string(c.n_q) +
-             "_splits" + std::to_string(c.n_splits);
+             "_splits" + std::to_string(c.n_splits) + (c.max_keys ? "_maxkeys" + std::to_string(c.max_keys) : "") +
+             (c.shift ? "_shift" + std::to_string(c.shift) : "");
     });
 
 // Decode for several sequences in one launch: their page tables concatenated, q_page_start
@@ -260,38 +279,43 @@ TEST(GpuAttentionBatch, SequencesWithOwnPageTables) {
   p.head_dim = hd;
   p.k = {dk->get<const __half* const>(), page};
   p.v = {dv->get<const __half* const>(), page};
-  p.max_keys = *std::max_element(ctx.begin(), ctx.end());
   p.scale = 1.f / std::sqrt(float(hd));
   p.out = dout.get<float>();
-  const int splits = 8;
-  const size_t ws_bytes = attention_workspace_bytes(n_q, n_heads, hd, splits);
-  DeviceBuffer ws(ws_bytes);
-  HEXE_GPU_OK(attention_decode(p, splits, ws.get(), ws_bytes, nullptr));
-  std::vector<float> got(q.size());
-  HEXE_CUDA_OK(dout.download(got.data(), got.size() * 4));
-  for (int64_t s = 0; s < n_q; ++s) {
-    const int64_t qpos = ctx[size_t(s)] - 1;
-    cpu::AttentionParams rp;
-    rp.q = q.data() + s * n_heads * hd;
-    rp.n_q = 1;
-    rp.q_pos = &qpos;
-    rp.n_heads = n_heads;
-    rp.k = {kcs[size_t(s)]->page_ptrs.data(), page, n_kv, hd};
-    rp.v = {vcs[size_t(s)]->page_ptrs.data(), page, n_kv, hd};
-    rp.scale = p.scale;
-    std::vector<float> ref(size_t(n_heads * hd));
-    rp.out = ref.data();
-    cpu::attention_ref(rp);
-    for (int h = 0; h < n_heads; ++h) {
-      std::vector<const float*> keys, values;
-      for (int64_t t = 0; t <= qpos; ++t) {
-        keys.push_back(kcs[size_t(s)]->at(t) + (h / group) * hd);
-        values.push_back(vcs[size_t(s)]->at(t) + (h / group) * hd);
+  // The longest context, then a graph's capacity (64 ranges of 64 keys, most past every query).
+  for (auto [max_keys, splits] : {std::pair<int64_t, int>{*std::max_element(ctx.begin(), ctx.end()), 8},
+                                  std::pair<int64_t, int>{4096, 64}}) {
+    SCOPED_TRACE("max_keys " + std::to_string(max_keys) + ", " + std::to_string(splits) + " ranges");
+    p.max_keys = max_keys;
+    const size_t ws_bytes = attention_workspace_bytes(n_q, n_heads, hd, splits);
+    DeviceBuffer ws(ws_bytes);
+    HEXE_CUDA_OK(cudaMemset(dout.get(), 0xff, q.size() * 4));  // NaN: every output must be written
+    HEXE_GPU_OK(attention_decode(p, splits, ws.get(), ws_bytes, nullptr));
+    std::vector<float> got(q.size());
+    HEXE_CUDA_OK(dout.download(got.data(), got.size() * 4));
+    for (int64_t s = 0; s < n_q; ++s) {
+      const int64_t qpos = ctx[size_t(s)] - 1;
+      cpu::AttentionParams rp;
+      rp.q = q.data() + s * n_heads * hd;
+      rp.n_q = 1;
+      rp.q_pos = &qpos;
+      rp.n_heads = n_heads;
+      rp.k = {kcs[size_t(s)]->page_ptrs.data(), page, n_kv, hd};
+      rp.v = {vcs[size_t(s)]->page_ptrs.data(), page, n_kv, hd};
+      rp.scale = p.scale;
+      std::vector<float> ref(size_t(n_heads * hd));
+      rp.out = ref.data();
+      cpu::attention_ref(rp);
+      for (int h = 0; h < n_heads; ++h) {
+        std::vector<const float*> keys, values;
+        for (int64_t t = 0; t <= qpos; ++t) {
+          keys.push_back(kcs[size_t(s)]->at(t) + (h / group) * hd);
+          values.push_back(vcs[size_t(s)]->at(t) + (h / group) * hd);
+        }
+        const auto tol = tolerance(rp.q + h * hd, hd, keys, values, hd, p.scale);
+        for (int e = 0; e < hd; ++e)
+          ASSERT_NEAR(got[size_t((s * n_heads + h) * hd + e)], ref[size_t(h * hd + e)], tol[size_t(e)])
+              << "sequence " << s << " (context " << ctx[size_t(s)] << ") head " << h << " element " << e;
       }
-      const auto tol = tolerance(rp.q + h * hd, hd, keys, values, hd, p.scale);
-      for (int e = 0; e < hd; ++e)
-        ASSERT_NEAR(got[size_t((s * n_heads + h) * hd + e)], ref[size_t(h * hd + e)], tol[size_t(e)])
-            << "sequence " << s << " (context " << ctx[size_t(s)] << ") head " << h << " element " << e;
     }
   }
 }
@@ -319,10 +343,11 @@ struct MlaCase {
   int n_heads, kv_lora, rope, page_tokens;
   int64_t prefix, n_q;
   int n_splits;  // 0 = attention_decode_splits()
+  int64_t max_keys = 0;  // 0: prefix + n_q (as GqaCase)
 };
 void PrintTo(const MlaCase& c, std::ostream* os) {
   *os << "heads=" << c.n_heads << " kv_lora=" << c.kv_lora << " rope=" << c.rope << " page=" << c.page_tokens
-      << " prefix=" << c.prefix << " n_q=" << c.n_q << " splits=" << c.n_splits;
+      << " prefix=" << c.prefix << " n_q=" << c.n_q << " splits=" << c.n_splits << " max_keys=" << c.max_keys;
 }
 class GpuMlaAttention : public ::testing::TestWithParam<MlaCase> {};
 
@@ -352,7 +377,7 @@ TEST_P(GpuMlaAttention, MatchesMlaBlockCpu) {
   p.kv_lora_rank = c.kv_lora;
   p.rope_dim = c.rope;
   p.latent = {dtab->get<const __half* const>(), c.page_tokens};
-  p.max_keys = n_tokens;
+  p.max_keys = c.max_keys ? c.max_keys : n_tokens;
   p.scale = scale;
   p.o_lat = dout.get<float>();
   const int splits = c.n_splits ? c.n_splits : attention_decode_splits(p.max_keys, mla_attention_blocks(p), sm_count());
@@ -389,12 +414,16 @@ INSTANTIATE_TEST_SUITE_P(
         MlaCase{16, 512, 64, 64, 100, 9, 1}, MlaCase{4, 512, 64, 64, 983, 17, 3},
         // The small test models' latents (kv_lora 32 + rope 16; kv_lora 24 + rope 8).
         MlaCase{4, 32, 16, 16, 16, 1, 1}, MlaCase{4, 32, 16, 16, 254, 1, 0}, MlaCase{4, 24, 8, 16, 983, 17, 1},
-        MlaCase{4, 24, 8, 16, 999, 1, 4}),
+        MlaCase{4, 24, 8, 16, 999, 1, 4},
+        // Graph-style: max_keys the cache capacity, most ranges past the keys (range 64 keys).
+        MlaCase{16, 512, 64, 64, 63, 1, 64, 4096}, MlaCase{16, 512, 64, 64, 64, 1, 64, 4096},
+        MlaCase{16, 512, 64, 64, 549, 1, 0, 4096}, MlaCase{4, 32, 16, 16, 126, 3, 64, 4096}),
     [](const auto& i) {
       const auto& c = i.param;
       return std::string("h") + std::to_string(c.n_heads) + "_lora" + std::to_string(c.kv_lora) + "_rope" + std::to_string(c.rope) +
              "_page" + std::to_string(c.page_tokens) + "_prefix" + std::to_string(c.prefix) + "_q" +
-             std::to_string(c.n_q) + "_splits" + std::to_string(c.n_splits);
+             std::to_string(c.n_q) + "_splits" + std::to_string(c.n_splits) +
+             (c.max_keys ? "_maxkeys" + std::to_string(c.max_keys) : "");
     });
 
 // ---------------------------------------------------------------------------------------------

@@ -216,6 +216,21 @@ INSTANTIATE_TEST_SUITE_P(Gemv, GpuMatmul,
                                                               Shape{8, 65, 4})),
                          matmul_name);
 
+// F32/F16/BF16 GEMV over both of its kernels (on a 132-SM GPU): a block per row (n < 528: the
+// MoE routers, n x k = 128 x 2048 and DeepSeek's 256 x 7168, ragged n), a block per 2 rows
+// (528 <= n < 2112) and 16-row blocks (n >= 2112); ragged k (n % 3 == 0: 8-element chunks off)
+// and odd k_blocks (unaligned activation rows) included.
+INSTANTIATE_TEST_SUITE_P(GemvPlain, GpuMatmul,
+                         ::testing::Combine(::testing::Values(DType::F32, DType::F16, DType::BF16),
+                                            ::testing::Values(Path::kGemv),
+                                            ::testing::Values(Shape{1, 128, 64}, Shape{3, 128, 64}, Shape{8, 128, 64},
+                                                              Shape{1, 256, 224}, Shape{3, 256, 224},
+                                                              Shape{8, 256, 224}, Shape{1, 97, 64}, Shape{3, 97, 63},
+                                                              Shape{8, 97, 64}, Shape{2, 99, 7}, Shape{3, 1001, 8},
+                                                              Shape{8, 999, 5}, Shape{1, 4097, 2},
+                                                              Shape{2, 4500, 4})),
+                         matmul_name);
+
 INSTANTIATE_TEST_SUITE_P(Gemm, GpuMatmul,
                          ::testing::Combine(::testing::ValuesIn(gpu_weight_types()),
                                             ::testing::Values(Path::kGemm, Path::kGemmTiled),

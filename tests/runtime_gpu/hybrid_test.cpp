@@ -22,14 +22,18 @@ const gpu::DevicePresence& presence() {
   return p;
 }
 
-// ExpertsCpu replays its decode steps from CUDA graphs; ExpertsCpuNoGraphs enqueues every kernel.
+// ExpertsCpu replays its decode steps from CUDA graphs and hands over by pinned flags (as do the
+// other placements where a decode step's experts are all on the CPU: Stream); ExpertsCpuEvents
+// replays them with event waits and copies (the engine's default); ExpertsCpuNoGraphs enqueues
+// every kernel.
 // Stream: prefill chunks copy their experts to the GPU (chunks of 3 experts, so the two staging
 // buffers take turns), decode keeps them on the CPU. Hot: experts 0, 3, 6, ... of every layer in
 // VRAM, the rest on the CPU. Cache: top-k + 1 slots per layer, so most passes evict.
-enum class Placement { ExpertsCpu, ExpertsCpuNoGraphs, Stream, Layers, Gpu, Hot, Cache };
+enum class Placement { ExpertsCpu, ExpertsCpuEvents, ExpertsCpuNoGraphs, Stream, Layers, Gpu, Hot, Cache };
 const char* placement_name(Placement p) {
   switch (p) {
     case Placement::ExpertsCpu: return "experts-cpu";
+    case Placement::ExpertsCpuEvents: return "experts-cpu-events";
     case Placement::ExpertsCpuNoGraphs: return "experts-cpu-nographs";
     case Placement::Stream: return "stream";
     case Placement::Layers: return "layers";
@@ -58,6 +62,7 @@ OffloadConfig offload_for(const Model& m, Placement p) {
   }
   c.head_on_gpu = c.gpu_layers == L;
   c.graphs = p != Placement::ExpertsCpuNoGraphs;
+  c.flag_handoffs = p != Placement::ExpertsCpuEvents;
   return c;
 }
 
@@ -110,6 +115,7 @@ TEST_P(Hybrid, LogitsMatchTheCpuEngine) {
   int checked = 0;
   uint64_t streamed = 0;
   OffloadStats total;
+  std::vector<float> flagged_logits, evented_logits;  // of the first prompt (ExpertsCpu only)
   for (const auto& lr : v.logits) {
     const auto& p = ref.prompt(lr.prompt);
     const int decode = std::min<int>(4, int(p.tokens.size()) - 1);
@@ -121,6 +127,13 @@ TEST_P(Hybrid, LogitsMatchTheCpuEngine) {
     total.routed_pairs += st.routed_pairs;
     total.vram_pairs += st.vram_pairs;
     total.expert_uploads += st.expert_uploads;
+    total.flag_handoffs += st.flag_handoffs;
+    if (c.placement == Placement::ExpertsCpu && flagged_logits.empty()) {
+      flagged_logits = gpu;
+      OffloadConfig events = off;
+      events.flag_handoffs = false;
+      evented_logits = run(*model, &events, p.tokens, decode);
+    }
     // Decode steps replay their segments from CUDA graphs unless graphs are off (routed experts
     // computed on the GPU are enqueued directly between the graphed segments).
     if (c.placement == Placement::ExpertsCpuNoGraphs) EXPECT_EQ(graphed, 0);
@@ -142,6 +155,17 @@ TEST_P(Hybrid, LogitsMatchTheCpuEngine) {
     }
   }
   EXPECT_GT(checked, 0);
+  // Graphed decode steps with every routed expert on the CPU (experts-cpu; stream, whose decode
+  // keeps the experts on the CPU) hand over by flags, and the fused await (add + next norm) gives
+  // the bits of the add and rms_norm kernels it replaces: the same logits as with events.
+  if (c.placement == Placement::ExpertsCpu || c.placement == Placement::Stream) {
+    EXPECT_GT(total.flag_handoffs, 0);
+  } else {
+    EXPECT_EQ(total.flag_handoffs, 0);
+  }
+  if (c.placement == Placement::ExpertsCpu) {
+    EXPECT_EQ(flagged_logits, evented_logits);
+  }
   if (c.placement == Placement::Stream) {
     // At least one expert's matrices crossed PCIe (beyond the activations' few KB).
     const auto& lw = model->layers.back();
@@ -165,8 +189,8 @@ std::vector<Case> cases() {
   for (const std::string& m : testing::fixture_model_names()) {
     const testing::ModelRef ref = testing::load_model_ref(m);
     for (const auto& v : ref.variants)
-      for (Placement p : {Placement::ExpertsCpu, Placement::ExpertsCpuNoGraphs, Placement::Stream, Placement::Layers,
-                          Placement::Gpu, Placement::Hot, Placement::Cache})
+      for (Placement p : {Placement::ExpertsCpu, Placement::ExpertsCpuEvents, Placement::ExpertsCpuNoGraphs,
+                          Placement::Stream, Placement::Layers, Placement::Gpu, Placement::Hot, Placement::Cache})
         out.push_back({m, v.name, p});
   }
   return out;

@@ -205,6 +205,7 @@ CudaOffload::CudaOffload(const Model& model, const OffloadConfig& cfg, int64_t k
   cold_ids_.resize(T * k);
   weights_.resize(T * k);
   cuda_check(cudaEventCreateWithFlags(&handoff_, cudaEventDisableTiming), "cudaEventCreateWithFlags");
+  setup_flags();
 
   bool any_stream = false, any_cache = false;
   for (int l = 0; l < cfg.gpu_layers; ++l) {
@@ -327,6 +328,7 @@ T* CudaOffload::alloc(size_t bytes, const std::string& what) {
   owned_bytes_ += bytes;
   return static_cast<T*>(p);
 }
+template unsigned long long* CudaOffload::alloc<unsigned long long>(size_t, const std::string&);  // hand-off counters
 
 const float* CudaOffload::upload_floats(const std::vector<float>& v, const std::string& what) {
   if (v.empty()) throw Error(model_.file().path() + ": " + what + " is missing for the GPU layer");
@@ -465,8 +467,8 @@ void CudaOffload::upload_batch(int64_t T) {
 
 // Runs `body`'s enqueues as segment number seg_ of this pass: replayed from a CUDA graph when the
 // pass is graphed (captured the first time this (T, segment) is seen), enqueued directly otherwise.
-void CudaOffload::run_segment(int64_t T, const std::function<void()>& body, bool graphable) {
-  segment_begin();
+void CudaOffload::run_segment(int64_t T, const std::function<void()>& body, bool graphable, bool timed) {
+  if (timed) segment_begin();
   if (graph_mode_ && graphable) {
     auto& g = graphs_[{T, seg_}];
     if (!g.graph) {
@@ -483,7 +485,7 @@ void CudaOffload::run_segment(int64_t T, const std::function<void()>& body, bool
   } else {
     body();
   }
-  segment_end();
+  if (timed) segment_end();
   ++seg_;
 }
 
@@ -512,6 +514,27 @@ void CudaOffload::forward(const BatchView& b, float* x, cpu::ThreadPool& pool, R
   prepare_batch(b);
   std::memcpy(x_pin_.data(), x, size_t(T * E) * sizeof(float));
 
+  if (flagged_pass(T)) {
+    forward_flagged(T, pool, routing);
+  } else {
+    forward_evented(T, pool, routing);
+  }
+  last_t_ = T;
+  if (!cfg_.head_on_gpu) std::memcpy(x, x_pin_.data(), size_t(T * E) * sizeof(float));
+  if (cfg_.timeline)
+    for (size_t i = 0; i < n_segments_; ++i) {
+      float ms = 0;
+      cuda_check(cudaEventElapsedTime(&ms, segments_[i].start, segments_[i].end), "cudaEventElapsedTime");
+      stats_.gpu_busy_s += ms * 1e-3;
+    }
+  stats_.tokens += T;
+  stats_.wall_s += since(t0);
+}
+
+// A pass whose hand-offs are event waits and copies: prefill passes, passes without graphs, and
+// passes with routed experts on the GPU (the host routes before queueing their work).
+void CudaOffload::forward_evented(int64_t T, cpu::ThreadPool& pool, RoutingCounts* routing) {
+  const int64_t E = s_.n_embd;
   std::vector<std::function<void()>> body;
   body.push_back([this, T, E] {
     upload_batch(T);
@@ -572,17 +595,7 @@ void CudaOffload::forward(const BatchView& b, float* x, cpu::ThreadPool& pool, R
   }
   if (!cfg_.head_on_gpu) body.push_back([this, T, E] { d2h(x_pin_.data(), x_, size_t(T * E) * sizeof(float)); });
   flush();
-  last_t_ = T;
   dev_.synchronize();
-  if (!cfg_.head_on_gpu) std::memcpy(x, x_pin_.data(), size_t(T * E) * sizeof(float));
-  if (cfg_.timeline)
-    for (size_t i = 0; i < n_segments_; ++i) {
-      float ms = 0;
-      cuda_check(cudaEventElapsedTime(&ms, segments_[i].start, segments_[i].end), "cudaEventElapsedTime");
-      stats_.gpu_busy_s += ms * 1e-3;
-    }
-  stats_.tokens += T;
-  stats_.wall_s += since(t0);
 }
 
 void CudaOffload::head(const std::vector<int64_t>& rows, std::vector<float>& out) {

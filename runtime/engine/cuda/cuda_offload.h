@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cpu_kernels/format.h"
+#include "gpu_kernels/host_flags.h"
 #include "gpu_kernels/matmul.h"
 #include "runtime/engine/cuda/cuda_device.h"
 #include "runtime/engine/expert_lru.h"
@@ -118,11 +119,28 @@ class CudaOffload final : public GpuOffload {
     const DevLayer& d = layers_[l];
     return d.experts_on_gpu || !d.cache.slots.empty() || (d.experts_stream && T >= cfg_.stream_min_tokens);
   }
-  void moe_head(int l, int64_t T);
+  // publish: hand h and the router logits over by pinned flag (a flagged pass), not by copies.
+  void moe_head(int l, int64_t T, bool publish = false);
   void moe_tail(int l, int64_t T);
+  // A flagged decode pass (see forward_flagged): every MoE layer's routed experts on the CPU, the
+  // hand-offs through pinned flags, each layer's GPU work queued before the CPU half it waits for.
+  bool flagged_pass(int64_t T) const;
+  void setup_flags();
+  void forward_flagged(int64_t T, cpu::ThreadPool& pool, RoutingCounts* routing);
+  void forward_evented(int64_t T, cpu::ThreadPool& pool, RoutingCounts* routing);
+  // The GPU side after layer l's hand-off: waits for the CPU's sum, adds it and the shared
+  // experts' output to x; with next >= 0 also normalises x for layer next's attention.
+  void await_tail(int l, int64_t T, int next);
+  // The CPU half of layer l's flag hand-off: waits for the GPU's publish, routes, runs the routed
+  // experts into y_pin_, answers.
+  void answer_handoff(int l, int64_t T, cpu::ThreadPool& pool, RoutingCounts* routing);
+  // After a failed flagged pass: releases GPU work still waiting for answers, resets the counts.
+  void abort_handoffs() noexcept;
   // graphable: replayed from a CUDA graph in graph mode; false for work shaped by the host's
   // routing (GPU-computed routed experts), which is always enqueued directly.
-  void run_segment(int64_t T, const std::function<void()>& body, bool graphable = true);
+  // timed: bracketed by timeline events (not the segments of a flagged pass, which start by waiting
+  // for the CPU; their busy time comes from the hand-off kernels' stamps).
+  void run_segment(int64_t T, const std::function<void()>& body, bool graphable = true, bool timed = true);
   void upload_batch(int64_t T);
   void run_expert(const DevExpert& ex, int64_t r0, int64_t n);
   // A used expert and its entries [r0, r0 + n) of the packed routing.
@@ -193,6 +211,17 @@ class CudaOffload final : public GpuOffload {
   PinnedBuffer x_pin_, h_pin_, logits_pin_, y_pin_, meta_pin_, tables_pin_, route_pin_;
   std::vector<int32_t> ids_, cold_ids_;  // the host's routing; cold_ids_: hot entries emptied (-1)
   std::vector<float> weights_;
+
+  // Pinned-flag hand-offs (gpu_kernels/host_flags.h): the counters (mapped: flags_pin_), the
+  // device pointers of the pinned buffers the kernels read and write, the host's answered count.
+  // flag_handoff_: OffloadConfig::flag_handoffs unless HEXE_HANDOFF=flags|event says otherwise.
+  PinnedBuffer flags_pin_;
+  gpu::HostFlags flags_{};
+  float *h_map_ = nullptr, *logits_map_ = nullptr, *y_map_ = nullptr;
+  uint64_t handoffs_ = 0;
+  unsigned long long busy_seen_ns_ = 0;  // flags_.busy_ns at the end of the last flagged pass
+  bool flag_handoff_ = true;
+  bool attn_normed_ = false;  // the next attention() finds h_ normalised already (await_tail did it)
 
   // KV pages: page_tokens rows per page, n_pages per layer pool; per sequence its page list.
   int page_tokens_ = 64;

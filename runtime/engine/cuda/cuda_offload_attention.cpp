@@ -1,5 +1,6 @@
 // GQA and MLA attention of the GPU layers (see cuda_offload.h): projections, norms, RoPE, the
-// rows into the paged F16 cache, flash-decoding or tiled prefill attention, Wo and the residual.
+// rows into the paged F16 cache (for GQA one fused launch, gpu::qk_rope_store), flash-decoding
+// or tiled prefill attention, Wo and the residual.
 #include "runtime/engine/cuda/cuda_offload.h"
 
 #include <cuda_fp16.h>
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gpu_kernels/attention.h"
@@ -21,7 +23,8 @@ namespace hexe::gpu_offload {
 void CudaOffload::attention(int l, int64_t T) {
   const DevLayer& d = layers_[l];
   const int64_t E = s_.n_embd, D = s_.head_dim;
-  gpu_check(gpu::rms_norm({x_, d.attn_norm, h_, T, E, s_.rms_eps}, st_));
+  // (In a flagged pass the await before this layer wrote h_ = norm(x_) already.)
+  if (!std::exchange(attn_normed_, false)) gpu_check(gpu::rms_norm({x_, d.attn_norm, h_, T, E, s_.rms_eps}, st_));
   matmul(d.wq, h_, T, q_);
   matmul(d.wk, h_, T, k_);
   matmul(d.wv, h_, T, v_);
@@ -30,30 +33,30 @@ void CudaOffload::attention(int l, int64_t T) {
     gpu_check(gpu::add_bias(k_, d.bk, T, kd_, st_));
     gpu_check(gpu::add_bias(v_, d.bv, T, kd_, st_));
   }
-  if (d.q_norm) {
-    gpu_check(gpu::rms_norm({q_, d.q_norm, q_, T * s_.n_head, D, s_.rms_eps}, st_));
-    gpu_check(gpu::rms_norm({k_, d.k_norm, k_, T * s_.n_head_kv, D, s_.rms_eps}, st_));
-  }
-  gpu::RopeParams rp;
-  rp.positions = pos_;
-  rp.n_tokens = T;
-  rp.head_dim = int(D);
-  rp.rot_dim = d.recipe.gqa.rot_dim > 0 ? d.recipe.gqa.rot_dim : int(D);
-  rp.theta = s_.rope_theta;
-  rp.mode = s_.rope_type == place::RopeType::Neox ? gpu::RopeMode::Neox : gpu::RopeMode::Interleaved;
-  rp.x = q_;
-  rp.token_stride = qd_;
-  rp.n_heads = s_.n_head;
-  gpu_check(gpu::rope(rp, st_));
-  rp.x = k_;
-  rp.token_stride = kd_;
-  rp.n_heads = s_.n_head_kv;
-  gpu_check(gpu::rope(rp, st_));
-
   __half* const* kt = k_tables_ + size_t(l) * n_pages_;
   __half* const* vt = v_tables_ + size_t(l) * n_pages_;
-  gpu_check(gpu::store_kv_rows(k_, kd_, T, kd_, kt, page_start_, pos_, page_tokens_, st_));
-  gpu_check(gpu::store_kv_rows(v_, kd_, T, kd_, vt, page_start_, pos_, page_tokens_, st_));
+  gpu::QkRopeStoreParams qp;
+  qp.q = q_;
+  qp.k = k_;
+  qp.v = v_;
+  qp.n_tokens = T;
+  qp.q_stride = qd_;
+  qp.k_stride = qp.v_stride = kd_;
+  qp.n_heads = s_.n_head;
+  qp.n_kv_heads = s_.n_head_kv;
+  qp.head_dim = int(D);
+  qp.q_norm = d.q_norm;
+  qp.k_norm = d.k_norm;
+  qp.eps = s_.rms_eps;
+  qp.positions = pos_;
+  qp.rot_dim = d.recipe.gqa.rot_dim > 0 ? d.recipe.gqa.rot_dim : int(D);
+  qp.theta = s_.rope_theta;
+  qp.mode = s_.rope_type == place::RopeType::Neox ? gpu::RopeMode::Neox : gpu::RopeMode::Interleaved;
+  qp.k_pages = kt;
+  qp.v_pages = vt;
+  qp.page_start = page_start_;
+  qp.page_tokens = page_tokens_;
+  gpu_check(gpu::qk_rope_store(qp, st_));
 
   gpu::AttentionParams ap;
   ap.q = q_;
@@ -102,7 +105,8 @@ void CudaOffload::mla_attention(int l, int64_t T) {
   const DevLayer& d = layers_[l];
   const int64_t E = s_.n_embd, H = s_.n_head, nope = s_.qk_nope_dim, rd = s_.qk_rope_dim, qk = nope + rd;
   const int64_t R = s_.kv_lora_rank, lat = R + rd, vd = s_.v_head_dim;
-  gpu_check(gpu::rms_norm({x_, d.attn_norm, h_, T, E, s_.rms_eps}, st_));
+  // (In a flagged pass the await before this layer wrote h_ = norm(x_) already.)
+  if (!std::exchange(attn_normed_, false)) gpu_check(gpu::rms_norm({x_, d.attn_norm, h_, T, E, s_.rms_eps}, st_));
   if (d.wq_a) {
     const int64_t QR = s_.q_lora_rank;
     matmul(d.wq_a, h_, T, mla_qa_);

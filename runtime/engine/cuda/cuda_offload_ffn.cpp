@@ -281,11 +281,20 @@ void CudaOffload::cache_experts(int l, int64_t T) {
 
 // The GPU half of an MoE layer before the hand-off: norm, router, and the router logits (and, for
 // CPU experts, the normed input h) into pinned host memory.
-void CudaOffload::moe_head(int l, int64_t T) {
+void CudaOffload::moe_head(int l, int64_t T, bool publish) {
   const DevLayer& d = layers_[l];
   const int64_t E = s_.n_embd, n_exp = s_.n_expert;
   gpu_check(gpu::rms_norm({x_, d.ffn_norm, h_, T, E, s_.rms_eps}, st_));
   matmul(d.router, h_, T, router_);
+  if (publish) {  // (the bytes are counted by answer_handoff, once per pass, not at capture)
+    gpu::PublishParams p;
+    p.flags = flags_;
+    p.parts = 2;
+    p.src[0] = h_, p.dst[0] = h_map_, p.n[0] = T * E;
+    p.src[1] = router_, p.dst[1] = logits_map_, p.n[1] = T * n_exp;
+    gpu_check(gpu::publish_to_host(p, st_));
+    return;
+  }
   d2h(logits_pin_.data(), router_, size_t(T * n_exp) * sizeof(float));
   if (!experts_here(l, T)) d2h(h_pin_.data(), h_, size_t(T * E) * sizeof(float));
 }
