@@ -1,15 +1,25 @@
-// Causal GQA attention over paged K/V: one (query, head) pair per task, keys streamed a page at a
-// time with an online softmax (running max and sum), so no score buffer grows with the context.
+// Causal GQA attention over paged K/V: the tier dispatch, and the portable kernel (scalar and avx2
+// tiers): one (query, head) pair per task, keys streamed a page at a time with an online softmax
+// (running max and sum), so no score buffer grows with the context.
 #include "cpu_kernels/attention.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <vector>
 
+#include "cpu_kernels/env.h"
 #include "cpu_kernels/ops.h"
 
 namespace hexe::cpu {
+
+namespace avx512 {
+void attention(const AttentionParams& p, ThreadPool& pool);
+void exp_f32(const float* x, float* y, int64_t n);
+}  // namespace avx512
+
 namespace {
 
 void attend_one(const AttentionParams& p, int64_t qi, int h, float* scores, float* acc) {
@@ -46,9 +56,7 @@ void attend_one(const AttentionParams& p, int64_t qi, int h, float* scores, floa
   for (int d = 0; d < dv; ++d) out[d] = acc[d] * inv;
 }
 
-}  // namespace
-
-void attention(const AttentionParams& p, ThreadPool& pool) {
+void attention_portable(const AttentionParams& p, ThreadPool& pool) {
   const int64_t tasks = p.n_q * p.n_heads;
   pool.parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
     thread_local std::vector<float> scratch;
@@ -56,6 +64,32 @@ void attention(const AttentionParams& p, ThreadPool& pool) {
     for (int64_t t = begin; t < end; ++t)
       attend_one(p, t / p.n_heads, int(t % p.n_heads), scratch.data(), scratch.data() + p.k.page_tokens);
   });
+}
+
+bool use_avx512(Isa max_tier) {
+  return int(max_tier) >= int(Isa::Avx512) && int(hardware_isa()) >= int(Isa::Avx512);
+}
+
+}  // namespace
+
+void attention_at(const AttentionParams& p, Isa max_tier, ThreadPool& pool) {
+  const bool fast = use_avx512(max_tier);
+  if (env::log_dispatch()) {
+    static std::atomic<bool> logged[2] = {};  // once per kernel
+    if (!logged[fast].exchange(true)) {
+      std::fprintf(stderr, "hexe dispatch: attention -> %s\n",
+                   fast ? "avx512/flash" : "portable (avx512: capped by HEXE_CPU_ISA/caller or not supported by this CPU)");
+    }
+  }
+  if (fast) return avx512::attention(p, pool);
+  attention_portable(p, pool);
+}
+
+void attention(const AttentionParams& p, ThreadPool& pool) { attention_at(p, active_isa(), pool); }
+
+void attention_exp(const float* x, float* y, int64_t n) {
+  if (use_avx512(Isa::Avx512)) return avx512::exp_f32(x, y, n);
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
 }
 
 }  // namespace hexe::cpu

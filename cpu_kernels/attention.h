@@ -3,6 +3,7 @@
 
 #include <cstdint>
 
+#include "cpu_kernels/isa.h"
 #include "cpu_kernels/thread_pool.h"
 
 namespace hexe::cpu {
@@ -29,7 +30,16 @@ struct AttentionParams {
   float* out = nullptr;            // [n_q][n_heads][v.head_dim]
 };
 
+// Kernels: avx512 (x86/avx512/attention_avx512.cpp: one KV head x a block of queries x that
+// head's query group per task, rows in vector lanes, online softmax over 32-key blocks) and the
+// portable one below it (one (query, head) per task; scalar and avx2 tiers).
 void attention(const AttentionParams& p, ThreadPool& pool);
+// attention() is attention_at(p, active_isa(), pool); tests and benchmarks compare the tiers.
+void attention_at(const AttentionParams& p, Isa max_tier, ThreadPool& pool);
 void attention_ref(const AttentionParams& p);  // scalar reference for tests
+
+// exp over n floats with the vectorised exp the avx512 kernel uses (std::exp below AVX-512);
+// tests hold it to std::exp.
+void attention_exp(const float* x, float* y, int64_t n);
 
 }  // namespace hexe::cpu

@@ -17,6 +17,7 @@ double int8_dot_ops_avx2(int64_t iters);
 double int8_dot_ops_vnni512(int64_t iters);
 double fma_flops_avx2(int64_t iters);
 double bf16_dot_flops_avx512(int64_t iters);
+double fma_flops_avx512(int64_t iters);
 double int8_dot_ops_amx(int64_t iters);
 double bf16_dot_flops_amx(int64_t iters);
 }  // namespace detail
@@ -82,6 +83,12 @@ double bf16_dot_flops(int64_t iters) {
   return 0.0;
 }
 
+double f32_fma_flops(int64_t iters) {
+  if (has512()) return detail::fma_flops_avx512(iters);
+  if (cpu_features().avx2 && cpu_features().fma) return detail::fma_flops_avx2(iters);
+  return 0.0;
+}
+
 double amx_int8_dot_ops(int64_t iters) { return amx_usable() ? detail::int8_dot_ops_amx(iters) : 0.0; }
 
 double amx_bf16_dot_flops(int64_t iters) {
@@ -97,6 +104,12 @@ const char* int8_dot_name() {
 const char* bf16_dot_name() {
   if (has512() && cpu_features().avx512_bf16) return "avx512_bf16 vdpbf16ps zmm";
   if (cpu_features().avx2 && cpu_features().fma) return "avx2 vfmadd ymm (f32)";
+  return "none";
+}
+
+const char* f32_fma_name() {
+  if (has512()) return "avx512 vfmadd231ps zmm";
+  if (cpu_features().avx2 && cpu_features().fma) return "avx2 vfmadd231ps ymm";
   return "none";
 }
 

@@ -34,6 +34,10 @@ double int8_dot_ops(int64_t iters);
 // floating-point operations done (2 per multiply-add).
 double bf16_dot_flops(int64_t iters);
 
+// Likewise with float FMAs (vfmadd zmm with AVX-512, ymm with AVX2+FMA; 0 without either);
+// returns floating-point operations done (2 per multiply-add): the f32 kernels' ceiling.
+double f32_fma_flops(int64_t iters);
+
 // The same with AMX tiles (tdpbusd, tdpbf16ps on 16x64-byte tiles); 0 where AMX-INT8 / AMX-BF16
 // is absent or the kernel refuses the tile state. The prefill tiles' own ceiling.
 double amx_int8_dot_ops(int64_t iters);
@@ -42,5 +46,6 @@ double amx_bf16_dot_flops(int64_t iters);
 // The instruction int8_dot_ops / bf16_dot_flops use on this CPU ("avx512_vnni vpdpbusd zmm").
 const char* int8_dot_name();
 const char* bf16_dot_name();
+const char* f32_fma_name();
 
 }  // namespace hexe::cpu

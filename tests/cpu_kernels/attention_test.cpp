@@ -1,5 +1,9 @@
-// Paged causal GQA attention against attention_ref: GQA ratios 1/4/8, 16-token pages, ragged
-// context lengths, prefill (many queries) and decode (one), 1 and 2 threads.
+// Paged causal GQA attention against attention_ref: GQA ratios 1/4/8, 16- and 64-token pages,
+// ragged context lengths and head sizes (64, 80, 128; dk != dv), prefill (many queries, starting
+// mid-page or at scattered positions) and decode (one), long contexts, 1 and 2 threads, every
+// tier this CPU runs; and the avx512 kernel's exp against std::exp.
+#include <algorithm>
+#include <cmath>
 #include <memory>
 
 #include "cpu_kernels/attention.h"
@@ -60,6 +64,98 @@ TEST(Attention, SingleKeyReturnsItsValue) {
   attention(p, pool);
   for (int h = 0; h < 2; ++h)
     for (int e = 0; e < 8; ++e) EXPECT_FLOAT_EQ(out[size_t(h * 8 + e)], v.view.row(0)[e]);
+}
+
+struct Case {
+  int ratio, kv_heads, dk, dv, page;
+  int64_t ctx;                 // keys in the cache
+  std::vector<int64_t> pos;    // query positions (< ctx)
+};
+
+// attention_at(max_tier) against attention_ref on one case; returns the largest difference.
+float max_diff(std::mt19937& rng, const Case& c, Isa tier, ThreadPool& pool) {
+  const int n_heads = c.kv_heads * c.ratio;
+  const int64_t n_q = int64_t(c.pos.size());
+  PagedCache k(rng, c.ctx, c.page, c.kv_heads, c.dk), v(rng, c.ctx, c.page, c.kv_heads, c.dv);
+  const auto q = test::random_floats(rng, static_cast<size_t>(n_q * n_heads * c.dk));
+  std::vector<float> out(static_cast<size_t>(n_q * n_heads * c.dv), NAN), ref(out);
+  AttentionParams p;
+  p.q = q.data(); p.n_q = n_q; p.q_pos = c.pos.data(); p.n_heads = n_heads;
+  p.k = k.view; p.v = v.view; p.scale = 1.f / std::sqrt(float(c.dk)); p.out = out.data();
+  attention_at(p, tier, pool);
+  p.out = ref.data();
+  attention_ref(p);
+  float worst = 0.f;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const float d = std::fabs(out[i] - ref[i]);
+    worst = std::isnan(d) ? INFINITY : std::max(worst, d);
+  }
+  return worst;
+}
+
+std::vector<Isa> tiers() {
+  std::vector<Isa> t;
+  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512})
+    if (int(i) <= int(hardware_isa())) t.push_back(i);
+  return t;
+}
+
+TEST(Attention, TiersMatchReferenceOnShapes) {
+  std::mt19937 rng(7);
+  ThreadPool pool2(2), pool1(1);
+  std::vector<Case> cases;
+  // Prefill blocks starting mid-page (and ending mid-page), the engine's 32/4 heads among them.
+  for (int ratio : {1, 4, 8})
+    for (auto [dk, dv] : {std::pair{64, 64}, {128, 128}, {80, 80}, {128, 80}, {80, 64}})
+      for (int64_t n_q : {1, 5, 37, 130})
+        for (int page : {16, 64}) {
+          if (n_q == 130 && ratio == 8 && dk == 128 && page == 16) continue;  // the reference's time
+          const int64_t start = 7 + 16 * (n_q % 3);
+          Case c{ratio, ratio == 8 ? 4 : 2, dk, dv, page, start + n_q, {}};
+          for (int64_t i = 0; i < n_q; ++i) c.pos.push_back(start + i);
+          cases.push_back(c);
+        }
+  // One sequence's queries at scattered, unordered positions (a block's queries see different
+  // key counts; one at position 0 sees a single key).
+  for (int ratio : {1, 4, 8}) {
+    Case c{ratio, 2, 128, 128, 16, 300, {}};
+    for (int64_t p : {299, 0, 17, 150, 151, 64, 3, 298, 31, 32, 33}) c.pos.push_back(p);
+    cases.push_back(c);
+  }
+  // Long contexts: decode and a few queries over 3000 keys.
+  for (int page : {16, 64})
+    for (int64_t n_q : {1, 5}) {
+      Case c{8, 2, 128, 128, page, 3000, {}};
+      for (int64_t i = 0; i < n_q; ++i) c.pos.push_back(3000 - n_q + i);
+      cases.push_back(c);
+    }
+  for (Isa tier : tiers())
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const Case& c = cases[i];
+      const float d = max_diff(rng, c, tier, i % 2 ? pool2 : pool1);
+      ASSERT_LE(d, 2e-5f) << "tier " << isa_name(tier) << " gqa=" << c.ratio << " kv=" << c.kv_heads
+                          << " dk=" << c.dk << " dv=" << c.dv << " page=" << c.page << " n_q=" << c.pos.size()
+                          << " ctx=" << c.ctx << " first pos=" << c.pos[0];
+    }
+}
+
+TEST(Attention, ExpMatchesStdExp) {
+  std::vector<float> x, y;
+  for (float v = -87.f; v <= 88.f; v += 0.0137f) x.push_back(v);
+  for (float v : {0.f, -0.f, 1e-30f, -1e-7f, 1.f, -1.f, 88.7f, -87.3f}) x.push_back(v);
+  y.resize(x.size());
+  attention_exp(x.data(), y.data(), int64_t(x.size()));
+  double worst = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double e = std::exp(double(x[i]));
+    worst = std::max(worst, std::fabs(y[i] - e) / e);
+  }
+  EXPECT_LE(worst, 4e-7) << "max relative error";
+  // Scores far below the running max, and masked (-inf) ones, weigh exactly 0.
+  const float lo[3] = {-90.f, -1000.f, -INFINITY};
+  float z[3] = {1.f, 1.f, 1.f};
+  attention_exp(lo, z, 3);
+  for (float v : z) EXPECT_EQ(v, 0.f);
 }
 
 }  // namespace

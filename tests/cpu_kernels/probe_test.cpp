@@ -36,6 +36,11 @@ TEST(Probe, PeakLoopsCountOperations) {
   EXPECT_DOUBLE_EQ(int8_dot_ops(20), 2 * int8_dot_ops(10));
   EXPECT_DOUBLE_EQ(bf16_dot_flops(20), 2 * bf16_dot_flops(10));
   EXPECT_STRNE(int8_dot_name(), "none");
+  if (cpu_features().fma) {
+    EXPECT_GT(f32_fma_flops(10), 0.0);
+    EXPECT_DOUBLE_EQ(f32_fma_flops(20), 2 * f32_fma_flops(10));
+    EXPECT_STRNE(f32_fma_name(), "none");
+  }
 }
 
 // 4 tdpbusd of 16x16 outputs x 64 products per round; 0 where AMX cannot run (no SIGILL).
