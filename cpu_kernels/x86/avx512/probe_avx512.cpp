@@ -20,54 +20,60 @@ uint64_t stream_read_avx512(const void* p, size_t bytes) {
   return uint64_t(_mm512_reduce_add_epi64(a0));
 }
 
-// 16 independent accumulators hide vpdpbusd's latency (4-5 cycles, 1-2 per cycle).
+// The peak loops below keep 12 independent chains in named variables, all tied to registers by
+// an asm barrier each iteration: with an array the compiler keeps the accumulators on the stack,
+// and the loop then measures store forwarding instead of the execution units (the vpdpbusd and
+// vdpbf16ps probes read half their units' rate that way until session 14).
+#define HEXE_PEAK_CHAINS(OP)                                                                        \
+  a0 = OP(a0); a1 = OP(a1); a2 = OP(a2); a3 = OP(a3); a4 = OP(a4); a5 = OP(a5);                   \
+  a6 = OP(a6); a7 = OP(a7); a8 = OP(a8); a9 = OP(a9); a10 = OP(a10); a11 = OP(a11);               \
+  __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7), \
+                   "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11))
+
+// vpdpbusd: 4-5 cycles latency, 1-2 per cycle.
 double int8_dot_ops_vnni512(int64_t iters) {
-  __m512i acc[16];
-  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_epi32(i);
+  __m512i a0 = _mm512_set1_epi32(0), a1 = _mm512_set1_epi32(1), a2 = _mm512_set1_epi32(2), a3 = _mm512_set1_epi32(3);
+  __m512i a4 = _mm512_set1_epi32(4), a5 = _mm512_set1_epi32(5), a6 = _mm512_set1_epi32(6), a7 = _mm512_set1_epi32(7);
+  __m512i a8 = _mm512_set1_epi32(8), a9 = _mm512_set1_epi32(9), a10 = _mm512_set1_epi32(10), a11 = _mm512_set1_epi32(11);
   const __m512i a = _mm512_set1_epi8(3), b = _mm512_set1_epi8(-2);
+  auto op = [&](__m512i acc) { return _mm512_dpbusd_epi32(acc, a, b); };
   for (int64_t it = 0; it < iters; ++it) {
-    for (int i = 0; i < 16; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
-    __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]), "+v"(acc[4]),
-                     "+v"(acc[5]), "+v"(acc[6]), "+v"(acc[7]));
+    HEXE_PEAK_CHAINS(op);
   }
-  __m512i s = acc[0];
-  for (int i = 1; i < 16; ++i) s = _mm512_add_epi32(s, acc[i]);
+  __m512i s = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)),
+                               _mm512_add_epi32(_mm512_add_epi32(a4, a5), _mm512_add_epi32(a6, a7)));
+  s = _mm512_add_epi32(s, _mm512_add_epi32(_mm512_add_epi32(a8, a9), _mm512_add_epi32(a10, a11)));
   volatile int sink = _mm512_reduce_add_epi32(s);
   (void)sink;
-  return double(iters) * 16.0 * 64.0 * 2.0;  // 64 int8 multiply-adds per instruction
+  return double(iters) * 12.0 * 64.0 * 2.0;  // 64 int8 multiply-adds per instruction
 }
 
 double bf16_dot_flops_avx512(int64_t iters) {
-  __m512 acc[16];
-  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_ps(float(i));
+  __m512 a0 = _mm512_set1_ps(0.f), a1 = _mm512_set1_ps(1.f), a2 = _mm512_set1_ps(2.f), a3 = _mm512_set1_ps(3.f);
+  __m512 a4 = _mm512_set1_ps(4.f), a5 = _mm512_set1_ps(5.f), a6 = _mm512_set1_ps(6.f), a7 = _mm512_set1_ps(7.f);
+  __m512 a8 = _mm512_set1_ps(8.f), a9 = _mm512_set1_ps(9.f), a10 = _mm512_set1_ps(10.f), a11 = _mm512_set1_ps(11.f);
   const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f80), b = (__m512bh)_mm512_set1_epi16(0x3c00);
+  auto op = [&](__m512 acc) { return _mm512_dpbf16_ps(acc, a, b); };
   for (int64_t it = 0; it < iters; ++it) {
-    for (int i = 0; i < 16; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
-    __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]), "+v"(acc[4]),
-                     "+v"(acc[5]), "+v"(acc[6]), "+v"(acc[7]));
+    HEXE_PEAK_CHAINS(op);
   }
-  __m512 s = acc[0];
-  for (int i = 1; i < 16; ++i) s = _mm512_add_ps(s, acc[i]);
+  __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                           _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+  s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
   volatile float sink = _mm512_reduce_add_ps(s);
   (void)sink;
-  return double(iters) * 16.0 * 32.0 * 2.0;  // 32 bf16 multiply-adds per instruction
+  return double(iters) * 12.0 * 32.0 * 2.0;  // 32 bf16 multiply-adds per instruction
 }
 
-// 12 independent float FMA chains (4-cycle latency, 2 per cycle on two-FMA-unit cores), named
-// variables all tied to registers by the asm barrier: an array here lives on the stack, and the
-// loop then measures store forwarding instead of the FMA units.
+// Float FMA: 4 cycles latency, 2 per cycle on two-FMA-unit cores.
 double fma_flops_avx512(int64_t iters) {
   __m512 a0 = _mm512_set1_ps(0.f), a1 = _mm512_set1_ps(1.f), a2 = _mm512_set1_ps(2.f), a3 = _mm512_set1_ps(3.f);
   __m512 a4 = _mm512_set1_ps(4.f), a5 = _mm512_set1_ps(5.f), a6 = _mm512_set1_ps(6.f), a7 = _mm512_set1_ps(7.f);
   __m512 a8 = _mm512_set1_ps(8.f), a9 = _mm512_set1_ps(9.f), a10 = _mm512_set1_ps(10.f), a11 = _mm512_set1_ps(11.f);
   const __m512 m = _mm512_set1_ps(0.9999f), c = _mm512_set1_ps(1e-4f);  // converges to 1: no inf
+  auto op = [&](__m512 acc) { return _mm512_fmadd_ps(acc, m, c); };
   for (int64_t it = 0; it < iters; ++it) {
-    a0 = _mm512_fmadd_ps(a0, m, c); a1 = _mm512_fmadd_ps(a1, m, c); a2 = _mm512_fmadd_ps(a2, m, c);
-    a3 = _mm512_fmadd_ps(a3, m, c); a4 = _mm512_fmadd_ps(a4, m, c); a5 = _mm512_fmadd_ps(a5, m, c);
-    a6 = _mm512_fmadd_ps(a6, m, c); a7 = _mm512_fmadd_ps(a7, m, c); a8 = _mm512_fmadd_ps(a8, m, c);
-    a9 = _mm512_fmadd_ps(a9, m, c); a10 = _mm512_fmadd_ps(a10, m, c); a11 = _mm512_fmadd_ps(a11, m, c);
-    __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7),
-                     "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
+    HEXE_PEAK_CHAINS(op);
   }
   __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
                            _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
@@ -76,5 +82,7 @@ double fma_flops_avx512(int64_t iters) {
   (void)sink;
   return double(iters) * 12.0 * 16.0 * 2.0;  // 16 float multiply-adds per instruction
 }
+
+#undef HEXE_PEAK_CHAINS
 
 }  // namespace hexe::cpu::detail
