@@ -7,7 +7,8 @@
 //       computes the routed experts; the result comes back over PCIe and is added;
 //     routed experts on the GPU: the host routes (the CPU's routing code, so the choice is the
 //       same), then each used expert's tokens are gathered, multiplied and scattered back weighted.
-// The host drives the loop and waits once per MoE layer (the hand-off: an event, ~10 us).
+// The host drives the loop and waits once per MoE layer (the hand-off: an event, ~10 us; or,
+// opt-in, pinned flags with the next segment queued ahead: cuda_offload_handoff.cpp).
 #include "runtime/engine/cuda/cuda_offload.h"
 
 #include <cuda_fp16.h>
