@@ -54,6 +54,7 @@ CpuFeatures detect() {
     f.avx512bw = f.avx512f && bit(l7.b, 30);
     f.avx512vl = f.avx512f && bit(l7.b, 31);
     f.avx512_vnni = f.avx512f && bit(l7.c, 11);
+    f.avx512_vbmi = f.avx512f && bit(l7.c, 1);
     f.avx512_bf16 = f.avx512f && bit(l7s1.a, 5);
     f.avx_vnni = avx && bit(l7s1.a, 4);
     // AMX also needs arch_prctl(ARCH_REQ_XCOMP_PERM) before use; the AMX kernels ask for it.
@@ -89,7 +90,7 @@ bool request_amx_permission() {
 
 Isa hardware_best(const CpuFeatures& f) {
   if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma && f.f16c && f.avx512_vnni &&
-      amx_usable())
+      f.avx512_vbmi && amx_usable())
     return Isa::Amx;
   if (f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.fma && f.f16c) return Isa::Avx512;
   if (f.avx2 && f.fma && f.f16c) return Isa::Avx2;

@@ -15,6 +15,7 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512vl = false, avx512dq = false;
   bool avx512_vnni = false, avx512_bf16 = false, avx_vnni = false;
+  bool avx512_vbmi = false;  // byte permutes (the AMX tier's Q4_K tile uses vpermt2b)
   bool amx_tile = false, amx_int8 = false, amx_bf16 = false;
   std::string brand;
 };

@@ -19,7 +19,6 @@ constexpr int64_t kRowsN = 16;  // weight rows per work item (a few KB..100 KB: 
 // Rows16: whole groups, several per item, so the tile's per-call activation preparation
 // (block sums) is spread over more rows.
 constexpr int64_t kRowsN16 = 64;
-constexpr int64_t kRowsM = 64;  // activation rows per work item; kernels reuse weights 4 rows at once
 constexpr int64_t kRowsAmx = 256;  // weight rows per work item for AMX tiles in prefill
 
 struct Act {
@@ -70,14 +69,15 @@ void run(const MatmulParams& p, Isa max_tier, ThreadPool* pool) {
   }
   auto w_at = [&](int64_t n0) { return static_cast<const uint8_t*>(p.w) + size_t(r16 ? n0 / kRows16 : n0) * wrb; };
   const int64_t n_chunks = (p.n + rows_n - 1) / rows_n;
-  const int64_t m_chunks = (p.m + kRowsM - 1) / kRowsM;
+  const int64_t rows_m = std::max<int64_t>(1, g->rows_per_call);  // activation rows per item
+  const int64_t m_chunks = (p.m + rows_m - 1) / rows_m;
   // Items weight-block-major, so a thread walks all activation blocks of a weight block while
   // that block is hot in cache.
   auto body = [&](int64_t begin, int64_t end) {
     for (int64_t it = begin; it < end; ++it) {
       const int64_t ni = it / m_chunks, mi = it % m_chunks;
-      const int64_t n0 = ni * rows_n, m0 = mi * kRowsM;
-      const int64_t nr = std::min(rows_n, p.n - n0), mr = std::min(kRowsM, p.m - m0);
+      const int64_t n0 = ni * rows_n, m0 = mi * rows_m;
+      const int64_t nr = std::min(rows_n, p.n - n0), mr = std::min(rows_m, p.m - m0);
       g->fn(p.k, w_at(n0), wrb, nr,
             static_cast<const uint8_t*>(a.ptr) + m0 * a.row_bytes, a.row_bytes, mr,
             p.y + m0 * p.y_stride + n0, p.y_stride);

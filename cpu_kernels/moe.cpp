@@ -29,7 +29,6 @@
 namespace hexe::cpu {
 namespace {
 
-constexpr int64_t kRowsM = 64;  // token rows per kernel call (kernels reuse weights 4 rows at once)
 // Units per thread the slicing aims for: a thread that stalls (preempted, late to wake) holds up
 // the layer by at most one unit, and dynamic taking balances the rest.
 constexpr int64_t kUnitsPerThread = 1;
@@ -73,11 +72,13 @@ void make_plan(const MoeParams& p, Plan& plan) {
   plan.offset[0] = 0;
 }
 
-// y[m x nr] = act[m rows] . w[nr rows]^T, m split into kernel-sized chunks.
+// y[m x nr] = act[m rows] . w[nr rows]^T, m split into the kernel's chunks (skewed routing puts
+// hundreds of a prefill chunk's tokens on one expert).
 void gemm(const GemmKernel& g, int64_t k, const uint8_t* w, size_t wrb, int64_t nr,
           const uint8_t* act, size_t arb, int64_t m, float* y, int64_t ys) {
-  for (int64_t m0 = 0; m0 < m; m0 += kRowsM)
-    g.fn(k, w, wrb, nr, act + m0 * arb, arb, std::min(kRowsM, m - m0), y + m0 * ys, ys);
+  const int64_t step = std::max<int64_t>(1, g.rows_per_call);
+  for (int64_t m0 = 0; m0 < m; m0 += step)
+    g.fn(k, w, wrb, nr, act + m0 * arb, arb, std::min(step, m - m0), y + m0 * ys, ys);
 }
 
 struct ThreadScratch {

@@ -6,7 +6,12 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu_kernels/isa.h"
+
 namespace hexe::cpu {
+namespace avx512 {
+void swiglu(const float* gate, const float* up, float* dst, int64_t n);
+}
 
 float dot_f32(const float* a, const float* b, int64_t n) {
   float s[8] = {};
@@ -67,6 +72,8 @@ void rope(float* x, int n_heads, int64_t pos, const RopeParams& p) {
 }
 
 void swiglu(const float* gate, const float* up, float* dst, int64_t n) {
+  static const bool fast = int(active_isa()) >= int(Isa::Avx512);  // HEXE_CPU_ISA caps it
+  if (fast) return avx512::swiglu(gate, up, dst, n);
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     dst[i] = (g / (1.0f + std::exp(-g))) * up[i];

@@ -84,6 +84,20 @@ TEST(Ops, RopeAtZeroIsIdentityAndKeepsPairNorms) {
     }
 }
 
+// SwiGLU where e^-g leaves float range (the AVX-512 exp clamps): silu(g) -> g above, -> 0 below.
+TEST(Ops, SwigluAtLargeMagnitudes) {
+  std::vector<float> g, u;
+  for (float v : {-200.f, -100.f, -88.f, -87.f, -30.f, 0.f, 30.f, 87.f, 88.f, 100.f, 200.f, -0.f, 1e-30f, -1e-30f,
+                  3.4e38f, -3.4e38f, 15.f})
+    g.push_back(v), u.push_back(0.5f);
+  std::vector<float> y(g.size());
+  swiglu(g.data(), u.data(), y.data(), int64_t(g.size()));
+  for (size_t i = 0; i < g.size(); ++i) {
+    const double gd = g[i], want = gd / (1 + std::exp(-gd)) * 0.5;
+    ASSERT_NEAR(y[i], want, 1e-6 * std::fabs(want) + 1e-30) << "g = " << g[i];
+  }
+}
+
 TEST(Ops, SwigluSoftmaxAxpyDot) {
   std::mt19937 rng(4);
   for (int64_t n : {1, 5, 33, 1000}) {
