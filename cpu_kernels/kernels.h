@@ -86,6 +86,7 @@ extern const GemmTable kGemmRows16Amx;
 void gemm_tile_q8_0_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q8_0_rows16_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q4_K_rows16_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+void gemm_tile_q6_K_rows16_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 // BF16 (GGUF rows) through AMX-BF16 tiles for m >= 16, the AVX-512 tile below; numerically the
 // AVX-512 tile's f32 products (the activations enter as three bf16 parts).
 void gemm_tile_bf16_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);

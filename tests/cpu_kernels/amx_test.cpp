@@ -138,29 +138,44 @@ TEST(AmxQ8_0, Rows16OddBlockCounts) {
   }
 }
 
-TEST(AmxQ4_K, DispatchPicksAmxForRows16Only) {
+// The K-quant AMX tiles (Q4_K, Q6_K; kquant_amx.h): Rows16 only.
+class AmxKQuant : public ::testing::TestWithParam<DType> {};
+
+using RowsTileFn = void (*)(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+RowsTileFn kquant_tile(DType t) { return t == DType::Q4_K ? gemm_tile_q4_K_rows16_amx : gemm_tile_q6_K_rows16_amx; }
+
+TEST_P(AmxKQuant, DispatchPicksAmxForRows16Only) {
   HEXE_SKIP_WITHOUT_AMX();
-  const GemmKernel* g = select_gemm(DType::Q4_K, 2048, Isa::Amx, WeightLayout::Rows16);
+  const DType t = GetParam();
+  const GemmKernel* g = select_gemm(t, 2048, Isa::Amx, WeightLayout::Rows16);
   ASSERT_TRUE(g);
   EXPECT_EQ(g->tier, Isa::Amx);
-  EXPECT_STREQ(g->name, "amx_int8/q4_K/rows16");
-  const GemmKernel* v = select_gemm(DType::Q4_K, 2048, Isa::Avx512, WeightLayout::Rows16);
+  EXPECT_EQ(std::string(g->name), "amx_int8/" + std::string(dtype_name(t)) + "/rows16");
+  EXPECT_EQ(g->rows_per_call, 256);  // the weight preparation is shared by all rows of a call
+  const GemmKernel* v = select_gemm(t, 2048, Isa::Avx512, WeightLayout::Rows16);
   ASSERT_TRUE(v);
   EXPECT_EQ(std::string(v->name).find("amx"), std::string::npos) << v->name;
-  // The GGUF layout keeps its AVX-512 tile at the AMX tier (the runtime repacks Q4_K to Rows16).
-  const KernelChoice c = matmul_choice(DType::Q4_K, 2048, Isa::Amx, WeightLayout::Gguf);
+  // The GGUF layout keeps its AVX-512 tile at the AMX tier (the runtime repacks these to Rows16).
+  const KernelChoice c = matmul_choice(t, 2048, Isa::Amx, WeightLayout::Gguf);
   EXPECT_EQ(c.tier, Isa::Avx512) << c.name;
 }
 
-// The Rows16 Q4_K tile on ragged m (overlapping last row tile; m < 16: the AVX-512 hand-over),
-// ragged n (masked padding rows), 1..12 super-blocks, and column slices [c0, c0 + len) of a wider
-// Rows16 copy (rows16_col_offset, the group stride of the whole k) as the MoE down projection
-// reads it; quantised and random-bit weights.
-TEST(AmxQ4_K, Rows16TileMatchesScalarReferenceWithColumnSlices) {
+// The Rows16 tile on ragged m (overlapping last row tile; odd row-tile counts, one tile left
+// over after the pairs; m < 16: the AVX-512 hand-over), ragged n (masked padding rows), 1..12
+// super-blocks, and column slices [c0, c0 + len) of a wider Rows16 copy (rows16_col_offset, the
+// group stride of the whole k) as the MoE down projection reads it; quantised and random-bit
+// weights (every scale, min and level value).
+TEST_P(AmxKQuant, Rows16TileMatchesScalarReferenceWithColumnSlices) {
   HEXE_SKIP_WITHOUT_AMX();
+  const DType t = GetParam();
+  auto random_bits = [&](std::mt19937& rng, int64_t n, int64_t k) {  // finite f16 scale fields
+    return t == DType::Q4_K ? test::random_block_bits(rng, n, k, sizeof(BlockQ4_K), kQKK,
+                                                      {offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)})
+                            : test::random_block_bits(rng, n, k, sizeof(BlockQ6_K), kQKK, {offsetof(BlockQ6_K, d)});
+  };
   std::mt19937 rng(8);
   for (int rep = 0; rep < 48; ++rep) {
-    const int64_t m = test::ragged_m(rep, rng);
+    const int64_t m = rep == 47 ? 80 : test::ragged_m(rep, rng);
     const int64_t n = std::uniform_int_distribution<int64_t>(1, 70)(rng);
     const int64_t nblk = std::uniform_int_distribution<int64_t>(1, rep % 5 == 0 ? 12 : 4)(rng);  // of 256 columns
     const int64_t k = kQKK * nblk;
@@ -169,39 +184,45 @@ TEST(AmxQ4_K, Rows16TileMatchesScalarReferenceWithColumnSlices) {
     const int64_t b0 = slice ? std::uniform_int_distribution<int64_t>(0, nblk - 1)(rng) : 0;
     const int64_t b1 = slice ? std::uniform_int_distribution<int64_t>(b0 + 1, nblk)(rng) : nblk;
     const int64_t c0 = kQKK * b0, len = kQKK * (b1 - b0);
-    const size_t wrb = row_bytes(DType::Q4_K, uint64_t(k)), arb = row_bytes(DType::Q8_K, uint64_t(len));
-    const auto w = bits ? test::random_block_bits(rng, n, k, sizeof(BlockQ4_K), kQKK,
-                                                   {offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)})
-                         : test::random_weights(rng, DType::Q4_K, n, k);
-    const PackedWeights packed = repack_for_decode(DType::Q4_K, n, k, w.data(), wrb);
+    const size_t wrb = row_bytes(t, uint64_t(k)), arb = row_bytes(DType::Q8_K, uint64_t(len));
+    const auto w = bits ? random_bits(rng, n, k) : test::random_weights(rng, t, n, k);
+    const PackedWeights packed = repack_for_decode(t, n, k, w.data(), wrb);
     const auto xq = quantized_acts(rng, m, len, arb, DType::Q8_K);
     const int64_t ys = n + 2;
     std::vector<float> y(size_t(m * ys), -7.f);
-    gemm_tile_q4_K_rows16_amx(len, packed.data() + rows16_col_offset(DType::Q4_K, c0),
-                              rows16_group_bytes(DType::Q4_K, k), n, xq.data(), arb, m, y.data(), ys);
+    kquant_tile(t)(len, packed.data() + rows16_col_offset(t, c0), rows16_group_bytes(t, k), n, xq.data(), arb, m,
+                   y.data(), ys);
     std::ostringstream name;
-    name << "amx/q4_K/rows16 m=" << m << " n=" << n << " k=" << k << " cols=[" << c0 << "," << c0 + len << ")"
-         << (bits ? " random bits" : "");
-    check(DType::Q4_K, name.str(), w, wrb, c0, len, n, xq, arb, m, y, ys);
+    name << "amx/" << dtype_name(t) << "/rows16 m=" << m << " n=" << n << " k=" << k << " cols=[" << c0 << ","
+         << c0 + len << ")" << (bits ? " random bits" : "");
+    check(t, name.str(), w, wrb, c0, len, n, xq, arb, m, y, ys);
+    if (t == DType::Q6_K && m >= 16) {  // the exact integer sum and the reference's float steps
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t i = 0; i < m; ++i)
+          ASSERT_EQ(y[size_t(i * ys + j)],
+                    vec_dot_ref(t, len, w.data() + size_t(j) * wrb + row_bytes(t, uint64_t(c0)), xq.data() + i * arb))
+              << name.str() << " not bit-exact at (" << i << "," << j << ")";
+    }
   }
 }
 
-// Through the front (activation quantisation, the dispatch at the AMX tier, the thread split) on
-// Rows16 Q4_K, against the scalar tier on the GGUF rows.
-TEST(AmxQ4_K, Rows16MatmulMatchesScalarTier) {
+// Through the front (activation quantisation, the dispatch at the AMX tier, the thread split,
+// 256-row calls) on Rows16, against the scalar tier on the GGUF rows.
+TEST_P(AmxKQuant, Rows16MatmulMatchesScalarTier) {
   HEXE_SKIP_WITHOUT_AMX();
+  const DType t = GetParam();
   std::mt19937 rng(9);
   ThreadPool pool(2);
   for (const auto& [m, n, k] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
-           {16, 16, 256}, {40, 33, 1024}, {77, 100, 2048}, {130, 17, 768}}) {
+           {16, 16, 256}, {40, 33, 1024}, {77, 100, 2048}, {130, 17, 768}, {300, 40, 512}}) {
     const int64_t xs = k + 1, ys = n + 3;
     const auto x = test::random_floats(rng, size_t(m * xs));
-    const auto w = test::random_weights(rng, DType::Q4_K, n, k);
-    const size_t wrb = row_bytes(DType::Q4_K, uint64_t(k));
-    const PackedWeights packed = repack_for_decode(DType::Q4_K, n, k, w.data(), wrb);
+    const auto w = test::random_weights(rng, t, n, k);
+    const size_t wrb = row_bytes(t, uint64_t(k));
+    const PackedWeights packed = repack_for_decode(t, n, k, w.data(), wrb);
     std::vector<float> y(size_t(m * ys), -7.f), y_ref(y);
     MatmulParams p;
-    p.w = packed.data(); p.w_type = DType::Q4_K; p.w_layout = WeightLayout::Rows16; p.n = n; p.k = k;
+    p.w = packed.data(); p.w_type = t; p.w_layout = WeightLayout::Rows16; p.n = n; p.k = k;
     p.x = x.data(); p.m = m; p.x_stride = xs; p.y = y.data(); p.y_stride = ys;
     matmul_at(p, Isa::Amx, &pool);
     MatmulParams pr = p;
@@ -213,16 +234,20 @@ TEST(AmxQ4_K, Rows16MatmulMatchesScalarTier) {
       quantize_row(DType::Q8_K, x.data() + i * xs, tmp.data(), k);
       dequantize_row(DType::Q8_K, tmp.data(), xf.data(), k);
       for (int64_t j = 0; j < n; ++j) {
-        dequantize_row(DType::Q4_K, w.data() + j * wrb, wf.data(), k);
+        dequantize_row(t, w.data() + j * wrb, wf.data(), k);
         double mag = 0;
-        for (int64_t t = 0; t < k; ++t) mag += std::fabs(double(xf[size_t(t)]) * wf[size_t(t)]);
+        for (int64_t c = 0; c < k; ++c) mag += std::fabs(double(xf[size_t(c)]) * wf[size_t(c)]);
         ASSERT_NEAR(y[size_t(i * ys + j)], y_ref[size_t(i * ys + j)], 64.0 * FLT_EPSILON * mag + 1e-30)
-            << "matmul/amx/q4_K/rows16 m=" << m << " n=" << n << " k=" << k << " at (" << i << "," << j << ")";
+            << "matmul/amx/" << dtype_name(t) << "/rows16 m=" << m << " n=" << n << " k=" << k << " at (" << i << ","
+            << j << ")";
       }
       for (int64_t j = n; j < ys; ++j) ASSERT_EQ(y[size_t(i * ys + j)], -7.f) << "wrote past n";
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Formats, AmxKQuant, ::testing::Values(DType::Q4_K, DType::Q6_K),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 #define HEXE_SKIP_WITHOUT_AMX_BF16()                                                                   \
   do {                                                                                                \
