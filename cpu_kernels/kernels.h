@@ -29,8 +29,8 @@ struct GemmKernel {
   bool needs_vnni = false;        // uses vpdpbusd: usable only when AVX512_VNNI is present
   Isa tier = Isa::Scalar;         // the table's tier (set by the dispatch table)
   // Activation rows a caller hands over per call at most. Most tiles reuse weights 4 rows at a
-  // time and gain nothing from more; the AMX Q4_K tile prepares each weight group once per call
-  // for all its row tiles, so it takes bigger calls.
+  // time and gain nothing from more; the AMX K-quant tiles (Q4_K, Q6_K) prepare each weight
+  // super-block once per call for all its row tiles, so they take bigger calls.
   int64_t rows_per_call = 64;
 };
 

@@ -12,9 +12,10 @@
 namespace hexe::cpu::amx {
 
 // Software prefetch of the next weight group, spread over the current group's tile steps. Without
-// it each group reaches the tiles as a burst of DRAM misses with no TMUL work beside it: in a
-// prefill MoE layer (about 32 tokens per expert, so 2 row tiles per group) that stalls the tile
-// about a third of its time. The lines go to L2 (T1): the next group's preparation reads them.
+// it each group reaches the tiles as a burst of DRAM misses with no TMUL work beside it (a prefill
+// MoE layer has about 32 tokens per expert, so little work per group): the Q4_K moe-layer prefill
+// went from 365 to 430 GFLOP/s with it (2 threads). The lines go to L2 (T1): the next group's
+// preparation reads them.
 class GroupPrefetch {
  public:
   // The bytes [p, p + bytes) over `steps` calls of step(); p null: nothing to prefetch.
