@@ -17,7 +17,6 @@
 #include <cstdint>
 
 #include "cpu_kernels/blocks.h"
-#include "cpu_kernels/isa.h"
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/x86/amx/kquant_amx.h"
 
@@ -97,9 +96,7 @@ struct Q4K {
 
 void gemm_tile_q4_K_rows16_amx(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act, size_t arb,
                                int64_t mr, float* y, int64_t ys) {
-  static const bool usable = amx_usable() && cpu_features().avx512_vbmi;
-  if (mr < 16 || !usable) return gemm_tile_q4_K_rows16_avx512(k, w, gstride, nr, act, arb, mr, y, ys);
-  amx::kquant_amx<Q4K>(k, w, gstride, nr, act, arb, mr, y, ys);
+  amx::kquant_tile<Q4K, gemm_tile_q4_K_rows16_avx512>(k, w, gstride, nr, act, arb, mr, y, ys);
 }
 
 }  // namespace hexe::cpu

@@ -38,6 +38,8 @@
 #include <vector>
 
 #include "cpu_kernels/blocks.h"
+#include "cpu_kernels/isa.h"
+#include "cpu_kernels/kernels.h"
 #include "cpu_kernels/x86/amx/amx_tiles.h"
 
 namespace hexe::cpu::amx {
@@ -218,6 +220,16 @@ void kquant_amx(int64_t k, const void* w, size_t gstride, int64_t nr, const void
     }
   }
   _tile_release();
+}
+
+// A format's tile entry: the driver above from 16 activation rows; below that (decode: a 16-row
+// tile would be mostly padding), and where AMX or VBMI is unusable, the AVX-512 VNNI tile.
+template <class Format, GemmTileFn kVnniTile>
+void kquant_tile(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act, size_t arb, int64_t mr,
+                 float* y, int64_t ys) {
+  static const bool usable = amx_usable() && cpu_features().avx512_vbmi;
+  if (mr < 16 || !usable) return kVnniTile(k, w, gstride, nr, act, arb, mr, y, ys);
+  kquant_amx<Format>(k, w, gstride, nr, act, arb, mr, y, ys);
 }
 
 }  // namespace hexe::cpu::amx
