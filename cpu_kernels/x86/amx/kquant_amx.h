@@ -87,35 +87,27 @@ inline void load_config_k64() {
   _tile_loadconfig(&c);
 }
 
-// TMUL work of one super-block for two row tiles (C tiles 4/5 and 6/7) or one (4/5). GCC's tile
-// intrinsics need literal tile numbers, hence a body per row-tile count.
-inline void issue_pair(size_t a_off, const uint8_t* prod, const KqRowTile& t0, const KqRowTile& t1,
-                       GroupPrefetch& pf) {
-  _tile_zero(4); _tile_zero(5); _tile_zero(6); _tile_zero(7);
-  for (int u = 0; u < 4; ++u) {
-    pf.step();
-    _tile_loadd(2, prod + u * kKqChunkProducts, 64);
-    _tile_loadd(3, prod + u * kKqChunkProducts + 1024, 64);
-    _tile_loadd(0, t0.act + a_off + 1024 * u, 64);
-    _tile_dpbsud(4, 0, 2);
-    _tile_dpbssd(5, 0, 3);
-    _tile_loadd(1, t1.act + a_off + 1024 * u, 64);
-    _tile_dpbsud(6, 1, 2);
-    _tile_dpbssd(7, 1, 3);
-  }
-}
-
-inline void issue_one(size_t a_off, const uint8_t* prod, const KqRowTile& t0, GroupPrefetch& pf) {
+// TMUL work of one super-block for one row tile (C tiles 4/5) or two (t1 not null: 6/7 too),
+// against the B tiles 2 (low bytes) and 3 (high bytes) of each chunk. GCC's tile intrinsics need
+// literal tile numbers, hence a macro for one row tile's part.
+#define HEXE_KQ_ROW_TILE(a, c_lo, c_hi, a_tiles) \
+  do {                                            \
+    _tile_loadd(a, a_tiles, 64);                  \
+    _tile_dpbsud(c_lo, a, 2);                     \
+    _tile_dpbssd(c_hi, a, 3);                     \
+  } while (0)
+inline void issue(size_t a_off, const uint8_t* prod, const KqRowTile& t0, const KqRowTile* t1, GroupPrefetch& pf) {
   _tile_zero(4); _tile_zero(5);
+  if (t1) { _tile_zero(6); _tile_zero(7); }
   for (int u = 0; u < 4; ++u) {
     pf.step();
     _tile_loadd(2, prod + u * kKqChunkProducts, 64);
     _tile_loadd(3, prod + u * kKqChunkProducts + 1024, 64);
-    _tile_loadd(0, t0.act + a_off + 1024 * u, 64);
-    _tile_dpbsud(4, 0, 2);
-    _tile_dpbssd(5, 0, 3);
+    HEXE_KQ_ROW_TILE(0, 4, 5, t0.act + a_off + 1024 * u);
+    if (t1) HEXE_KQ_ROW_TILE(1, 6, 7, t1->act + a_off + 1024 * u);
   }
 }
+#undef HEXE_KQ_ROW_TILE
 
 // C_lo then C_hi of the first row tile at buf, of the second at buf + 512.
 inline void store_c(bool pair, int32_t* buf) {
@@ -200,8 +192,7 @@ void kquant_amx(int64_t k, const void* w, size_t gstride, int64_t nr, const void
       for (int64_t t = 0; t < n_mt; t += 2) {
         const KqRowTile& t0 = tiles[size_t(t)];
         const bool pair = t + 1 < n_mt;
-        if (pair) issue_pair(a_off, prod, t0, tiles[size_t(t) + 1], pf);
-        else issue_one(a_off, prod, t0, pf);
+        issue(a_off, prod, t0, pair ? &tiles[size_t(t) + 1] : nullptr, pf);
         store_c(pair, buf);
         Format::epilogue(buf, meta, t0.da + b, t0.extra + b * Format::kExtra, nb, t0.acc);
         if (pair) {
