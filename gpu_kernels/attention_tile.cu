@@ -31,6 +31,19 @@ __host__ __device__ constexpr int64_t split_keys(int64_t max_keys, int n_splits)
   return ((max_keys + n_splits - 1) / n_splits + kTileKeys - 1) / kTileKeys * kTileKeys;
 }
 
+// The key count the ranges are cut from. A decode launch (up to kRangeQueries queries) reads its
+// queries' positions and cuts the keys that exist, max over them of min(q_pos + 1, max_keys),
+// into n_splits ranges: a CUDA graph captured with the whole cache as max_keys then still gives
+// every range a few keys (one tile at a 600-token context instead of four tiles in a quarter of
+// the ranges). Other launches cut max_keys. Tile and combine kernels compute it alike.
+constexpr int64_t kRangeQueries = 16;
+__device__ __forceinline__ int64_t range_keys(const int32_t* __restrict__ q_pos, int64_t n_q, int64_t max_keys) {
+  if (n_q > kRangeQueries) return max_keys;
+  int64_t keys = 1;
+  for (int64_t i = 0; i < n_q; ++i) keys = max(keys, min(int64_t(q_pos[i]) + 1, max_keys));
+  return keys;
+}
+
 // Stages a tile: the K rows rowp[0..16) (dk halves, k_s rows ks apart) and, unless V_IN_K, the
 // V rows rowp[16..32) (dv halves, v_s rows vs apart); a null row stages zeros. With dk and dv
 // multiples of 8, 16-byte pieces (per element where a row is not 16-byte aligned), each thread
@@ -150,7 +163,7 @@ __global__ void __launch_bounds__(kTileThreads) tiled_attention_kernel(const Til
 #pragma unroll
   for (int i = 1; i < kTileThreads / 32; ++i) block_keys = max(block_keys, warp_keys[i]);
 
-  const int64_t range = split_keys(a.max_keys, a.n_splits);
+  const int64_t range = split_keys(range_keys(a.q_pos, a.n_q, a.max_keys), a.n_splits);
   const int64_t kbeg = int64_t(blockIdx.z) * range;
   if (blockIdx.z > 0 && kbeg >= block_keys) return;  // block-uniform; range 0 always writes
   const int64_t kend = min(kbeg + range, int64_t(block_keys));
@@ -260,12 +273,13 @@ __global__ void __launch_bounds__(kTileThreads) tiled_attention_kernel(const Til
 // below the row's keys are read: a CUDA graph sizes n_splits for the whole cache, and the ranges
 // past the keys are empty (weight 0; the tile kernel skips them). Range 0 always holds key 0, so
 // the sum is positive. Each thread computes the few weights itself (no shared memory, no
-// barrier); up to kCombineBatch ranges, all its loads are in flight at once.
+// barrier); kCombineBatch ranges at a time, all their loads in flight at once.
 constexpr int kCombineMaxThreads = 512, kCombineBatch = 16;
 __global__ void __launch_bounds__(kCombineMaxThreads)
     combine_kernel(const float* __restrict__ ws, int64_t n_rows, int n_splits, int dv, float* __restrict__ out,
-                   const int32_t* __restrict__ q_pos, int n_heads, int64_t max_keys, int64_t range) {
+                   const int32_t* __restrict__ q_pos, int n_heads, int64_t max_keys) {
   const int64_t orow = blockIdx.x;
+  const int64_t range = split_keys(range_keys(q_pos, n_rows / n_heads, max_keys), n_splits);
   const int64_t keys = min(max(int64_t(q_pos[orow / n_heads]) + 1, int64_t(1)), max_keys);
   const int active = int(min((keys + range - 1) / range, int64_t(n_splits)));
   const float* po = ws + orow * n_splits * int64_t(dv);
@@ -273,29 +287,31 @@ __global__ void __launch_bounds__(kCombineMaxThreads)
   const float* pl = pm + n_rows * n_splits;
   for (int d = threadIdx.x; d < dv; d += blockDim.x) {
     float mx = -INFINITY, x = 0.f, sum = 0.f;
-    if (active <= kCombineBatch) {
+    // kCombineBatch ranges at a time, their loads all in flight; a later batch with a larger max
+    // rescales what came before (with one batch: the serial order's weights exactly).
+    for (int s0 = 0; s0 < active; s0 += kCombineBatch) {
       float m[kCombineBatch], l[kCombineBatch], o[kCombineBatch];
 #pragma unroll
       for (int s = 0; s < kCombineBatch; ++s) {  // past `active`: weight 0, adds +0
-        m[s] = s < active ? pm[s] : -INFINITY;
-        l[s] = s < active ? pl[s] : 0.f;
-        o[s] = s < active ? po[int64_t(s) * dv + d] : 0.f;
+        const bool in = s0 + s < active;
+        m[s] = in ? pm[s0 + s] : -INFINITY;
+        l[s] = in ? pl[s0 + s] : 0.f;
+        o[s] = in ? po[int64_t(s0 + s) * dv + d] : 0.f;
       }
+      float mb = mx;
 #pragma unroll
-      for (int s = 0; s < kCombineBatch; ++s) mx = fmaxf(mx, m[s]);
+      for (int s = 0; s < kCombineBatch; ++s) mb = fmaxf(mb, m[s]);
+      if (s0 > 0 && mx != mb) {  // (mx is finite after the first batch: range 0 holds key 0)
+        const float c = expf(mx - mb);
+        sum *= c;
+        x *= c;
+      }
+      mx = mb;
 #pragma unroll
       for (int s = 0; s < kCombineBatch; ++s) {
         const float w = m[s] == -INFINITY ? 0.f : expf(m[s] - mx);
         sum += w * l[s];
         x += w * o[s];
-      }
-    } else {
-      for (int s = 0; s < active; ++s) mx = fmaxf(mx, pm[s]);
-#pragma unroll 8
-      for (int s = 0; s < active; ++s) {
-        const float w = pm[s] == -INFINITY ? 0.f : expf(pm[s] - mx);
-        sum += w * pl[s];
-        x += w * po[int64_t(s) * dv + d];
       }
     }
     out[orow * dv + d] = sum > 0.f ? x / sum : 0.f;
@@ -340,8 +356,8 @@ Status launch_tiled_attention(TileKind kind, const TileArgs& a, cudaStream_t str
   if (!s.ok() || a.n_splits == 1) return s;
   const int64_t n_rows = a.n_q * a.n_heads;
   const int threads = int(std::min<int64_t>(kCombineMaxThreads, (a.dv + 31) / 32 * 32));
-  combine_kernel<<<unsigned(n_rows), unsigned(threads), 0, stream>>>(
-      a.ws, n_rows, a.n_splits, a.dv, a.out, a.q_pos, a.n_heads, a.max_keys, split_keys(a.max_keys, a.n_splits));
+  combine_kernel<<<unsigned(n_rows), unsigned(threads), 0, stream>>>(a.ws, n_rows, a.n_splits, a.dv, a.out, a.q_pos,
+                                                                     a.n_heads, a.max_keys);
   return last_launch_status(op);
 }
 

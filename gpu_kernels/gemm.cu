@@ -33,10 +33,11 @@ void launch_round(const MatmulParams& p, Out* dst, cudaStream_t stream) {
 
 // y[:, n0..n0+rows) = x16 . w16[rows][k]^T. Column-major view: Y^T (rows x m, ld y_stride) =
 // op_T(W: k x rows, ld k) . X^T (k x m, ld ldx).
+// accumulate: Y += instead of Y = (beta 1).
 cublasStatus_t gemm_ex(cublasHandle_t h, int rows, int m, int k, const void* w, cudaDataType_t wt,
-                       const void* x, cudaDataType_t xt, int ldx, float* y, int ldy) {
-  const float one = 1.f, zero = 0.f;
-  return cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, rows, m, k, &one, w, wt, k, x, xt, ldx, &zero, y,
+                       const void* x, cudaDataType_t xt, int ldx, float* y, int ldy, bool accumulate) {
+  const float one = 1.f, beta = accumulate ? 1.f : 0.f;
+  return cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, rows, m, k, &one, w, wt, k, x, xt, ldx, &beta, y,
                       CUDA_R_32F, ldy, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
 }
 
@@ -67,7 +68,7 @@ Status gemm(const MatmulParams& p, const GemmContext& ctx, cudaStream_t stream) 
 
   if (p.w_type == DType::F32)
     return Status::cublas(kOp, gemm_ex(ctx.cublas, n, m, k, p.w, CUDA_R_32F, p.x, CUDA_R_32F,
-                                       int(p.x_stride), p.y, int(p.y_stride)));
+                                       int(p.x_stride), p.y, int(p.y_stride), p.accumulate));
 
   const size_t x_bytes = gemm_workspace_bytes(p, 0);
   if (ctx.workspace == nullptr || ctx.workspace_bytes < gemm_workspace_bytes(p, 1))
@@ -80,14 +81,14 @@ Status gemm(const MatmulParams& p, const GemmContext& ctx, cudaStream_t stream) 
     launch_round(p, x16, stream);
     if (auto s = last_launch_status(kOp); !s.ok()) return s;
     return Status::cublas(kOp, gemm_ex(ctx.cublas, n, m, k, p.w, CUDA_R_16BF, x16, CUDA_R_16BF, k, p.y,
-                                       int(p.y_stride)));
+                                       int(p.y_stride), p.accumulate));
   }
   auto* x16 = reinterpret_cast<__half*>(ws);
   launch_round(p, x16, stream);
   if (auto s = last_launch_status(kOp); !s.ok()) return s;
   if (p.w_type == DType::F16)
     return Status::cublas(kOp, gemm_ex(ctx.cublas, n, m, k, p.w, CUDA_R_16F, x16, CUDA_R_16F, k, p.y,
-                                       int(p.y_stride)));
+                                       int(p.y_stride), p.accumulate));
 
   // Quantised: dequantise as many rows as the workspace holds, multiply, move on. The tile is
   // reused, which is safe because the stream orders the next dequantisation after this GEMM.
@@ -102,7 +103,7 @@ Status gemm(const MatmulParams& p, const GemmContext& ctx, cudaStream_t stream) 
     });
     if (auto s = last_launch_status(kOp); !s.ok()) return s;
     if (auto e = gemm_ex(ctx.cublas, int(rows), m, k, tile, CUDA_R_16F, x16, CUDA_R_16F, k, p.y + n0,
-                         int(p.y_stride));
+                         int(p.y_stride), p.accumulate);
         e != CUBLAS_STATUS_SUCCESS)
       return Status::cublas(kOp, e);
   }

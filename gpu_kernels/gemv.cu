@@ -19,6 +19,8 @@
 #include "gpu_kernels/check.h"
 #include "gpu_kernels/gemv_q.cuh"
 #include "gpu_kernels/matmul.h"
+#include "gpu_kernels/norm.cuh"
+#include "gpu_kernels/ops.h"
 
 namespace hexe::gpu {
 namespace {
@@ -35,7 +37,7 @@ template <class T, int M>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int64_t n, int64_t k,
                 const float* __restrict__ x, int64_t x_stride, float* __restrict__ y,
-                int64_t y_stride) {
+                int64_t y_stride, int accumulate) {
   constexpr int kSeg = 32 * T::kElems;    // elements per sweep
   constexpr int kSegPadded = kSeg + kSeg / 32 * 4;
   __shared__ __align__(16) float xs[M * kSegPadded];
@@ -94,7 +96,10 @@ __global__ void __launch_bounds__(kWarps * 32)
       float s = acc[r][t];
 #pragma unroll
       for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-      if (lane == 0 && row0 + r < n) y[t * y_stride + row0 + r] = s;
+      if (lane == 0 && row0 + r < n) {
+        float* out = y + t * y_stride + row0 + r;
+        *out = accumulate ? *out + s : s;
+      }
     }
 }
 
@@ -103,7 +108,7 @@ void launch(const MatmulParams& p, cudaStream_t stream) {
   const auto blocks = unsigned((p.n + kRowsPerBlock - 1) / kRowsPerBlock);
   gemv_kernel<T, M><<<blocks, kWarps * 32, 0, stream>>>(
       static_cast<const uint8_t*>(p.w), row_bytes(p.w_type, p.k), p.n, p.k, p.x, p.x_stride, p.y,
-      p.y_stride);
+      p.y_stride, p.accumulate ? 1 : 0);
 }
 
 template <class T>
@@ -205,7 +210,7 @@ template <class T, int M, bool kPipe>
 __device__ __forceinline__ void gemvq_body(const uint8_t* __restrict__ w, uint64_t row_bytes, int64_t n, int k,
                                            const float* __restrict__ x, int64_t x_stride, int x_vec,
                                            float* __restrict__ y, int64_t y_stride, int m_valid,
-                                           uint8_t* smem) {
+                                           bool accumulate, uint8_t* smem) {
   constexpr int R = kQRows, kUnitsPerStep = 32 / T::kLanes;
   const q::ActLayout lay = q::act_layout<T::kAct>(k);
   const int lane = threadIdx.x & 31;
@@ -269,7 +274,10 @@ __device__ __forceinline__ void gemvq_body(const uint8_t* __restrict__ w, uint64
 #pragma unroll
       for (int t = 0; t < M; ++t) {
         const float v = warp_sum(acc[r][t]);
-        if (lane == r * M + t && g * R + r < n && t < m_valid) y[t * y_stride + g * R + r] = v;
+        if (lane == r * M + t && g * R + r < n && t < m_valid) {
+          float* out = y + t * y_stride + g * R + r;
+          *out = accumulate ? *out + v : v;
+        }
       }
   }
 }
@@ -278,9 +286,9 @@ template <class T, int M, bool kPipe>
 __global__ void __launch_bounds__(kQThreads)
     gemvq_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int64_t n, int k,
                  const float* __restrict__ x, int64_t x_stride, int x_vec, float* __restrict__ y,
-                 int64_t y_stride) {
+                 int64_t y_stride, int accumulate) {
   extern __shared__ __align__(16) uint8_t smem[];
-  gemvq_body<T, M, kPipe>(w, row_bytes, n, k, x, x_stride, x_vec, y, y_stride, M, smem);
+  gemvq_body<T, M, kPipe>(w, row_bytes, n, k, x, x_stride, x_vec, y, y_stride, M, accumulate != 0, smem);
 }
 
 // gemv_batched: entry blockIdx.y of the batch (passed by value: ~1 KB of kernel parameters).
@@ -288,16 +296,18 @@ struct QBatch {
   const uint8_t* w[kGemvBatchMax];
   const float* x[kGemvBatchMax];
   float* y[kGemvBatchMax];
+  int64_t n[kGemvBatchMax];
+  int64_t y_stride[kGemvBatchMax];
   int m[kGemvBatchMax];
 };
 
 template <class T, int M, bool kPipe>
 __global__ void __launch_bounds__(kQThreads)
-    gemvq_batched_kernel(QBatch b, uint64_t row_bytes, int64_t n, int k, int64_t x_stride, int x_vec,
-                         int64_t y_stride) {
+    gemvq_batched_kernel(QBatch b, uint64_t row_bytes, int k, int64_t x_stride, int x_vec) {
   extern __shared__ __align__(16) uint8_t smem[];
   const int i = blockIdx.y;
-  gemvq_body<T, M, kPipe>(b.w[i], row_bytes, n, k, b.x[i], x_stride, x_vec, b.y[i], y_stride, b.m[i], smem);
+  gemvq_body<T, M, kPipe>(b.w[i], row_bytes, b.n[i], k, b.x[i], x_stride, x_vec, b.y[i], b.y_stride[i], b.m[i],
+                          false, smem);
 }
 
 // Per-device properties the launch needs, read once per device.
@@ -365,7 +375,7 @@ void launch_q(const MatmulParams& p, const QDevice& d, int64_t t0, cudaStream_t 
   const bool vec = reinterpret_cast<uintptr_t>(p.x) % 16 == 0 && p.x_stride % 4 == 0;
   gemvq_kernel<T, M, P><<<blocks, kQThreads, smem, stream>>>(
       static_cast<const uint8_t*>(p.w), row_bytes(p.w_type, p.k), p.n, int(p.k), x, p.x_stride, vec ? 1 : 0,
-      p.y + t0 * p.y_stride, p.y_stride);
+      p.y + t0 * p.y_stride, p.y_stride, p.accumulate ? 1 : 0);
 }
 
 // Software pipelining (kPipe) for m <= T::kPipeMaxTokens; HEXE_GEMV_PIPE=0/1 overrides it (a
@@ -430,26 +440,34 @@ Status gemv_q(const MatmulParams& p, cudaStream_t stream, bool* handled) {
   return *handled ? last_launch_status(kOp) : Status::success();
 }
 
+int64_t entry_n(const GemvBatch& b, int i) { return b.e[i].n > 0 ? b.e[i].n : b.n; }
+int64_t entry_y_stride(const GemvBatch& b, int i) { return b.e[i].y_stride > 0 ? b.e[i].y_stride : b.y_stride; }
+
 template <class T, int M, bool P>
 void launch_q_batched(const GemvBatch& b, const QDevice& d, cudaStream_t stream) {
   const auto lay = q::act_layout<T::kAct>(int(b.k));
   const size_t smem = size_t(M) * size_t(lay.token_bytes);
   const int nb = resident_blocks<T, M, P, true>(d, smem);
-  const int64_t groups = (b.n + kQRows - 1) / kQRows;
-  const int64_t want = (groups + kQWarps - 1) / kQWarps;
-  // The resident grid shared by the entries, at least one block each.
-  const auto blocks = unsigned(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(d.sms) * nb / b.count)));
   QBatch q{};
   bool vec = b.x_stride % 4 == 0;
+  int64_t n_max = 0;
   for (int i = 0; i < b.count; ++i) {
     q.w[i] = static_cast<const uint8_t*>(b.e[i].w);
     q.x[i] = b.e[i].x;
     q.y[i] = b.e[i].y;
+    q.n[i] = entry_n(b, i);
+    q.y_stride[i] = entry_y_stride(b, i);
     q.m[i] = int(b.e[i].m);
     vec = vec && reinterpret_cast<uintptr_t>(b.e[i].x) % 16 == 0;
+    n_max = std::max(n_max, q.n[i]);
   }
+  const int64_t groups = (n_max + kQRows - 1) / kQRows;
+  const int64_t want = (groups + kQWarps - 1) / kQWarps;
+  // The resident grid shared by the entries, at least one block each (an entry with fewer rows
+  // than the widest leaves its surplus blocks without work).
+  const auto blocks = unsigned(std::max<int64_t>(1, std::min<int64_t>(want, int64_t(d.sms) * nb / b.count)));
   gemvq_batched_kernel<T, M, P><<<dim3(blocks, unsigned(b.count)), kQThreads, smem, stream>>>(
-      q, row_bytes(b.w_type, b.k), b.n, int(b.k), b.x_stride, vec ? 1 : 0, b.y_stride);
+      q, row_bytes(b.w_type, b.k), int(b.k), b.x_stride, vec ? 1 : 0);
 }
 
 template <class T, bool P>
@@ -470,16 +488,31 @@ void launch_q_batched_m(const GemvBatch& b, const QDevice& d, int64_t m, cudaStr
 // leaves most SMs idle and each block walks k one dependent sweep at a time. Here a block owns R
 // rows, its threads split k (each with U chunks per row in flight, x read straight from global:
 // it is L1/L2-resident) and reduce through shared memory: ceil(n / R) blocks, one launch.
-// M is 1, 2, 4 or 8; tokens past m_valid are neither read nor written.
+// M is 1, 2, 4 or 8; tokens past m_valid are neither read nor written. The first chunks' weights
+// are in flight while the block normalises (below).
+// With nm.on (rms_norm_gemv), x is the norm's input: every block first sums each token's
+// squares in rms_norm_kernel's order (same thread count) and dots the normed values, which it
+// computes as rms_norm does; the blocks also write the normed rows to nm.out (and nm.copy).
 constexpr int kSmallThreads = kWarps * 32;
+static_assert(kSmallThreads == 256, "the fused norm sums squares as rms_norm_kernel's 256 threads do");
+
+struct SmallNorm {
+  bool on = false;                // false: x is the GEMV's input as it is
+  const float* weight = nullptr;  // the norm's weight, or null (no scale)
+  float eps = 0.f;
+  float* out = nullptr;
+  float* copy = nullptr;
+  int64_t out_stride = 0;
+};
 
 template <class T, int M, int R>
 __global__ void __launch_bounds__(kSmallThreads)
     gemv_small_n_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int64_t n, int64_t k,
                         const float* __restrict__ x, int64_t x_stride, int x_vec, int m_valid,
-                        float* __restrict__ y, int64_t y_stride) {
+                        float* __restrict__ y, int64_t y_stride, int accumulate, const SmallNorm nm) {
   constexpr int E = T::kElems, U = (E >= 8 ? 4 : 16) / R;  // chunks per row in flight: no spills
   __shared__ float part[kWarps][R * M];
+  __shared__ float scale_s[M];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t row0 = int64_t(blockIdx.x) * R, n_chunks = k / E;
   const uint8_t* wr[R];
@@ -490,9 +523,8 @@ __global__ void __launch_bounds__(kSmallThreads)
   for (int r = 0; r < R; ++r)
 #pragma unroll
     for (int t = 0; t < M; ++t) acc[r][t] = 0.f;
-
-  for (int64_t c0 = threadIdx.x; c0 < n_chunks; c0 += int64_t(U) * kSmallThreads) {
-    float v[U][R][E];
+  float v[U][R][E];
+  auto load = [&](int64_t c0) {
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int64_t c = c0 + int64_t(u) * kSmallThreads;
@@ -501,6 +533,36 @@ __global__ void __launch_bounds__(kSmallThreads)
         for (int r = 0; r < R; ++r) T::load(wr[r], c, v[u][r]);
       }
     }
+  };
+  load(threadIdx.x);
+
+  if (nm.on) {
+    for (int t = 0; t < m_valid; ++t) {
+      const float* xt = x + t * x_stride;
+      float sum = 0.f;
+      for (int64_t i = threadIdx.x; i < k; i += kSmallThreads) sum += xt[i] * xt[i];
+      sum = detail::warp_sum_xor(sum);
+      if (lane == 0) part[warp][0] = sum;
+      __syncthreads();
+      if (threadIdx.x == 0) {
+        float total = 0.f;
+#pragma unroll
+        for (int i = 0; i < kWarps; ++i) total += part[i][0];
+        scale_s[t] = detail::rms_inv(total, k, nm.eps);
+      }
+      __syncthreads();  // part[] is reused by the next token
+    }
+    // This block's share of the normed rows.
+    for (int t = 0; t < m_valid; ++t)
+      for (int64_t i = int64_t(blockIdx.x) * kSmallThreads + threadIdx.x; i < k; i += int64_t(gridDim.x) * kSmallThreads) {
+        const float h = detail::rms_apply(x[t * x_stride + i], scale_s[t], nm.weight, i);
+        nm.out[t * nm.out_stride + i] = h;
+        if (nm.copy) nm.copy[t * nm.out_stride + i] = h;
+      }
+  }
+
+  for (int64_t c0 = threadIdx.x; c0 < n_chunks; c0 += int64_t(U) * kSmallThreads) {
+    if (c0 != threadIdx.x) load(c0);
 #pragma unroll
     for (int u = 0; u < U; ++u) {
       const int64_t c = c0 + int64_t(u) * kSmallThreads;
@@ -524,6 +586,10 @@ __global__ void __launch_bounds__(kSmallThreads)
 #pragma unroll
           for (int e = 0; e < E; ++e) xv[e] = __ldg(xp + e);
         }
+        if (nm.on) {
+#pragma unroll
+          for (int e = 0; e < E; ++e) xv[e] = detail::rms_apply(xv[e], scale_s[t], nm.weight, c * E + e);
+        }
 #pragma unroll
         for (int r = 0; r < R; ++r)
 #pragma unroll
@@ -544,26 +610,29 @@ __global__ void __launch_bounds__(kSmallThreads)
     float s = 0.f;
 #pragma unroll
     for (int i = 0; i < kWarps; ++i) s += part[i][threadIdx.x];
-    if (row0 + r < n && t < m_valid) y[t * y_stride + row0 + r] = s;
+    if (row0 + r < n && t < m_valid) {
+      float* out = y + t * y_stride + row0 + r;
+      *out = accumulate ? *out + s : s;
+    }
   }
 }
 
 template <class T, int M, int R>
-void launch_small(const MatmulParams& p, cudaStream_t stream) {
+void launch_small(const MatmulParams& p, const SmallNorm& nm, cudaStream_t stream) {
   const bool x_vec = reinterpret_cast<uintptr_t>(p.x) % 16 == 0 && p.x_stride % 4 == 0;
   gemv_small_n_kernel<T, M, R><<<unsigned((p.n + R - 1) / R), kSmallThreads, 0, stream>>>(
       static_cast<const uint8_t*>(p.w), row_bytes(p.w_type, p.k), p.n, p.k, p.x, p.x_stride, x_vec ? 1 : 0,
-      int(p.m), p.y, p.y_stride);
+      int(p.m), p.y, p.y_stride, p.accumulate ? 1 : 0, nm);
 }
 
 template <class T, int R>
-void launch_small_m(const MatmulParams& p, cudaStream_t stream) {
+void launch_small_m(const MatmulParams& p, const SmallNorm& nm, cudaStream_t stream) {
   switch (p.m) {  // tokens past m are masked: M rounds up to a power of two (fewer instances)
-    case 1: return launch_small<T, 1, R>(p, stream);
-    case 2: return launch_small<T, 2, R>(p, stream);
+    case 1: return launch_small<T, 1, R>(p, nm, stream);
+    case 2: return launch_small<T, 2, R>(p, nm, stream);
     case 3:
-    case 4: return launch_small<T, 4, R>(p, stream);
-    default: return launch_small<T, 8, R>(p, stream);
+    case 4: return launch_small<T, 4, R>(p, nm, stream);
+    default: return launch_small<T, 8, R>(p, nm, stream);
   }
 }
 
@@ -580,23 +649,28 @@ int small_n_rows(int64_t n, int sms) {
   return n >= 4 * int64_t(sms) ? 2 : 1;
 }
 
+// Calls f(Trait{}) for an F32/F16/BF16 matrix (8-element chunks where plain_vec allows them).
+template <class F>
+void visit_plain_type(const MatmulParams& p, F&& f) {
+  const bool vec = detail::plain_vec(p.w_type, p.w, p.k);
+  switch (p.w_type) {
+    case DType::F32: vec ? f(detail::F32<8>{}) : f(detail::F32<1>{}); break;
+    case DType::F16: vec ? f(detail::F16<8>{}) : f(detail::F16<1>{}); break;
+    default: vec ? f(detail::BF16<8>{}) : f(detail::BF16<1>{}); break;  // BF16 (check_weights passed)
+  }
+}
+
 // gemv's F32/F16/BF16 path.
 Status gemv_plain(const MatmulParams& p, cudaStream_t stream) {
   QDevice d;
   if (Status s = q_device(&d); !s.ok()) return s;
   const int rows = small_n_rows(p.n, d.sms);
-  auto go = [&](auto trait) {
+  visit_plain_type(p, [&](auto trait) {
     using T = decltype(trait);
-    if (rows == 1) launch_small_m<T, 1>(p, stream);
-    else if (rows == 2) launch_small_m<T, 2>(p, stream);
+    if (rows == 1) launch_small_m<T, 1>(p, SmallNorm{}, stream);
+    else if (rows == 2) launch_small_m<T, 2>(p, SmallNorm{}, stream);
     else launch_m<T>(p, stream);
-  };
-  const bool vec = detail::plain_vec(p.w_type, p.w, p.k);
-  switch (p.w_type) {
-    case DType::F32: vec ? go(detail::F32<8>{}) : go(detail::F32<1>{}); break;
-    case DType::F16: vec ? go(detail::F16<8>{}) : go(detail::F16<1>{}); break;
-    default: vec ? go(detail::BF16<8>{}) : go(detail::BF16<1>{}); break;  // BF16 (check_weights passed)
-  }
+  });
   return last_launch_status("gemv");
 }
 
@@ -605,15 +679,19 @@ Status gemv_plain(const MatmulParams& p, cudaStream_t stream) {
 Status gemv_batched(const GemvBatch& b, cudaStream_t stream) {
   constexpr const char* kOp = "gemv_batched";
   if (b.count < 0 || b.count > kGemvBatchMax) return Status::invalid(kOp, "count must be in 0..32");
-  if (b.x_stride < b.k || b.y_stride < b.n) return Status::invalid(kOp, "x_stride < k or y_stride < n");
-  int64_t m_max = 0;
+  if (b.x_stride < b.k) return Status::invalid(kOp, "x_stride < k");
+  int64_t m_max = 0, n_max = 0;
   for (int i = 0; i < b.count; ++i) {
-    if (const char* why = detail::check_weights(b.w_type, b.e[i].w, b.n, b.k)) return Status::invalid(kOp, why);
+    const int64_t n = entry_n(b, i);
+    if (b.e[i].n < 0 || b.e[i].y_stride < 0) return Status::invalid(kOp, "an entry's n or y_stride is negative");
+    if (entry_y_stride(b, i) < n) return Status::invalid(kOp, "an entry's y_stride < its n");
+    if (const char* why = detail::check_weights(b.w_type, b.e[i].w, n, b.k)) return Status::invalid(kOp, why);
+    n_max = std::max(n_max, n);
     if (b.e[i].m < 1 || b.e[i].m > kGemvMaxTokens) return Status::invalid(kOp, "an entry's m is not in 1..8");
     if (!b.e[i].x || !b.e[i].y) return Status::invalid(kOp, "an entry's x or y is null");
     m_max = std::max(m_max, b.e[i].m);
   }
-  if (b.count == 0 || b.n == 0) return Status::success();
+  if (b.count == 0 || n_max == 0) return Status::success();
   // One launch for the quantised-activation types when the widest entry's activations fit the
   // shared-memory budget; otherwise (and for the float-path types) entry by entry.
   bool launched = false;
@@ -635,13 +713,14 @@ Status gemv_batched(const GemvBatch& b, cudaStream_t stream) {
     MatmulParams p;
     p.w = b.e[i].w;
     p.w_type = b.w_type;
-    p.n = b.n;
+    p.n = entry_n(b, i);
     p.k = b.k;
     p.x = b.e[i].x;
     p.m = b.e[i].m;
     p.x_stride = b.x_stride;
     p.y = b.e[i].y;
-    p.y_stride = b.y_stride;
+    p.y_stride = entry_y_stride(b, i);
+    if (p.n == 0) continue;
     if (Status s = gemv(p, stream); !s.ok()) return s;
   }
   return Status::success();
@@ -653,6 +732,37 @@ bool supports_weight_type(DType t) {
 
 bool gemv_quantizes_activation(DType t) {
   return visit_q_type(t, [](auto) {});
+}
+
+Status rms_norm_gemv(const RmsNormParams& norm, const MatmulParams& p_in, cudaStream_t stream) {
+  constexpr const char* kOp = "rms_norm_gemv";
+  if (p_in.m != norm.rows || p_in.k != norm.n) return Status::invalid(kOp, "the GEMV's m x k is not the norm's rows x n");
+  MatmulParams p = p_in;
+  p.x = norm.dst;
+  p.x_stride = norm.n;
+  QDevice d;
+  if (Status s = q_device(&d); !s.ok()) return s;
+  const int rows = is_quantized(p.w_type) ? 0 : small_n_rows(p.n, d.sms);
+  const bool fused = rows > 0 && p.m >= 1 && p.m <= kGemvMaxTokens && norm.src && norm.dst && norm.src != norm.dst &&
+                     p.y && p.y_stride >= p.n && !detail::check_weights(p.w_type, p.w, p.n, p.k);
+  if (!fused) {
+    if (Status s = rms_norm(norm, stream); !s.ok()) return s;
+    return gemv(p, stream);
+  }
+  p.x = norm.src;  // every block normalises it again (it is L2-resident); block b writes a share of dst
+  SmallNorm nm;
+  nm.on = true;
+  nm.weight = norm.weight;
+  nm.eps = norm.eps;
+  nm.out = norm.dst;
+  nm.copy = norm.copy;
+  nm.out_stride = norm.n;
+  visit_plain_type(p, [&](auto trait) {
+    using T = decltype(trait);
+    if (rows == 1) launch_small_m<T, 1>(p, nm, stream);
+    else launch_small_m<T, 2>(p, nm, stream);
+  });
+  return last_launch_status(kOp);
 }
 
 Status gemv(const MatmulParams& p, cudaStream_t stream) {

@@ -56,6 +56,11 @@ struct AwaitAddParams {
 inline constexpr int64_t kAwaitMaxElements = int64_t(1) << 20;  // rows x n of one await (one block)
 Status await_host_add(const AwaitAddParams& p, cudaStream_t stream);
 
+// await_host_add without the wait (p.flags is not read): the add of an event hand-off, whose host
+// side wrote `host` before it queued this launch (or the CUDA graph holding it). One launch
+// instead of a copy to the device, one or two adds and the next layer's RMSNorm.
+Status add_host_rows(const AwaitAddParams& p, cudaStream_t stream);
+
 // Timeline marks around GPU work that no await or publish brackets (a pass's first and last part).
 Status stamp_start(const HostFlags& f, cudaStream_t stream);
 Status stamp_end(const HostFlags& f, cudaStream_t stream);

@@ -9,6 +9,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cpu_kernels/format.h"
+#include "gpu_kernels/ops.h"
 #include "gpu_kernels/status.h"
 
 namespace hexe::gpu {
@@ -25,6 +26,10 @@ struct MatmulParams {
   int64_t x_stride = 0;
   float* y = nullptr;        // m rows of n floats, row stride y_stride (floats); overwritten
   int64_t y_stride = 0;
+  // y += x . W^T instead of y = x . W^T (a residual added in the same launch). The GEMV reads
+  // each y element once and adds its dot in one float addition: add(y, gemv) bit for bit; the
+  // GEMM is cuBLAS's beta = 1.
+  bool accumulate = false;
 };
 
 // Weight types with a GPU reader: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K.
@@ -40,21 +45,30 @@ inline constexpr int64_t kGemvMaxTokens = 8;
 // F32/F16/BF16 matrices with few rows (under 16 per SM) take a block per 1-2 rows instead.
 Status gemv(const MatmulParams& p, cudaStream_t stream);
 
+// rms_norm(norm) then gemv(p) on its output, in one launch where it can (F32/F16/BF16 weights with
+// few rows, as MoE routers have; m <= kGemvMaxTokens; norm.dst not norm.src): every block
+// normalises the rows itself and dots the normed values; norm.dst (and norm.copy) get the normed
+// rows. Bit for bit the two calls' results, which it makes otherwise. p.x is not read (the rows
+// come from norm.src); p.m and p.k must be norm.rows and norm.n.
+Status rms_norm_gemv(const RmsNormParams& norm, const MatmulParams& p, cudaStream_t stream);
+
 // True for Q4_0, Q8_0, Q4_K, Q5_K, Q6_K: gemv quantises the activations (above). Exception: a k
 // so large that one token's quantised row exceeds the device's shared memory (k > ~80000) takes
 // the float path.
 bool gemv_quantizes_activation(DType t);
 
-// Several GEMVs of one weight shape (n x k of w_type) in one call: a layer's routed experts in
-// decode, each over its own tokens. Entry i computes y_i[m_i][n] = x_i[m_i][k] . W_i^T with
-// m_i in 1..kGemvMaxTokens, rows x_stride / y_stride floats apart. Each entry's result is what
-// gemv() gives for it alone.
+// Several GEMVs of one weight type and k in one call: a layer's routed experts in decode, each
+// over its own tokens, or an attention layer's q, k and v projections of the same input. Entry i
+// computes y_i[m_i][n_i] = x_i[m_i][k] . W_i^T with m_i in 1..kGemvMaxTokens, rows x_stride /
+// y_stride_i floats apart. Each entry's result is what gemv() gives for it alone.
 inline constexpr int kGemvBatchMax = 32;
 struct GemvBatchEntry {
   const void* w = nullptr;
   const float* x = nullptr;
   float* y = nullptr;
   int64_t m = 0;
+  int64_t n = 0;         // this entry's output features; 0: the batch's n
+  int64_t y_stride = 0;  // 0: the batch's y_stride
 };
 struct GemvBatch {
   DType w_type = DType::F32;

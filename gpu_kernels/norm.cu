@@ -8,9 +8,11 @@ namespace {
 constexpr int kThreads = 256;
 
 __global__ void __launch_bounds__(kThreads)
-    rms_norm_kernel(const float* src, const float* __restrict__ weight, float* dst, int64_t n, float eps) {
+    rms_norm_kernel(const float* src, const float* __restrict__ weight, float* dst, float* copy, int64_t n,
+                    float eps) {
   const float* s = src + int64_t(blockIdx.x) * n;
   float* d = dst + int64_t(blockIdx.x) * n;
+  float* c = copy ? copy + int64_t(blockIdx.x) * n : nullptr;
   float sum = 0.f;
   for (int64_t i = threadIdx.x; i < n; i += kThreads) sum += s[i] * s[i];
   sum = detail::warp_sum_xor(sum);
@@ -21,7 +23,11 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int w = 0; w < kThreads / 32; ++w) total += partial[w];
   const float scale = detail::rms_inv(total, n, eps);
-  for (int64_t i = threadIdx.x; i < n; i += kThreads) d[i] = detail::rms_apply(s[i], scale, weight, i);
+  for (int64_t i = threadIdx.x; i < n; i += kThreads) {
+    const float v = detail::rms_apply(s[i], scale, weight, i);
+    d[i] = v;
+    if (c) c[i] = v;
+  }
 }
 
 }  // namespace
@@ -32,7 +38,7 @@ Status rms_norm(const RmsNormParams& p, cudaStream_t stream) {
   if (p.rows > 0x7fffffff) return Status::invalid(kOp, "rows exceeds one grid");
   if (p.rows == 0) return Status::success();
   if (p.src == nullptr || p.dst == nullptr) return Status::invalid(kOp, "src or dst is null");
-  rms_norm_kernel<<<unsigned(p.rows), kThreads, 0, stream>>>(p.src, p.weight, p.dst, p.n, p.eps);
+  rms_norm_kernel<<<unsigned(p.rows), kThreads, 0, stream>>>(p.src, p.weight, p.dst, p.copy, p.n, p.eps);
   return last_launch_status(kOp);
 }
 

@@ -21,6 +21,8 @@ struct RmsNormParams {
   int64_t rows = 0;
   int64_t n = 0;
   float eps = 1e-6f;
+  float* copy = nullptr;  // optional second destination with the same rows (mapped host memory:
+                          // the hand-off's h, written without a copy of its own)
 };
 Status rms_norm(const RmsNormParams& p, cudaStream_t stream);
 

@@ -7,9 +7,10 @@
 #   tools/gpu_check.sh --stage build-gpu      # binaries (stripped) + non-system libraries, xz-packed in .devrun/
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl gguf==0.19.0
 # then on the GPU machine (carry .devrun and .whl; about 3 minutes with --bench):
-#   tools/gpu_check.sh .devrun [--no-tests] [--bench] [--kernels]   # logs and the profile under $OUT (or /tmp)
+#   tools/gpu_check.sh .devrun [--no-tests] [--bench|--ab] [--kernels]   # logs and the profile under $OUT (or /tmp)
 # --bench: hexe profile detect, a 16-layer Qwen3-30B-A3B-shaped Q4_K_M file, and hexe bench per
-# strategy (experts-cpu decode with event and with pinned-flag hand-offs, alternating) (experts-cpu+hot and cache with
+# strategy (experts-cpu decode with event and with pinned-flag hand-offs, fused chain and chained
+# launches on and off, alternating, HEXE_AB="mode:fuse:pdl ..." picks; --ab: only that) (experts-cpu+hot and cache with
 # the routing of a first bench's token stream) with the plan's prediction beside each measurement
 # and the per-token timeline.
 set -uo pipefail
@@ -45,10 +46,11 @@ wheel_libs=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.
 export LD_LIBRARY_PATH="$PWD/.devrun/lib:${cuda_libs}${wheel_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi -L
 status=0
-bench=0 kernels=0 tests=1
+bench=0 kernels=0 tests=1 ab=0
 for a in "${@:2}"; do
   case $a in
     --bench) bench=1 ;;
+    --ab) bench=1 ab=1 ;;
     --kernels) kernels=1 ;;
     --no-tests) tests=0 ;;
     *) echo "gpu_check.sh: unknown option $a" >&2; exit 2 ;;
@@ -70,37 +72,37 @@ for t in "$B/gpu_kernels/tests/test_gpu" "$B/tests/test_runtime_gpu"; do
 done
 # (the GEMV table takes a while: not with --bench, whose time goes to the strategies)
 [ $bench = 0 ] && [ -x "$B/gpu_kernels/bench_gpu_gemv" ] && { "$B/gpu_kernels/bench_gpu_gemv" || status=1; }
-"$B/hexe" bench handoff --iters 2000 || status=1
+for pdl in 1 0; do HEXE_GPU_PDL=$pdl "$B/hexe" bench handoff --iters 2000 || status=1; done
 [ $bench = 0 ] && { "$B/hexe" bench pcie || status=1; }
 "$B/hexe" profile detect -o "$O/gpu_profile.json" 2>&1 | grep -E "GPU|DRAM read|q4_K|q6_K" || status=1
 [ $bench = 1 ] || [ $kernels = 1 ] && { wait $gen; cat "$O/gen.log"; }
 P=$O/gpu_profile.json
-if [ $kernels = 1 ]; then
-  ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
-  if [ -z "$ncu" ]; then
-    echo "--kernels: no ncu on this machine"; status=1
-  else
-    # 1-token prompt and 4 generated tokens: every pass is a graphed decode pass (16 layers).
-    timeout 240 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
-      "$B/hexe" bench -m /tmp/q30.gguf --strategy experts-cpu --profile "$P" -p 1 -n 4 -r 1 >"$O/ncu.csv" 2>"$O/ncu.err" ||
-      { tail -5 "$O/ncu.err"; status=1; }
-    echo "=== GPU kernel time per layer of a decode step (ncu; 1 + 4 passes x 16 layers)"
-    python3 tools/gpu_kernel_times.py "$O/ncu.csv" --per 80 | head -40
-  fi
-fi
 if [ $bench = 1 ]; then
   # `layers` splits only when the GPU is small: the same profile with 4.5 GiB of GPU memory.
   python3 -c "import json; p=json.load(open('$P')); p['gpus'][0]['memory_gib']=4.5; json.dump(p, open('$O/small_gpu.json','w'))"
   b() {
     echo "=== hexe bench $*"
-    "$B/hexe" bench -m /tmp/q30.gguf "$@" 2>&1 | grep -E '^\| qwen|plan |^  (pp|tg)|routed experts|rror' || status=1
+    "$B/hexe" bench -m /tmp/q30.gguf "$@" 2>&1 | tee -a "$O/bench.log" |
+      grep -E '^\| qwen|plan |^  (pp|tg)|routed experts|rror' || status=1
   }
   # Most wanted first: a run cut short by its time limit keeps what it printed.
-  # Decode hand-offs by events (the default) and by pinned flags, alternating (the first run after
-  # writing the model was slower in every column in session 14, flags or not).
-  for mode in event flags event flags; do
-    echo "(HEXE_HANDOFF=$mode)"
-    HEXE_HANDOFF=$mode b --strategy experts-cpu --profile "$P" -p 512 -n 64 -r 2
+  # experts-cpu decode: hand-offs by events and by pinned flags (HEXE_HANDOFF), the fused decode
+  # chain on and off (HEXE_GPU_FUSE), chained launches on and off (HEXE_GPU_PDL); alternating, two
+  # rounds (the first run after writing the model was slower in every column in session 14).
+  for round in 1 2; do
+    for cfg in ${HEXE_AB:-flags:1:1 event:1:1 flags:1:0 event:1:0 flags:0:0 event:0:0}; do
+      IFS=: read -r mode fuse pdl <<<"$cfg"
+      echo "(HEXE_HANDOFF=$mode HEXE_GPU_FUSE=$fuse HEXE_GPU_PDL=$pdl)"
+      HEXE_GPU_PDL=$pdl HEXE_GPU_FUSE=$fuse HEXE_HANDOFF=$mode b --strategy experts-cpu --profile "$P" -p 512 -n 64 -r 2
+    done
+  done
+fi
+if [ $bench = 1 ] && [ $ab = 0 ]; then
+  # The CPU experts alone on all cores (prefill: the planner's CPU rate comes from the profile's
+  # MoE measurement; this is the engine's MoE layer with random routing).
+  for tok in 512 1; do
+    echo "=== hexe bench moe-layer --tokens $tok"
+    "$B/hexe" bench moe-layer --shape qwen3-30b-a3b --quant q4_k --tokens $tok 2>&1 | tail -3 || status=1
   done
   b --strategy layers --profile "$O/small_gpu.json" -p 512 -n 32 -r 2
   # experts-cpu+hot and cache need routing statistics (which experts are hot: the bench's own
@@ -112,5 +114,18 @@ if [ $bench = 1 ]; then
   b --strategy experts-cpu --profile "$P" -p 4096 -n 0 -r 1
   b --strategy experts-cpu+hot --profile "$O/small_gpu.json" --routing-from "$O/routing.json" -p 512 -n 64 -r 2
   b --strategy gpu --profile "$P" -p 512 -n 16 -r 2
+fi
+if [ $kernels = 1 ]; then
+  ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  if [ -z "$ncu" ]; then
+    echo "--kernels: no ncu on this machine"; status=1
+  else
+    # 1-token prompt and 2 generated tokens: every pass is a graphed decode pass (16 layers).
+    timeout 150 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+      "$B/hexe" bench -m /tmp/q30.gguf --strategy experts-cpu --profile "$P" -p 1 -n 2 -r 1 >"$O/ncu.csv" 2>"$O/ncu.err" ||
+      { tail -5 "$O/ncu.err"; status=1; }
+    echo "=== GPU kernel time per layer of a decode step (ncu; 1 + 2 passes x 16 layers)"
+    python3 tools/gpu_kernel_times.py "$O/ncu.csv" --per 48 | head -40
+  fi
 fi
 exit $status

@@ -39,9 +39,14 @@ struct OffloadConfig {
   bool timeline = false;              // time each GPU segment with CUDA events (bench)
   bool graphs = true;                 // replay decode passes (<= 8 tokens) from CUDA graphs
   // Graphed decode passes whose routed experts all run on the CPU hand over by pinned flags (no
-  // event wait, copy or launch per layer) instead of events and copies. Off by default: on an H100
-  // the two measured alike so far (see cuda_offload_handoff.cpp). HEXE_HANDOFF=flags|event overrides.
-  bool flag_handoffs = false;
+  // event wait, copy or launch per layer) instead of events: on an H100 the host waited 5 us less
+  // per layer (see cuda_offload_handoff.cpp). HEXE_HANDOFF=flags|event overrides.
+  bool flag_handoffs = true;
+  // Decode passes run the fused GPU chain: q/k/v in batched GEMV launches, Wo (and a dense FFN's
+  // down) accumulating into the residual, and event hand-offs through mapped pinned memory (the
+  // norm and router write to the host, one launch adds the CPU's sum and normalises for the next
+  // layer). Bit for bit the unfused chain's results. HEXE_GPU_FUSE=0|1 overrides.
+  bool fused_decode = true;
 };
 
 // Where the time of the passes went since reset_stats(), for `hexe bench`'s per-device timeline.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "gpu_kernels/host_flags.h"
+#include "gpu_kernels/ops.h"
 #include "tests/gpu/gpu_test_util.h"
 
 namespace hexe::gpu {
@@ -129,6 +130,48 @@ TEST(GpuHostFlags, PublishAndAwaitRoundTrips) {
   }
   cudaStreamDestroy(st);
   cudaFreeHost(host);
+}
+
+// add_host_rows, an event hand-off's tail: host rows written before the launch are added (with
+// the extra rows) with no flag read, and the fused norm is rms_norm's, bit for bit; rows of
+// n % 4 == 0 take the 16-byte reads, the others the 4-byte ones.
+TEST(GpuHostFlags, AddHostRowsWithoutWaiting) {
+  HEXE_REQUIRE_GPU();
+  for (const int64_t n : {2048, 1001}) {
+    const int64_t rows = 3;
+    const size_t cells = size_t(rows * n);
+    void* host = nullptr;
+    HEXE_CUDA_OK(cudaHostAlloc(&host, cells * 4, cudaHostAllocMapped));
+    float* y = static_cast<float*>(host);
+    void* dev = nullptr;
+    HEXE_CUDA_OK(cudaHostGetDevicePointer(&dev, host, 0));
+    const auto x0 = random_floats(cells, 11), extra = random_floats(cells, 12), ys = random_floats(cells, 13);
+    const auto weight = random_floats(size_t(n), 14);
+    for (size_t i = 0; i < cells; ++i) y[i] = ys[i];
+    DeviceBuffer d_x(cells * 4), d_extra(cells * 4), d_w(size_t(n) * 4), d_h(cells * 4), d_ref(cells * 4);
+    HEXE_CUDA_OK(d_x.upload(x0.data(), cells * 4));
+    HEXE_CUDA_OK(d_extra.upload(extra.data(), cells * 4));
+    HEXE_CUDA_OK(d_w.upload(weight.data(), size_t(n) * 4));
+    AwaitAddParams a;  // no flags: add_host_rows reads none
+    a.x = d_x.get<float>();
+    a.host = static_cast<const float*>(dev);
+    a.extra = d_extra.get<float>();
+    a.rows = rows;
+    a.n = n;
+    a.norm_weight = d_w.get<float>();
+    a.norm_out = d_h.get<float>();
+    ASSERT_TRUE(add_host_rows(a, nullptr).ok());
+    RmsNormParams np{d_x.get<float>(), d_w.get<float>(), d_ref.get<float>(), rows, n, a.eps};
+    ASSERT_TRUE(rms_norm(np, nullptr).ok());
+    HEXE_CUDA_OK(cudaDeviceSynchronize());
+    std::vector<float> x(cells), h(cells), ref(cells);
+    HEXE_CUDA_OK(d_x.download(x.data(), cells * 4));
+    HEXE_CUDA_OK(d_h.download(h.data(), cells * 4));
+    HEXE_CUDA_OK(d_ref.download(ref.data(), cells * 4));
+    for (size_t i = 0; i < cells; ++i) ASSERT_EQ(x[i], (x0[i] + ys[i]) + extra[i]) << "n " << n << " element " << i;
+    EXPECT_EQ(h, ref) << "n " << n << ": the fused norm differs from rms_norm";
+    cudaFreeHost(host);
+  }
 }
 
 TEST(GpuHostFlagsArgs, RejectsBadParamsBeforeTouchingTheDevice) {

@@ -333,6 +333,182 @@ TEST(GpuGemvBatched, EachEntryEqualsItsOwnGemv) {
   }
 }
 
+// gemv_batched with entries of their own widths and output strides over one input (an attention
+// layer's q, k and v projections in one launch): each entry equals gemv() on it alone, bit for
+// bit, and nothing past an entry's n columns is written.
+TEST(GpuGemvBatched, EntriesOfTheirOwnWidth) {
+  HEXE_REQUIRE_GPU();
+  for (DType type : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::F16}) {
+    const int64_t k = 768;
+    const std::vector<int64_t> ns = {300, 37, 64};
+    for (int64_t m : {1, 3, 8}) {
+      const int count = int(ns.size());
+      std::vector<uint8_t> w;
+      std::vector<uint64_t> w_at;
+      std::vector<int64_t> ys, y_at;
+      int64_t y_total = 0;
+      for (int i = 0; i < count; ++i) {
+        w_at.push_back(w.size());
+        const auto wi = make_weights(type, ns[size_t(i)], k, Source::kQuantized, uint64_t(31 * i + m));
+        w.insert(w.end(), wi.begin(), wi.end());
+        w.resize((w.size() + 255) / 256 * 256);  // each matrix 256-byte aligned, as GGUF and cudaMalloc give
+        ys.push_back(ns[size_t(i)] + 2 * i);  // dense, then padded strides
+        y_at.push_back(y_total);
+        y_total += m * ys.back();
+      }
+      const auto x = random_floats(size_t(m * k), uint64_t(m), -2.f, 2.f);
+      DeviceBuffer dw(w.size()), dx(x.size() * 4), dy(size_t(y_total) * 4), dref(size_t(y_total) * 4);
+      HEXE_CUDA_OK(dw.upload(w.data(), w.size()));
+      HEXE_CUDA_OK(dx.upload(x.data(), x.size() * 4));
+      const std::vector<float> poison(size_t(y_total), 777.f);
+      HEXE_CUDA_OK(dy.upload(poison.data(), poison.size() * 4));
+      HEXE_CUDA_OK(dref.upload(poison.data(), poison.size() * 4));
+      GemvBatch b;
+      b.w_type = type;
+      b.n = 1;  // every entry names its own
+      b.k = k;
+      b.x_stride = k;
+      b.y_stride = 1;
+      b.count = count;
+      for (int i = 0; i < count; ++i) {
+        const auto* wi = static_cast<const uint8_t*>(dw.get()) + w_at[size_t(i)];
+        float* yi = dy.get<float>() + y_at[size_t(i)];
+        b.e[i] = {wi, dx.get<float>(), yi, m, ns[size_t(i)], ys[size_t(i)]};
+        MatmulParams p;
+        p.w = wi;
+        p.w_type = type;
+        p.n = ns[size_t(i)];
+        p.k = k;
+        p.x = dx.get<float>();
+        p.m = m;
+        p.x_stride = k;
+        p.y = dref.get<float>() + y_at[size_t(i)];
+        p.y_stride = ys[size_t(i)];
+        HEXE_GPU_OK(gemv(p, nullptr));
+      }
+      HEXE_GPU_OK(gemv_batched(b, nullptr));
+      std::vector<float> got(static_cast<size_t>(y_total)), want(got.size());
+      HEXE_CUDA_OK(dy.download(got.data(), got.size() * 4));
+      HEXE_CUDA_OK(dref.download(want.data(), want.size() * 4));
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_EQ(got[i], want[i]) << dtype_name(type) << " m " << m << ", element " << i;
+    }
+  }
+}
+
+// accumulate: y += x . W^T. The GEMV kernels (integer, float, small-n float) give
+// y0 + gemv(x) bit for bit; the GEMM (cuBLAS beta = 1) within a few roundings of it.
+TEST(GpuMatmulAccumulate, AddsIntoTheOutput) {
+  HEXE_REQUIRE_GPU();
+  CublasHandle cublas;
+  ASSERT_NE(cublas.h, nullptr);
+  struct Case {
+    DType type;
+    int64_t m, n, k;
+  };
+  // Q4_K/Q6_K/Q8_0: the integer GEMV; Q5_0 and F16 with many rows: the float GEMV; F32 with few
+  // rows: the small-n kernel; m > 8: the GEMM (F32, F16, dequantised Q4_K tiles).
+  for (const Case c : {Case{DType::Q4_K, 1, 300, 512}, Case{DType::Q6_K, 5, 77, 256}, Case{DType::Q8_0, 8, 40, 1024},
+                       Case{DType::Q5_0, 2, 3000, 96}, Case{DType::F16, 1, 4000, 64}, Case{DType::F32, 3, 9, 2048},
+                       Case{DType::F32, 17, 70, 64}, Case{DType::F16, 12, 33, 128}, Case{DType::Q4_K, 20, 50, 512}}) {
+    const auto w = make_weights(c.type, c.n, c.k, Source::kQuantized, uint64_t(c.n + c.k));
+    const auto x = random_floats(size_t(c.m * c.k), uint64_t(c.m), -1.f, 1.f);
+    const auto y0 = random_floats(size_t(c.m * c.n), uint64_t(c.n), -4.f, 4.f);
+    DeviceBuffer dw(w.size()), dx(x.size() * 4), dacc(y0.size() * 4), dplain(y0.size() * 4);
+    HEXE_CUDA_OK(dw.upload(w.data(), w.size()));
+    HEXE_CUDA_OK(dx.upload(x.data(), x.size() * 4));
+    HEXE_CUDA_OK(dacc.upload(y0.data(), y0.size() * 4));
+    MatmulParams p;
+    p.w = dw.get();
+    p.w_type = c.type;
+    p.n = c.n;
+    p.k = c.k;
+    p.x = dx.get<float>();
+    p.m = c.m;
+    p.x_stride = c.k;
+    p.y_stride = c.n;
+    GemmContext ctx;
+    ctx.cublas = cublas.h;
+    p.y = dplain.get<float>();
+    ctx.workspace_bytes = gemm_workspace_bytes(p, c.n);
+    DeviceBuffer ws(ctx.workspace_bytes + 256);
+    ctx.workspace = ws.get();
+    HEXE_GPU_OK(matmul(p, ctx, nullptr));
+    p.y = dacc.get<float>();
+    p.accumulate = true;
+    HEXE_GPU_OK(matmul(p, ctx, nullptr));
+    std::vector<float> acc(y0.size()), plain(y0.size());
+    HEXE_CUDA_OK(dacc.download(acc.data(), acc.size() * 4));
+    HEXE_CUDA_OK(dplain.download(plain.data(), plain.size() * 4));
+    for (size_t i = 0; i < acc.size(); ++i) {
+      const float want = y0[i] + plain[i];
+      if (c.m <= kGemvMaxTokens) {
+        ASSERT_EQ(acc[i], want) << dtype_name(c.type) << " m " << c.m << ", element " << i;
+      } else {
+        ASSERT_NEAR(acc[i], want, 4 * kU32 * (std::fabs(y0[i]) + std::fabs(plain[i])) + 1e-6)
+            << dtype_name(c.type) << " m " << c.m << ", element " << i;
+      }
+    }
+  }
+}
+
+// rms_norm_gemv: one launch for small float matrices (a router; 1 and 2 rows per block), the two
+// calls otherwise (a Q4_K matrix, many rows, in place): the normed rows, their copy and the GEMV's
+// output are rms_norm's and gemv's, bit for bit.
+TEST(GpuRmsNormGemv, EqualsTheNormThenTheGemv) {
+  HEXE_REQUIRE_GPU();
+  struct Case {
+    DType type;
+    int64_t m, n, k;
+    bool weight, in_place;
+  };
+  for (const Case c : {Case{DType::F32, 1, 128, 2048, true, false}, Case{DType::F32, 3, 64, 768, true, false},
+                       Case{DType::F16, 8, 300, 512, false, false}, Case{DType::BF16, 2, 600, 256, true, false},
+                       Case{DType::F32, 5, 70, 1000, true, false}, Case{DType::Q4_K, 1, 128, 2048, true, false},
+                       Case{DType::F32, 1, 5000, 256, true, false}, Case{DType::F32, 2, 128, 512, true, true}}) {
+    const auto w = make_weights(c.type, c.n, c.k, Source::kQuantized, uint64_t(c.n * 3 + c.k));
+    const auto x = random_floats(size_t(c.m * c.k), uint64_t(c.k), -3.f, 3.f);
+    const auto nw = random_floats(size_t(c.k), 7, 0.5f, 1.5f);
+    DeviceBuffer dw(w.size()), dnw(nw.size() * 4), dx(x.size() * 4), dx2(x.size() * 4), dh(x.size() * 4),
+        dcopy(x.size() * 4), dh2(x.size() * 4), dy(size_t(c.m * c.n) * 4), dy2(size_t(c.m * c.n) * 4);
+    HEXE_CUDA_OK(dw.upload(w.data(), w.size()));
+    HEXE_CUDA_OK(dnw.upload(nw.data(), nw.size() * 4));
+    HEXE_CUDA_OK(dx.upload(x.data(), x.size() * 4));
+    HEXE_CUDA_OK(dx2.upload(x.data(), x.size() * 4));
+    RmsNormParams np{dx.get<float>(), c.weight ? dnw.get<float>() : nullptr, c.in_place ? dx.get<float>() : dh.get<float>(),
+                     c.m, c.k, 1e-6f};
+    np.copy = dcopy.get<float>();
+    MatmulParams p;
+    p.w = dw.get();
+    p.w_type = c.type;
+    p.n = c.n;
+    p.k = c.k;
+    p.m = c.m;
+    p.x_stride = c.k;
+    p.y = dy.get<float>();
+    p.y_stride = c.n;
+    HEXE_GPU_OK(rms_norm_gemv(np, p, nullptr));
+    // The reference: the two calls on a second copy of x.
+    RmsNormParams rp = np;
+    rp.src = dx2.get<float>();
+    rp.dst = c.in_place ? dx2.get<float>() : dh2.get<float>();
+    rp.copy = nullptr;
+    HEXE_GPU_OK(rms_norm(rp, nullptr));
+    p.x = rp.dst;
+    p.y = dy2.get<float>();
+    HEXE_GPU_OK(gemv(p, nullptr));
+    std::vector<float> h(x.size()), h2(x.size()), copy(x.size()), y(size_t(c.m * c.n)), y2(y.size());
+    HEXE_CUDA_OK((c.in_place ? dx : dh).download(h.data(), h.size() * 4));
+    HEXE_CUDA_OK((c.in_place ? dx2 : dh2).download(h2.data(), h2.size() * 4));
+    HEXE_CUDA_OK(dcopy.download(copy.data(), copy.size() * 4));
+    HEXE_CUDA_OK(dy.download(y.data(), y.size() * 4));
+    HEXE_CUDA_OK(dy2.download(y2.data(), y2.size() * 4));
+    EXPECT_EQ(h, h2) << dtype_name(c.type) << " n " << c.n << ": normed rows";
+    EXPECT_EQ(copy, h2) << dtype_name(c.type) << " n " << c.n << ": their copy";
+    EXPECT_EQ(y, y2) << dtype_name(c.type) << " n " << c.n << ": the GEMV";
+  }
+}
+
 // Argument checks come back as statuses naming the constraint, before any launch (no GPU needed).
 TEST(GpuMatmulArgs, RejectsBadShapesWithAReason) {
   MatmulParams p;

@@ -24,11 +24,18 @@ std::vector<float> run_rms_norm(const std::vector<float>& src, const std::vector
   }
   RmsNormParams p{ds.get<float>(), weight ? dw.get<float>() : nullptr, in_place ? ds.get<float>() : dd.get<float>(),
                   rows, n, eps};
+  DeviceBuffer dc(src.size() * 4);  // the second destination (a not-in-place norm writes both)
+  if (!in_place) p.copy = dc.get<float>();
   const Status s = rms_norm(p, nullptr);
   EXPECT_TRUE(s.ok()) << to_string(s);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::vector<float> out(src.size());
   EXPECT_EQ((in_place ? ds : dd).download(out.data(), out.size() * 4), cudaSuccess);
+  if (!in_place) {
+    std::vector<float> copy(src.size());
+    EXPECT_EQ(dc.download(copy.data(), copy.size() * 4), cudaSuccess);
+    EXPECT_EQ(copy, out) << "the copy differs from dst";
+  }
   return out;
 }
 

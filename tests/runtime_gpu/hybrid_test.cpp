@@ -22,10 +22,10 @@ const gpu::DevicePresence& presence() {
   return p;
 }
 
-// ExpertsCpu replays its decode steps from CUDA graphs and hands over by pinned flags (as do the
-// other placements where a decode step's experts are all on the CPU: Stream); ExpertsCpuEvents
-// replays them with event waits and copies (the engine's default); ExpertsCpuNoGraphs enqueues
-// every kernel.
+// ExpertsCpu replays its decode steps from CUDA graphs and hands over by pinned flags (the
+// engine's default; as do the other placements where a decode step's experts are all on the CPU:
+// Stream); ExpertsCpuEvents replays them with event waits; ExpertsCpuNoGraphs enqueues every
+// kernel.
 // Stream: prefill chunks copy their experts to the GPU (chunks of 3 experts, so the two staging
 // buffers take turns), decode keeps them on the CPU. Hot: experts 0, 3, 6, ... of every layer in
 // VRAM, the rest on the CPU. Cache: top-k + 1 slots per layer, so most passes evict.
@@ -116,6 +116,7 @@ TEST_P(Hybrid, LogitsMatchTheCpuEngine) {
   uint64_t streamed = 0;
   OffloadStats total;
   std::vector<float> flagged_logits, evented_logits;  // of the first prompt (ExpertsCpu only)
+  std::vector<float> fused_logits, unfused_logits;   // of the first prompt (ExpertsCpuEvents, Gpu)
   for (const auto& lr : v.logits) {
     const auto& p = ref.prompt(lr.prompt);
     const int decode = std::min<int>(4, int(p.tokens.size()) - 1);
@@ -133,6 +134,13 @@ TEST_P(Hybrid, LogitsMatchTheCpuEngine) {
       OffloadConfig events = off;
       events.flag_handoffs = false;
       evented_logits = run(*model, &events, p.tokens, decode);
+    }
+    const bool fusion_case = c.placement == Placement::ExpertsCpuEvents || c.placement == Placement::Gpu;
+    if (fusion_case && fused_logits.empty()) {
+      fused_logits = gpu;
+      OffloadConfig unfused = off;
+      unfused.fused_decode = false;
+      unfused_logits = run(*model, &unfused, p.tokens, decode);
     }
     // Decode steps replay their segments from CUDA graphs unless graphs are off (routed experts
     // computed on the GPU are enqueued directly between the graphed segments).
@@ -165,6 +173,11 @@ TEST_P(Hybrid, LogitsMatchTheCpuEngine) {
   }
   if (c.placement == Placement::ExpertsCpu) {
     EXPECT_EQ(flagged_logits, evented_logits);
+  }
+  // The fused decode chain (batched q/k/v, Wo into the residual, mapped hand-offs) gives the
+  // unfused chain's bits.
+  if (c.placement == Placement::ExpertsCpuEvents || c.placement == Placement::Gpu) {
+    EXPECT_EQ(fused_logits, unfused_logits);
   }
   if (c.placement == Placement::Stream) {
     // At least one expert's matrices crossed PCIe (beyond the activations' few KB).

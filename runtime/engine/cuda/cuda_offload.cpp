@@ -207,6 +207,8 @@ CudaOffload::CudaOffload(const Model& model, const OffloadConfig& cfg, int64_t k
   weights_.resize(T * k);
   cuda_check(cudaEventCreateWithFlags(&handoff_, cudaEventDisableTiming), "cudaEventCreateWithFlags");
   setup_flags();
+  fuse_ = cfg_.fused_decode;
+  if (const char* e = std::getenv("HEXE_GPU_FUSE"); e && (e[0] == '0' || e[0] == '1')) fuse_ = e[0] == '1';
 
   bool any_stream = false, any_cache = false;
   for (int l = 0; l < cfg.gpu_layers; ++l) {
@@ -350,7 +352,12 @@ DevLinear CudaOffload::upload_linear(const void* data, DType type, int64_t n_in,
 }
 
 void CudaOffload::matmul(const DevLinear& w, const float* x, int64_t m, float* y, int64_t x_stride,
-                         int64_t y_stride) {
+                         int64_t y_stride, bool accumulate) {
+  gpu_check(gpu::matmul(matmul_params(w, x, m, y, x_stride, y_stride, accumulate), gemm_, st_));
+}
+
+gpu::MatmulParams CudaOffload::matmul_params(const DevLinear& w, const float* x, int64_t m, float* y,
+                                             int64_t x_stride, int64_t y_stride, bool accumulate) {
   gpu::MatmulParams p;
   p.w = w.w;
   p.w_type = w.type;
@@ -361,7 +368,8 @@ void CudaOffload::matmul(const DevLinear& w, const float* x, int64_t m, float* y
   p.x_stride = x_stride > 0 ? x_stride : w.n_in;
   p.y = y;
   p.y_stride = y_stride > 0 ? y_stride : w.n_out;
-  gpu_check(gpu::matmul(p, gemm_, st_));
+  p.accumulate = accumulate;
+  return p;
 }
 
 void CudaOffload::h2d(void* dst, const void* src, size_t bytes) {
@@ -532,8 +540,24 @@ void CudaOffload::forward(const BatchView& b, float* x, cpu::ThreadPool& pool, R
   stats_.wall_s += since(t0);
 }
 
-// A pass whose hand-offs are event waits and copies: prefill passes, passes without graphs, and
-// passes with routed experts on the GPU (the host routes before queueing their work).
+std::function<void()> CudaOffload::attention_step(int l, int64_t T, bool normed) {
+  const bool mla = layers_[l].recipe.attention == LayerRecipe::Attention::Mla;
+  return [this, l, T, normed, mla] {
+    attn_normed_ = normed;
+    if (mla) mla_attention(l, T);
+    else attention(l, T);
+  };
+}
+
+int CudaOffload::next_attention(int l) const {
+  for (int n = l + 1; n < cfg_.gpu_layers; ++n)
+    if (layers_[n].recipe.attention != LayerRecipe::Attention::None) return n;
+  return -1;
+}
+
+// A pass whose hand-offs are event waits: prefill passes, passes without graphs, and passes with
+// routed experts on the GPU (the host routes before queueing their work). Data moves by copies,
+// or for decode layers with CPU experts through mapped pinned memory (mapped_handoff).
 void CudaOffload::forward_evented(int64_t T, cpu::ThreadPool& pool, RoutingCounts* routing) {
   const int64_t E = s_.n_embd;
   std::vector<std::function<void()>> body;
@@ -547,11 +571,12 @@ void CudaOffload::forward_evented(int64_t T, cpu::ThreadPool& pool, RoutingCount
     });
     body.clear();
   };
+  bool normed = false;  // the last mapped hand-off's tail normalised x for this layer's attention
   for (int l = 0; l < cfg_.gpu_layers; ++l) {
     const DevLayer& d = layers_[l];
     if (d.recipe.attention == LayerRecipe::Attention::None) continue;
-    if (d.recipe.attention == LayerRecipe::Attention::Mla) body.push_back([this, l, T] { mla_attention(l, T); });
-    else body.push_back([this, l, T] { attention(l, T); });
+    body.push_back(attention_step(l, T, normed));
+    normed = false;
     if (!d.recipe.moe) {
       body.push_back([this, l, T] { dense_ffn(l, T); });
       continue;
@@ -592,7 +617,9 @@ void CudaOffload::forward_evented(int64_t T, cpu::ThreadPool& pool, RoutingCount
       cpu::moe_experts(mp, pool);
     }
     stats_.cpu_experts_s += since(tw);
-    body.push_back([this, l, T] { moe_tail(l, T); });
+    const int next = next_attention(l);
+    body.push_back([this, l, T, next] { moe_tail(l, T, next); });
+    normed = mapped_handoff(l, T) && next >= 0;
   }
   if (!cfg_.head_on_gpu) body.push_back([this, T, E] { d2h(x_pin_.data(), x_, size_t(T * E) * sizeof(float)); });
   flush();

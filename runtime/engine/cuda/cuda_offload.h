@@ -105,8 +105,14 @@ class CudaOffload final : public GpuOffload {
   DevLinear upload_linear(const Linear& l, const std::string& what) {
     return l ? upload_linear(l.data, l.type, l.n_in, l.n_out, what) : DevLinear{};
   }
-  // y[m][n_out] = x[m][n_in] . W^T; rows of x and y x_stride / y_stride floats apart (0: dense).
-  void matmul(const DevLinear& w, const float* x, int64_t m, float* y, int64_t x_stride = 0, int64_t y_stride = 0);
+  // y[m][n_out] = x[m][n_in] . W^T (accumulate: y +=); rows of x and y x_stride / y_stride floats
+  // apart (0: dense).
+  void matmul(const DevLinear& w, const float* x, int64_t m, float* y, int64_t x_stride = 0, int64_t y_stride = 0,
+              bool accumulate = false);
+  static gpu::MatmulParams matmul_params(const DevLinear& w, const float* x, int64_t m, float* y,
+                                         int64_t x_stride = 0, int64_t y_stride = 0, bool accumulate = false);
+  // q_, k_, v_ = h_ . wq/wk/wv^T; in decode one batched GEMV launch per weight type.
+  void project_qkv(const DevLayer& d, int64_t T);
   void reserve_pages(int seq, int64_t n_tokens);
   void prepare_batch(const BatchView& b);
   void attention(int l, int64_t T);
@@ -121,7 +127,21 @@ class CudaOffload final : public GpuOffload {
   }
   // publish: hand h and the router logits over by pinned flag (a flagged pass), not by copies.
   void moe_head(int l, int64_t T, bool publish = false);
-  void moe_tail(int l, int64_t T);
+  // next: the layer whose attention follows (-1: none); a mapped hand-off's tail normalises x for
+  // it, and that attention must then skip its own norm (attn_normed_).
+  void moe_tail(int l, int64_t T, int next = -1);
+  // The first GPU layer after l with attention, or -1.
+  int next_attention(int l) const;
+  // Layer l's attention (GQA or MLA) as a segment's step; normed: the hand-off before it wrote
+  // h_ = its norm of x_ already.
+  std::function<void()> attention_step(int l, int64_t T, bool normed);
+  // Whether an event hand-off of layer l goes through mapped pinned memory: the norm and the
+  // router write h and the logits to the host, and the tail reads the CPU's sum from there (one
+  // launch: add_host_rows), instead of three copies, two adds and a norm. Decode passes with
+  // all of the layer's routed experts on the CPU.
+  bool mapped_handoff(int l, int64_t T) const {
+    return fused(T) && !experts_here(l, T) && layers_[l].hot_index.empty();
+  }
   // A flagged decode pass (see forward_flagged): every MoE layer's routed experts on the CPU, the
   // hand-offs through pinned flags, each layer's GPU work queued before the CPU half it waits for.
   bool flagged_pass(int64_t T) const;
@@ -131,6 +151,9 @@ class CudaOffload final : public GpuOffload {
   // The GPU side after layer l's hand-off: waits for the CPU's sum, adds it and the shared
   // experts' output to x; with next >= 0 also normalises x for layer next's attention.
   void await_tail(int l, int64_t T, int next);
+  // x_ += the CPU's sum in y_map_ (+ the shared experts' output); with next >= 0 also h_ = layer
+  // next's attention norm of x_: what the tail of a flagged or a mapped hand-off does.
+  gpu::AwaitAddParams host_add_params(int l, int64_t T, int next) const;
   // The CPU half of layer l's flag hand-off: waits for the GPU's publish, routes, runs the routed
   // experts into y_pin_, answers.
   void answer_handoff(int l, int64_t T, cpu::ThreadPool& pool, RoutingCounts* routing);
@@ -222,6 +245,12 @@ class CudaOffload final : public GpuOffload {
   unsigned long long busy_seen_ns_ = 0;  // flags_.busy_ns at the end of the last flagged pass
   bool flag_handoff_ = true;
   bool attn_normed_ = false;  // the next attention() finds h_ normalised already (await_tail did it)
+  // The fused decode chain (OffloadConfig::fused_decode unless HEXE_GPU_FUSE says otherwise):
+  // q/k/v in batched launches, Wo (and a dense FFN's down) accumulating into the residual, mapped
+  // hand-offs (mapped_handoff). Decode passes only (T <= kGemvMaxTokens): the GEMM path's
+  // accumulate (cuBLAS beta = 1) need not round as a separate add does.
+  bool fuse_ = true;
+  bool fused(int64_t T) const { return fuse_ && T <= gpu::kGemvMaxTokens; }
 
   // KV pages: page_tokens rows per page, n_pages per layer pool; per sequence its page list.
   int page_tokens_ = 64;

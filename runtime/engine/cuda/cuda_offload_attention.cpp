@@ -20,14 +20,34 @@
 
 namespace hexe::gpu_offload {
 
+// Decode: the projections of one input in as few launches as their weight types allow (wq and wk
+// share a type in a Q4_K_M file; wv is Q6_K in some of its layers). Each result is gemv's alone.
+void CudaOffload::project_qkv(const DevLayer& d, int64_t T) {
+  const DevLinear* w[3] = {&d.wq, &d.wk, &d.wv};
+  float* y[3] = {q_, k_, v_};
+  if (!fused(T)) {
+    for (int i = 0; i < 3; ++i) matmul(*w[i], h_, T, y[i]);
+    return;
+  }
+  for (int i = 0; i < 3;) {
+    gpu::GemvBatch b;
+    b.w_type = w[i]->type;
+    b.n = w[i]->n_out;
+    b.k = w[i]->n_in;
+    b.x_stride = w[i]->n_in;
+    b.y_stride = w[i]->n_out;
+    for (; i < 3 && w[i]->type == b.w_type && w[i]->n_in == b.k; ++i)
+      b.e[b.count++] = {w[i]->w, h_, y[i], T, w[i]->n_out, w[i]->n_out};
+    gpu_check(gpu::gemv_batched(b, st_));
+  }
+}
+
 void CudaOffload::attention(int l, int64_t T) {
   const DevLayer& d = layers_[l];
   const int64_t E = s_.n_embd, D = s_.head_dim;
   // (In a flagged pass the await before this layer wrote h_ = norm(x_) already.)
   if (!std::exchange(attn_normed_, false)) gpu_check(gpu::rms_norm({x_, d.attn_norm, h_, T, E, s_.rms_eps}, st_));
-  matmul(d.wq, h_, T, q_);
-  matmul(d.wk, h_, T, k_);
-  matmul(d.wv, h_, T, v_);
+  project_qkv(d, T);
   if (d.bq) {
     gpu_check(gpu::add_bias(q_, d.bq, T, qd_, st_));
     gpu_check(gpu::add_bias(k_, d.bk, T, kd_, st_));
@@ -78,8 +98,12 @@ void CudaOffload::attention(int l, int64_t T) {
   } else {
     gpu_check(gpu::attention_prefill(ap, st_));
   }
-  matmul(d.wo, attn_, T, tmp_);
-  gpu_check(gpu::add(x_, tmp_, T * E, st_));
+  if (fused(T)) {
+    matmul(d.wo, attn_, T, x_, 0, 0, true);  // the residual add in the same launch
+  } else {
+    matmul(d.wo, attn_, T, tmp_);
+    gpu_check(gpu::add(x_, tmp_, T * E, st_));
+  }
 }
 
 void CudaOffload::upload_mla(const LayerWeights& lw, DevLayer& d, const std::string& blk) {
@@ -169,8 +193,12 @@ void CudaOffload::mla_attention(int l, int64_t T) {
 
   // attn[t][h] = v_b[h] . o_lat[t][h]
   for (int64_t hh = 0; hh < H; ++hh) matmul(d.v_b[hh], olat_ + hh * R, T, attn_ + hh * vd, H * R, H * vd);
-  matmul(d.wo, attn_, T, tmp_);
-  gpu_check(gpu::add(x_, tmp_, T * E, st_));
+  if (fused(T)) {
+    matmul(d.wo, attn_, T, x_, 0, 0, true);
+  } else {
+    matmul(d.wo, attn_, T, tmp_);
+    gpu_check(gpu::add(x_, tmp_, T * E, st_));
+  }
 }
 
 }  // namespace hexe::gpu_offload

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "gpu_kernels/host_flags.h"
 #include "gpu_kernels/ops.h"
 #include "gpu_kernels/rows.h"
 #include "runtime/engine/cuda/cuda_check.h"
@@ -25,8 +26,12 @@ void CudaOffload::dense_ffn(int l, int64_t T) {
   matmul(d.ffn_gate, h_, T, gate_);
   matmul(d.ffn_up, h_, T, up_);
   gpu_check(gpu::swiglu(gate_, up_, gate_, T * F, st_));
-  matmul(d.ffn_down, gate_, T, tmp_);
-  gpu_check(gpu::add(x_, tmp_, T * E, st_));
+  if (fused(T)) {
+    matmul(d.ffn_down, gate_, T, x_, 0, 0, true);
+  } else {
+    matmul(d.ffn_down, gate_, T, tmp_);
+    gpu_check(gpu::add(x_, tmp_, T * E, st_));
+  }
 }
 
 void CudaOffload::shared_experts(int l, int64_t T) {
@@ -284,8 +289,21 @@ void CudaOffload::cache_experts(int l, int64_t T) {
 void CudaOffload::moe_head(int l, int64_t T, bool publish) {
   const DevLayer& d = layers_[l];
   const int64_t E = s_.n_embd, n_exp = s_.n_expert;
-  gpu_check(gpu::rms_norm({x_, d.ffn_norm, h_, T, E, s_.rms_eps}, st_));
-  matmul(d.router, h_, T, router_);
+  gpu::RmsNormParams np{x_, d.ffn_norm, h_, T, E, s_.rms_eps};
+  if (!publish && mapped_handoff(l, T)) {
+    // Written straight to the pinned buffers the CPU reads: no copies behind the kernels. The
+    // norm and the router in one launch where the router is a small float matrix.
+    np.copy = h_map_;
+    gpu_check(gpu::rms_norm_gemv(np, matmul_params(d.router, h_, T, logits_map_), st_));
+    stats_.d2h_bytes += uint64_t(T) * uint64_t(E + n_exp) * sizeof(float);
+    return;
+  }
+  if (fused(T)) {
+    gpu_check(gpu::rms_norm_gemv(np, matmul_params(d.router, h_, T, router_), st_));
+  } else {
+    gpu_check(gpu::rms_norm(np, st_));
+    matmul(d.router, h_, T, router_);
+  }
   if (publish) {  // (the bytes are counted by answer_handoff, once per pass, not at capture)
     gpu::PublishParams p;
     p.flags = flags_;
@@ -301,9 +319,14 @@ void CudaOffload::moe_head(int l, int64_t T, bool publish) {
 
 // After the hand-off: the routed experts' sum (from the CPU, or computed here) and the shared
 // experts' output added to the residual stream.
-void CudaOffload::moe_tail(int l, int64_t T) {
+void CudaOffload::moe_tail(int l, int64_t T, int next) {
   const DevLayer& d = layers_[l];
   const int64_t E = s_.n_embd;
+  if (mapped_handoff(l, T)) {
+    gpu_check(gpu::add_host_rows(host_add_params(l, T, next), st_));
+    stats_.h2d_bytes += uint64_t(T * E) * sizeof(float);
+    return;
+  }
   if (experts_here(l, T)) {
     shared_experts(l, T);  // (the routed experts ran in the segment before this one, into y_)
   } else if (!d.hot_index.empty()) {

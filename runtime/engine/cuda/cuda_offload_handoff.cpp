@@ -7,10 +7,11 @@
 // The segment that starts with await(l) is queued before the CPU half of layer l runs, so its
 // launch latency is spent while the CPU computes, and the GPU resumes a PCIe round trip after the
 // answer.
-// Measured on an H100 with 16 CPU threads (Qwen3-30B-A3B shape, 16 layers, tg64): the host waited
-// 0.947 ms per token for the GPU with flags and 0.920 with events, so the per-layer launch and
-// copies it saves were not the GPU part's cost (its kernels are); off by default until an A/B in
-// alternating order shows a gain (OffloadConfig::flag_handoffs, HEXE_HANDOFF=flags).
+// Measured on an H100 with 16 CPU threads (Qwen3-30B-A3B shape, 16 layers, tg64, fused decode
+// chain, alternating runs): the host waited 0.645-0.687 ms per token for the GPU with flags and
+// 0.720-0.752 with events (an event hand-off already reads and writes mapped memory instead of
+// copying; what flags save is the event wait and the graph launch on the critical path). The
+// default (OffloadConfig::flag_handoffs; HEXE_HANDOFF=event|flags overrides).
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -95,22 +96,12 @@ void CudaOffload::forward_flagged(int64_t T, cpu::ThreadPool& pool, RoutingCount
     pending = -1;
     answer_handoff(l, T, pool, routing);
   };
-  auto next_attention = [&](int l) {
-    for (int n = l + 1; n < cfg_.gpu_layers; ++n)
-      if (layers_[n].recipe.attention != LayerRecipe::Attention::None) return n;
-    return -1;
-  };
   try {
     bool normed = false;
     for (int l = 0; l < cfg_.gpu_layers; ++l) {
       const DevLayer& d = layers_[l];
       if (d.recipe.attention == LayerRecipe::Attention::None) continue;
-      const bool mla = d.recipe.attention == LayerRecipe::Attention::Mla;
-      body.push_back([this, l, T, normed, mla] {
-        attn_normed_ = normed;
-        if (mla) mla_attention(l, T);
-        else attention(l, T);
-      });
+      body.push_back(attention_step(l, T, normed));
       normed = false;
       if (!d.recipe.moe) {
         body.push_back([this, l, T] { dense_ffn(l, T); });
@@ -152,13 +143,11 @@ void CudaOffload::forward_flagged(int64_t T, cpu::ThreadPool& pool, RoutingCount
   }
 }
 
-void CudaOffload::await_tail(int l, int64_t T, int next) {
-  const DevLayer& d = layers_[l];
+gpu::AwaitAddParams CudaOffload::host_add_params(int l, int64_t T, int next) const {
   gpu::AwaitAddParams p;
-  p.flags = flags_;
   p.x = x_;
   p.host = y_map_;
-  p.extra = d.shexp_gate ? shared_ : nullptr;
+  p.extra = layers_[l].shexp_gate ? shared_ : nullptr;
   p.rows = T;
   p.n = s_.n_embd;
   if (next >= 0) {
@@ -166,6 +155,12 @@ void CudaOffload::await_tail(int l, int64_t T, int next) {
     p.norm_out = h_;
     p.eps = s_.rms_eps;
   }
+  return p;
+}
+
+void CudaOffload::await_tail(int l, int64_t T, int next) {
+  gpu::AwaitAddParams p = host_add_params(l, T, next);
+  p.flags = flags_;
   p.timeout_ns = uint64_t(kAnswerTimeoutS * 1e9);
   gpu_check(gpu::await_host_add(p, st_));
 }
