@@ -87,6 +87,7 @@ void to_json(json& j, const GpuProfile& v) {
   if (v.graph_kernel_us > 0) j["graph_kernel_us"] = v.graph_kernel_us;
   if (v.launch_us > 0) j["launch_us"] = v.launch_us;
   if (v.handoff_us > 0) j["handoff_us"] = v.handoff_us;
+  if (v.flag_handoff_us > 0) j["flag_handoff_us"] = v.flag_handoff_us;
 }
 void from_json(const json& j, GpuProfile& v) {
   v.name = j.value("name", std::string());
@@ -105,8 +106,9 @@ void from_json(const json& j, GpuProfile& v) {
   v.graph_kernel_us = j.value("graph_kernel_us", 0.0);
   v.launch_us = j.value("launch_us", 0.0);
   v.handoff_us = j.value("handoff_us", 0.0);
+  v.flag_handoff_us = j.value("flag_handoff_us", 0.0);
   for (double f : {v.gemv_gbps, v.gemv_floor_us, v.attention_tflops, v.expert_prefill_us, v.graph_kernel_us,
-                   v.launch_us, v.handoff_us})
+                   v.launch_us, v.handoff_us, v.flag_handoff_us})
     if (!(f >= 0)) throw Error("gpu measurements (gemv_gbps, *_us) must be >= 0, got " + std::to_string(f));
 }
 
@@ -114,7 +116,7 @@ void to_json(json& j, const Efficiency& v) {
   j = json{{"cpu_dram", v.cpu_dram}, {"cpu_int8", v.cpu_int8}, {"cpu_float", v.cpu_float},
            {"gpu_mem", v.gpu_mem}, {"gpu_compute", v.gpu_compute}, {"pcie", v.pcie},
            {"gpu_launch_us", v.gpu_launch_us}, {"gpu_graph_launch_us", v.gpu_graph_launch_us},
-           {"handoff_us", v.handoff_us}, {"pcie_setup_us", v.pcie_setup_us},
+           {"handoff_us", v.handoff_us}, {"flag_handoff_us", v.flag_handoff_us}, {"pcie_setup_us", v.pcie_setup_us},
            {"cpu_op_us", v.cpu_op_us}, {"gpu_kernels_per_layer", v.gpu_kernels_per_layer},
            {"gpu_gemv", v.gpu_gemv}, {"gpu_kernel_us", v.gpu_kernel_us},
            {"gpu_expert_prefill_us", v.gpu_expert_prefill_us}, {"gpu_gemv_floor_us", v.gpu_gemv_floor_us}};
@@ -132,6 +134,7 @@ void from_json(const json& j, Efficiency& v) {
   v.gpu_launch_us = j.value("gpu_launch_us", d.gpu_launch_us);
   v.gpu_graph_launch_us = j.value("gpu_graph_launch_us", d.gpu_graph_launch_us);
   v.handoff_us = j.value("handoff_us", d.handoff_us);
+  v.flag_handoff_us = j.value("flag_handoff_us", d.flag_handoff_us);
   v.pcie_setup_us = j.value("pcie_setup_us", d.pcie_setup_us);
   v.cpu_op_us = j.value("cpu_op_us", d.cpu_op_us);
   v.gpu_kernels_per_layer = j.value("gpu_kernels_per_layer", d.gpu_kernels_per_layer);

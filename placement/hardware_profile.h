@@ -79,6 +79,10 @@ struct GpuProfile {
   double graph_kernel_us = 0;
   double launch_us = 0;
   double handoff_us = 0;
+  // A flagged decode pass's hand-off (gpu_kernels/handoff.h flag_rows_us): a kernel publishes
+  // 8 KB and a count to mapped pinned memory, the host answers, the next (already queued) kernel
+  // waits and adds 8 KB back. No launch or copy in between.
+  double flag_handoff_us = 0;
 };
 
 // Fractions of the peaks above a runtime achieves, and fixed per-call costs. Defaults are hexe's
@@ -93,13 +97,16 @@ struct Efficiency {
   double pcie = 0.85;            // of the PCIe bandwidths (pinned, large transfers)
   double gpu_launch_us = 5;      // per kernel launch outside a CUDA graph
   double gpu_graph_launch_us = 20;  // per CUDA-graph launch (one per decode step)
-  double handoff_us = 15;        // per layer, GPU -> CPU -> GPU hand-off through pinned memory
+  double handoff_us = 15;        // per layer, GPU -> CPU -> GPU hand-off: event wait and copies
+  double flag_handoff_us = 10;   // the same through pinned flags (a flagged decode pass; no copies,
+                                 // no graph launch in between)
   double pcie_setup_us = 10;     // per DMA transfer
   double cpu_op_us = 2;          // per CPU op (thread-pool fork/join)
-  // Kernels and copies of one GPU layer's evented decode step (GQA: norm; q, k, v; q/k norm, RoPE
-  // and cache store in one; attention and its combine; o; add; FFN norm; router; 2 copies down, 1
-  // up; add): 15, 16 with shared experts.
-  int gpu_kernels_per_layer = 16;
+  // Kernels of one GPU layer's fused decode step (OffloadConfig::fused_decode; GQA: the CPU sum
+  // added with the norm; q, k, v batched (wv apart when its type differs); q/k norm, RoPE and
+  // cache store in one; attention and its combine; o into the residual; FFN norm with the router;
+  // the publish): 8-9, 3 more with shared experts.
+  int gpu_kernels_per_layer = 9;
   double gpu_gemv = 0.5;         // of GpuProfile::mem_gbps, a decode GEMV (few rows of activations)
   double gpu_gemv_floor_us = 0;  // per decode GEMV call on top of its bytes (measured; 0: none)
   double gpu_kernel_us = 3;      // per kernel of a CUDA-graphed decode step (small kernels)

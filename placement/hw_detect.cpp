@@ -193,6 +193,7 @@ HardwareProfile detect_profile(const DetectOptions& opt) {
     if (g.graph_kernel_us > 0) p.efficiency.gpu_kernel_us = g.graph_kernel_us;
     if (g.launch_us > 0) p.efficiency.gpu_launch_us = g.launch_us;
     if (g.handoff_us > 0) p.efficiency.handoff_us = g.handoff_us;
+    if (g.flag_handoff_us > 0) p.efficiency.flag_handoff_us = g.flag_handoff_us;
     if (g.expert_prefill_us > 0) p.efficiency.gpu_expert_prefill_us = g.expert_prefill_us;
   }
   return p;

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <chrono>
 #include <cstring>
+#include <numeric>
 #include <random>
 
 #include "cpu_kernels/attention.h"
@@ -87,7 +88,7 @@ double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double 
 double measure_moe_prefill_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds,
                                   cpu::WeightLayout layout, int64_t tokens_per_expert) {
   const int nth = int(std::max<size_t>(1, cpus.size()));
-  const int64_t H = 2048, F = 768, E = 64, K = 4, T = std::max<int64_t>(1, tokens_per_expert) * E / K;
+  const int64_t H = 2048, F = 768, E = 128, K = 8, T = std::max<int64_t>(1, tokens_per_expert) * E / K;
   // Speed does not depend on the values: one quantised random row, copied to every row.
   std::mt19937 rng(11);
   std::uniform_real_distribution<float> dist(-1.f, 1.f);
@@ -115,11 +116,17 @@ double measure_moe_prefill_gflops(DType w_type, const std::vector<int>& cpus, do
       packed.push_back({store[store.size() - 3].data(), store[store.size() - 2].data(), store.back().data()});
     }
   }
-  std::vector<float> x(size_t(T * H)), y(size_t(T * H)), weights(size_t(T * K), 0.25f);
+  std::vector<float> x(size_t(T * H)), y(size_t(T * H)), weights(size_t(T * K), 1.f / float(K));
   for (auto& v : x) v = dist(rng);
   std::vector<int32_t> ids(size_t(T * K));
-  for (int64_t t = 0; t < T; ++t)  // every expert gets T*K/E tokens, spread as routing spreads them
-    for (int64_t k = 0; k < K; ++k) ids[size_t(t * K + k)] = int32_t((t * 7 + k * (E / K)) % E);
+  std::vector<int32_t> all(static_cast<size_t>(E));
+  std::iota(all.begin(), all.end(), 0);
+  std::mt19937 route_rng(5);
+  for (int64_t t = 0; t < T; ++t)  // K distinct random experts per token (partial Fisher-Yates)
+    for (int64_t k = 0; k < K; ++k) {
+      std::swap(all[size_t(k)], all[size_t(k + int64_t(route_rng() % uint32_t(E - k)))]);
+      ids[size_t(t * K + k)] = all[size_t(k)];
+    }
   cpu::MoeParams p;
   p.experts = experts.data();
   p.packed = packed.empty() ? nullptr : packed.data();

@@ -22,10 +22,12 @@ double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double 
 double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DType w_type = DType::Q4_K,
                                 cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
 
-// 10^9 FLOP/s of a routed-expert layer in prefill (cpu::moe_experts): 512 tokens, top-4 of 64
-// experts (32 tokens per expert, as top-8 of 128 gives), hidden 2048, n_ff 768; the rate the
-// cost model uses for routed experts when a step has more than one token.
-// tokens_per_expert: 8, 32 (the default figure) or 128 (T = 16 x that, top-4 of 64 experts).
+// 10^9 FLOP/s of a routed-expert layer in prefill (cpu::moe_experts): 512 tokens, each routed to
+// 8 distinct random experts of 128 (32 tokens per expert on average, Poisson-spread as routing
+// spreads them, not 32 each: the engine's tiles pay for a partly filled 16-row tile, and a
+// layer's experts are unequal jobs), hidden 2048, n_ff 768; the rate the cost model uses for
+// routed experts when a step has more than one token.
+// tokens_per_expert: 8, 32 (the default figure) or 128 on average (T = 16 x that).
 double measure_moe_prefill_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds = 0.3,
                                   cpu::WeightLayout layout = cpu::WeightLayout::Gguf, int64_t tokens_per_expert = 32);
 

@@ -26,8 +26,19 @@ Cost op_on(Device d, const CostModel& cm, double bytes, double flops, DType type
 
 }  // namespace
 
+bool flagged_decode(const Plan& plan) {
+  bool any = false;
+  for (const LayerPlan& l : plan.layers) {
+    if (l.attn != Device::Gpu || !l.moe) continue;
+    if (l.experts_decode != ExpertExec::Cpu || !l.gpu_experts.empty()) return false;
+    any = true;
+  }
+  return any;
+}
+
 Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, const CostModel& cm,
-                double tokens, double ctx, double seqs, bool decode, int kv_elem_bytes, bool cpu_rows16) {
+                double tokens, double ctx, double seqs, bool decode, int kv_elem_bytes, bool cpu_rows16,
+                bool flagged) {
   const auto& eff = cm.eff();
   // GPU launch costs are booked per layer below (kernels x the per-kernel time), not per op.
   const int op_launches = 0;
@@ -138,7 +149,13 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
   // another graph launch in decode, and it moves more small buffers than the measured hand-off's
   // two (CPU experts: logits and h down, y up; GPU experts: logits down, rows, weights, slots up).
   const bool gpu_segment_after = decode && lp.attn == Device::Gpu;
-  if (uses_cpu && uses_gpu) {
+  if (uses_cpu && uses_gpu && flagged && lp.attn == Device::Gpu) {
+    // Pinned flags: the measured hand-off moves n_embd floats each way; the segment after it was
+    // queued (and its graph launched) while the CPU computed.
+    Cost h = cm.latency_us(eff.flag_handoff_us);
+    h += cm.h2d(2.0 * std::max(0.0, T * double(m.spec.n_embd) - 2048.0) * 4.0, 0);
+    cpu += h;
+  } else if (uses_cpu && uses_gpu) {
     Cost h = cm.latency_us(eff.handoff_us);
     h += cm.h2d(2.0 * T * m.spec.n_embd * 4.0, 0);
     if (gpu_segment_after) h += cm.latency_us(eff.gpu_graph_launch_us + 1 * eff.pcie_setup_us);
@@ -181,9 +198,10 @@ void predict(Plan& plan, const PlanModel& m, const ModelDigest& d, const CostMod
     const double ctx = double(std::max<int64_t>(1, w.prompt));
     const double B = double(std::max<int64_t>(1, w.batch));
     Cost step;
+    const bool flagged = flagged_decode(plan);
     for (size_t i = 0; i < plan.layers.size(); ++i)
       step += layer_cost(plan.layers[i], d.layers[i], m, cm, B, ctx, B, true, w.kv_elem_bytes,
-                         rows16);
+                         rows16, flagged);
     step += op_on(plan.head, cm, double(d.head.bytes), B * head_flops_per_tok, head_type, 2, 0, rows16, true, 1);
     if (gpu_used) step += cm.latency_us(eff.gpu_graph_launch_us);
     step = transitions(step);

@@ -161,6 +161,13 @@ TEST(CostModel, HybridDecodeLayerByHand) {
   const double want = attn + std::max(shared, routed) + graphed;
   const Cost c = layer_cost(lp, d.layers[0], m, cm, 1, 1000, 1, true, 2);
   EXPECT_NEAR(c.seconds(), want, 1e-9);
+  // A flagged decode pass: the pinned-flag hand-off (7 us, its 8 KB each way measured with it:
+  // 1024 floats each way move nothing more), no graph launch or DMA setup on the critical path.
+  hw.efficiency.flag_handoff_us = 7;
+  const CostModel cm_flags(hw);
+  const double routed_flags = 2e6 / 50e9 + 30e-6 + 7e-6;
+  const Cost cf = layer_cost(lp, d.layers[0], m, cm_flags, 1, 1000, 1, true, 2, false, true);
+  EXPECT_NEAR(cf.seconds(), attn + std::max(shared, routed_flags) + graphed, 1e-9);
   // All on the GPU instead: the routed experts (2 MB) read from VRAM, in parallel with nothing;
   // the host routes them (a 100 us hand-off) and launches 6 kernels for them together (gather,
   // batched GEMVs, SwiGLU, combine) at 5 us, between the layer's 20 graphed kernels.

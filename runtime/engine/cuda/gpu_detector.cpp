@@ -10,6 +10,7 @@
 
 #include "gpu_kernels/attention.h"
 #include "gpu_kernels/device.h"
+#include "gpu_kernels/handoff.h"
 #include "gpu_kernels/matmul.h"
 #include "gpu_kernels/ops.h"
 #include "gpu_kernels/probe_bandwidth.h"
@@ -246,6 +247,9 @@ void measure_kernel_costs(int index, size_t l2_bytes, place::GpuProfile& g) {
   g.handoff_us = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / kTrips * 1e6;
   cudaEventDestroy(ev);
   cudaFreeHost(pinned);
+  // The flagged pass's hand-off (the engine's default for decode with CPU experts).
+  gpu::HandoffTimes ht;
+  if (gpu::measure_handoff(st, 500, &ht).ok()) g.flag_handoff_us = ht.flag_rows_us;
   cudaFree(x);
   cudaFree(y);
   cudaStreamDestroy(st);
@@ -294,9 +298,10 @@ std::vector<place::GpuProfile> detect_cuda_gpus(const DetectLog& log) {
     std::snprintf(b, sizeof b,
                   "GPU %d kernels: decode GEMV (q4_K, 4096 and 65536 x 2048) %.0f GB/s = %.2f of read + %.2f us per "
                   "call; prefill attention %.1f TFLOP/s; a routed expert's prefill (32 tokens) %.1f us; %.2f us per "
-                  "kernel in a CUDA graph, %.2f us launched alone; hand-off (8 KB to the host and back) %.1f us",
+                  "kernel in a CUDA graph, %.2f us launched alone; hand-off (8 KB to the host and back) %.1f us "
+                  "with an event and copies, %.1f us with pinned flags",
                   i, g.gemv_gbps, g.gemv_gbps / std::max(1e-9, g.mem_gbps), g.gemv_floor_us, g.attention_tflops,
-                  g.expert_prefill_us, g.graph_kernel_us, g.launch_us, g.handoff_us);
+                  g.expert_prefill_us, g.graph_kernel_us, g.launch_us, g.handoff_us, g.flag_handoff_us);
     say(b);
     out.push_back(std::move(g));
   }
