@@ -10,6 +10,7 @@
 #include "placement/memory_fit.h"
 #include "placement/model_digest.h"
 #include "placement/model_shapes.h"
+#include "placement/predict.h"
 #include "cpu_kernels/repack.h"
 #include "placement/routing_stats.h"
 #include "placement/strategies.h"
@@ -196,6 +197,27 @@ TEST(Strategies, HotSetsKeepTheCpuCopyOfTheOtherExperts) {
     if (l.moe && !l.gpu_experts.empty() && l.gpu_hit >= 0.95) ++covered;
   ASSERT_GT(covered, 0);
   EXPECT_EQ(hot.cpu_weight_layout, "rows16");
+}
+
+// The engine hands a decode step over by pinned flags when every GPU layer's routed experts run
+// on the CPU (experts-cpu), not when some run on the GPU (gpu, a hot set); the flagged step's
+// prediction pays the flag hand-off, not the event one.
+TEST(Strategies, FlaggedDecodeWhereEveryGpuLayersExpertsAreOnTheCpu) {
+  Scenario s("qwen3-30b-a3b", "ryzen-7950x-rtx4080", 4096);
+  s.hw.host_memory_bytes = 256ull << 30;
+  const Plan cpu = make_plan(s.in, Strategy::ExpertsCpu);
+  EXPECT_TRUE(flagged_decode(cpu));
+  EXPECT_FALSE(flagged_decode(make_plan(s.in, Strategy::Gpu)));
+  Plan hot = cpu;
+  for (auto& l : hot.layers)
+    if (l.moe) l.gpu_experts = {0};
+  EXPECT_FALSE(flagged_decode(hot));
+  // A slower flag hand-off slows the experts-cpu decode prediction; the event one does not.
+  const double base = cpu.decode.seconds;
+  s.hw.efficiency.handoff_us += 1000;
+  EXPECT_NEAR(make_plan(s.in, Strategy::ExpertsCpu).decode.seconds, base, 1e-12);
+  s.hw.efficiency.flag_handoff_us += 1000;
+  EXPECT_GT(make_plan(s.in, Strategy::ExpertsCpu).decode.seconds, base + 0.9e-3 * s.m.spec.n_layers);
 }
 
 }  // namespace
