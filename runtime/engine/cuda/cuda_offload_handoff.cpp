@@ -10,8 +10,8 @@
 // Measured on an H100 with 16 CPU threads (Qwen3-30B-A3B shape, 16 layers, tg64, fused decode
 // chain, alternating runs): the host waited 0.645-0.687 ms per token for the GPU with flags and
 // 0.720-0.752 with events (an event hand-off already reads and writes mapped memory instead of
-// copying; what flags save is the event wait and the graph launch on the critical path). The
-// default (OffloadConfig::flag_handoffs; HEXE_HANDOFF=event|flags overrides).
+// copying; what flags save is the event wait and the graph launch on the critical path). So flags
+// are the default (OffloadConfig::flag_handoffs; HEXE_HANDOFF=event|flags overrides).
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
