@@ -9,8 +9,8 @@
 # then on the GPU machine (carry .devrun and .whl; about 3 minutes with --bench):
 #   tools/gpu_check.sh .devrun [--no-tests] [--bench|--ab] [--kernels]   # logs and the profile under $OUT (or /tmp)
 # --bench: hexe profile detect, a 16-layer Qwen3-30B-A3B-shaped Q4_K_M file, and hexe bench per
-# strategy (experts-cpu decode with event and with pinned-flag hand-offs, fused chain and chained
-# launches on and off, alternating, HEXE_AB="mode:fuse:pdl ..." picks; --ab: only that) (experts-cpu+hot and cache with
+# strategy (experts-cpu decode with pinned-flag and event hand-offs, fused chain on and off,
+# alternating; HEXE_AB="mode:fuse ..." picks; --ab: only that) (experts-cpu+hot and cache with
 # the routing of a first bench's token stream) with the plan's prediction beside each measurement
 # and the per-token timeline.
 set -uo pipefail
@@ -72,7 +72,7 @@ for t in "$B/gpu_kernels/tests/test_gpu" "$B/tests/test_runtime_gpu"; do
 done
 # (the GEMV table takes a while: not with --bench, whose time goes to the strategies)
 [ $bench = 0 ] && [ -x "$B/gpu_kernels/bench_gpu_gemv" ] && { "$B/gpu_kernels/bench_gpu_gemv" || status=1; }
-for pdl in 1 0; do HEXE_GPU_PDL=$pdl "$B/hexe" bench handoff --iters 2000 || status=1; done
+"$B/hexe" bench handoff --iters 2000 || status=1
 [ $bench = 0 ] && { "$B/hexe" bench pcie || status=1; }
 "$B/hexe" profile detect -o "$O/gpu_profile.json" 2>&1 | grep -E "GPU|DRAM read|q4_K|q6_K" || status=1
 [ $bench = 1 ] || [ $kernels = 1 ] && { wait $gen; cat "$O/gen.log"; }
@@ -86,14 +86,14 @@ if [ $bench = 1 ]; then
       grep -E '^\| qwen|plan |^  (pp|tg)|routed experts|rror' || status=1
   }
   # Most wanted first: a run cut short by its time limit keeps what it printed.
-  # experts-cpu decode: hand-offs by events and by pinned flags (HEXE_HANDOFF), the fused decode
-  # chain on and off (HEXE_GPU_FUSE), chained launches on and off (HEXE_GPU_PDL); alternating, two
-  # rounds (the first run after writing the model was slower in every column in session 14).
+  # experts-cpu decode: hand-offs by pinned flags and by events (HEXE_HANDOFF), the fused decode
+  # chain on and off (HEXE_GPU_FUSE); alternating, two rounds (the first run after writing the
+  # model was slower in every column in session 14).
   for round in 1 2; do
-    for cfg in ${HEXE_AB:-flags:1:1 event:1:1 flags:1:0 event:1:0 flags:0:0 event:0:0}; do
-      IFS=: read -r mode fuse pdl <<<"$cfg"
-      echo "(HEXE_HANDOFF=$mode HEXE_GPU_FUSE=$fuse HEXE_GPU_PDL=$pdl)"
-      HEXE_GPU_PDL=$pdl HEXE_GPU_FUSE=$fuse HEXE_HANDOFF=$mode b --strategy experts-cpu --profile "$P" -p 512 -n 64 -r 2
+    for cfg in ${HEXE_AB:-flags:1 event:1 flags:0 event:0}; do
+      IFS=: read -r mode fuse <<<"$cfg"
+      echo "(HEXE_HANDOFF=$mode HEXE_GPU_FUSE=$fuse)"
+      HEXE_GPU_FUSE=$fuse HEXE_HANDOFF=$mode b --strategy experts-cpu --profile "$P" -p 512 -n 64 -r 2
     done
   done
 fi
