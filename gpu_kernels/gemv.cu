@@ -512,7 +512,7 @@ __global__ void __launch_bounds__(kSmallThreads)
                         float* __restrict__ y, int64_t y_stride, int accumulate, const SmallNorm nm) {
   constexpr int E = T::kElems, U = (E >= 8 ? 4 : 16) / R;  // chunks per row in flight: no spills
   __shared__ float part[kWarps][R * M];
-  __shared__ float scale_s[M];
+  __shared__ float norm_part[kWarps], scale_s[M];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int64_t row0 = int64_t(blockIdx.x) * R, n_chunks = k / E;
   const uint8_t* wr[R];
@@ -541,17 +541,10 @@ __global__ void __launch_bounds__(kSmallThreads)
       const float* xt = x + t * x_stride;
       float sum = 0.f;
       for (int64_t i = threadIdx.x; i < k; i += kSmallThreads) sum += xt[i] * xt[i];
-      sum = detail::warp_sum_xor(sum);
-      if (lane == 0) part[warp][0] = sum;
-      __syncthreads();
-      if (threadIdx.x == 0) {
-        float total = 0.f;
-#pragma unroll
-        for (int i = 0; i < kWarps; ++i) total += part[i][0];
-        scale_s[t] = detail::rms_inv(total, k, nm.eps);
-      }
-      __syncthreads();  // part[] is reused by the next token
+      const float scale = detail::rms_inv(detail::block_sum<kSmallThreads>(sum, norm_part), k, nm.eps);
+      if (threadIdx.x == 0) scale_s[t] = scale;
     }
+    __syncthreads();  // scale_s is read by every thread below
     // This block's share of the normed rows.
     for (int t = 0; t < m_valid; ++t)
       for (int64_t i = int64_t(blockIdx.x) * kSmallThreads + threadIdx.x; i < k; i += int64_t(gridDim.x) * kSmallThreads) {

@@ -134,17 +134,10 @@ __global__ void __launch_bounds__(kThreads) await_add_kernel(const AwaitAddParam
       }
       if (!p.norm_weight) continue;
     }
-    // rms_norm_kernel's reduction (norm.cu, same block size), so the normed row is the same bits.
-    sum = detail::warp_sum_xor(sum);
-    if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
-    __syncthreads();
-    float total = 0.f;
-#pragma unroll
-    for (int w = 0; w < kThreads / 32; ++w) total += partial[w];
-    const float scale = detail::rms_inv(total, p.n, p.eps);
+    // rms_norm_kernel's reduction (same block size), so the normed row is the same bits.
+    const float scale = detail::rms_inv(detail::block_sum<kThreads>(sum, partial), p.n, p.eps);
     float* h = p.norm_out + r * p.n;
     for (int64_t i = threadIdx.x; i < p.n; i += kThreads) h[i] = detail::rms_apply(x[i], scale, p.norm_weight, i);
-    __syncthreads();  // partial[] is reused by the next row
   }
 }
 

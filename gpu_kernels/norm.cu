@@ -15,14 +15,8 @@ __global__ void __launch_bounds__(kThreads)
   float* c = copy ? copy + int64_t(blockIdx.x) * n : nullptr;
   float sum = 0.f;
   for (int64_t i = threadIdx.x; i < n; i += kThreads) sum += s[i] * s[i];
-  sum = detail::warp_sum_xor(sum);
   __shared__ float partial[kThreads / 32];
-  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = sum;
-  __syncthreads();
-  float total = 0.f;
-#pragma unroll
-  for (int w = 0; w < kThreads / 32; ++w) total += partial[w];
-  const float scale = detail::rms_inv(total, n, eps);
+  const float scale = detail::rms_inv(detail::block_sum<kThreads>(sum, partial), n, eps);
   for (int64_t i = threadIdx.x; i < n; i += kThreads) {
     const float v = detail::rms_apply(s[i], scale, weight, i);
     d[i] = v;

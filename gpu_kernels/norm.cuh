@@ -11,6 +11,23 @@ __device__ __forceinline__ float warp_sum_xor(float v) {
   return v;
 }
 
+// The sum over a block of kThreads threads of one float each, the same bits in every thread: a
+// butterfly within each warp, then the warps' sums in warp order. rms_norm sums its squares this
+// way, and the kernels that fuse a norm (host_flags.cu's add, gemv.cu's norm + router) call it
+// with the same thread count to normalise to the same bits. `partial`: kThreads / 32 floats of
+// shared memory, free again when the call returns (it synchronises the block twice).
+template <int kThreads>
+__device__ __forceinline__ float block_sum(float v, float* partial) {
+  v = warp_sum_xor(v);
+  if ((threadIdx.x & 31) == 0) partial[threadIdx.x >> 5] = v;
+  __syncthreads();
+  float total = 0.f;
+#pragma unroll
+  for (int w = 0; w < kThreads / 32; ++w) total += partial[w];
+  __syncthreads();
+  return total;
+}
+
 // 1 / rms from the sum of n squares.
 __device__ __forceinline__ float rms_inv(float sum_sq, int64_t n, float eps) {
   return 1.f / sqrtf(sum_sq / float(n) + eps);

@@ -150,10 +150,11 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
   // two (CPU experts: logits and h down, y up; GPU experts: logits down, rows, weights, slots up).
   const bool gpu_segment_after = decode && lp.attn == Device::Gpu;
   if (uses_cpu && uses_gpu && flagged && lp.attn == Device::Gpu) {
-    // Pinned flags: the measured hand-off moves n_embd floats each way; the segment after it was
-    // queued (and its graph launched) while the CPU computed.
+    // Pinned flags: the measured hand-off (gpu_kernels/handoff.h) already moves 2048 floats each
+    // way; the segment after it was queued (and its graph launched) while the CPU computed.
+    constexpr double kMeasuredFloats = 2048;
     Cost h = cm.latency_us(eff.flag_handoff_us);
-    h += cm.h2d(2.0 * std::max(0.0, T * double(m.spec.n_embd) - 2048.0) * 4.0, 0);
+    h += cm.h2d(2.0 * std::max(0.0, T * double(m.spec.n_embd) - kMeasuredFloats) * 4.0, 0);
     cpu += h;
   } else if (uses_cpu && uses_gpu) {
     Cost h = cm.latency_us(eff.handoff_us);
