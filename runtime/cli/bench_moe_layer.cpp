@@ -202,16 +202,22 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   cpu::moe_experts(p, pool);  // warm-up: first-call allocations, thread wake-up
 
   // Decode is held to the DRAM read bandwidth; on a shared machine that drifts by 10-20% from
-  // second to second, so each run is paired with the best of two passes of the read probe over
-  // the same buffer just before it (the first pass after other work reads 10-20% slower here),
-  // and the ratio is the median of the runs' own ratios.
-  const size_t probe_bytes = set.size / (64 * size_t(threads)) * 64 * size_t(threads);
+  // second to second, so each run is paired with the best of two passes of the read probe just
+  // before it, and the ratio is the median of the runs' own ratios. The probe reads the bytes the
+  // kernel reads (the Rows16 copy where the run uses it): on the 2-vCPU VM, memory not read for a
+  // few hundred ms reads slower (a 512 MiB buffer re-read at once: 21.9 GB/s; after 0.4 s idle:
+  // 17.5; after 1.6 s: 13.8; `bench_read_age`), so a probe over the other copy left the run's
+  // experts untouched for the probe's 0.6 s and measured them 15-20% slower than warm memory,
+  // against a probe whose second pass read warm memory.
+  const uint8_t* read_by_run = rows16 ? packed_set.data : set.data;
+  const size_t read_bytes = rows16 ? packed_set.size : set.size;
+  const size_t probe_bytes = read_bytes / (64 * size_t(threads)) * 64 * size_t(threads);
   std::vector<double> run_rate, run_ms, run_dram;
   std::vector<std::vector<double>> pattern_dram;  // [read pattern][run]
   for (int r = 0; r < std::max(1, o.runs); ++r) {
     if (decode) {
       std::vector<double> by;
-      run_dram.push_back(cpu::read_bandwidth_gbs(set.data, probe_bytes, pool, 2, &by));
+      run_dram.push_back(cpu::read_bandwidth_gbs(read_by_run, probe_bytes, pool, 2, &by));
       for (size_t i = 0; i < by.size(); ++i) {
         if (pattern_dram.size() <= i) pattern_dram.emplace_back();
         pattern_dram[i].push_back(by[i]);
@@ -243,9 +249,9 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   if (decode) {
     std::vector<double> ratios;
     for (size_t r = 0; r < run_rate.size(); ++r) ratios.push_back(run_rate[r] / run_dram[r]);
-    std::printf("dram read %s GB/s (best of 2 passes of each read pattern over the weight set just before each "
-                "run, %d threads)\n",
-                list(run_dram).c_str(), threads);
+    std::printf("dram read %s GB/s (best of 2 passes of each read pattern over the %s weight set the kernel reads, "
+                "just before each run, %d threads)\n",
+                list(run_dram).c_str(), cpu::layout_name(layout), threads);
     std::string by;
     for (const auto& v : pattern_dram) {
       char b[32];
