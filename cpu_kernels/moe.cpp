@@ -86,11 +86,21 @@ struct ThreadScratch {
   std::vector<uint8_t> hq;   // [m] rows of the slice of h in down's activation format
 };
 
+// Chain decode (few threads): one item of the list: an expert's gate, up, or rows of its down.
+struct ChainItem {
+  enum Kind : int { Gate, Up, Down } kind;
+  int u;           // index into Plan::used
+  int64_t r0, r1;  // down rows
+};
+
 struct Scratch {
   Plan plan;
   std::vector<uint8_t> xq, xe_gate, xe_up;
   std::vector<float> d;  // [n_slices][pairs][hidden] partial down outputs
-  std::vector<float> hg, hu;  // two-phase decode: [pairs][n_ff] gate (then swiglu) and up rows
+  std::vector<float> hg, hu;  // two-phase and chain decode: [pairs][n_ff] gate (then swiglu) and up rows
+  std::vector<uint8_t> hq_shared;  // chain decode: [pairs] quantised h rows
+  std::vector<ChainItem> chain;           // chain decode: the item list
+  std::vector<std::atomic<int>> gu_done;  // chain decode: per used expert
   std::vector<ThreadScratch> per_thread;
 };
 
@@ -231,57 +241,66 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   const bool homes_asked = p.n_homes > 1 && p.expert_home && p.thread_home;
   const std::string& forced = env::moe_schedule();
   const bool two_ok = pool && nth > 1 && !homes_asked && p.n_tokens <= 8 && F % kRows16 == 0 && H % kRows16 == 0;
-  // Few threads (2-3): whole experts keep the weight streams long (64-256 KB items lose 20% of the
-  // bandwidth on the 2-core VM: each new stream starts slow), but a layer of whole-expert units
-  // ends with one thread idle for part of a unit (5% of the threads' time at top-8 on 2
-  // threads). So all but the last nth used experts run whole, and the last ones are split the
-  // two-phase way (nth gate/up items, then nth down items that wait for their expert's gate/up),
-  // all in one dispatch. HEXE_MOE_SCHEDULE=tail forces it, `one` and `two` the others.
-  const bool two = two_ok && (forced == "two" || (forced != "one" && forced != "tail" && nth >= 4));
-  const bool tail = two_ok && !two && (forced == "tail" || (forced != "one" && nth < 4));
-  if (two || tail) {
+  // Few threads (2-3): a chain of whole matrices keeps the weight streams long (64-256 KB items
+  // lose 20% of the bandwidth on the 2-core VM: each new stream starts slow). The items are each
+  // used expert's gate, its up, and its down, in the order G0 U0 G1 U1 D0 G2 U2 D1 ... (2 threads;
+  // a down sits nth - 1 experts after its gate and up). A down waits for its expert's gate and up
+  // (the thread that finishes the second of them applies swiglu and quantises h once for all the
+  // down's items), and placed that far behind them it finds them done. The last experts' downs are
+  // cut into 2 x nth row pieces, so the layer ends with the threads within a small piece of each
+  // other: the cores of a VM run at different speeds (one 10% behind the other here), and the
+  // schedule before this one (whole experts, the last nth split in halves) left the slower thread
+  // finishing alone for longer (moe-layer q4_k decode 0.67 against 0.69 for this, alternating).
+  // HEXE_MOE_SCHEDULE=chain forces it, `one` and `two` the others.
+  const bool two = two_ok && (forced == "two" || (forced != "one" && forced != "chain" && nth >= 4));
+  const bool chain = two_ok && !two && (forced == "chain" || (forced != "one" && nth < 4));
+  if (two || chain) {
     s.hg.resize(size_t(filled * F));
     s.hu.resize(size_t(filled * F));
     s.d.resize(size_t(pairs * H));
     const size_t rbd = row_bytes(ad, uint64_t(F));
-    for (int t = 0; t < nth; ++t) {
-      ThreadScratch& ts = s.per_thread[size_t(t)];
-      if (ts.hq.size() < size_t(plan.max_m) * rbd) ts.hq.resize(size_t(plan.max_m) * rbd);
-    }
     std::mutex trace_mu;
     auto trace = [&](int e, int ith) {
       if (!p.trace) return;
       std::lock_guard<std::mutex> lock(trace_mu);
       p.trace->emplace_back(e, ith);
     };
-    // Gate/up rows [r0, r1) of expert e into hg (then swiglu'd) and hu.
-    auto gate_up = [&](int e, int64_t r0, int64_t r1) {
+    // Gate rows [r0, r1) of expert e into hg; up rows into hu.
+    auto gate_rows = [&](int e, int64_t r0, int64_t r1) {
       const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
-      float* g = s.hg.data() + o * F + r0;
-      float* u = s.hu.data() + o * F + r0;
       gemm(*kg, H, static_cast<const uint8_t*>(wg_set[e].gate) + row_off(lg, wg, r0), wg, r1 - r0,
-           xe_g + o * x_stride_g, x_stride_g, m, g, F);
-      gemm(*ku, H, static_cast<const uint8_t*>(wu_set[e].up) + row_off(lu, wu, r0), wu, r1 - r0,
-           xe_u + o * x_stride_u, x_stride_u, m, u, F);
-      for (int64_t i = 0; i < m; ++i) swiglu(g + i * F, u + i * F, g + i * F, r1 - r0);
+           xe_g + o * x_stride_g, x_stride_g, m, s.hg.data() + o * F + r0, F);
     };
-    // Down rows [r0, r1) of expert e; `quantised` is the expert whose h rows the thread's hq holds.
-    auto down = [&](int e, int64_t r0, int64_t r1, ThreadScratch& ts, int& quantised) {
+    auto up_rows = [&](int e, int64_t r0, int64_t r1) {
       const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
-      if (quantised != e) {
-        for (int64_t i = 0; i < m; ++i)
-          quantize_activation_row(ad, s.hg.data() + (o + i) * F, ts.hq.data() + size_t(i) * rbd, F);
-        quantised = e;
+      gemm(*ku, H, static_cast<const uint8_t*>(wu_set[e].up) + row_off(lu, wu, r0), wu, r1 - r0,
+           xe_u + o * x_stride_u, x_stride_u, m, s.hu.data() + o * F + r0, F);
+    };
+    // Down rows [r0, r1) of expert e from its quantised h rows `hq`.
+    auto down = [&](int e, int64_t r0, int64_t r1, const uint8_t* hq) {
+      const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
+      gemm(*kd, F, static_cast<const uint8_t*>(wd_set[e].down) + row_off(ld, wd, r0), wd, r1 - r0, hq, rbd, m,
+           s.d.data() + o * H + r0, H);
+    };
+    // h = swiglu(gate, up) of expert e, in place in hg, quantised into hq_rows (m rows of rbd).
+    auto swiglu_quantise = [&](int e, uint8_t* hq_rows) {
+      const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
+      for (int64_t i = 0; i < m; ++i) {
+        float* g = s.hg.data() + (o + i) * F;
+        swiglu(g, s.hu.data() + (o + i) * F, g, F);
+        quantize_activation_row(ad, g, hq_rows + size_t(i) * rbd, F);
       }
-      gemm(*kd, F, static_cast<const uint8_t*>(wd_set[e].down) + row_off(ld, wd, r0), wd, r1 - r0, ts.hq.data(),
-           rbd, m, s.d.data() + o * H + r0, H);
     };
     // Item j of c over n rows (whole 16-row groups).
     auto rows = [](int64_t j, int64_t c, int64_t n) {
       return std::pair<int64_t, int64_t>{j * (n / kRows16) / c * kRows16, (j + 1) * (n / kRows16) / c * kRows16};
     };
-    std::atomic<int64_t> next0{0}, next1{0}, next2{0};
     if (two) {  // about four items per thread in each phase, a join between them
+      for (int t = 0; t < nth; ++t) {
+        ThreadScratch& ts = s.per_thread[size_t(t)];
+        if (ts.hq.size() < size_t(plan.max_m) * rbd) ts.hq.resize(size_t(plan.max_m) * rbd);
+      }
+      std::atomic<int64_t> next1{0}, next2{0};
       const int64_t per_expert = (4 * nth + n_used - 1) / n_used;
       const int64_t c1 = std::min(per_expert, F / kRows16), c2 = std::min(per_expert, H / kRows16);
       pool->run([&](int ith, int) {
@@ -290,50 +309,77 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
           const int e = plan.used[size_t(it / c1)];
           trace(e, ith);
           const auto [r0, r1] = rows(it % c1, c1, F);
-          gate_up(e, r0, r1);
+          gate_rows(e, r0, r1);
+          up_rows(e, r0, r1);
+          const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
+          for (int64_t i = 0; i < m; ++i) swiglu(s.hg.data() + (o + i) * F + r0, s.hu.data() + (o + i) * F + r0,
+                                                 s.hg.data() + (o + i) * F + r0, r1 - r0);
         }
       });
       pool->run([&](int ith, int) {
-        int quantised = -1;
+        ThreadScratch& ts = s.per_thread[size_t(ith)];
+        int quantised = -1;  // the expert whose h rows ts.hq holds
         for (int64_t it; (it = next2.fetch_add(1, std::memory_order_relaxed)) < n_used * c2;) {
           const int e = plan.used[size_t(it / c2)];
           trace(e, ith);
+          if (quantised != e) {
+            const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
+            for (int64_t i = 0; i < m; ++i)
+              quantize_activation_row(ad, s.hg.data() + (o + i) * F, ts.hq.data() + size_t(i) * rbd, F);
+            quantised = e;
+          }
           const auto [r0, r1] = rows(it % c2, c2, H);
-          down(e, r0, r1, s.per_thread[size_t(ith)], quantised);
+          down(e, r0, r1, ts.hq.data());
         }
       });
     } else {
-      const int64_t n_split = std::min<int64_t>(n_used, nth), n_whole = n_used - n_split;
-      const int64_t c1 = std::min<int64_t>(nth, F / kRows16), c2 = std::min<int64_t>(nth, H / kRows16);
-      std::vector<std::atomic<int64_t>> done1(static_cast<size_t>(n_split));  // finished gate/up items
-      for (auto& d : done1) d.store(0, std::memory_order_relaxed);
+      std::vector<ChainItem>& items = s.chain;
+      items.clear();
+      const int lag = nth - 1;
+      const int64_t pieces = std::min<int64_t>(2 * nth, H / kRows16);
+      auto push_down = [&](int u) {
+        const int64_t c = u >= n_used - lag - 1 ? pieces : 1;
+        for (int64_t j = 0; j < c; ++j) {
+          const auto [r0, r1] = rows(j, c, H);
+          items.push_back({ChainItem::Down, u, r0, r1});
+        }
+      };
+      for (int u = 0; u < int(n_used); ++u) {
+        items.push_back({ChainItem::Gate, u, 0, F});
+        items.push_back({ChainItem::Up, u, 0, F});
+        if (u >= lag) push_down(u - lag);
+      }
+      for (int u = std::max(0, int(n_used) - lag); u < int(n_used); ++u) push_down(u);
+      s.hq_shared.resize(size_t(filled) * rbd);
+      std::vector<std::atomic<int>>& gu_done = s.gu_done;  // gate and up items finished, per used expert
+      if (gu_done.size() < size_t(n_used)) gu_done = std::vector<std::atomic<int>>(size_t(n_used));
+      for (int64_t u = 0; u < n_used; ++u) gu_done[size_t(u)].store(0, std::memory_order_relaxed);
+      std::atomic<int64_t> next{0};
+      const int64_t n_items = int64_t(items.size());
       pool->run([&](int ith, int) {
         if (ith == 0 && p.on_caller) (*p.on_caller)();
-        ThreadScratch& ts = s.per_thread[size_t(ith)];
-        int quantised = -1;
-        for (int64_t it; (it = next0.fetch_add(1, std::memory_order_relaxed)) < n_whole;) {
-          const int e = plan.used[size_t(it)];
+        for (int64_t it; (it = next.fetch_add(1, std::memory_order_relaxed)) < n_items;) {
+          const ChainItem& item = items[size_t(it)];
+          const int e = plan.used[size_t(item.u)];
           trace(e, ith);
-          gate_up(e, 0, F);
-          down(e, 0, H, ts, quantised);
-        }
-        for (int64_t it; (it = next1.fetch_add(1, std::memory_order_relaxed)) < n_split * c1;) {
-          const int e = plan.used[size_t(n_whole + it / c1)];
-          trace(e, ith);
-          const auto [r0, r1] = rows(it % c1, c1, F);
-          gate_up(e, r0, r1);
-          done1[size_t(it / c1)].fetch_add(1, std::memory_order_release);
-        }
-        for (int64_t it; (it = next2.fetch_add(1, std::memory_order_relaxed)) < n_split * c2;) {
-          // Every gate/up item of this expert is taken (next1 is past them) and runs on some thread.
-          for (int spins = 0; done1[size_t(it / c2)].load(std::memory_order_acquire) < c1; ++spins) {
+          uint8_t* hq = s.hq_shared.data() + size_t(plan.offset[size_t(e)]) * rbd;
+          std::atomic<int>& done = gu_done[size_t(item.u)];
+          if (item.kind != ChainItem::Down) {
+            if (item.kind == ChainItem::Gate) gate_rows(e, 0, F);
+            else up_rows(e, 0, F);
+            // The second of gate/up to finish makes h; 3 then tells the downs it is there.
+            if (done.fetch_add(1, std::memory_order_acq_rel) == 1) {
+              swiglu_quantise(e, hq);
+              done.store(3, std::memory_order_release);
+            }
+            continue;
+          }
+          // This expert's gate and up items are taken (they precede this one) and run on some thread.
+          for (int spins = 0; done.load(std::memory_order_acquire) < 3; ++spins) {
             if (spins < 1024) cpu_relax();
             else std::this_thread::yield();  // oversubscribed: let the item's thread run
           }
-          const int e = plan.used[size_t(n_whole + it / c2)];
-          trace(e, ith);
-          const auto [r0, r1] = rows(it % c2, c2, H);
-          down(e, r0, r1, ts, quantised);
+          down(e, item.r0, item.r1, hq);
         }
       });
     }
