@@ -14,7 +14,7 @@ namespace hexe::cpu {
 namespace {
 
 constexpr size_t kQ8PairBytes = 2 * 16 * kQK + 2 * 16 * 2;           // 1088
-constexpr size_t kQ4KBlockBytes = 64 + 128 + 128 + 16 * kQKK / 2;      // 2368
+constexpr size_t kQ4KBlockBytes = kQ4KRows16Qs + 16 * kQKK / 2;          // 2304: the GGUF's 16 x 144
 constexpr size_t kQ6KBlockBytes = 64 + 256 + 16 * (kQKK / 2 + kQKK / 4);  // 3392
 static_assert(kQ8PairBytes % 64 == 0 && kQ4KBlockBytes % 64 == 0 && kQ6KBlockBytes % 64 == 0);
 
@@ -38,6 +38,17 @@ void pack_q8_0_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, ui
   }
 }
 
+// Stores 6-bit value v (0..127) of a Q4_K group's scales or mins: low nibble into lo[v % 64]
+// (bits 4 (v / 64) ..), top 2 bits into hi[v % 32] (bits 2 (v / 32) ..). See repack.h.
+void put6(uint8_t* lo, uint8_t* hi, int v, uint8_t value) {
+  lo[v % 64] = uint8_t(lo[v % 64] | (value & 15) << (4 * (v / 64)));
+  hi[v % 32] = uint8_t(hi[v % 32] | (value >> 4) << (2 * (v / 32)));
+}
+
+uint8_t get6(const uint8_t* lo, const uint8_t* hi, int v) {
+  return uint8_t((lo[v % 64] >> (4 * (v / 64)) & 15) | (hi[v % 32] >> (2 * (v / 32)) & 3) << 4);
+}
+
 void pack_q4_K_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
   const int64_t nb = k / kQKK;
   std::memset(dst, 0, rows16_group_bytes(DType::Q4_K, k));
@@ -50,11 +61,12 @@ void pack_q4_K_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, ui
       for (int j = 0; j < 8; ++j) {
         uint8_t sc, m;
         k4_scale_min(j, blk->scales, &sc, &m);
-        o[64 + j * 16 + r] = sc;
-        o[192 + (j / 2) * 32 + r * 2 + j % 2] = m;
+        put6(o + 64, o + 192, j * 16 + int(r), sc);
+        put6(o + 128, o + 224, (j / 2) * 32 + int(r) * 2 + j % 2, m);
       }
       for (int p = 0; p < 4; ++p)
-        for (int c = 0; c < 8; ++c) std::memcpy(o + 320 + p * 512 + c * 64 + r * 4, blk->qs + 32 * p + 4 * c, 4);
+        for (int c = 0; c < 8; ++c)
+          std::memcpy(o + kQ4KRows16Qs + p * 512 + c * 64 + r * 4, blk->qs + 32 * p + 4 * c, 4);
     }
   }
 }
@@ -83,6 +95,9 @@ void pack_q6_K_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, ui
 }  // namespace
 
 const char* layout_name(WeightLayout l) { return l == WeightLayout::Rows16 ? "rows16" : "gguf"; }
+
+uint8_t rows16_q4k_scale(const uint8_t* sb, int j, int r) { return get6(sb + 64, sb + 192, j * 16 + r); }
+uint8_t rows16_q4k_min(const uint8_t* sb, int j, int r) { return get6(sb + 128, sb + 224, (j / 2) * 32 + r * 2 + j % 2); }
 
 bool rows16_supported(DType t) { return t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K; }
 

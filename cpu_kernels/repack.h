@@ -23,11 +23,19 @@ const char* layout_name(WeightLayout l);  // "gguf", "rows16"
 // Q8_0, per group, per pair of 32-blocks (1088 bytes; an odd last block is padded with zeros):
 //   [h*512 + c*64 + r*4 + i]  u8  q[row r][col 32*(2P+h) + 4c + i] XOR 0x80   (h 0..1, c 0..7, i 0..3)
 //   [1024 + h*32 + r*2]       f16 d[row r][block 2P+h]
-// Q4_K, per group, per super-block (2368 bytes):
+// Q4_K, per group, per super-block (2304 bytes: the GGUF's 16 x 144, not a byte more; the kernels
+// read fewer bytes than with the scales unpacked to a byte each, 2368, which cost 2.8% of the
+// decode stream):
 //   [0 + r*2]                 f16 d[r]          [32 + r*2]  f16 dmin[r]
-//   [64 + j*16 + r]           u8  scale of sub-block j (0..7), row r (6-bit, unpacked)
-//   [192 + p*32 + r*2 + h]    u8  min of sub-block 2p+h, row r
-//   [320 + p*512 + c*64 + r*4 + i]  the GGUF byte qs[32p + 4c + i] of row r: low nibble =
+//   [64, 256)                 the 6-bit scales S[v] (v = j*16 + r: sub-block j, row r) and mins
+//                             M[v] (v = p*32 + r*2 + h: sub-block 2p+h, row r), 128 of each:
+//                             [64 + u]  low nibbles  S[u] | S[u+64] << 4   (u 0..63)
+//                             [128 + u] low nibbles  M[u] | M[u+64] << 4
+//                             [192 + u] top 2 bits   S[u] | S[u+32] << 2 | S[u+64] << 4 | S[u+96] << 6  (u 0..31)
+//                             [224 + u] top 2 bits   of M, the same way
+//                             so one 64-byte and one 32-byte load give all 128 values in two
+//                             vectors (x86/avx512/rows16_q4k_scales.h unpacks them)
+//   [256 + p*512 + c*64 + r*4 + i]  the GGUF byte qs[32p + 4c + i] of row r: low nibble =
 //                             column 64p + 4c + i (sub-block 2p), high = the same + 32 (2p+1)
 // Q6_K, per group, per super-block (3392 bytes: 6.625 bits a weight against the GGUF's 6.5625;
 // the 6-bit levels stay split in nibble and 2-bit planes, as in the GGUF block, so the stream
@@ -40,6 +48,10 @@ const char* layout_name(WeightLayout l);  // "gguf", "rows16"
 //                             so the three loads of one (h, c) hold the 6-bit levels of columns
 //                             128h + 32t + 4c + i, t 0..3 (t = 0/1: low nibbles of the first/second
 //                             load, 2/3: their high nibbles; bits 2t..2t+1 of the third: the top 2)
+inline constexpr size_t kQ4KRows16Qs = 256;  // offset of the nibbles in a Q4_K super-block
+// The scale and min of sub-block j (0..7), row r of the Q4_K super-block at sb (scalar tier, tests).
+uint8_t rows16_q4k_scale(const uint8_t* sb, int j, int r);
+uint8_t rows16_q4k_min(const uint8_t* sb, int j, int r);
 bool rows16_supported(DType t);
 // Bytes of one 16-row group holding k columns.
 size_t rows16_group_bytes(DType t, int64_t k);

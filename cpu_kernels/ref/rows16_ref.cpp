@@ -35,17 +35,17 @@ float dot_q8_0_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_0* a) {
 float dot_q4_K_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_K* a) {
   float acc = 0.f;
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* o = g + b * 2368;
+    const uint8_t* o = g + b * rows16_group_bytes(DType::Q4_K, kQKK);
     int sumi = 0, summ = 0;
     for (int j = 0; j < 8; ++j) {
       const int p = j / 2, shift = 4 * (j % 2);
       int s = 0;
       for (int l = 0; l < 32; ++l) {
-        const int q = (o[320 + p * 512 + (l / 4) * 64 + r * 4 + l % 4] >> shift) & 0xF;
+        const int q = (o[kQ4KRows16Qs + p * 512 + (l / 4) * 64 + r * 4 + l % 4] >> shift) & 0xF;
         s += q * a[b].qs[32 * j + l];
       }
-      sumi += o[64 + j * 16 + r] * s;
-      summ += o[192 + p * 32 + r * 2 + j % 2] * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+      sumi += rows16_q4k_scale(o, j, r) * s;
+      summ += rows16_q4k_min(o, j, r) * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
     }
     acc += a[b].d * f16_at(o + r * 2) * float(sumi) - a[b].d * f16_at(o + 32 + r * 2) * float(summ);
   }

@@ -179,8 +179,34 @@ TEST(Rows16Repack, RejectsFormatsWithoutTheLayoutAndBadK) {
   EXPECT_TRUE(rows16_supported(DType::Q8_0) && rows16_supported(DType::Q4_K) && rows16_supported(DType::Q6_K));
   // Whole 64-byte units, a little over the GGUF bytes (Q6_K: 3392 for 16 x 210).
   EXPECT_EQ(rows16_group_bytes(DType::Q6_K, 512), 2u * 3392u);
+  EXPECT_EQ(rows16_group_bytes(DType::Q4_K, 512), 2u * 16u * 144u);  // no byte beyond the GGUF rows
   EXPECT_EQ(rows16_col_align(DType::Q6_K), 256);
   EXPECT_EQ(rows16_col_offset(DType::Q6_K, 512), 2u * 3392u);
+}
+
+// The Q4_K group keeps each row's 6-bit scales and mins in 6 bits (low nibbles and top-2-bit
+// planes): every field reads back as the GGUF block's, ragged last group included.
+TEST(Rows16Repack, Q4KScalesAndMinsReadBackAsTheGgufOnes) {
+  std::mt19937 rng(5);
+  const int64_t rows = 21, k = 512;
+  const auto w = test::random_weights(rng, DType::Q4_K, rows, k);
+  // Full 6-bit range in every field (random bytes give every bit pattern of the 12-byte scales).
+  const PackedWeights packed = repack_for_decode(DType::Q4_K, rows, k, w.data(), row_bytes(DType::Q4_K, uint64_t(k)));
+  const size_t gb = rows16_group_bytes(DType::Q4_K, k);
+  int nonzero_top = 0;
+  for (int64_t row = 0; row < rows; ++row)
+    for (int64_t b = 0; b < k / 256; ++b) {
+      const auto* blk = reinterpret_cast<const BlockQ4_K*>(w.data() + size_t(row) * row_bytes(DType::Q4_K, uint64_t(k))) + b;
+      const uint8_t* sb = packed.data() + size_t(row / 16) * gb + size_t(b) * gb / size_t(k / 256);
+      for (int j = 0; j < 8; ++j) {
+        uint8_t sc, m;
+        k4_scale_min(j, blk->scales, &sc, &m);
+        ASSERT_EQ(rows16_q4k_scale(sb, j, int(row % 16)), sc) << "row " << row << " block " << b << " sub-block " << j;
+        ASSERT_EQ(rows16_q4k_min(sb, j, int(row % 16)), m) << "row " << row << " block " << b << " sub-block " << j;
+        nonzero_top += (sc >> 4) != 0;
+      }
+    }
+  EXPECT_GT(nonzero_top, 0);  // the top-2-bit planes were exercised
 }
 
 double rel_err(const std::vector<float>& a, const std::vector<float>& b) {

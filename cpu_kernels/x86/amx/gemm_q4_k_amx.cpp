@@ -18,13 +18,15 @@
 
 #include "cpu_kernels/blocks.h"
 #include "cpu_kernels/kernels.h"
+#include "cpu_kernels/repack.h"
 #include "cpu_kernels/x86/amx/kquant_amx.h"
+#include "cpu_kernels/x86/avx512/rows16_q4k_scales.h"
 
 namespace hexe::cpu {
 namespace {
 
 struct Q4K {
-  static constexpr size_t kSbBytes = 2368;
+  static constexpr size_t kSbBytes = 2304;
   static constexpr int kExtra = 4;  // per sub-block pair p: bsum pair sums as two int16 in an int32
 
   struct alignas(64) Meta {
@@ -45,19 +47,21 @@ struct Q4K {
     const __m512i m_nib = _mm512_set1_epi8(0x0F);
     const __m512i idx_lo = _mm512_load_si512(amx::kInterleaveLo.data());
     const __m512i idx_hi = _mm512_add_epi8(idx_lo, _mm512_set1_epi8(1));
+    alignas(64) uint8_t scales[128], mins_b[128];
+    unpack_q4k_rows16_scales(o, scales, mins_b);
     for (int p = 0; p < 4; ++p) {
       // Per sub-block h of the pair: the row's scale in bytes 0 and 2 of its dword (se) or 1 and
       // 3 (so), so vpmaddubsw gives the products of the even / odd columns of each quad as int16.
       __m512i se[2], so[2];
       for (int h = 0; h < 2; ++h) {
         const __m512i s =
-            _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o + 64 + (2 * p + h) * 16)));
+            _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(scales + (2 * p + h) * 16)));
         se[h] = _mm512_or_si512(s, _mm512_slli_epi32(s, 16));
         so[h] = _mm512_slli_epi32(se[h], 8);
       }
       uint8_t* lo_tile = prod + p * amx::kKqChunkProducts;
       for (int c = 0; c < 8; ++c) {
-        const __m512i v = _mm512_loadu_si512(o + 320 + p * 512 + c * 64);
+        const __m512i v = _mm512_loadu_si512(o + kQ4KRows16Qs + p * 512 + c * 64);
         const __m512i nib[2] = {_mm512_and_si512(v, m_nib), _mm512_and_si512(_mm512_srli_epi16(v, 4), m_nib)};
         for (int h = 0; h < 2; ++h)
           amx::store_split(_mm512_maddubs_epi16(nib[h], se[h]), _mm512_maddubs_epi16(nib[h], so[h]), idx_lo, idx_hi,
@@ -68,7 +72,7 @@ struct Q4K {
     _mm512_store_ps(meta.dmin, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 32))));
     for (int p = 0; p < 4; ++p)
       _mm512_store_si512(meta.mins[p],
-                         _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 192 + p * 32))));
+                         _mm512_cvtepu8_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(mins_b + p * 32))));
   }
 
   // acc[r] += d_a[r] (d_w (C_lo + 256 C_hi) - dmin_w summ[r]); pairs of row r at pairs + r nb 4.
