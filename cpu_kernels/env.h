@@ -9,8 +9,8 @@ namespace hexe::cpu::env {
 const std::string& cpu_isa_request();
 // HEXE_LOG contains "dispatch" (comma-separated list): print kernel choices and reasons to stderr.
 bool log_dispatch();
-// HEXE_PREFETCH: bytes ahead of the weight stream the decode tiles prefetch into L1 (the K-quant
-// Rows16 tiles also prefetch into L2 twice as far; 0 turns both off); -1 when unset.
+// HEXE_PREFETCH: bytes ahead of the weight stream the decode tiles prefetch into L1 (the Rows16
+// tiles also prefetch into L2 twice as far; 0 turns both off); -1 when unset.
 int prefetch_bytes();
 // HEXE_MOE_SCHEDULE: "one", "two" or "chain" forces the MoE decode schedule (moe.cpp) for measurements;
 // "" when unset (the kernel chooses).

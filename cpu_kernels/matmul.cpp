@@ -84,7 +84,10 @@ void run(const MatmulParams& p, Isa max_tier, ThreadPool* pool) {
     }
   };
   const int64_t items = n_chunks * m_chunks;
-  if (pool && pool->size() > 1 && items > 1) pool->parallel_for(items, 1, body);
+  // Balanced: with cores of different speeds (P and E cores, a VM's busy vCPU) a static split
+  // leaves the fast ones idle through the slow ones' tail. On the 2-vCPU VM the two measured the
+  // same (bench_matmul --layout rows16, 2 threads: 21.0-21.6 GB/s either way).
+  if (pool && pool->size() > 1 && items > 1) pool->parallel_for_balanced(items, 1, body);
   else body(0, items);
 }
 

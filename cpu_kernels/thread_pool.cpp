@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -156,6 +157,34 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain,
     const int64_t begin = int64_t(ith) * per;
     const int64_t end = std::min(n, begin + per);
     if (begin < end) fn(begin, end);
+  });
+}
+
+void ThreadPool::parallel_for_balanced(int64_t n, int64_t grain,
+                                       const std::function<void(int64_t begin, int64_t end)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  const int nth = size();
+  const int64_t grains = (n + grain - 1) / grain;
+  if (nth == 1 || grains == 1) {
+    for (int64_t g = 0; g < grains; ++g) fn(g * grain, std::min(n, (g + 1) * grain));
+    return;
+  }
+  struct alignas(64) Share {  // one cache line each: the owner's cursor is not shared falsely
+    std::atomic<int64_t> next{0};
+    int64_t end = 0;
+  };
+  const auto share = std::make_unique<Share[]>(size_t(nth));
+  for (int t = 0; t < nth; ++t) {
+    share[size_t(t)].next.store(grains * t / nth, std::memory_order_relaxed);
+    share[size_t(t)].end = grains * (t + 1) / nth;
+  }
+  run([&](int ith, int) {
+    for (int k = 0; k < nth; ++k) {  // own range first, then the next threads' leftovers
+      Share& sh = share[size_t((ith + k) % nth)];
+      for (int64_t g; (g = sh.next.fetch_add(1, std::memory_order_relaxed)) < sh.end;)
+        fn(g * grain, std::min(n, (g + 1) * grain));
+    }
   });
 }
 

@@ -38,6 +38,12 @@ class ThreadPool {
   // Splits [0, n) into contiguous ranges, at most one per thread, each a multiple of `grain`
   // except the last.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
+  // The same ranges, balanced at run time: each thread takes the grains of its own range in order
+  // (one long stream through contiguous data, as with parallel_for) and, when done, takes the
+  // grains still left in the other threads' ranges. fn gets one grain per call. For work whose
+  // threads run at different speeds (P and E cores, a VM's vCPUs) the faster threads no longer
+  // idle through the slower ones' tails.
+  void parallel_for_balanced(int64_t n, int64_t grain, const std::function<void(int64_t begin, int64_t end)>& fn);
   // How long idle Spin workers spin before they sleep (default 50 us). Longer spins keep the
   // workers awake across short gaps between jobs (the hybrid engine's GPU segments, ~0.1 ms), at
   // the price of busy cores; a sleeping worker takes tens of microseconds to wake. Tbb pools

@@ -40,6 +40,39 @@ TEST_P(PoolKinds, ParallelForCoversEachIndexOnceOnGrain) {
   }
 }
 
+// Balanced: one grain per call, every index once; a thread that runs its own range alone takes it
+// in order; a stalled thread's grains are taken by the others.
+TEST_P(PoolKinds, BalancedParallelForCoversEachIndexOnceAndStealsFromASlowThread) {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads, {}, GetParam());
+    for (int64_t n : {0, 1, 2, 7, 64, 1000, 1001})
+      for (int64_t grain : {1, 3, 16, 2000}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+        std::atomic<int> bad_grain{0};
+        pool.parallel_for_balanced(n, grain, [&](int64_t b, int64_t e) {
+          if (b % grain != 0 || (e != n && e - b != grain) || e - b > grain) ++bad_grain;
+          for (int64_t i = b; i < e; ++i) hits[size_t(i)]++;
+        });
+        for (int64_t i = 0; i < n; ++i)
+          ASSERT_EQ(hits[size_t(i)].load(), 1) << "threads=" << threads << " n=" << n << " grain=" << grain << " i=" << i;
+        EXPECT_EQ(bad_grain.load(), 0) << "threads=" << threads << " n=" << n << " grain=" << grain;
+      }
+  }
+  // Two threads: whichever takes grain 32 (the first of the second range) sleeps on it, so the
+  // other must take the rest of that range; a static split would leave all 31 to the sleeper.
+  ThreadPool pool(2, {}, GetParam());
+  std::vector<std::thread::id> who(64);
+  pool.parallel_for_balanced(64, 1, [&](int64_t b, int64_t) {
+    who[size_t(b)] = std::this_thread::get_id();
+    if (b == 32) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  });
+  if (std::set<std::thread::id>(who.begin(), who.end()).size() == 2) {  // both indices ran at once
+    int by_sleeper = 0;
+    for (int64_t b = 33; b < 64; ++b) by_sleeper += who[size_t(b)] == who[32];
+    EXPECT_LE(by_sleeper, 8) << "the sleeping thread's range was not taken over";
+  }
+}
+
 TEST_P(PoolKinds, RunCallsEveryThreadOnceRepeatedly) {
   ThreadPool pool(3, {}, GetParam());
   ASSERT_EQ(pool.kind(), GetParam());
