@@ -1,10 +1,9 @@
 // AVX-512 VNNI decode tile for Q4_K weights in the Rows16 layout (repack.h). Per super-block and
 // 16 rows: each 64-byte load holds two sub-blocks' nibbles (low: sub-block 2p, high: 2p+1) for
 // 16 rows x 4 columns; one AND per nibble half feeds vpdpbusd (the high half kept in place, i.e.
-// times 16, and scaled back once per super-block). The 6-bit scales, pre-unpacked to bytes, scale
-// 16-lane sums (one lane per row); the mins meet the activation's sub-block sums through vpdpwssd.
-// The scales and mins stay 6-bit in the layout (the GGUF's bytes per row) and are unpacked per
-// super-block (rows16_q4k_scales.h).
+// times 16, and scaled back once per super-block). The 6-bit scales, kept 6-bit in the layout (the
+// GGUF's bytes per row) and unpacked to bytes per super-block (rows16_q4k_scales.h), scale 16-lane
+// sums (one lane per row); the mins meet the activation's sub-block sums through vpdpwssd.
 #include <immintrin.h>
 
 #include <algorithm>
