@@ -1,4 +1,4 @@
-// Load-time repack of GGUF Q8_0/Q4_K/Q6_K rows into the Rows16 decode layout (see repack.h).
+// Load-time repack of GGUF Q8_0/Q4_0/Q4_K/Q6_K rows into the Rows16 decode layout (see repack.h).
 #include "cpu_kernels/repack.h"
 
 #include <algorithm>
@@ -14,9 +14,10 @@ namespace hexe::cpu {
 namespace {
 
 constexpr size_t kQ8PairBytes = 2 * 16 * kQK + 2 * 16 * 2;           // 1088
+constexpr size_t kQ40PairBytes = 2 * 16 * kQK / 2 + 2 * 16 * 2;       // 576
 constexpr size_t kQ4KBlockBytes = kQ4KRows16Qs + 16 * kQKK / 2;          // 2304: the GGUF's 16 x 144
 constexpr size_t kQ6KBlockBytes = 64 + 256 + 16 * (kQKK / 2 + kQKK / 4);  // 3392
-static_assert(kQ8PairBytes % 64 == 0 && kQ4KBlockBytes % 64 == 0 && kQ6KBlockBytes % 64 == 0);
+static_assert(kQ8PairBytes % 64 == 0 && kQ40PairBytes % 64 == 0 && kQ4KBlockBytes % 64 == 0 && kQ6KBlockBytes % 64 == 0);
 
 void pack_q8_0_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
   const int64_t nb = k / kQK;
@@ -34,6 +35,19 @@ void pack_q8_0_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, ui
       for (int c = 0; c < 8; ++c)
         for (int i = 0; i < 4; ++i) q[c * 64 + r * 4 + i] = uint8_t(blk->qs[4 * c + i]) ^ 0x80;
       std::memcpy(d + r * 2, &blk->d, 2);
+    }
+  }
+}
+
+void pack_q4_0_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
+  const int64_t nb = k / kQK;
+  std::memset(dst, 0, rows16_group_bytes(DType::Q4_0, k));  // padding rows and block: q = 0, d = 0
+  for (int64_t b = 0; b < nb; ++b) {
+    uint8_t* pair = dst + size_t(b / 2) * kQ40PairBytes;
+    for (int64_t r = 0; r < std::min<int64_t>(rows, kRows16); ++r) {
+      const auto* blk = reinterpret_cast<const BlockQ4_0*>(src + size_t(r) * srb) + b;
+      for (int c = 0; c < 4; ++c) std::memcpy(pair + (b % 2) * 256 + c * 64 + r * 4, blk->qs + 4 * c, 4);
+      std::memcpy(pair + 512 + (b % 2) * 32 + r * 2, &blk->d, 2);
     }
   }
 }
@@ -99,17 +113,21 @@ const char* layout_name(WeightLayout l) { return l == WeightLayout::Rows16 ? "ro
 uint8_t rows16_q4k_scale(const uint8_t* sb, int j, int r) { return get6(sb + 64, sb + 192, j * 16 + r); }
 uint8_t rows16_q4k_min(const uint8_t* sb, int j, int r) { return get6(sb + 128, sb + 224, (j / 2) * 32 + r * 2 + j % 2); }
 
-bool rows16_supported(DType t) { return t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K; }
+bool rows16_supported(DType t) {
+  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q6_K;
+}
 
 size_t rows16_group_bytes(DType t, int64_t k) {
   if (t == DType::Q8_0) return size_t((k / kQK + 1) / 2) * kQ8PairBytes;
+  if (t == DType::Q4_0) return size_t((k / kQK + 1) / 2) * kQ40PairBytes;
   return size_t(k / kQKK) * (t == DType::Q6_K ? kQ6KBlockBytes : kQ4KBlockBytes);
 }
 
-int64_t rows16_col_align(DType t) { return t == DType::Q8_0 ? 2 * kQK : kQKK; }
+int64_t rows16_col_align(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 ? 2 * kQK : kQKK; }
 
 size_t rows16_col_offset(DType t, int64_t c0) {
   if (t == DType::Q8_0) return size_t(c0 / (2 * kQK)) * kQ8PairBytes;
+  if (t == DType::Q4_0) return size_t(c0 / (2 * kQK)) * kQ40PairBytes;
   return size_t(c0 / kQKK) * (t == DType::Q6_K ? kQ6KBlockBytes : kQ4KBlockBytes);
 }
 
@@ -122,6 +140,7 @@ void repack_rows16_into(DType t, int64_t rows, int64_t k, const void* src, size_
     const int64_t n = std::min<int64_t>(kRows16, rows - r0);
     uint8_t* out = dst + size_t(g) * gb;
     if (t == DType::Q8_0) pack_q8_0_group(n, k, s + size_t(r0) * srb, srb, out);
+    else if (t == DType::Q4_0) pack_q4_0_group(n, k, s + size_t(r0) * srb, srb, out);
     else if (t == DType::Q6_K) pack_q6_K_group(n, k, s + size_t(r0) * srb, srb, out);
     else pack_q4_K_group(n, k, s + size_t(r0) * srb, srb, out);
   }
@@ -130,7 +149,7 @@ void repack_rows16_into(DType t, int64_t rows, int64_t k, const void* src, size_
 PackedWeights repack_for_decode(DType t, int64_t rows, int64_t k, const void* src, size_t srb) {
   if (!rows16_supported(t))
     throw std::invalid_argument("repack_for_decode: format " + std::string(dtype_name(t)) +
-                                " has no rows16 layout (expected q8_0, q4_K or q6_K)");
+                                " has no rows16 layout (expected q8_0, q4_0, q4_K or q6_K)");
   const int64_t blk = int64_t(info(t).block_elems);
   if (k <= 0 || k % blk != 0 || rows < 0)
     throw std::invalid_argument("repack_for_decode: " + std::string(dtype_name(t)) + " k=" + std::to_string(k) +

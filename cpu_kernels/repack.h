@@ -18,11 +18,16 @@ inline constexpr int64_t kRows16 = 16;  // rows per group
 
 const char* layout_name(WeightLayout l);  // "gguf", "rows16"
 
-// Rows16 geometry (formats: Q8_0, Q4_K, Q6_K). All offsets are multiples of 64 bytes.
+// Rows16 geometry (formats: Q8_0, Q4_0, Q4_K, Q6_K). All offsets are multiples of 64 bytes.
 //
 // Q8_0, per group, per pair of 32-blocks (1088 bytes; an odd last block is padded with zeros):
 //   [h*512 + c*64 + r*4 + i]  u8  q[row r][col 32*(2P+h) + 4c + i] XOR 0x80   (h 0..1, c 0..7, i 0..3)
 //   [1024 + h*32 + r*2]       f16 d[row r][block 2P+h]
+// Q4_0, per group, per pair of 32-blocks (576 bytes, the GGUF's 16 x 2 x 18; an odd last block
+// is padded with zeros):
+//   [h*256 + c*64 + r*4 + i]  u8  the GGUF byte qs[4c + i] of row r, block 2P+h (c 0..3, i 0..3):
+//                             low nibble = column 32(2P+h) + 4c + i, high = the same + 16
+//   [512 + h*32 + r*2]        f16 d[row r][block 2P+h]
 // Q4_K, per group, per super-block (2304 bytes: the GGUF's 16 x 144, not a byte more; the kernels
 // read fewer bytes than with the scales unpacked to a byte each, 2368, which cost 2.8% of the
 // decode stream):
@@ -55,7 +60,7 @@ uint8_t rows16_q4k_min(const uint8_t* sb, int j, int r);
 bool rows16_supported(DType t);
 // Bytes of one 16-row group holding k columns.
 size_t rows16_group_bytes(DType t, int64_t k);
-// Column slices start at multiples of this (64 for Q8_0, 256 for Q4_K and Q6_K); a slice [c0, c1) of a
+// Column slices start at multiples of this (64 for Q8_0 and Q4_0, 256 for Q4_K and Q6_K); a slice [c0, c1) of a
 // group starts rows16_col_offset(t, c0) bytes in and is read with the same group stride.
 int64_t rows16_col_align(DType t);
 size_t rows16_col_offset(DType t, int64_t c0);

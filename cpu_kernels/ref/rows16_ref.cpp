@@ -31,6 +31,23 @@ float dot_q8_0_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_0* a) {
   return acc;
 }
 
+// Row r of the group at g (q4_0): sum_b float(sum (q - 8) a) * (d * da), as dot_legacy.
+float dot_q4_0_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_0* a) {
+  float acc = 0.f;
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* pair = g + (b / 2) * 576;
+    const uint8_t* q = pair + (b % 2) * 256;
+    int sumi = 0;
+    for (int c = 0; c < 4; ++c)
+      for (int i = 0; i < 4; ++i) {
+        const uint8_t v = q[c * 64 + r * 4 + i];
+        sumi += (int(v & 15) - 8) * a[b].qs[4 * c + i] + (int(v >> 4) - 8) * a[b].qs[16 + 4 * c + i];
+      }
+    acc += float(sumi) * (f16_at(pair + 512 + (b % 2) * 32 + r * 2) * f16_to_f32(a[b].d));
+  }
+  return acc;
+}
+
 // Row r (q4_K), as dot_k4.
 float dot_q4_K_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_K* a) {
   float acc = 0.f;
@@ -86,6 +103,8 @@ void tile_rows16_ref(int64_t k, const void* w, size_t gstride, int64_t nr, const
       const void* a = static_cast<const uint8_t*>(act) + i * arb;
       if constexpr (W == DType::Q8_0)
         y[i * ys + j] = dot_q8_0_rows16(nb, g, int(j % kRows16), static_cast<const BlockQ8_0*>(a));
+      else if constexpr (W == DType::Q4_0)
+        y[i * ys + j] = dot_q4_0_rows16(nb, g, int(j % kRows16), static_cast<const BlockQ8_0*>(a));
       else if constexpr (W == DType::Q4_K)
         y[i * ys + j] = dot_q4_K_rows16(nb, g, int(j % kRows16), static_cast<const BlockQ8_K*>(a));
       else
@@ -99,6 +118,7 @@ void tile_rows16_ref(int64_t k, const void* w, size_t gstride, int64_t nr, const
 GemmKernel gemm_kernel_rows16_ref(DType w) {
   switch (w) {
     case DType::Q8_0: return {tile_rows16_ref<DType::Q8_0>, "scalar/q8_0/rows16", nullptr, kQK};
+    case DType::Q4_0: return {tile_rows16_ref<DType::Q4_0>, "scalar/q4_0/rows16", nullptr, kQK};
     case DType::Q4_K: return {tile_rows16_ref<DType::Q4_K>, "scalar/q4_K/rows16", nullptr, kQKK};
     case DType::Q6_K: return {tile_rows16_ref<DType::Q6_K>, "scalar/q6_K/rows16", nullptr, kQKK};
     default: return {nullptr, nullptr, "no rows16 layout for this format", 1};
