@@ -1,7 +1,7 @@
 // Decode-shape (m = 1) matmul throughput per weight format: GB/s of weights read, next to the
 // DRAM read bandwidth measured in the same process on the same buffer; `ratio <x>` ends each line.
 //   bench_matmul [--mb N (weight bytes per format, default 1024)] [--threads T] [--k K] [--m M]
-//                [--layout gguf|rows16]   (rows16: the repacked decode layout; q8_0, q4_0, q4_K, q6_K only)
+//                [--layout gguf|rows16]   (rows16: the repacked decode layout; q8_0, q4_0, q4_K, q5_K, q6_K only)
 // The weights sit in 2 MiB-aligned memory advised to use huge pages, as the engine's copies do.
 // GFLOP/s is printed too: with --m above 1 (prefill) the kernels are compute-bound, so the ratio
 // to DRAM bandwidth falls well below 1 and GFLOP/s is the figure to watch (no peak-FLOP/s limit

@@ -5,7 +5,7 @@
 // `matmul` (the front: activation quantisation + tiles, what a decode matmul costs) and `tile`
 // (the tile kernel alone on pre-quantised activations: the compute rate the weight stream meets).
 //   bench_tile [--m M] [--k K] [--kib KiB of weights, default 512] [--isa scalar|avx2|avx512|amx]
-//              [--layout gguf|rows16|both]   (rows16: the repacked decode layout, q8_0, q4_0, q4_K, q6_K)
+//              [--layout gguf|rows16|both]   (rows16: the repacked decode layout, q8_0, q4_0, q4_K, q5_K, q6_K)
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>

@@ -74,6 +74,7 @@ extern const GemmTable kGemmRows16Avx512;
 void gemm_tile_q8_0_rows16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q4_0_rows16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q4_K_rows16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+void gemm_tile_q5_K_rows16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q6_K_rows16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 // Bytes ahead of the weight stream a Rows16 decode tile prefetches (0: none): the tile's own
 // measured default, or HEXE_PREFETCH when set (a diagnostic for measuring it).

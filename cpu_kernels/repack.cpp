@@ -1,4 +1,4 @@
-// Load-time repack of GGUF Q8_0/Q4_0/Q4_K/Q6_K rows into the Rows16 decode layout (see repack.h).
+// Load-time repack of GGUF Q8_0/Q4_0/Q4_K/Q5_K/Q6_K rows into the Rows16 decode layout (see repack.h).
 #include "cpu_kernels/repack.h"
 
 #include <algorithm>
@@ -16,8 +16,9 @@ namespace {
 constexpr size_t kQ8PairBytes = 2 * 16 * kQK + 2 * 16 * 2;           // 1088
 constexpr size_t kQ40PairBytes = 2 * 16 * kQK / 2 + 2 * 16 * 2;       // 576
 constexpr size_t kQ4KBlockBytes = kQ4KRows16Qs + 16 * kQKK / 2;          // 2304: the GGUF's 16 x 144
+constexpr size_t kQ5KBlockBytes = kQ5KRows16Qh + 16 * kQKK / 8;          // 2816: the GGUF's 16 x 176
 constexpr size_t kQ6KBlockBytes = 64 + 256 + 16 * (kQKK / 2 + kQKK / 4);  // 3392
-static_assert(kQ8PairBytes % 64 == 0 && kQ40PairBytes % 64 == 0 && kQ4KBlockBytes % 64 == 0 && kQ6KBlockBytes % 64 == 0);
+static_assert(kQ8PairBytes % 64 == 0 && kQ40PairBytes % 64 == 0 && kQ5KBlockBytes % 64 == 0 && kQ4KBlockBytes % 64 == 0 && kQ6KBlockBytes % 64 == 0);
 
 void pack_q8_0_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
   const int64_t nb = k / kQK;
@@ -63,13 +64,16 @@ uint8_t get6(const uint8_t* lo, const uint8_t* hi, int v) {
   return uint8_t((lo[v % 64] >> (4 * (v / 64)) & 15) | (hi[v % 32] >> (2 * (v / 32)) & 3) << 4);
 }
 
-void pack_q4_K_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
+// Q4_K and Q5_K: the same super-block head and nibbles; Q5_K adds its 5th-bit plane after them.
+template <class Block>
+void pack_k4_group(DType t, int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
   const int64_t nb = k / kQKK;
-  std::memset(dst, 0, rows16_group_bytes(DType::Q4_K, k));
+  const size_t sb_bytes = rows16_group_bytes(t, kQKK);
+  std::memset(dst, 0, rows16_group_bytes(t, k));
   for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* o = dst + size_t(b) * kQ4KBlockBytes;
+    uint8_t* o = dst + size_t(b) * sb_bytes;
     for (int64_t r = 0; r < std::min<int64_t>(rows, kRows16); ++r) {
-      const auto* blk = reinterpret_cast<const BlockQ4_K*>(src + size_t(r) * srb) + b;
+      const auto* blk = reinterpret_cast<const Block*>(src + size_t(r) * srb) + b;
       std::memcpy(o + r * 2, &blk->d, 2);
       std::memcpy(o + 32 + r * 2, &blk->dmin, 2);
       for (int j = 0; j < 8; ++j) {
@@ -81,6 +85,8 @@ void pack_q4_K_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, ui
       for (int p = 0; p < 4; ++p)
         for (int c = 0; c < 8; ++c)
           std::memcpy(o + kQ4KRows16Qs + p * 512 + c * 64 + r * 4, blk->qs + 32 * p + 4 * c, 4);
+      if constexpr (requires { blk->qh; })
+        for (int c = 0; c < 8; ++c) std::memcpy(o + kQ5KRows16Qh + c * 64 + r * 4, blk->qh + 4 * c, 4);
     }
   }
 }
@@ -114,13 +120,13 @@ uint8_t rows16_q4k_scale(const uint8_t* sb, int j, int r) { return get6(sb + 64,
 uint8_t rows16_q4k_min(const uint8_t* sb, int j, int r) { return get6(sb + 128, sb + 224, (j / 2) * 32 + r * 2 + j % 2); }
 
 bool rows16_supported(DType t) {
-  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q6_K;
+  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
 }
 
 size_t rows16_group_bytes(DType t, int64_t k) {
   if (t == DType::Q8_0) return size_t((k / kQK + 1) / 2) * kQ8PairBytes;
   if (t == DType::Q4_0) return size_t((k / kQK + 1) / 2) * kQ40PairBytes;
-  return size_t(k / kQKK) * (t == DType::Q6_K ? kQ6KBlockBytes : kQ4KBlockBytes);
+  return size_t(k / kQKK) * (t == DType::Q6_K ? kQ6KBlockBytes : t == DType::Q5_K ? kQ5KBlockBytes : kQ4KBlockBytes);
 }
 
 int64_t rows16_col_align(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 ? 2 * kQK : kQKK; }
@@ -128,7 +134,7 @@ int64_t rows16_col_align(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 
 size_t rows16_col_offset(DType t, int64_t c0) {
   if (t == DType::Q8_0) return size_t(c0 / (2 * kQK)) * kQ8PairBytes;
   if (t == DType::Q4_0) return size_t(c0 / (2 * kQK)) * kQ40PairBytes;
-  return size_t(c0 / kQKK) * (t == DType::Q6_K ? kQ6KBlockBytes : kQ4KBlockBytes);
+  return size_t(c0 / kQKK) * rows16_group_bytes(t, kQKK);
 }
 
 void PackedWeights::Free::operator()(uint8_t* p) const { std::free(p); }
@@ -142,14 +148,15 @@ void repack_rows16_into(DType t, int64_t rows, int64_t k, const void* src, size_
     if (t == DType::Q8_0) pack_q8_0_group(n, k, s + size_t(r0) * srb, srb, out);
     else if (t == DType::Q4_0) pack_q4_0_group(n, k, s + size_t(r0) * srb, srb, out);
     else if (t == DType::Q6_K) pack_q6_K_group(n, k, s + size_t(r0) * srb, srb, out);
-    else pack_q4_K_group(n, k, s + size_t(r0) * srb, srb, out);
+    else if (t == DType::Q5_K) pack_k4_group<BlockQ5_K>(t, n, k, s + size_t(r0) * srb, srb, out);
+    else pack_k4_group<BlockQ4_K>(t, n, k, s + size_t(r0) * srb, srb, out);
   }
 }
 
 PackedWeights repack_for_decode(DType t, int64_t rows, int64_t k, const void* src, size_t srb) {
   if (!rows16_supported(t))
     throw std::invalid_argument("repack_for_decode: format " + std::string(dtype_name(t)) +
-                                " has no rows16 layout (expected q8_0, q4_0, q4_K or q6_K)");
+                                " has no rows16 layout (expected q8_0, q4_0, q4_K, q5_K or q6_K)");
   const int64_t blk = int64_t(info(t).block_elems);
   if (k <= 0 || k % blk != 0 || rows < 0)
     throw std::invalid_argument("repack_for_decode: " + std::string(dtype_name(t)) + " k=" + std::to_string(k) +

@@ -18,7 +18,7 @@ inline constexpr int64_t kRows16 = 16;  // rows per group
 
 const char* layout_name(WeightLayout l);  // "gguf", "rows16"
 
-// Rows16 geometry (formats: Q8_0, Q4_0, Q4_K, Q6_K). All offsets are multiples of 64 bytes.
+// Rows16 geometry (formats: Q8_0, Q4_0, Q4_K, Q5_K, Q6_K). All offsets are multiples of 64 bytes.
 //
 // Q8_0, per group, per pair of 32-blocks (1088 bytes; an odd last block is padded with zeros):
 //   [h*512 + c*64 + r*4 + i]  u8  q[row r][col 32*(2P+h) + 4c + i] XOR 0x80   (h 0..1, c 0..7, i 0..3)
@@ -42,6 +42,9 @@ const char* layout_name(WeightLayout l);  // "gguf", "rows16"
 //                             vectors (x86/avx512/rows16_q4k_scales.h unpacks them)
 //   [256 + p*512 + c*64 + r*4 + i]  the GGUF byte qs[32p + 4c + i] of row r: low nibble =
 //                             column 64p + 4c + i (sub-block 2p), high = the same + 32 (2p+1)
+// Q5_K, per group, per super-block (2816 bytes: the GGUF's 16 x 176): Q4_K's 2304 bytes, then
+//   [2304 + c*64 + r*4 + i]   the GGUF byte qh[4c + i] of row r (c 0..7): bit j = the 5th bit of
+//                             column 32j + 4c + i
 // Q6_K, per group, per super-block (3392 bytes: 6.625 bits a weight against the GGUF's 6.5625;
 // the 6-bit levels stay split in nibble and 2-bit planes, as in the GGUF block, so the stream
 // is not widened to a byte a weight):
@@ -53,14 +56,15 @@ const char* layout_name(WeightLayout l);  // "gguf", "rows16"
 //                             so the three loads of one (h, c) hold the 6-bit levels of columns
 //                             128h + 32t + 4c + i, t 0..3 (t = 0/1: low nibbles of the first/second
 //                             load, 2/3: their high nibbles; bits 2t..2t+1 of the third: the top 2)
-inline constexpr size_t kQ4KRows16Qs = 256;  // offset of the nibbles in a Q4_K super-block
-// The scale and min of sub-block j (0..7), row r of the Q4_K super-block at sb (scalar tier, tests).
+inline constexpr size_t kQ4KRows16Qs = 256;   // offset of the nibbles in a Q4_K/Q5_K super-block
+inline constexpr size_t kQ5KRows16Qh = 2304;  // offset of the 5th-bit plane in a Q5_K super-block
+// The scale and min of sub-block j (0..7), row r of the Q4_K/Q5_K super-block at sb (scalar tier, tests).
 uint8_t rows16_q4k_scale(const uint8_t* sb, int j, int r);
 uint8_t rows16_q4k_min(const uint8_t* sb, int j, int r);
 bool rows16_supported(DType t);
 // Bytes of one 16-row group holding k columns.
 size_t rows16_group_bytes(DType t, int64_t k);
-// Column slices start at multiples of this (64 for Q8_0 and Q4_0, 256 for Q4_K and Q6_K); a slice [c0, c1) of a
+// Column slices start at multiples of this (64 for Q8_0 and Q4_0, 256 for the K-quants); a slice [c0, c1) of a
 // group starts rows16_col_offset(t, c0) bytes in and is read with the same group stride.
 int64_t rows16_col_align(DType t);
 size_t rows16_col_offset(DType t, int64_t c0);

@@ -48,17 +48,21 @@ float dot_q4_0_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_0* a) {
   return acc;
 }
 
-// Row r (q4_K), as dot_k4.
-float dot_q4_K_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_K* a) {
+// Row r (q4_K, or q5_K with its 5th-bit plane), as dot_k4.
+template <bool kFive>
+float dot_k4_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_K* a) {
+  const size_t sb_bytes = rows16_group_bytes(kFive ? DType::Q5_K : DType::Q4_K, kQKK);
   float acc = 0.f;
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* o = g + b * rows16_group_bytes(DType::Q4_K, kQKK);
+    const uint8_t* o = g + b * sb_bytes;
     int sumi = 0, summ = 0;
     for (int j = 0; j < 8; ++j) {
       const int p = j / 2, shift = 4 * (j % 2);
       int s = 0;
       for (int l = 0; l < 32; ++l) {
-        const int q = (o[kQ4KRows16Qs + p * 512 + (l / 4) * 64 + r * 4 + l % 4] >> shift) & 0xF;
+        const size_t at = size_t((l / 4) * 64 + r * 4 + l % 4);
+        int q = (o[kQ4KRows16Qs + p * 512 + at] >> shift) & 0xF;
+        if constexpr (kFive) q |= ((o[kQ5KRows16Qh + at] >> j) & 1) << 4;
         s += q * a[b].qs[32 * j + l];
       }
       sumi += rows16_q4k_scale(o, j, r) * s;
@@ -105,8 +109,8 @@ void tile_rows16_ref(int64_t k, const void* w, size_t gstride, int64_t nr, const
         y[i * ys + j] = dot_q8_0_rows16(nb, g, int(j % kRows16), static_cast<const BlockQ8_0*>(a));
       else if constexpr (W == DType::Q4_0)
         y[i * ys + j] = dot_q4_0_rows16(nb, g, int(j % kRows16), static_cast<const BlockQ8_0*>(a));
-      else if constexpr (W == DType::Q4_K)
-        y[i * ys + j] = dot_q4_K_rows16(nb, g, int(j % kRows16), static_cast<const BlockQ8_K*>(a));
+      else if constexpr (W == DType::Q4_K || W == DType::Q5_K)
+        y[i * ys + j] = dot_k4_rows16<W == DType::Q5_K>(nb, g, int(j % kRows16), static_cast<const BlockQ8_K*>(a));
       else
         y[i * ys + j] = dot_q6_K_rows16(nb, g, int(j % kRows16), static_cast<const BlockQ8_K*>(a));
     }
@@ -120,6 +124,7 @@ GemmKernel gemm_kernel_rows16_ref(DType w) {
     case DType::Q8_0: return {tile_rows16_ref<DType::Q8_0>, "scalar/q8_0/rows16", nullptr, kQK};
     case DType::Q4_0: return {tile_rows16_ref<DType::Q4_0>, "scalar/q4_0/rows16", nullptr, kQK};
     case DType::Q4_K: return {tile_rows16_ref<DType::Q4_K>, "scalar/q4_K/rows16", nullptr, kQKK};
+    case DType::Q5_K: return {tile_rows16_ref<DType::Q5_K>, "scalar/q5_K/rows16", nullptr, kQKK};
     case DType::Q6_K: return {tile_rows16_ref<DType::Q6_K>, "scalar/q6_K/rows16", nullptr, kQKK};
     default: return {nullptr, nullptr, "no rows16 layout for this format", 1};
   }

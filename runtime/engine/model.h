@@ -83,7 +83,7 @@ class Model {
   void bind_experts(int layer, LayerWeights& lw) const;
 
   // Copies every weight matrix whose format has a faster CPU layout on this machine (Rows16 on
-  // AVX-512 VNNI: q8_0, q4_0, q4_K, q6_K) into one huge-page-backed buffer and points the bindings at
+  // AVX-512 VNNI: q8_0, q4_0, q4_K, q5_K, q6_K) into one huge-page-backed buffer and points the bindings at
   // the copies. The mapped views stay (GPU uploads, embedding rows). Returns the bytes copied; 0
   // when no tier gains from it. Not thread-safe with running engines: call before evaluating.
   // With `homes` (NUMA), each routed expert's copy is placed on the node of its home.

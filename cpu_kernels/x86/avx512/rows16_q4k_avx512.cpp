@@ -1,9 +1,10 @@
-// AVX-512 VNNI decode tile for Q4_K weights in the Rows16 layout (repack.h). Per super-block and
-// 16 rows: each 64-byte load holds two sub-blocks' nibbles (low: sub-block 2p, high: 2p+1) for
-// 16 rows x 4 columns; one AND per nibble half feeds vpdpbusd (the high half kept in place, i.e.
-// times 16, and scaled back once per super-block). The 6-bit scales, kept 6-bit in the layout (the
-// GGUF's bytes per row) and unpacked to bytes per super-block (rows16_q4k_scales.h), scale 16-lane
-// sums (one lane per row); the mins meet the activation's sub-block sums through vpdpwssd.
+// AVX-512 VNNI decode tiles for Q4_K and Q5_K weights in the Rows16 layout (repack.h). Per
+// super-block and 16 rows: each 64-byte load holds two sub-blocks' nibbles (low: sub-block 2p,
+// high: 2p+1) for 16 rows x 4 columns; one AND per nibble half feeds vpdpbusd (Q4_K: the high half
+// kept in place, i.e. times 16, and scaled back once per super-block; Q5_K: each half joined by
+// its 5th bit). The 6-bit scales, kept 6-bit in the layout (the GGUF's bytes per row) and unpacked
+// to bytes per super-block (rows16_q4k_scales.h), scale 16-lane sums (one lane per row); the mins
+// meet the activation's sub-block sums through vpdpwssd.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@ namespace hexe::cpu {
 namespace {
 
 constexpr size_t kBlockBytes = 2304;
+constexpr size_t kQ5KBlockBytes = 2816;
 // Software prefetch: each line into L1 (T0) this many bytes ahead, and into L2 (T2) twice as
 // far. On the DRAM-bound decode benchmark (qwen3-30b-a3b, 2 threads) the L1 distance alone at
 // 0 / 1 / 2 / 4 / 8 KiB gave ratios 0.81-0.84 / 0.90-0.91 / 0.86 / 0.78 / 0.75; the L2 one on top
@@ -49,14 +51,25 @@ inline __m512 scale_ps(const uint8_t* p) {
   return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
 
-template <int R>
+// Bit `bit` of each byte of h moved to bit 4, the others cleared (16-bit shifts: what crosses
+// from the neighbour byte lands outside bit 4 and is masked off).
+inline __m512i bit_to_4(__m512i h, int bit) {
+  const __m512i s = bit < 4 ? _mm512_sll_epi16(h, _mm_cvtsi32_si128(4 - bit)) : _mm512_srl_epi16(h, _mm_cvtsi32_si128(bit - 4));
+  return _mm512_and_si512(s, _mm512_set1_epi8(0x10));
+}
+
+// kFive: Q5_K, whose 5th bits (a plane after the nibbles) join each nibble before vpdpbusd; the
+// high nibble is then shifted down rather than kept in place (x 16 and the 5th bit would not fit
+// a byte).
+template <int R, bool kFive>
 void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_t* const* ap, float* y,
            int64_t ys, __mmask16 valid, int pf) {
   const __m512i m_lo = _mm512_set1_epi8(0x0F), m_hi = _mm512_set1_epi8(char(0xF0));
+  constexpr size_t kBytes = kFive ? kQ5KBlockBytes : kBlockBytes;
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* o = g + size_t(b) * kBlockBytes;
+    const uint8_t* o = g + size_t(b) * kBytes;
     alignas(64) uint8_t scales[128], mins_b[128];
     unpack_q4k_rows16_scales(o, scales, mins_b);
     __m512 sb[R], sh[R];  // sum over sub-blocks of scale x dot: even sub-blocks, odd (x 16)
@@ -64,16 +77,30 @@ void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_
     for (int r = 0; r < R; ++r) sb[r] = sh[r] = _mm512_setzero_ps(), mn[r] = _mm512_setzero_si512();
     for (int p = 0; p < 4; ++p) {
       const uint8_t* qp = o + kQ4KRows16Qs + p * 512;
-      if (pf)
+      if (pf && !kFive)
         for (int c = 0; c < 512; c += 64) {
           _mm_prefetch(reinterpret_cast<const char*>(qp + pf + c), _MM_HINT_T0);
           _mm_prefetch(reinterpret_cast<const char*>(qp + 2 * pf + c), _MM_HINT_T2);
+        }
+      if (pf && kFive)  // a quarter of the super-block per pair, so the 5th-bit plane is covered too
+        for (size_t c = p * kBytes / 4 / 64 * 64; c < (p + 1) * kBytes / 4; c += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(o + pf + c), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(o + 2 * pf + c), _MM_HINT_T2);
         }
       __m512i il[R], ih[R];
       for (int r = 0; r < R; ++r) il[r] = ih[r] = _mm512_setzero_si512();
       for (int c = 0; c < 8; ++c) {
         const __m512i v = _mm512_loadu_si512(qp + c * 64);
-        const __m512i lo = _mm512_and_si512(v, m_lo), hi = _mm512_and_si512(v, m_hi);
+        __m512i lo, hi;
+        if constexpr (kFive) {
+          const __m512i h = _mm512_loadu_si512(o + kQ5KRows16Qh + c * 64);
+          constexpr int kOr = 0xEC;  // (A & C) | B
+          lo = _mm512_ternarylogic_epi32(v, bit_to_4(h, 2 * p), m_lo, kOr);
+          hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), bit_to_4(h, 2 * p + 1), m_lo, kOr);
+        } else {
+          lo = _mm512_and_si512(v, m_lo);
+          hi = _mm512_and_si512(v, m_hi);
+        }
         for (int r = 0; r < R; ++r) {
           const int8_t* aq = a[r][b].qs + 64 * p + 4 * c;
           il[r] = _mm512_dpbusd_epi32(il[r], lo, bcast4(aq));
@@ -92,7 +119,7 @@ void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_
     const __m512 dmin = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + 32)));
     for (int r = 0; r < R; ++r) {
       const __m512 da = _mm512_set1_ps(a[r][b].d);
-      const __m512 sum = _mm512_fmadd_ps(sh[r], _mm512_set1_ps(1.f / 16), sb[r]);
+      const __m512 sum = kFive ? _mm512_add_ps(sb[r], sh[r]) : _mm512_fmadd_ps(sh[r], _mm512_set1_ps(1.f / 16), sb[r]);
       acc[r] = _mm512_fmadd_ps(sum, _mm512_mul_ps(d, da), acc[r]);
       acc[r] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(mn[r]), _mm512_mul_ps(dmin, da), acc[r]);
     }
@@ -102,8 +129,11 @@ void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_
 
 }  // namespace
 
-void gemm_tile_q4_K_rows16_avx512(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act,
-                                  size_t arb, int64_t mr, float* y, int64_t ys) {
+namespace {
+
+template <bool kFive>
+void tile(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act, size_t arb, int64_t mr, float* y,
+          int64_t ys) {
   const int64_t nb = k / kQKK;
   const int pf = decode_prefetch_bytes(kPrefetchBytes);
   thread_local std::vector<int32_t> pairs;
@@ -120,8 +150,20 @@ void gemm_tile_q4_K_rows16_avx512(int64_t k, const void* w, size_t gstride, int6
                   a[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i0 + r) * arb);
                   ap[r] = pairs.data() + (i0 + r) * nb * 4;
                 }
-                group<R>(nb, g, a, ap, yo, ys, valid, pf);
+                group<R, kFive>(nb, g, a, ap, yo, ys, valid, pf);
               });
+}
+
+}  // namespace
+
+void gemm_tile_q4_K_rows16_avx512(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act,
+                                  size_t arb, int64_t mr, float* y, int64_t ys) {
+  tile<false>(k, w, gstride, nr, act, arb, mr, y, ys);
+}
+
+void gemm_tile_q5_K_rows16_avx512(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act,
+                                  size_t arb, int64_t mr, float* y, int64_t ys) {
+  tile<true>(k, w, gstride, nr, act, arb, mr, y, ys);
 }
 
 }  // namespace hexe::cpu
