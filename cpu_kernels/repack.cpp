@@ -15,8 +15,9 @@ namespace {
 
 constexpr size_t kQ8PairBytes = 2 * 16 * kQK + 2 * 16 * 2;           // 1088
 constexpr size_t kQ40PairBytes = 2 * 16 * kQK / 2 + 2 * 16 * 2;       // 576
-constexpr size_t kQ4KBlockBytes = kQ4KRows16Qs + 16 * kQKK / 2;          // 2304: the GGUF's 16 x 144
-constexpr size_t kQ5KBlockBytes = kQ5KRows16Qh + 16 * kQKK / 8;          // 2816: the GGUF's 16 x 176
+constexpr size_t kQ4KBlockBytes = kQ4KRows16Bytes;                      // the GGUF's 16 x 144
+constexpr size_t kQ5KBlockBytes = kQ5KRows16Bytes;                      // the GGUF's 16 x 176
+static_assert(kQ4KBlockBytes == 16 * sizeof(BlockQ4_K) && kQ5KBlockBytes == 16 * sizeof(BlockQ5_K));
 constexpr size_t kQ6KBlockBytes = 64 + 256 + 16 * (kQKK / 2 + kQKK / 4);  // 3392
 static_assert(kQ8PairBytes % 64 == 0 && kQ40PairBytes % 64 == 0 && kQ5KBlockBytes % 64 == 0 && kQ4KBlockBytes % 64 == 0 && kQ6KBlockBytes % 64 == 0);
 

@@ -57,7 +57,9 @@ const char* layout_name(WeightLayout l);  // "gguf", "rows16"
 //                             128h + 32t + 4c + i, t 0..3 (t = 0/1: low nibbles of the first/second
 //                             load, 2/3: their high nibbles; bits 2t..2t+1 of the third: the top 2)
 inline constexpr size_t kQ4KRows16Qs = 256;   // offset of the nibbles in a Q4_K/Q5_K super-block
-inline constexpr size_t kQ5KRows16Qh = 2304;  // offset of the 5th-bit plane in a Q5_K super-block
+inline constexpr size_t kQ4KRows16Bytes = kQ4KRows16Qs + 16 * 128;   // one Q4_K super-block: 2304
+inline constexpr size_t kQ5KRows16Qh = kQ4KRows16Bytes;              // offset of Q5_K's 5th-bit plane
+inline constexpr size_t kQ5KRows16Bytes = kQ5KRows16Qh + 16 * 32;     // one Q5_K super-block: 2816
 // The scale and min of sub-block j (0..7), row r of the Q4_K/Q5_K super-block at sb (scalar tier, tests).
 uint8_t rows16_q4k_scale(const uint8_t* sb, int j, int r);
 uint8_t rows16_q4k_min(const uint8_t* sb, int j, int r);

@@ -174,7 +174,11 @@ void ThreadPool::parallel_for_balanced(int64_t n, int64_t grain,
     std::atomic<int64_t> next{0};
     int64_t end = 0;
   };
-  const auto share = std::make_unique<Share[]>(size_t(nth));
+  // The caller's, grown only: matmul calls this for every decode projection (no allocation per call).
+  thread_local std::unique_ptr<Share[]> shares;
+  thread_local int n_shares = 0;
+  if (n_shares < nth) shares = std::make_unique<Share[]>(size_t(nth)), n_shares = nth;
+  Share* share = shares.get();
   for (int t = 0; t < nth; ++t) {
     share[size_t(t)].next.store(grains * t / nth, std::memory_order_relaxed);
     share[size_t(t)].end = grains * (t + 1) / nth;

@@ -26,7 +26,7 @@ namespace hexe::cpu {
 namespace {
 
 struct Q4K {
-  static constexpr size_t kSbBytes = 2304;
+  static constexpr size_t kSbBytes = kQ4KRows16Bytes;
   static constexpr int kExtra = 4;  // per sub-block pair p: bsum pair sums as two int16 in an int32
 
   struct alignas(64) Meta {

@@ -21,8 +21,6 @@
 namespace hexe::cpu {
 namespace {
 
-constexpr size_t kBlockBytes = 2304;
-constexpr size_t kQ5KBlockBytes = 2816;
 // Software prefetch: each line into L1 (T0) this many bytes ahead, and into L2 (T2) twice as
 // far. On the DRAM-bound decode benchmark (qwen3-30b-a3b, 2 threads) the L1 distance alone at
 // 0 / 1 / 2 / 4 / 8 KiB gave ratios 0.81-0.84 / 0.90-0.91 / 0.86 / 0.78 / 0.75; the L2 one on top
@@ -65,7 +63,7 @@ template <int R, bool kFive>
 void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_t* const* ap, float* y,
            int64_t ys, __mmask16 valid, int pf) {
   const __m512i m_lo = _mm512_set1_epi8(0x0F), m_hi = _mm512_set1_epi8(char(0xF0));
-  constexpr size_t kBytes = kFive ? kQ5KBlockBytes : kBlockBytes;
+  constexpr size_t kBytes = kFive ? kQ5KRows16Bytes : kQ4KRows16Bytes;
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
