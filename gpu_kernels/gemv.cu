@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
+#include <type_traits>
 #include <utility>
 
 #include "gpu_kernels/blocks.cuh"
@@ -33,11 +34,22 @@ constexpr int kRowsPerBlock = kWarps * kRowsPerWarp;
 // by 4 floats per 32 so that each lane's float4 reads of its own chunk hit distinct banks.
 __device__ __forceinline__ int padded(int e) { return e + (e >> 5) * 4; }
 
+// gemv_batched: entry blockIdx.y of the batch (passed by value: ~1.4 KB of kernel parameters).
+struct QBatch {
+  const uint8_t* w[kGemvBatchMax];
+  const float* x[kGemvBatchMax];
+  float* y[kGemvBatchMax];
+  int64_t n[kGemvBatchMax];
+  int64_t y_stride[kGemvBatchMax];
+  int m[kGemvBatchMax];
+};
+
+// m_valid <= M: the tokens that exist (a batched entry may have fewer than the launch's M); the
+// others are staged as zeros and not written. Each token's sums do not depend on M.
 template <class T, int M>
-__global__ void __launch_bounds__(kWarps * 32)
-    gemv_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int64_t n, int64_t k,
-                const float* __restrict__ x, int64_t x_stride, float* __restrict__ y,
-                int64_t y_stride, int accumulate) {
+__device__ __forceinline__ void gemv_body(const uint8_t* __restrict__ w, uint64_t row_bytes, int64_t n, int64_t k,
+                                          const float* __restrict__ x, int64_t x_stride, float* __restrict__ y,
+                                          int64_t y_stride, int accumulate, int m_valid) {
   constexpr int kSeg = 32 * T::kElems;    // elements per sweep
   constexpr int kSegPadded = kSeg + kSeg / 32 * 4;
   __shared__ __align__(16) float xs[M * kSegPadded];
@@ -55,7 +67,7 @@ __global__ void __launch_bounds__(kWarps * 32)
     __syncthreads();  // the previous sweep's reads are done
     for (int i = threadIdx.x; i < M * kSeg; i += kWarps * 32) {
       const int t = i / kSeg, e = i % kSeg;
-      if (e < len) xs[t * kSegPadded + padded(e)] = __ldg(x + t * x_stride + seg + e);
+      if (e < len) xs[t * kSegPadded + padded(e)] = t < m_valid ? __ldg(x + t * x_stride + seg + e) : 0.f;
     }
     __syncthreads();
     const int64_t c = seg / T::kElems + lane;
@@ -96,11 +108,27 @@ __global__ void __launch_bounds__(kWarps * 32)
       float s = acc[r][t];
 #pragma unroll
       for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(0xffffffffu, s, off);
-      if (lane == 0 && row0 + r < n) {
+      if (lane == 0 && row0 + r < n && t < m_valid) {
         float* out = y + t * y_stride + row0 + r;
         *out = accumulate ? *out + s : s;
       }
     }
+}
+
+template <class T, int M>
+__global__ void __launch_bounds__(kWarps * 32)
+    gemv_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int64_t n, int64_t k,
+                const float* __restrict__ x, int64_t x_stride, float* __restrict__ y,
+                int64_t y_stride, int accumulate) {
+  gemv_body<T, M>(w, row_bytes, n, k, x, x_stride, y, y_stride, accumulate, M);
+}
+
+template <class T, int M>
+__global__ void __launch_bounds__(kWarps * 32)
+    gemv_batched_kernel(QBatch b, uint64_t row_bytes, int64_t k, int64_t x_stride) {
+  const int i = blockIdx.y;
+  if (int64_t(blockIdx.x) * kRowsPerBlock >= b.n[i]) return;  // a narrower entry's surplus blocks
+  gemv_body<T, M>(b.w[i], row_bytes, b.n[i], k, b.x[i], x_stride, b.y[i], b.y_stride[i], 0, b.m[i]);
 }
 
 template <class T, int M>
@@ -291,16 +319,6 @@ __global__ void __launch_bounds__(kQThreads)
   gemvq_body<T, M, kPipe>(w, row_bytes, n, k, x, x_stride, x_vec, y, y_stride, M, accumulate != 0, smem);
 }
 
-// gemv_batched: entry blockIdx.y of the batch (passed by value: ~1 KB of kernel parameters).
-struct QBatch {
-  const uint8_t* w[kGemvBatchMax];
-  const float* x[kGemvBatchMax];
-  float* y[kGemvBatchMax];
-  int64_t n[kGemvBatchMax];
-  int64_t y_stride[kGemvBatchMax];
-  int m[kGemvBatchMax];
-};
-
 template <class T, int M, bool kPipe>
 __global__ void __launch_bounds__(kQThreads)
     gemvq_batched_kernel(QBatch b, uint64_t row_bytes, int k, int64_t x_stride, int x_vec) {
@@ -443,14 +461,11 @@ Status gemv_q(const MatmulParams& p, cudaStream_t stream, bool* handled) {
 int64_t entry_n(const GemvBatch& b, int i) { return b.e[i].n > 0 ? b.e[i].n : b.n; }
 int64_t entry_y_stride(const GemvBatch& b, int i) { return b.e[i].y_stride > 0 ? b.e[i].y_stride : b.y_stride; }
 
-template <class T, int M, bool P>
-void launch_q_batched(const GemvBatch& b, const QDevice& d, cudaStream_t stream) {
-  const auto lay = q::act_layout<T::kAct>(int(b.k));
-  const size_t smem = size_t(M) * size_t(lay.token_bytes);
-  const int nb = resident_blocks<T, M, P, true>(d, smem);
+// The kernels' form of a batch; *x_vec: every entry's x rows allow float4 loads.
+QBatch pack(const GemvBatch& b, bool* x_vec, int64_t* n_max) {
   QBatch q{};
-  bool vec = b.x_stride % 4 == 0;
-  int64_t n_max = 0;
+  *x_vec = b.x_stride % 4 == 0;
+  *n_max = 0;
   for (int i = 0; i < b.count; ++i) {
     q.w[i] = static_cast<const uint8_t*>(b.e[i].w);
     q.x[i] = b.e[i].x;
@@ -458,9 +473,20 @@ void launch_q_batched(const GemvBatch& b, const QDevice& d, cudaStream_t stream)
     q.n[i] = entry_n(b, i);
     q.y_stride[i] = entry_y_stride(b, i);
     q.m[i] = int(b.e[i].m);
-    vec = vec && reinterpret_cast<uintptr_t>(b.e[i].x) % 16 == 0;
-    n_max = std::max(n_max, q.n[i]);
+    *x_vec = *x_vec && reinterpret_cast<uintptr_t>(b.e[i].x) % 16 == 0;
+    *n_max = std::max(*n_max, q.n[i]);
   }
+  return q;
+}
+
+template <class T, int M, bool P>
+void launch_q_batched(const GemvBatch& b, const QDevice& d, cudaStream_t stream) {
+  const auto lay = q::act_layout<T::kAct>(int(b.k));
+  const size_t smem = size_t(M) * size_t(lay.token_bytes);
+  const int nb = resident_blocks<T, M, P, true>(d, smem);
+  bool vec;
+  int64_t n_max;
+  const QBatch q = pack(b, &vec, &n_max);
   const int64_t groups = (n_max + kQRows - 1) / kQRows;
   const int64_t want = (groups + kQWarps - 1) / kQWarps;
   // The resident grid shared by the entries, at least one block each (an entry with fewer rows
@@ -506,10 +532,10 @@ struct SmallNorm {
 };
 
 template <class T, int M, int R>
-__global__ void __launch_bounds__(kSmallThreads)
-    gemv_small_n_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int64_t n, int64_t k,
-                        const float* __restrict__ x, int64_t x_stride, int x_vec, int m_valid,
-                        float* __restrict__ y, int64_t y_stride, int accumulate, const SmallNorm nm) {
+__device__ __forceinline__ void gemv_small_n_body(const uint8_t* __restrict__ w, uint64_t row_bytes, int64_t n,
+                                                  int64_t k, const float* __restrict__ x, int64_t x_stride,
+                                                  int x_vec, int m_valid, float* __restrict__ y, int64_t y_stride,
+                                                  int accumulate, const SmallNorm& nm) {
   constexpr int E = T::kElems, U = (E >= 8 ? 4 : 16) / R;  // chunks per row in flight: no spills
   __shared__ float part[kWarps][R * M];
   __shared__ float norm_part[kWarps], scale_s[M];
@@ -611,6 +637,24 @@ __global__ void __launch_bounds__(kSmallThreads)
 }
 
 template <class T, int M, int R>
+__global__ void __launch_bounds__(kSmallThreads)
+    gemv_small_n_kernel(const uint8_t* __restrict__ w, uint64_t row_bytes, int64_t n, int64_t k,
+                        const float* __restrict__ x, int64_t x_stride, int x_vec, int m_valid,
+                        float* __restrict__ y, int64_t y_stride, int accumulate, const SmallNorm nm) {
+  gemv_small_n_body<T, M, R>(w, row_bytes, n, k, x, x_stride, x_vec, m_valid, y, y_stride, accumulate, nm);
+}
+
+// Entry blockIdx.y of a gemv_batched call, without the norm.
+template <class T, int M, int R>
+__global__ void __launch_bounds__(kSmallThreads)
+    gemv_small_n_batched_kernel(QBatch b, uint64_t row_bytes, int64_t k, int64_t x_stride, int x_vec) {
+  const int i = blockIdx.y;
+  if (int64_t(blockIdx.x) * R >= b.n[i]) return;  // a narrower entry's surplus blocks
+  gemv_small_n_body<T, M, R>(b.w[i], row_bytes, b.n[i], k, b.x[i], x_stride, x_vec, b.m[i], b.y[i], b.y_stride[i], 0,
+                             SmallNorm{});
+}
+
+template <class T, int M, int R>
 void launch_small(const MatmulParams& p, const SmallNorm& nm, cudaStream_t stream) {
   const bool x_vec = reinterpret_cast<uintptr_t>(p.x) % 16 == 0 && p.x_stride % 4 == 0;
   gemv_small_n_kernel<T, M, R><<<unsigned((p.n + R - 1) / R), kSmallThreads, 0, stream>>>(
@@ -631,14 +675,16 @@ void launch_small_m(const MatmulParams& p, const SmallNorm& nm, cudaStream_t str
 
 // Rows per block of the small-n kernel for an F32/F16/BF16 matrix, 0 for gemv_kernel: the small-n
 // kernel when gemv_kernel's grid would not cover the SMs; 2 rows per block (half the x reads)
-// once that still gives >= 2 blocks per SM.
+// once that still gives >= 2 blocks per SM. Not for k < 256: a block per row would leave at least
+// 7 of its 8 warps without a chunk (an MLA layer's k_b, k = 128: 512 rows x 128 heads took
+// 64K blocks a layer).
 // HEXE_GEMV_SMALL_N=0 turns the small-n kernel off (a diagnostic for measuring both).
-int small_n_rows(int64_t n, int sms) {
+int small_n_rows(int64_t n, int64_t k, int sms) {
   static const bool off = [] {
     const char* e = std::getenv("HEXE_GEMV_SMALL_N");
     return e && e[0] == '0';
   }();
-  if (off || (n + kRowsPerBlock - 1) / kRowsPerBlock >= sms) return 0;
+  if (off || k < 256 || (n + kRowsPerBlock - 1) / kRowsPerBlock >= sms) return 0;
   return n >= 4 * int64_t(sms) ? 2 : 1;
 }
 
@@ -657,7 +703,7 @@ void visit_plain_type(const MatmulParams& p, F&& f) {
 Status gemv_plain(const MatmulParams& p, cudaStream_t stream) {
   QDevice d;
   if (Status s = q_device(&d); !s.ok()) return s;
-  const int rows = small_n_rows(p.n, d.sms);
+  const int rows = small_n_rows(p.n, p.k, d.sms);
   visit_plain_type(p, [&](auto trait) {
     using T = decltype(trait);
     if (rows == 1) launch_small_m<T, 1>(p, SmallNorm{}, stream);
@@ -665,6 +711,49 @@ Status gemv_plain(const MatmulParams& p, cudaStream_t stream) {
     else launch_m<T>(p, stream);
   });
   return last_launch_status("gemv");
+}
+
+// gemv_batched for the float-path types (F32/F16/BF16, Q4_1/Q5_0/Q5_1): one launch with the
+// kernel and chunk width gemv() picks for each entry alone (so each result is its gemv's, bit for
+// bit). False (nothing launched) when the entries would not all take the same one.
+bool launch_float_batched(const GemvBatch& b, int64_t m_max, cudaStream_t stream) {
+  QDevice d;
+  if (!q_device(&d).ok() || b.count < 1) return false;
+  const bool plain = !is_quantized(b.w_type);
+  const bool wvec = detail::plain_vec(b.w_type, b.e[0].w, b.k);
+  const int rows = plain ? small_n_rows(entry_n(b, 0), b.k, d.sms) : 0;
+  for (int i = 1; i < b.count; ++i)
+    if (detail::plain_vec(b.w_type, b.e[i].w, b.k) != wvec || (plain && small_n_rows(entry_n(b, i), b.k, d.sms) != rows))
+      return false;
+  bool xvec;
+  int64_t n_max;
+  const QBatch q = pack(b, &xvec, &n_max);
+  const uint64_t rb = row_bytes(b.w_type, b.k);
+  const unsigned count = unsigned(b.count);
+  detail::visit_weight_type(b.w_type, wvec, [&](auto trait) {
+    using T = decltype(trait);
+    // Tokens past an entry's m are masked, so M rounds up to a power of two (fewer instances).
+    auto with_m = [&](auto f) {
+      if (m_max == 1) f(std::integral_constant<int, 1>{});
+      else if (m_max == 2) f(std::integral_constant<int, 2>{});
+      else if (m_max <= 4) f(std::integral_constant<int, 4>{});
+      else f(std::integral_constant<int, 8>{});
+    };
+    with_m([&](auto mc) {
+      constexpr int M = decltype(mc)::value;
+      if (rows == 1) {
+        gemv_small_n_batched_kernel<T, M, 1><<<dim3(unsigned(n_max), count), kSmallThreads, 0, stream>>>(
+            q, rb, b.k, b.x_stride, xvec ? 1 : 0);
+      } else if (rows == 2) {
+        gemv_small_n_batched_kernel<T, M, 2><<<dim3(unsigned((n_max + 1) / 2), count), kSmallThreads, 0, stream>>>(
+            q, rb, b.k, b.x_stride, xvec ? 1 : 0);
+      } else {
+        const auto blocks = unsigned((n_max + kRowsPerBlock - 1) / kRowsPerBlock);
+        gemv_batched_kernel<T, M><<<dim3(blocks, count), kWarps * 32, 0, stream>>>(q, rb, b.k, b.x_stride);
+      }
+    });
+  });
+  return true;
 }
 
 }  // namespace
@@ -686,7 +775,7 @@ Status gemv_batched(const GemvBatch& b, cudaStream_t stream) {
   }
   if (b.count == 0 || n_max == 0) return Status::success();
   // One launch for the quantised-activation types when the widest entry's activations fit the
-  // shared-memory budget; otherwise (and for the float-path types) entry by entry.
+  // shared-memory budget; otherwise entry by entry.
   bool launched = false;
   if (gemv_quantizes_activation(b.w_type) && b.k <= (int64_t(1) << 20)) {
     QDevice d;
@@ -701,6 +790,9 @@ Status gemv_batched(const GemvBatch& b, cudaStream_t stream) {
       else launch_q_batched_m<T, false>(b, d, m_max, stream);
     });
   }
+  // The float-path types in one launch too (an MLA layer's 128 per-head k_b/v_b products).
+  if (!launched && !gemv_quantizes_activation(b.w_type) && n_max <= int64_t(0x7fffffff))
+    launched = launch_float_batched(b, m_max, stream);
   if (launched) return last_launch_status(kOp);
   for (int i = 0; i < b.count; ++i) {
     MatmulParams p;
@@ -735,7 +827,7 @@ Status rms_norm_gemv(const RmsNormParams& norm, const MatmulParams& p_in, cudaSt
   p.x_stride = norm.n;
   QDevice d;
   if (Status s = q_device(&d); !s.ok()) return s;
-  const int rows = is_quantized(p.w_type) ? 0 : small_n_rows(p.n, d.sms);
+  const int rows = is_quantized(p.w_type) ? 0 : small_n_rows(p.n, p.k, d.sms);
   const bool fused = rows > 0 && p.m >= 1 && p.m <= kGemvMaxTokens && norm.src && norm.dst && norm.src != norm.dst &&
                      p.y && p.y_stride >= p.n && !detail::check_weights(p.w_type, p.w, p.n, p.k);
   if (!fused) {

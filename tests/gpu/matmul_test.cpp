@@ -396,6 +396,66 @@ TEST(GpuGemvBatched, EntriesOfTheirOwnWidth) {
   }
 }
 
+// gemv_batched as an MLA layer uses it: kGemvBatchMax per-head matrices, each head's input and
+// output a slice of one row (x + h k, rows H k apart; y + h n, rows H n apart). Every weight
+// type, including the float-path ones, which the batch now runs in one launch too; n and k pick
+// each float kernel (small-n with 1 and 2 rows per block where k >= 256, and the warp-per-2-rows
+// one, which k = 128 always takes). Each head equals gemv() on it alone, bit for bit.
+TEST(GpuGemvBatched, PerHeadSlicesOfOneRow) {
+  HEXE_REQUIRE_GPU();
+  constexpr int H = kGemvBatchMax;
+  for (DType type : {DType::F32, DType::F16, DType::BF16, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,
+                     DType::Q4_K}) {
+    const bool kquant = info(type).block_elems == 256;
+    for (int64_t k : {int64_t(128), int64_t(256)}) {  // 128: MLA k_b (nope)
+      if (kquant && k == 128) continue;
+      for (int64_t n : {int64_t(100), int64_t(1000), int64_t(3000)}) {
+        for (int64_t m : {int64_t(1), int64_t(3), int64_t(8)}) {
+          if ((n == 3000 || k == 256) && m == 3) continue;  // (time: every kernel and M class is covered without it)
+          const uint64_t rb = row_bytes(type, uint64_t(k));
+          const auto w = make_weights(type, n * H, k, Source::kQuantized, uint64_t(n + m));
+          const auto x = random_floats(size_t(m * H * k), uint64_t(m), -2.f, 2.f);
+          const size_t y_elems = size_t(m * H * n);
+          DeviceBuffer dw(w.size()), dx(x.size() * 4), dy(y_elems * 4), dref(y_elems * 4);
+          HEXE_CUDA_OK(dw.upload(w.data(), w.size()));
+          HEXE_CUDA_OK(dx.upload(x.data(), x.size() * 4));
+          const std::vector<float> poison(y_elems, 777.f);
+          HEXE_CUDA_OK(dy.upload(poison.data(), poison.size() * 4));
+          HEXE_CUDA_OK(dref.upload(poison.data(), poison.size() * 4));
+          GemvBatch b;
+          b.w_type = type;
+          b.n = n;
+          b.k = k;
+          b.x_stride = H * k;
+          b.y_stride = H * n;
+          b.count = H;
+          for (int h = 0; h < H; ++h) {
+            const auto* wh = static_cast<const uint8_t*>(dw.get()) + rb * uint64_t(n) * uint64_t(h);
+            b.e[h] = {wh, dx.get<float>() + h * k, dy.get<float>() + h * n, m};
+            MatmulParams p;
+            p.w = wh;
+            p.w_type = type;
+            p.n = n;
+            p.k = k;
+            p.x = dx.get<float>() + h * k;
+            p.m = m;
+            p.x_stride = H * k;
+            p.y = dref.get<float>() + h * n;
+            p.y_stride = H * n;
+            HEXE_GPU_OK(gemv(p, nullptr));
+          }
+          HEXE_GPU_OK(gemv_batched(b, nullptr));
+          std::vector<float> got(y_elems), want(y_elems);
+          HEXE_CUDA_OK(dy.download(got.data(), got.size() * 4));
+          HEXE_CUDA_OK(dref.download(want.data(), want.size() * 4));
+          for (size_t i = 0; i < got.size(); ++i)
+            ASSERT_EQ(got[i], want[i]) << dtype_name(type) << " n " << n << " k " << k << " m " << m << ", element " << i;
+        }
+      }
+    }
+  }
+}
+
 // accumulate: y += x . W^T. The GEMV kernels (integer, float, small-n float) give
 // y0 + gemv(x) bit for bit; the GEMM (cuBLAS beta = 1) within a few roundings of it.
 TEST(GpuMatmulAccumulate, AddsIntoTheOutput) {

@@ -113,6 +113,8 @@ class CudaOffload final : public GpuOffload {
                                          int64_t x_stride = 0, int64_t y_stride = 0, bool accumulate = false);
   // q_, k_, v_ = h_ . wq/wk/wv^T; in decode one batched GEMV launch per weight type.
   void project_qkv(const DevLayer& d, int64_t T);
+  void per_head_matmul(const std::vector<DevLinear>& w, const float* x, int64_t x_head, int64_t x_stride, float* y,
+                       int64_t y_head, int64_t y_stride, int64_t T);
   void reserve_pages(int seq, int64_t n_tokens);
   void prepare_batch(const BatchView& b);
   void attention(int l, int64_t T);

@@ -42,6 +42,31 @@ void CudaOffload::project_qkv(const DevLayer& d, int64_t T) {
   }
 }
 
+// y[t][h] = w[h] . x[t][h] for every head h (an MLA layer's k_b and v_b: 128 small matrices in
+// DeepSeek-V3). Heads are x_head / y_head floats apart inside rows x_stride / y_stride apart. In
+// decode, up to kGemvBatchMax heads per launch (one launch per head cost ~0.5 ms per layer in
+// graph nodes alone); each result is the per-head gemv's.
+void CudaOffload::per_head_matmul(const std::vector<DevLinear>& w, const float* x, int64_t x_head, int64_t x_stride,
+                                  float* y, int64_t y_head, int64_t y_stride, int64_t T) {
+  const int64_t H = int64_t(w.size());
+  if (!fused(T)) {
+    for (int64_t hh = 0; hh < H; ++hh) matmul(w[hh], x + hh * x_head, T, y + hh * y_head, x_stride, y_stride);
+    return;
+  }
+  for (int64_t h0 = 0; h0 < H;) {
+    gpu::GemvBatch b;
+    b.w_type = w[h0].type;
+    b.n = w[h0].n_out;
+    b.k = w[h0].n_in;
+    b.x_stride = x_stride;
+    b.y_stride = y_stride;
+    for (int64_t hh = h0; hh < H && b.count < gpu::kGemvBatchMax && w[hh].type == b.w_type && w[hh].n_in == b.k; ++hh)
+      b.e[b.count++] = {w[hh].w, x + hh * x_head, y + hh * y_head, T, w[hh].n_out, y_stride};
+    h0 += b.count;
+    gpu_check(gpu::gemv_batched(b, st_));
+  }
+}
+
 void CudaOffload::attention(int l, int64_t T) {
   const DevLayer& d = layers_[l];
   const int64_t E = s_.n_embd, D = s_.head_dim;
@@ -169,7 +194,7 @@ void CudaOffload::mla_attention(int l, int64_t T) {
   gpu_check(gpu::store_kv_rows(mla_lat_, lat, T, lat, kt, page_start_, pos_, page_tokens_, st_));
 
   // q_lat[t][h] = k_b[h] . q_nope[t][h]; q_rope[t][h] = q_pe[t][h].
-  for (int64_t hh = 0; hh < H; ++hh) matmul(d.k_b[hh], q_ + hh * qk, T, qlat_ + hh * R, H * qk, H * R);
+  per_head_matmul(d.k_b, q_, qk, H * qk, qlat_, R, H * R, T);
   copy2d(qrope_, rd, q_ + nope, qk, rd, T * H);
 
   gpu::MlaAttentionParams mp;
@@ -192,7 +217,7 @@ void CudaOffload::mla_attention(int l, int64_t T) {
   gpu_check(gpu::mla_attention(mp, splits, attn_ws_, attn_ws_bytes_, st_));
 
   // attn[t][h] = v_b[h] . o_lat[t][h]
-  for (int64_t hh = 0; hh < H; ++hh) matmul(d.v_b[hh], olat_ + hh * R, T, attn_ + hh * vd, H * R, H * vd);
+  per_head_matmul(d.v_b, olat_, R, H * R, attn_, vd, H * vd, T);
   if (fused(T)) {
     matmul(d.wo, attn_, T, x_, 0, 0, true);
   } else {
