@@ -1,4 +1,4 @@
-// Load-time repack of GGUF Q8_0/Q4_0/Q4_K/Q5_K/Q6_K rows into the Rows16 decode layout (see repack.h).
+// Load-time repack of GGUF Q8_0/Q4_0/Q4_1/Q5_0/Q5_1/Q4_K/Q5_K/Q6_K rows into the Rows16 decode layout (see repack.h).
 #include "cpu_kernels/repack.h"
 
 #include <algorithm>
@@ -14,12 +14,17 @@ namespace hexe::cpu {
 namespace {
 
 constexpr size_t kQ8PairBytes = 2 * 16 * kQK + 2 * 16 * 2;           // 1088
-constexpr size_t kQ40PairBytes = 2 * 16 * kQK / 2 + 2 * 16 * 2;       // 576
+static_assert(rows16_legacy(DType::Q4_0).pair_bytes == 32 * sizeof(BlockQ4_0) &&
+              rows16_legacy(DType::Q4_1).pair_bytes == 32 * sizeof(BlockQ4_1) &&
+              rows16_legacy(DType::Q5_0).pair_bytes == 32 * sizeof(BlockQ5_0) &&
+              rows16_legacy(DType::Q5_1).pair_bytes == 32 * sizeof(BlockQ5_1));
+static_assert(rows16_legacy(DType::Q4_1).pair_bytes % 64 == 0 && rows16_legacy(DType::Q5_0).pair_bytes % 64 == 0 &&
+              rows16_legacy(DType::Q5_1).pair_bytes % 64 == 0 && rows16_legacy(DType::Q4_0).pair_bytes % 64 == 0);
 constexpr size_t kQ4KBlockBytes = kQ4KRows16Bytes;                      // the GGUF's 16 x 144
 constexpr size_t kQ5KBlockBytes = kQ5KRows16Bytes;                      // the GGUF's 16 x 176
 static_assert(kQ4KBlockBytes == 16 * sizeof(BlockQ4_K) && kQ5KBlockBytes == 16 * sizeof(BlockQ5_K));
 constexpr size_t kQ6KBlockBytes = 64 + 256 + 16 * (kQKK / 2 + kQKK / 4);  // 3392
-static_assert(kQ8PairBytes % 64 == 0 && kQ40PairBytes % 64 == 0 && kQ5KBlockBytes % 64 == 0 && kQ4KBlockBytes % 64 == 0 && kQ6KBlockBytes % 64 == 0);
+static_assert(kQ8PairBytes % 64 == 0 && kQ5KBlockBytes % 64 == 0 && kQ4KBlockBytes % 64 == 0 && kQ6KBlockBytes % 64 == 0);
 
 void pack_q8_0_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
   const int64_t nb = k / kQK;
@@ -41,15 +46,31 @@ void pack_q8_0_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, ui
   }
 }
 
-void pack_q4_0_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
+// Q4_0, Q4_1, Q5_0, Q5_1: the nibble lines, the 5th bits as byte masks over them, d and m.
+template <class Block>
+void pack_legacy_group(DType t, int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
+  constexpr bool kFive = requires(Block b) { b.qh; };
+  const Rows16Legacy L = rows16_legacy(t);
   const int64_t nb = k / kQK;
-  std::memset(dst, 0, rows16_group_bytes(DType::Q4_0, k));  // padding rows and block: q = 0, d = 0
+  std::memset(dst, 0, rows16_group_bytes(t, k));  // padding rows and block: q = 0, d = m = 0
   for (int64_t b = 0; b < nb; ++b) {
-    uint8_t* pair = dst + size_t(b / 2) * kQ40PairBytes;
+    uint8_t* pair = dst + size_t(b / 2) * L.pair_bytes;
+    const int h = int(b % 2);
     for (int64_t r = 0; r < std::min<int64_t>(rows, kRows16); ++r) {
-      const auto* blk = reinterpret_cast<const BlockQ4_0*>(src + size_t(r) * srb) + b;
-      for (int c = 0; c < 4; ++c) std::memcpy(pair + (b % 2) * 256 + c * 64 + r * 4, blk->qs + 4 * c, 4);
-      std::memcpy(pair + 512 + (b % 2) * 32 + r * 2, &blk->d, 2);
+      const auto* blk = reinterpret_cast<const Block*>(src + size_t(r) * srb) + b;
+      for (int c = 0; c < 4; ++c) std::memcpy(pair + h * 256 + c * 64 + r * 4, blk->qs + 4 * c, 4);
+      std::memcpy(pair + L.d + h * 32 + r * 2, &blk->d, 2);
+      if constexpr (requires { blk->m; }) std::memcpy(pair + L.m + h * 32 + r * 2, &blk->m, 2);
+      if constexpr (kFive) {
+        uint32_t qh;
+        std::memcpy(&qh, blk->qh, 4);
+        for (int u = 0; u < 2; ++u)
+          for (int c = 0; c < 4; ++c) {
+            uint8_t* mask = pair + L.qh + h * 64 + (2 * c + u) * 8;  // a little-endian u64
+            for (int i = 0; i < 4; ++i)
+              if (qh >> (16 * u + 4 * c + i) & 1) mask[(r * 4 + i) / 8] |= uint8_t(1u << ((r * 4 + i) % 8));
+          }
+      }
     }
   }
 }
@@ -120,21 +141,23 @@ const char* layout_name(WeightLayout l) { return l == WeightLayout::Rows16 ? "ro
 uint8_t rows16_q4k_scale(const uint8_t* sb, int j, int r) { return get6(sb + 64, sb + 192, j * 16 + r); }
 uint8_t rows16_q4k_min(const uint8_t* sb, int j, int r) { return get6(sb + 128, sb + 224, (j / 2) * 32 + r * 2 + j % 2); }
 
+bool legacy_nibbles(DType t) { return t == DType::Q4_0 || t == DType::Q4_1 || t == DType::Q5_0 || t == DType::Q5_1; }
+
 bool rows16_supported(DType t) {
-  return t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
+  return t == DType::Q8_0 || legacy_nibbles(t) || t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K;
 }
 
 size_t rows16_group_bytes(DType t, int64_t k) {
   if (t == DType::Q8_0) return size_t((k / kQK + 1) / 2) * kQ8PairBytes;
-  if (t == DType::Q4_0) return size_t((k / kQK + 1) / 2) * kQ40PairBytes;
+  if (legacy_nibbles(t)) return size_t((k / kQK + 1) / 2) * rows16_legacy(t).pair_bytes;
   return size_t(k / kQKK) * (t == DType::Q6_K ? kQ6KBlockBytes : t == DType::Q5_K ? kQ5KBlockBytes : kQ4KBlockBytes);
 }
 
-int64_t rows16_col_align(DType t) { return t == DType::Q8_0 || t == DType::Q4_0 ? 2 * kQK : kQKK; }
+int64_t rows16_col_align(DType t) { return t == DType::Q8_0 || legacy_nibbles(t) ? 2 * kQK : kQKK; }
 
 size_t rows16_col_offset(DType t, int64_t c0) {
   if (t == DType::Q8_0) return size_t(c0 / (2 * kQK)) * kQ8PairBytes;
-  if (t == DType::Q4_0) return size_t(c0 / (2 * kQK)) * kQ40PairBytes;
+  if (legacy_nibbles(t)) return size_t(c0 / (2 * kQK)) * rows16_legacy(t).pair_bytes;
   return size_t(c0 / kQKK) * rows16_group_bytes(t, kQKK);
 }
 
@@ -147,7 +170,10 @@ void repack_rows16_into(DType t, int64_t rows, int64_t k, const void* src, size_
     const int64_t n = std::min<int64_t>(kRows16, rows - r0);
     uint8_t* out = dst + size_t(g) * gb;
     if (t == DType::Q8_0) pack_q8_0_group(n, k, s + size_t(r0) * srb, srb, out);
-    else if (t == DType::Q4_0) pack_q4_0_group(n, k, s + size_t(r0) * srb, srb, out);
+    else if (t == DType::Q4_0) pack_legacy_group<BlockQ4_0>(t, n, k, s + size_t(r0) * srb, srb, out);
+    else if (t == DType::Q4_1) pack_legacy_group<BlockQ4_1>(t, n, k, s + size_t(r0) * srb, srb, out);
+    else if (t == DType::Q5_0) pack_legacy_group<BlockQ5_0>(t, n, k, s + size_t(r0) * srb, srb, out);
+    else if (t == DType::Q5_1) pack_legacy_group<BlockQ5_1>(t, n, k, s + size_t(r0) * srb, srb, out);
     else if (t == DType::Q6_K) pack_q6_K_group(n, k, s + size_t(r0) * srb, srb, out);
     else if (t == DType::Q5_K) pack_k4_group<BlockQ5_K>(t, n, k, s + size_t(r0) * srb, srb, out);
     else pack_k4_group<BlockQ4_K>(t, n, k, s + size_t(r0) * srb, srb, out);
@@ -157,7 +183,7 @@ void repack_rows16_into(DType t, int64_t rows, int64_t k, const void* src, size_
 PackedWeights repack_for_decode(DType t, int64_t rows, int64_t k, const void* src, size_t srb) {
   if (!rows16_supported(t))
     throw std::invalid_argument("repack_for_decode: format " + std::string(dtype_name(t)) +
-                                " has no rows16 layout (expected q8_0, q4_0, q4_K, q5_K or q6_K)");
+                                " has no rows16 layout (expected q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K or q6_K)");
   const int64_t blk = int64_t(info(t).block_elems);
   if (k <= 0 || k % blk != 0 || rows < 0)
     throw std::invalid_argument("repack_for_decode: " + std::string(dtype_name(t)) + " k=" + std::to_string(k) +

@@ -18,7 +18,8 @@ inline constexpr int64_t kRows16 = 16;  // rows per group
 
 const char* layout_name(WeightLayout l);  // "gguf", "rows16"
 
-// Rows16 geometry (formats: Q8_0, Q4_0, Q4_K, Q5_K, Q6_K). All offsets are multiples of 64 bytes.
+// Rows16 geometry (formats: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K). All offsets are
+// multiples of 64 bytes.
 //
 // Q8_0, per group, per pair of 32-blocks (1088 bytes; an odd last block is padded with zeros):
 //   [h*512 + c*64 + r*4 + i]  u8  q[row r][col 32*(2P+h) + 4c + i] XOR 0x80   (h 0..1, c 0..7, i 0..3)
@@ -28,6 +29,13 @@ const char* layout_name(WeightLayout l);  // "gguf", "rows16"
 //   [h*256 + c*64 + r*4 + i]  u8  the GGUF byte qs[4c + i] of row r, block 2P+h (c 0..3, i 0..3):
 //                             low nibble = column 32(2P+h) + 4c + i, high = the same + 16
 //   [512 + h*32 + r*2]        f16 d[row r][block 2P+h]
+// Q4_1, Q5_0, Q5_1 (the other 32-blocks of nibbles), per pair: Q4_0's nibble lines at [0, 512),
+// then (Rows16Legacy below; each pair exactly the GGUF's 16 x 2 blocks):
+//   [qh + h*64 + (2c+u)*8]    Q5_0/Q5_1: u64 whose bit r*4 + i is the 5th bit of column
+//                             32(2P+h) + 16u + 4c + i of row r: a byte mask over nibble line c
+//                             (u 0: its low nibbles, 1: its high ones)
+//   [d + h*32 + r*2]          f16 d[row r][block 2P+h]
+//   [m + h*32 + r*2]          Q4_1/Q5_1: f16 m[row r][block 2P+h]
 // Q4_K, per group, per super-block (2304 bytes: the GGUF's 16 x 144, not a byte more; the kernels
 // read fewer bytes than with the scales unpacked to a byte each, 2368, which cost 2.8% of the
 // decode stream):
@@ -60,13 +68,26 @@ inline constexpr size_t kQ4KRows16Qs = 256;   // offset of the nibbles in a Q4_K
 inline constexpr size_t kQ4KRows16Bytes = kQ4KRows16Qs + 16 * 128;   // one Q4_K super-block: 2304
 inline constexpr size_t kQ5KRows16Qh = kQ4KRows16Bytes;              // offset of Q5_K's 5th-bit plane
 inline constexpr size_t kQ5KRows16Bytes = kQ5KRows16Qh + 16 * 32;     // one Q5_K super-block: 2816
+// Where a 32-block pair of Q4_0/Q4_1/Q5_0/Q5_1 keeps its fields (qh and m 0: none).
+struct Rows16Legacy {
+  size_t qh = 0, d = 512, m = 0, pair_bytes = 576;
+  int offset = 8;  // the levels' offset: w = d (q - offset) (+ m)
+};
+constexpr Rows16Legacy rows16_legacy(DType t) {
+  switch (t) {
+    case DType::Q4_1: return {0, 512, 576, 640, 0};
+    case DType::Q5_0: return {512, 640, 0, 704, 16};
+    case DType::Q5_1: return {512, 640, 704, 768, 0};
+    default: return {0, 512, 0, 576, 8};  // Q4_0
+  }
+}
 // The scale and min of sub-block j (0..7), row r of the Q4_K/Q5_K super-block at sb (scalar tier, tests).
 uint8_t rows16_q4k_scale(const uint8_t* sb, int j, int r);
 uint8_t rows16_q4k_min(const uint8_t* sb, int j, int r);
 bool rows16_supported(DType t);
 // Bytes of one 16-row group holding k columns.
 size_t rows16_group_bytes(DType t, int64_t k);
-// Column slices start at multiples of this (64 for Q8_0 and Q4_0, 256 for the K-quants); a slice [c0, c1) of a
+// Column slices start at multiples of this (64 for Q8_0 and the 32-block nibble formats, 256 for the K-quants); a slice [c0, c1) of a
 // group starts rows16_col_offset(t, c0) bytes in and is read with the same group stride.
 int64_t rows16_col_align(DType t);
 size_t rows16_col_offset(DType t, int64_t c0);

@@ -31,19 +31,33 @@ float dot_q8_0_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_0* a) {
   return acc;
 }
 
-// Row r of the group at g (q4_0): sum_b float(sum (q - 8) a) * (d * da), as dot_legacy.
-float dot_q4_0_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_0* a) {
+// Row r of the group at g (q4_0, q4_1, q5_0, q5_1): sum_b float(sum (q - offset) a) * (d * da)
+// [+ float(sum a) * (m * da)], as dot_legacy.
+template <DType W>
+float dot_legacy_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_0* a) {
+  constexpr Rows16Legacy L = rows16_legacy(W);
   float acc = 0.f;
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* pair = g + (b / 2) * 576;
-    const uint8_t* q = pair + (b % 2) * 256;
-    int sumi = 0;
+    const uint8_t* pair = g + (b / 2) * L.pair_bytes;
+    const int h = int(b % 2);
+    const uint8_t* q = pair + h * 256;
+    int sumi = 0, suma = 0;
     for (int c = 0; c < 4; ++c)
       for (int i = 0; i < 4; ++i) {
         const uint8_t v = q[c * 64 + r * 4 + i];
-        sumi += (int(v & 15) - 8) * a[b].qs[4 * c + i] + (int(v >> 4) - 8) * a[b].qs[16 + 4 * c + i];
+        int lo = v & 15, hi = v >> 4;
+        if constexpr (L.qh != 0) {
+          const int bit = r * 4 + i;
+          lo |= (pair[L.qh + h * 64 + (2 * c) * 8 + bit / 8] >> (bit % 8) & 1) << 4;
+          hi |= (pair[L.qh + h * 64 + (2 * c + 1) * 8 + bit / 8] >> (bit % 8) & 1) << 4;
+        }
+        const int a_lo = a[b].qs[4 * c + i], a_hi = a[b].qs[16 + 4 * c + i];
+        sumi += (lo - L.offset) * a_lo + (hi - L.offset) * a_hi;
+        suma += a_lo + a_hi;
       }
-    acc += float(sumi) * (f16_at(pair + 512 + (b % 2) * 32 + r * 2) * f16_to_f32(a[b].d));
+    const float da = f16_to_f32(a[b].d);
+    acc += float(sumi) * (f16_at(pair + L.d + h * 32 + r * 2) * da);
+    if constexpr (L.m != 0) acc += float(suma) * (f16_at(pair + L.m + h * 32 + r * 2) * da);
   }
   return acc;
 }
@@ -107,8 +121,8 @@ void tile_rows16_ref(int64_t k, const void* w, size_t gstride, int64_t nr, const
       const void* a = static_cast<const uint8_t*>(act) + i * arb;
       if constexpr (W == DType::Q8_0)
         y[i * ys + j] = dot_q8_0_rows16(nb, g, int(j % kRows16), static_cast<const BlockQ8_0*>(a));
-      else if constexpr (W == DType::Q4_0)
-        y[i * ys + j] = dot_q4_0_rows16(nb, g, int(j % kRows16), static_cast<const BlockQ8_0*>(a));
+      else if constexpr (W == DType::Q4_0 || W == DType::Q4_1 || W == DType::Q5_0 || W == DType::Q5_1)
+        y[i * ys + j] = dot_legacy_rows16<W>(nb, g, int(j % kRows16), static_cast<const BlockQ8_0*>(a));
       else if constexpr (W == DType::Q4_K || W == DType::Q5_K)
         y[i * ys + j] = dot_k4_rows16<W == DType::Q5_K>(nb, g, int(j % kRows16), static_cast<const BlockQ8_K*>(a));
       else
@@ -123,6 +137,9 @@ GemmKernel gemm_kernel_rows16_ref(DType w) {
   switch (w) {
     case DType::Q8_0: return {tile_rows16_ref<DType::Q8_0>, "scalar/q8_0/rows16", nullptr, kQK};
     case DType::Q4_0: return {tile_rows16_ref<DType::Q4_0>, "scalar/q4_0/rows16", nullptr, kQK};
+    case DType::Q4_1: return {tile_rows16_ref<DType::Q4_1>, "scalar/q4_1/rows16", nullptr, kQK};
+    case DType::Q5_0: return {tile_rows16_ref<DType::Q5_0>, "scalar/q5_0/rows16", nullptr, kQK};
+    case DType::Q5_1: return {tile_rows16_ref<DType::Q5_1>, "scalar/q5_1/rows16", nullptr, kQK};
     case DType::Q4_K: return {tile_rows16_ref<DType::Q4_K>, "scalar/q4_K/rows16", nullptr, kQKK};
     case DType::Q5_K: return {tile_rows16_ref<DType::Q5_K>, "scalar/q5_K/rows16", nullptr, kQKK};
     case DType::Q6_K: return {tile_rows16_ref<DType::Q6_K>, "scalar/q6_K/rows16", nullptr, kQKK};

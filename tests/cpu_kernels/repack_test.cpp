@@ -106,7 +106,8 @@ TEST_P(Rows16Matmul, MatchesScalarGgufReference) {
 
 INSTANTIATE_TEST_SUITE_P(TiersXFormats, Rows16Matmul,
                          ::testing::Combine(::testing::ValuesIn(rows16_tiers()),
-                                            ::testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K)),
+                                            ::testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                                                              DType::Q4_K, DType::Q5_K, DType::Q6_K)),
                          param_name);
 
 class Rows16Slice : public ::testing::TestWithParam<Param> {};
@@ -166,22 +167,28 @@ TEST_P(Rows16Slice, ColumnSlicesMatchGgufReference) {
 
 INSTANTIATE_TEST_SUITE_P(TiersXFormats, Rows16Slice,
                          ::testing::Combine(::testing::ValuesIn(rows16_tiers()),
-                                            ::testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K)),
+                                            ::testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                                                              DType::Q4_K, DType::Q5_K, DType::Q6_K)),
                          param_name);
 
 TEST(Rows16Repack, RejectsFormatsWithoutTheLayoutAndBadK) {
   std::vector<uint8_t> src(4096);
-  EXPECT_THROW(repack_for_decode(DType::Q5_1, 1, 32, src.data(), 24), std::invalid_argument);
+  EXPECT_THROW(repack_for_decode(DType::IQ4_NL, 1, 32, src.data(), 18), std::invalid_argument);
   EXPECT_THROW(repack_for_decode(DType::Q5_K, 1, 384, src.data(), 176), std::invalid_argument);
   EXPECT_THROW(repack_for_decode(DType::Q4_0, 1, 48, src.data(), 18), std::invalid_argument);
   EXPECT_THROW(repack_for_decode(DType::Q8_0, 1, 48, src.data(), 34), std::invalid_argument);
   EXPECT_THROW(repack_for_decode(DType::Q4_K, 1, 0, src.data(), 144), std::invalid_argument);
   EXPECT_THROW(repack_for_decode(DType::Q6_K, 1, 384, src.data(), 210), std::invalid_argument);
   EXPECT_FALSE(rows16_supported(DType::F32));
-  EXPECT_TRUE(rows16_supported(DType::Q8_0) && rows16_supported(DType::Q4_0) && rows16_supported(DType::Q4_K) &&
+  EXPECT_TRUE(rows16_supported(DType::Q8_0) && rows16_supported(DType::Q4_0) && rows16_supported(DType::Q4_1) &&
+              rows16_supported(DType::Q5_0) && rows16_supported(DType::Q5_1) && rows16_supported(DType::Q4_K) &&
               rows16_supported(DType::Q5_K) && rows16_supported(DType::Q6_K));
   EXPECT_EQ(rows16_group_bytes(DType::Q5_K, 512), 2u * 16u * 176u);  // no byte beyond the GGUF rows
   EXPECT_EQ(rows16_group_bytes(DType::Q4_0, 64), 16u * 2u * 18u);  // no byte beyond the GGUF rows
+  EXPECT_EQ(rows16_group_bytes(DType::Q4_1, 64), 16u * 2u * 20u);
+  EXPECT_EQ(rows16_group_bytes(DType::Q5_0, 64), 16u * 2u * 22u);
+  EXPECT_EQ(rows16_group_bytes(DType::Q5_1, 96), 2u * 16u * 2u * 24u);  // an odd last block: padded
+  EXPECT_EQ(rows16_col_offset(DType::Q5_0, 128), 2u * 16u * 2u * 22u);
   // Whole 64-byte units, a little over the GGUF bytes (Q6_K: 3392 for 16 x 210).
   EXPECT_EQ(rows16_group_bytes(DType::Q6_K, 512), 2u * 3392u);
   EXPECT_EQ(rows16_group_bytes(DType::Q4_K, 512), 2u * 16u * 144u);  // no byte beyond the GGUF rows
@@ -302,7 +309,8 @@ TEST_P(Rows16Moe, EqualsGgufLayout) {
 
 INSTANTIATE_TEST_SUITE_P(TiersXFormats, Rows16Moe,
                          ::testing::Combine(::testing::ValuesIn(test::all_tiers()),
-                                            ::testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K)),
+                                            ::testing::Values(DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                                                              DType::Q4_K, DType::Q5_K, DType::Q6_K)),
                          param_name);
 
 }  // namespace

@@ -42,6 +42,9 @@ constexpr GemmTable make_rows16_table() {
   for (auto& e : t) e = {nullptr, nullptr, "no AVX-512 rows16 kernel for this format", 1, false};
   set(t, DType::Q8_0, gemm_tile_q8_0_rows16_avx512, "avx512_vnni/q8_0/rows16");
   set(t, DType::Q4_0, gemm_tile_q4_0_rows16_avx512, "avx512_vnni/q4_0/rows16");
+  set(t, DType::Q4_1, gemm_tile_q4_1_rows16_avx512, "avx512_vnni/q4_1/rows16");
+  set(t, DType::Q5_0, gemm_tile_q5_0_rows16_avx512, "avx512_vnni/q5_0/rows16");
+  set(t, DType::Q5_1, gemm_tile_q5_1_rows16_avx512, "avx512_vnni/q5_1/rows16");
   set(t, DType::Q4_K, gemm_tile_q4_K_rows16_avx512, "avx512_vnni/q4_K/rows16");
   set(t, DType::Q5_K, gemm_tile_q5_K_rows16_avx512, "avx512_vnni/q5_K/rows16");
   set(t, DType::Q6_K, gemm_tile_q6_K_rows16_avx512, "avx512_vnni/q6_K/rows16");

@@ -1,11 +1,13 @@
-// AVX-512 VNNI decode tiles for Q8_0 and Q4_0 weights in the Rows16 layout (repack.h); both take
-// Q8_0 activations, one output lane per weight row.
+// AVX-512 VNNI decode tiles for Q8_0 and the 32-block nibble formats (Q4_0, Q4_1, Q5_0, Q5_1) in
+// the Rows16 layout (repack.h); all take Q8_0 activations, one output lane per weight row.
 // Q8_0: per 32-block and 16 rows, 8 vpdpbusd on whole zmm weight vectors with the activation's 4
 // bytes broadcast from memory, one f16 -> f32 scale vector, one FMA.
-// Q4_0: four 64-byte loads of nibbles (16 rows x 4 bytes each), one AND per nibble half into
-// vpdpbusd (the high half kept in place, i.e. times 16, and shifted back once per block, exact),
-// the -8 offset met by the activation block's sum; the GGUF-layout Q4_0 tile reads one row's
-// 18-byte blocks at a time and computes at 9 GB/s a core, under the stream.
+// Nibble formats: four 64-byte loads of nibbles (16 rows x 4 bytes each), one AND per nibble half
+// into vpdpbusd (Q4: the high half kept in place, i.e. times 16, and shifted back once per block,
+// exact; Q5: shifted down, and each half's 5th bits added by one byte-masked add from the block's
+// bit masks), the level offset (Q4_0: 8, Q5_0: 16) met by the activation block's sum, the min
+// (Q4_1/Q5_1) by a second FMA with that sum. The GGUF-layout tiles read one row's blocks at a
+// time and compute at 9 GB/s a core, under the stream.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -22,20 +24,21 @@ namespace hexe::cpu {
 namespace {
 
 constexpr size_t kPairBytes = 1088;
-constexpr size_t kQ4PairBytes = 576;
 // Software prefetch: each line into L1 (T0) this many bytes ahead, and into L2 (T2) twice as
 // far. On the DRAM-bound decode benchmark (qwen3-30b-a3b, 2 threads) the L1 distance alone at
 // 0 / 1 / 2 / 4 / 8 KiB gave ratios 0.76-0.80 / 0.88-0.90 / 0.90-0.92 / 0.80-0.82 / 0.84; the L2
 // one on top streamed 2.5-4% faster (2 KiB + 4 KiB against 2 KiB alone, alternating 48 MB passes
 // in one process: 20.9-21.7 against 20.0-21.1 GB/s; 3 KiB in L2 about the same).
 constexpr int kPrefetchBytes = 2048;
-constexpr int kQ4PrefetchBytes = 1024;  // Q4_0 streams half the bytes per block: the same lead in blocks
+constexpr int kNibPrefetchBytes = 1024;  // Q4_0 streams half the bytes per block: the same lead in blocks
 
 // Per activation row and block: -offset * sum(a) (Q8_0: 128, the correction that turns the u8
-// products (q + 128) . a into q . a; Q4_0: 8, the levels' offset) and the block's scale as float.
+// products (q + 128) . a into q . a; the nibble formats: their levels' offset), the block's scale
+// and sum(a) as floats.
 struct ActQ8 {
   int32_t corr;
   float d;
+  float sum;
 };
 
 void act_info(const BlockQ8_0* a, int64_t nb, int offset, ActQ8* out) {
@@ -45,7 +48,7 @@ void act_info(const BlockQ8_0* a, int64_t nb, int offset, ActQ8* out) {
     const __m256i s = _mm256_sad_epu8(v, _mm256_setzero_si256());  // 4 sums of (a + 128)
     const __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
     const int32_t sum = int32_t(_mm_cvtsi128_si64(t) + _mm_extract_epi64(t, 1)) - 32 * 128;
-    out[b] = {-offset * sum, _cvtsh_ss(a[b].d)};
+    out[b] = {-offset * sum, _cvtsh_ss(a[b].d), float(sum)};
   }
 }
 
@@ -86,27 +89,41 @@ void group_q8(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const Act
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + r * ys, valid, acc[r]);
 }
 
-// The same for Q4_0.
-template <int R>
-void group_q4(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const ActQ8* const* ai, float* y,
-           int64_t ys, __mmask16 valid, int pf) {
-  const __m512i m_lo = _mm512_set1_epi8(0x0F), m_hi = _mm512_set1_epi8(char(0xF0));
+// The same for a nibble format W (Q4_0, Q4_1, Q5_0, Q5_1; fields at rows16_legacy(W)).
+template <int R, DType W>
+void group_nib(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const ActQ8* const* ai, float* y,
+               int64_t ys, __mmask16 valid, int pf) {
+  constexpr Rows16Legacy L = rows16_legacy(W);
+  constexpr bool kFive = L.qh != 0, kMin = L.m != 0;
+  const __m512i m_lo = _mm512_set1_epi8(0x0F), m_hi = _mm512_set1_epi8(char(0xF0)), bit5 = _mm512_set1_epi8(0x10);
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* pair = g + size_t(b >> 1) * kQ4PairBytes;
-    const uint8_t* q = pair + (b & 1) * 256;
-    if (pf && !(b & 1))
-      for (int c = 0; c < int(kQ4PairBytes); c += 64) {
+    const uint8_t* pair = g + size_t(b >> 1) * L.pair_bytes;
+    const int h = int(b & 1);
+    const uint8_t* q = pair + h * 256;
+    if (pf && !h)
+      for (int c = 0; c < int(L.pair_bytes); c += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(pair + pf + c), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(pair + 2 * pf + c), _MM_HINT_T2);
       }
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + 512 + (b & 1) * 32)));
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + L.d + h * 32)));
+    __m512 mw = _mm512_setzero_ps();
+    if constexpr (kMin) mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + L.m + h * 32)));
     __m512i lo[4], hi[4];
     for (int c = 0; c < 4; ++c) {
       const __m512i v = _mm512_loadu_si512(q + c * 64);
       lo[c] = _mm512_and_si512(v, m_lo);
-      hi[c] = _mm512_and_si512(v, m_hi);
+      if constexpr (kFive) {
+        uint64_t k_lo, k_hi;
+        std::memcpy(&k_lo, pair + L.qh + h * 64 + (2 * c) * 8, 8);
+        std::memcpy(&k_hi, pair + L.qh + h * 64 + (2 * c + 1) * 8, 8);
+        hi[c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m_lo);
+        lo[c] = _mm512_mask_add_epi8(lo[c], _cvtu64_mask64(k_lo), lo[c], bit5);
+        hi[c] = _mm512_mask_add_epi8(hi[c], _cvtu64_mask64(k_hi), hi[c], bit5);
+      } else {
+        hi[c] = _mm512_and_si512(v, m_hi);
+      }
     }
     for (int r = 0; r < R; ++r) {
       const int8_t* aq = a[r][b].qs;
@@ -115,23 +132,28 @@ void group_q4(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const Act
         sl = _mm512_dpbusd_epi32(sl, lo[c], bcast4(aq + 4 * c));
         sh = _mm512_dpbusd_epi32(sh, hi[c], bcast4(aq + 16 + 4 * c));
       }
-      const __m512 s = _mm512_cvtepi32_ps(_mm512_add_epi32(sl, _mm512_srai_epi32(sh, 4)));
-      acc[r] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, _mm512_set1_ps(ai[r][b].d)), acc[r]);
+      if constexpr (!kFive) sh = _mm512_srai_epi32(sh, 4);
+      const __m512 s = _mm512_cvtepi32_ps(_mm512_add_epi32(sl, sh));
+      const __m512 da = _mm512_set1_ps(ai[r][b].d);
+      acc[r] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, da), acc[r]);
+      if constexpr (kMin) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(ai[r][b].sum), _mm512_mul_ps(mw, da), acc[r]);
     }
   }
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + r * ys, valid, acc[r]);
 }
 
-template <bool kQ4>
+// W: Q8_0 or a nibble format.
+template <DType W>
 void tile(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act, size_t arb, int64_t mr, float* y,
           int64_t ys) {
+  constexpr bool kQ8 = W == DType::Q8_0;
   const int64_t nb = k / kQK;
-  const int pf = decode_prefetch_bytes(kQ4 ? kQ4PrefetchBytes : kPrefetchBytes);
+  const int pf = decode_prefetch_bytes(kQ8 ? kPrefetchBytes : kNibPrefetchBytes);
   thread_local std::vector<ActQ8> info;
   if (info.size() < size_t(mr * nb)) info.resize(size_t(mr * nb));
   for (int64_t i = 0; i < mr; ++i)
     act_info(reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(act) + size_t(i) * arb), nb,
-             kQ4 ? 8 : 128, info.data() + i * nb);
+             kQ8 ? 128 : rows16_legacy(W).offset, info.data() + i * nb);
   rows16_walk(mr, nr, static_cast<const uint8_t*>(w), gstride, y, ys,
               [&](auto rows, int64_t i0, const uint8_t* g, float* yo, __mmask16 valid) {
                 constexpr int R = decltype(rows)::value;
@@ -141,8 +163,8 @@ void tile(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act,
                   a[r] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(act) + size_t(i0 + r) * arb);
                   ai[r] = info.data() + (i0 + r) * nb;
                 }
-                if constexpr (kQ4) group_q4<R>(nb, g, a, ai, yo, ys, valid, pf);
-                else group_q8<R>(nb, g, a, ai, yo, ys, valid, pf);
+                if constexpr (kQ8) group_q8<R>(nb, g, a, ai, yo, ys, valid, pf);
+                else group_nib<R, W>(nb, g, a, ai, yo, ys, valid, pf);
               });
 }
 
@@ -150,12 +172,27 @@ void tile(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act,
 
 void gemm_tile_q8_0_rows16_avx512(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act,
                                   size_t arb, int64_t mr, float* y, int64_t ys) {
-  tile<false>(k, w, gstride, nr, act, arb, mr, y, ys);
+  tile<DType::Q8_0>(k, w, gstride, nr, act, arb, mr, y, ys);
 }
 
 void gemm_tile_q4_0_rows16_avx512(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act,
                                   size_t arb, int64_t mr, float* y, int64_t ys) {
-  tile<true>(k, w, gstride, nr, act, arb, mr, y, ys);
+  tile<DType::Q4_0>(k, w, gstride, nr, act, arb, mr, y, ys);
+}
+
+void gemm_tile_q4_1_rows16_avx512(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act,
+                                  size_t arb, int64_t mr, float* y, int64_t ys) {
+  tile<DType::Q4_1>(k, w, gstride, nr, act, arb, mr, y, ys);
+}
+
+void gemm_tile_q5_0_rows16_avx512(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act,
+                                  size_t arb, int64_t mr, float* y, int64_t ys) {
+  tile<DType::Q5_0>(k, w, gstride, nr, act, arb, mr, y, ys);
+}
+
+void gemm_tile_q5_1_rows16_avx512(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act,
+                                  size_t arb, int64_t mr, float* y, int64_t ys) {
+  tile<DType::Q5_1>(k, w, gstride, nr, act, arb, mr, y, ys);
 }
 
 }  // namespace hexe::cpu
