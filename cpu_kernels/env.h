@@ -12,8 +12,8 @@ bool log_dispatch();
 // HEXE_PREFETCH: bytes ahead of the weight stream the decode tiles prefetch into L1 (the Rows16
 // tiles also prefetch into L2 twice as far; 0 turns both off); -1 when unset.
 int prefetch_bytes();
-// HEXE_MOE_SCHEDULE: "one", "two" or "chain" forces the MoE decode schedule (moe.cpp) for measurements;
-// "" when unset (the kernel chooses).
+// HEXE_MOE_SCHEDULE: "one", "two" or "chain" forces the MoE decode schedule (moe.cpp) for measurements,
+// "whole" keeps prefill experts whole (no token chunks); "" when unset (the kernel chooses).
 const std::string& moe_schedule();
 
 // HEXE_ONEDNN=off: prefill-sized float matmuls stay on our tiles (measurements, comparisons).

@@ -5,8 +5,10 @@
 // result of its own. No barrier inside the layer: a thread that is descheduled (oversubscribed
 // machine) just takes fewer units. The caller then sums the partials per token in slot order and
 // slice order, so the result does not depend on which thread ran what. n_ff is sliced only when
-// there are fewer used experts than threads (decode with small top-k on many cores). The experts'
-// Rows16 copies (repack.h) are read when the caller gives them: the same plan, other tiles.
+// there are fewer used experts than threads (decode with small top-k on many cores); an expert
+// with far more than its share of the tokens (skewed prefill routing on many cores) is cut into
+// token chunks, each a unit. The experts' Rows16 copies (repack.h) are read when the caller gives
+// them: the same plan, other tiles.
 #include "cpu_kernels/moe.h"
 
 #include <algorithm>
@@ -33,6 +35,13 @@ namespace {
 // the layer by at most one unit, and dynamic taking balances the rest.
 constexpr int64_t kUnitsPerThread = 1;
 
+// Prefill: an expert's tokens are cut into chunks of at least this many rows when one expert holds
+// more than a thread's half share (e.g. 500 of 512 x 8 rows on 16 threads: one whole-expert unit
+// took twice the layer's balanced time while the other threads idled, and the engine's MoE layer
+// ran at 0.58 of the profile's random-routing rate on a 16-core host). 128 rows keep the AMX tiles'
+// weight preparation (once per call, up to 256 rows) a small part of a unit.
+constexpr int64_t kMinChunkRows = 128;
+
 struct Plan {
   std::vector<int64_t> offset;  // [n_experts + 1]: start of each expert's rows in `rows`
   std::vector<int64_t> rows;    // (token * top_k + slot) grouped by expert
@@ -40,6 +49,25 @@ struct Plan {
   std::vector<int> used;        // experts with at least one token
   int64_t max_m = 0;            // most tokens on one expert
 };
+
+// One unit of the general schedule: expert e's rows [r0, r1) (relative to its first) and n_ff
+// slice sl.
+struct Unit {
+  int e;
+  int64_t r0, r1, sl;
+};
+
+// The units of `experts` (longest first already), each expert's rows cut into chunks of about
+// `chunk` rows (0: whole), times n_slices.
+void add_units(const Plan& plan, const std::vector<int>& experts, int64_t chunk, int64_t n_slices,
+               std::vector<Unit>& out) {
+  for (int e : experts) {
+    const int64_t m = plan.offset[size_t(e) + 1] - plan.offset[size_t(e)];
+    const int64_t n_chunks = chunk > 0 ? std::max<int64_t>(1, (m + chunk - 1) / chunk) : 1;
+    for (int64_t c = 0; c < n_chunks; ++c)
+      for (int64_t sl = 0; sl < n_slices; ++sl) out.push_back({e, c * m / n_chunks, (c + 1) * m / n_chunks, sl});
+  }
+}
 
 // Slots with a negative id are empty (their expert runs elsewhere): no row, pos -1.
 void make_plan(const MoeParams& p, Plan& plan) {
@@ -218,7 +246,6 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   const int64_t n_blk = F / blk;
   const int64_t n_used = int64_t(plan.used.size());
   const int64_t n_slices = std::clamp<int64_t>((kUnitsPerThread * nth + n_used - 1) / n_used, 1, n_blk);
-  const int64_t n_units = n_used * n_slices;
   const DType ad = paired_activation(p.down_type);
   // Bytes between rows (Gguf) or 16-row groups (Rows16) of each matrix.
   auto stride = [](WeightLayout l, DType t, int64_t k) {
@@ -416,26 +443,36 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
     for (int h = 0; h < p.n_homes; ++h)
       if (!used_by_home[size_t(h)].empty() && threads[size_t(h)] == 0) homes = false;
   }
-  std::vector<std::atomic<int64_t>> next_by_home(homes ? size_t(p.n_homes) : 0);
-  for (auto& n : next_by_home) n.store(0);
+  // Token chunks: about half a thread's share of the rows (whole experts when that is small or
+  // with HEXE_MOE_SCHEDULE=whole).
+  const int64_t share = (filled + 2 * nth - 1) / (2 * nth);
+  const int64_t chunk = nth > 1 && forced != "whole" && plan.max_m > std::max(kMinChunkRows, share)
+                            ? std::max(kMinChunkRows, share) : 0;
+  std::vector<std::vector<Unit>> units(homes ? size_t(p.n_homes) : 1);
+  if (homes)
+    for (int h = 0; h < p.n_homes; ++h) add_units(plan, used_by_home[size_t(h)], chunk, n_slices, units[size_t(h)]);
+  else
+    add_units(plan, by_load, chunk, n_slices, units[0]);
+  std::vector<std::atomic<int64_t>> next(units.size());
+  for (auto& n : next) n.store(0);
   std::mutex trace_mu;
-  std::atomic<int64_t> next{0};
   auto work = [&](int ith, int) {
     if (ith == 0 && p.on_caller) (*p.on_caller)();
     ThreadScratch& ts = s.per_thread[size_t(ith)];
-    const std::vector<int>& used = homes ? used_by_home[size_t(p.thread_home[ith])] : by_load;
-    std::atomic<int64_t>& counter = homes ? next_by_home[size_t(p.thread_home[ith])] : next;
-    const int64_t my_units = int64_t(used.size()) * n_slices;
-    for (int64_t it; (it = counter.fetch_add(1, std::memory_order_relaxed)) < my_units;) {
-      const int e = used[size_t(it / n_slices)];
+    const size_t list = homes ? size_t(p.thread_home[ith]) : 0;
+    const std::vector<Unit>& mine = units[list];
+    std::atomic<int64_t>& counter = next[list];
+    for (int64_t it; (it = counter.fetch_add(1, std::memory_order_relaxed)) < int64_t(mine.size());) {
+      const Unit& un = mine[size_t(it)];
+      const int e = un.e;
       if (p.trace) {
         std::lock_guard<std::mutex> lock(trace_mu);
         p.trace->emplace_back(e, ith);
       }
-      const int64_t sl = it % n_slices;
+      const int64_t sl = un.sl;
       const int64_t c0 = sl * n_blk / n_slices * blk, c1 = (sl + 1) * n_blk / n_slices * blk;
       const int64_t len = c1 - c0;
-      const int64_t o = plan.offset[size_t(e)], m = plan.offset[size_t(e) + 1] - o;
+      const int64_t o = plan.offset[size_t(e)] + un.r0, m = un.r1 - un.r0;
       // Gate and up rows [c0, c1) for the expert's m tokens: [m][len].
       gemm(*kg, H, static_cast<const uint8_t*>(wg_set[e].gate) + row_off(lg, wg, c0), wg, len,
            xe_g + o * x_stride_g, x_stride_g, m, ts.g.data(), len);
@@ -454,7 +491,7 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
            s.d.data() + (sl * pairs + o) * H, H);
     }
   };
-  if (pool && nth > 1 && (n_units > 1 || homes)) pool->run(work);
+  if (pool && nth > 1 && (units[0].size() > 1 || homes)) pool->run(work);
   else work(0, 1);
 
   reduce_pairs(p, plan, s.d.data(), n_slices, pool);

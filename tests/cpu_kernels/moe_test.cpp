@@ -1,6 +1,7 @@
 // moe_experts at every tier against moe_experts_ref (float weights: tight; quantised weights:
 // within the activation-quantisation error) and against the scalar tier; top-k 1, 2 and 8,
 // decode and prefill token counts, experts left unused.
+#include <algorithm>
 #include <cmath>
 #include <functional>
 #include <set>
@@ -203,6 +204,81 @@ TEST(MoeTwoPhase, ManyThreadsMatchOneThread) {
         // Both phases ran units of every used expert (two-phase: more units than experts).
         EXPECT_GT(trace.size(), 2 * std::set<int>(ids.begin(), ids.end()).size()) << name;
       }
+    }
+  }
+}
+
+// Prefill with skewed routing on many threads: the expert that holds most of the tokens is cut
+// into token chunks (128 rows here), units the threads share, instead of one unit that the other
+// threads wait for; the result is what one thread gives (GGUF blocks and Rows16 copies).
+TEST(MoePrefill, SkewedExpertIsCutIntoTokenChunks) {
+  std::mt19937 rng(21);
+  const int n_experts = 6;
+  const int64_t hidden = 256, n_ff = 256, n_tokens = 300;
+  const int top_k = 2;
+  ThreadPool pool8(8), pool2(2);
+  for (DType type : {DType::F32, DType::Q4_K}) {
+    std::vector<std::vector<uint8_t>> mats;
+    std::vector<ExpertWeights> experts, packed;
+    std::vector<PackedWeights> copies;
+    for (int e = 0; e < 3 * n_experts; ++e)
+      mats.push_back(test::random_weights(rng, type, e % 3 == 2 ? hidden : n_ff, e % 3 == 2 ? n_ff : hidden));
+    for (int e = 0; e < n_experts; ++e) {
+      experts.push_back({mats[size_t(3 * e)].data(), mats[size_t(3 * e + 1)].data(), mats[size_t(3 * e + 2)].data()});
+      if (!rows16_supported(type)) continue;
+      for (int j = 0; j < 3; ++j) {
+        const int64_t rows = j == 2 ? hidden : n_ff, k = j == 2 ? n_ff : hidden;
+        copies.push_back(repack_for_decode(type, rows, k, mats[size_t(3 * e + j)].data(), row_bytes(type, uint64_t(k))));
+      }
+      const size_t c = copies.size();
+      packed.push_back({copies[c - 3].data(), copies[c - 2].data(), copies[c - 1].data()});
+    }
+    // Slot 0 of every token picks expert 2 (300 rows), slot 1 one of the others (60 rows each).
+    std::vector<int32_t> ids(size_t(n_tokens * top_k));
+    std::vector<float> wts(ids.size());
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      ids[size_t(2 * t)] = 2;
+      ids[size_t(2 * t + 1)] = int32_t(t % 5 < 2 ? t % 5 : t % 5 + 1);
+      wts[size_t(2 * t)] = 0.7f;
+      wts[size_t(2 * t + 1)] = 0.3f;
+    }
+    const auto x = test::random_floats(rng, size_t(n_tokens * hidden), 0.1f);
+    for (bool use_packed : {false, true}) {
+      if (use_packed && packed.empty()) continue;
+      const size_t ny = size_t(n_tokens * hidden);
+      std::vector<float> y8(ny, 1e9f), y2(ny, 1e9f), y1(ny, 1e9f);
+      MoeParams p;
+      p.experts = experts.data(); p.n_experts = n_experts;
+      p.packed = use_packed ? packed.data() : nullptr;
+      p.gate_type = p.up_type = p.down_type = type;
+      p.hidden = hidden; p.n_ff = n_ff; p.x = x.data(); p.n_tokens = n_tokens; p.top_k = top_k;
+      p.ids = ids.data(); p.weights = wts.data();
+      std::vector<std::pair<int, int>> trace8, trace2;
+      p.trace = &trace8;
+      p.y = y8.data();
+      moe_experts(p, pool8);
+      p.trace = &trace2;
+      p.y = y2.data();
+      moe_experts(p, pool2);
+      p.trace = nullptr;
+      p.y = y1.data();
+      moe_experts_at(p, active_isa(), nullptr);
+      const std::string name = std::string(dtype_name(type)) + (use_packed ? "+rows16" : "");
+      EXPECT_LT(rel_err(y8, y1), 1e-5) << name;
+      EXPECT_LT(rel_err(y2, y1), 1e-5) << name << " (2 threads)";
+      auto units_of = [](const std::vector<std::pair<int, int>>& tr, int e) {
+        return std::count_if(tr.begin(), tr.end(), [e](const auto& u) { return u.first == e; });
+      };
+      // 8 threads: 600 rows, half a thread's share 38, so chunks of at most 128 rows: expert 2's
+      // 300 rows in 3 chunks, each other expert whole (times the n_ff slices every expert gets:
+      // 2 for F32 with 6 experts on 8 threads, 1 for Q4_K, whose 256 columns are one block).
+      const auto slices = units_of(trace8, 0);
+      EXPECT_EQ(slices, type == DType::F32 ? 2 : 1) << name;
+      EXPECT_EQ(units_of(trace8, 2), 3 * slices) << name;
+      for (int e : {1, 3, 4, 5}) EXPECT_EQ(units_of(trace8, e), slices) << name << " expert " << e;
+      // 2 threads: half a share is 150 rows (over 128): expert 2 in 2 chunks of 150.
+      EXPECT_EQ(units_of(trace2, 2), 2) << name << " (2 threads)";
+      EXPECT_EQ(units_of(trace2, 0), 1) << name << " (2 threads)";
     }
   }
 }
