@@ -7,12 +7,13 @@
 #   tools/gpu_check.sh --stage build-gpu      # binaries (stripped) + non-system libraries, xz-packed in .devrun/
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl gguf==0.19.0
 # then on the GPU machine (carry .devrun and .whl; about 3 minutes with --bench):
-#   tools/gpu_check.sh .devrun [--no-tests] [--bench|--ab] [--mla] [--kernels]   # logs and the profile under $OUT (or /tmp)
+#   tools/gpu_check.sh .devrun [--no-tests] [--bench|--ab] [--mla] [--chunks] [--kernels]   # logs and the profile under $OUT (or /tmp)
 # --bench: hexe profile detect, a 16-layer Qwen3-30B-A3B-shaped Q4_K_M file, and hexe bench per
 # strategy (experts-cpu decode with pinned-flag and event hand-offs, fused chain on and off,
 # alternating; HEXE_AB="mode:fuse ..." picks; --ab: only that) (experts-cpu+hot and cache with
 # the routing of a first bench's token stream) with the plan's prediction beside each measurement
 # and the per-token timeline. --mla: a 4-layer DeepSeek-V3-shaped file, fused and unfused decode.
+# --chunks: experts-cpu prefill (4096 tokens) with and without token chunks of heavy experts.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,18 +47,20 @@ wheel_libs=$(python3 -c 'import nvidia.cublas, os; print(os.path.dirname(nvidia.
 export LD_LIBRARY_PATH="$PWD/.devrun/lib:${cuda_libs}${wheel_libs}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi -L
 status=0
-bench=0 kernels=0 tests=1 ab=0 mla=0
+bench=0 kernels=0 tests=1 ab=0 mla=0 chunks=0
 for a in "${@:2}"; do
   case $a in
     --bench) bench=1 ;;
     --ab) bench=1 ab=1 ;;
     --kernels) kernels=1 ;;
     --mla) mla=1 ;;
+    --chunks) chunks=1 ;;
     --no-tests) tests=0 ;;
     *) echo "gpu_check.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
-if [ $bench = 1 ] || { [ $kernels = 1 ] && [ $mla = 0 ]; }; then  # the model is written while the tests run
+quick=$((bench | mla | chunks))  # runs with benchmarks of their own skip the GEMV and PCIe tables
+if [ $bench = 1 ] || [ $chunks = 1 ] || { [ $kernels = 1 ] && [ $mla = 0 ]; }; then  # the model is written while the tests run
   ( python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl &&
     PYTHONPATH=/tmp/site python3 tools/make_shaped_gguf.py --shape qwen3-30b-a3b --layers 16 --type q4_k_m \
       -o /tmp/q30.gguf >"$O/gen.log" 2>&1 ) &
@@ -78,24 +81,37 @@ for t in "$B/gpu_kernels/tests/test_gpu" "$B/tests/test_runtime_gpu"; do
   grep -E '^\[  (PASSED|FAILED) ' "$O/$n.log"
 done
 # (the GEMV table takes a while: not with --bench, whose time goes to the strategies)
-[ $bench = 0 ] && [ -x "$B/gpu_kernels/bench_gpu_gemv" ] && { "$B/gpu_kernels/bench_gpu_gemv" || status=1; }
+[ $quick = 0 ] && [ -x "$B/gpu_kernels/bench_gpu_gemv" ] && { "$B/gpu_kernels/bench_gpu_gemv" || status=1; }
 "$B/hexe" bench handoff --iters 2000 || status=1
-[ $bench = 0 ] && { "$B/hexe" bench pcie || status=1; }
+[ $quick = 0 ] && { "$B/hexe" bench pcie || status=1; }
 "$B/hexe" profile detect -o "$O/gpu_profile.json" 2>&1 | grep -E "GPU|DRAM read|q4_K|q6_K" || status=1
-[ $bench = 1 ] || { [ $kernels = 1 ] && [ $mla = 0 ]; } && { wait $gen; cat "$O/gen.log"; }
+[ $bench = 1 ] || [ $chunks = 1 ] || { [ $kernels = 1 ] && [ $mla = 0 ]; } && { wait $gen; cat "$O/gen.log"; }
 P=$O/gpu_profile.json
 if [ $mla = 1 ]; then
   # MLA decode on the GPU (experts-cpu: the one MoE layer's routed experts on the CPU): the fused
   # chain (per-head k_b/v_b in batched launches) against the unfused one (a launch per head),
   # alternating; the timeline's GPU busy per token is the figure.
   wait $gen_ds; cat "$O/gen_ds.log"
-  for round in 1 2; do
+  for round in $(seq ${MLA_ROUNDS:-2}); do
     for fuse in 1 0; do
       echo "=== deepseek-v3 4 layers, HEXE_GPU_FUSE=$fuse"
       HEXE_GPU_FUSE=$fuse "$B/hexe" bench -m /tmp/ds.gguf --strategy experts-cpu --profile "$P" -p 64 -n 32 -r 2 2>&1 |
         tee -a "$O/bench_ds.log" | grep -E '^\| deepseek|^  (pp|tg)|GPU busy|host waits|rror' || status=1
     done
   done
+fi
+if [ $chunks = 1 ]; then
+  # CPU-expert prefill with the skewed routing of the random-weight file: heavy experts cut into
+  # token chunks (default) against whole experts (HEXE_MOE_SCHEDULE=whole), alternating.
+  for round in 1 2; do
+    for sched in "" whole; do
+      echo "=== experts-cpu prefill, HEXE_MOE_SCHEDULE=${sched:-default}"
+      HEXE_MOE_SCHEDULE=$sched "$B/hexe" bench -m /tmp/q30.gguf --strategy experts-cpu --profile "$P" -p 4096 -n 0 -r 1 2>&1 |
+        tee -a "$O/bench_chunks.log" | grep -E '^\| qwen|measured/predicted|^  pp|rror' || status=1
+    done
+  done
+  echo "=== hexe bench moe-layer --tokens 512"
+  "$B/hexe" bench moe-layer --shape qwen3-30b-a3b --quant q4_k --tokens 512 2>&1 | tail -3 || status=1
 fi
 if [ $bench = 1 ]; then
   # `layers` splits only when the GPU is small: the same profile with 4.5 GiB of GPU memory.
@@ -144,7 +160,9 @@ if [ $kernels = 1 ]; then
     # --mla the DeepSeek file's 4).
     model=/tmp/q30.gguf layers=16
     [ $mla = 1 ] && model=/tmp/ds.gguf layers=4
-    timeout 150 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
+    # (Event hand-offs: under Nsight Compute a flag await waited its 60 s for the CPU's answer
+    # and gave up, in session 18; kernel by kernel profiling and spinning kernels do not mix.)
+    HEXE_HANDOFF=event timeout 150 "$ncu" --clock-control none --metrics gpu__time_duration.sum --csv --print-units base \
       "$B/hexe" bench -m $model --strategy experts-cpu --profile "$P" -p 1 -n 2 -r 1 >"$O/ncu.csv" 2>"$O/ncu.err" ||
       { tail -5 "$O/ncu.err"; status=1; }
     echo "=== GPU kernel time per layer of a decode step (ncu; 1 + 2 passes x $layers layers, $model)"
