@@ -62,7 +62,7 @@ void account_memory(Plan& plan, const PlanModel& m, const ModelDigest& d, const 
   const auto& w = plan.workload;
   const uint64_t seqs = uint64_t(std::max<int64_t>(1, w.batch));
   g.kv = m.attn.kv_bytes(w.context, gpu_attn, w.kv_elem_bytes) * seqs;
-  h.kv = m.attn.kv_bytes(w.context, cpu_attn, w.kv_elem_bytes) * seqs;
+  h.kv = m.attn.kv_bytes(w.context, cpu_attn, kCpuKvElemBytes) * seqs;
   const bool gpu_used = plan.has_gpu && (gpu_compute || gpu_experts || plan.head == Device::Gpu);
   if (gpu_used) {
     const auto& gp = hw.gpus.front();

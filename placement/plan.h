@@ -61,8 +61,12 @@ struct Workload {
   int64_t batch = 1;       // sequences decoded together
   int64_t prompt = 512;    // prompt tokens prefilled (time to first token)
   int64_t ubatch = 512;    // prefill chunk
-  int kv_elem_bytes = 2;   // F16 cache
+  int kv_elem_bytes = 2;   // the GPU layers' F16 cache
 };
+
+// Bytes per cached value of the CPU layers: memory/kv_cache.h keeps f32 rows (the GPU's cache is
+// F16, Workload::kv_elem_bytes).
+inline constexpr int kCpuKvElemBytes = 4;
 
 struct Plan {
   std::string strategy, model, quant, profile;

@@ -44,7 +44,9 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
   const int op_launches = 0;
   const double T = tokens;
   const double c_eff = effective_ctx(m, ctx);
-  const double kv_layer_bytes = double(m.attn.kv_values_per_token_layer()) * kv_elem_bytes;
+  // (The CPU's cache holds f32 values, whatever the GPU's holds.)
+  const double kv_layer_bytes =
+      double(m.attn.kv_values_per_token_layer()) * (lp.attn == Device::Cpu ? kCpuKvElemBytes : kv_elem_bytes);
 
   // Attention block: weights once, the cache once per sequence, attention FLOPs per query.
   const double attn_bytes = double(ld.attn.bytes + ld.router.bytes) + seqs * c_eff * kv_layer_bytes;

@@ -60,6 +60,11 @@ TEST(Strategies, DeepSeekOnTheSeedDesktopIsRefusedWithAmounts) {
       << gpu.refusals[0];
   // MLA: the GPU holds the latent cache, 576 values x 61 layers x 32768 tokens x 2 bytes.
   EXPECT_EQ(gpu.gpu.kv, uint64_t(576) * 61 * 32768 * 2);
+  // The CPU's cache holds f32 values (memory/kv_cache.h): 4 bytes each in host memory.
+  const Plan& cpu = plans[0];
+  ASSERT_EQ(cpu.strategy, "cpu");
+  EXPECT_EQ(cpu.host.kv, uint64_t(576) * 61 * 32768 * 4);
+  EXPECT_EQ(cpu.gpu.kv, 0u);
 }
 
 TEST(Strategies, DeepSeekFitsTheKTransformersMachine) {
