@@ -78,7 +78,8 @@ struct Plan {
   int cpu_threads = 1;
   bool has_gpu = false;
   // Layout the CPU kernels read weights in: "gguf" (the mapped file) or "rows16" (a copy of the
-  // CPU-placed q8_0/q4_K/q6_K matrices repacked at load for AVX-512 VNNI, counted in host.weights).
+  // CPU-placed quantised matrices (q8_0, q4_0/q4_1/q5_0/q5_1, q4_K, q5_K, q6_K) repacked at load
+  // for AVX-512 VNNI, counted in host.weights).
   std::string cpu_weight_layout = "gguf";
   uint64_t repacked_bytes = 0;
   MemoryUse gpu, host;

@@ -127,7 +127,8 @@ void finish(Plan& p, const Ctx& c) {
 
 bool needs_gpu(Strategy s) { return s != Strategy::Cpu; }
 
-// On AVX-512 VNNI the CPU kernels read q8_0/q4_K/q6_K weights fastest from a copy repacked at load
+// On AVX-512 VNNI the CPU kernels read quantised weights (q8_0, the 32-block nibble types, q4_K,
+// q5_K, q6_K) fastest from a copy repacked at load
 // (Rows16); the copy costs host memory beside the mapped file, so it is taken only when it fits.
 // Its size: whole 16-row groups per matrix (rows16_group_bytes), a little over the GGUF bytes.
 void choose_cpu_weight_layout(Plan& p, const Ctx& c) {

@@ -104,7 +104,7 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   // Rows16: a repacked copy of the whole set beside the GGUF one (as a loader keeps both); auto
   // picks it wherever the format has it (the faster layout for decode and prefill alike).
   if (o.layout == "rows16" && !cpu::rows16_supported(type))
-    throw Error("hexe bench moe-layer: --layout rows16 needs q8_0, q4_0, q4_k, q5_k or q6_k weights, not " + o.quant);
+    throw Error("hexe bench moe-layer: --layout rows16 needs q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k weights, not " + o.quant);
   const bool rows16 = o.layout != "gguf" && cpu::rows16_supported(type);
   const size_t llc = llc_bytes(), avail = mem_available_bytes();
   size_t want = o.set_mib ? size_t(o.set_mib) << 20 : 4 * llc;

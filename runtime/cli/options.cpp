@@ -37,7 +37,8 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, bool with_ctx) {
       ->each([&o](const std::string&) { o.batch_given = true; });
   add_plan_choice_options(cmd, o.plan);
   cmd.add_option("--repack", o.repack,
-                 "copy q8_0/q4_K/q6_K weights into the AVX-512 layout at load: auto (when it fits in memory), on, off")
+                 "copy quantised weights (q8_0, q4_0/q4_1/q5_0/q5_1, q4_K, q5_K, q6_K) into the AVX-512 layout at load: "
+                 "auto (when it fits in memory), on, off")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   cmd.add_option("--numa", o.numa,

@@ -22,7 +22,8 @@ struct ModelOptions {
   bool split_experts = false;
   bool no_progress = false;
   PlanChoice plan;
-  // --repack: copy q8_0/q4_K/q6_K weights into the AVX-512 layout at load (auto: when the copy fits
+  // --repack: copy quantised weights (q8_0, the 32-block nibble types, q4_K, q5_K, q6_K) into the
+  // AVX-512 layout at load (auto: when the copy fits
   // in memory beside the mapped file, as the planner decides; a plan's choice wins).
   std::string repack = "auto";
   // --numa: on machines with several NUMA nodes, place each routed expert's copy on one node

@@ -105,7 +105,7 @@ std::vector<float> all_logits(Engine& engine, const std::vector<int32_t>& tokens
 class Reference : public ::testing::TestWithParam<Case> {};
 
 // Compares every fixture position; returns the worst max- and RMS-relative errors.
-// repack: the production kernels read the AVX-512 copy of the q8_0/q4_K/q6_K weights
+// repack: the production kernels read the AVX-512 copy of the quantised weights
 // (Model::repack_for_cpu) instead of the mapped blocks.
 void check_logits(const Case& c, bool reference_kernels, bool repack = false) {
   const ModelRef ref = load_model_ref(c.model);
