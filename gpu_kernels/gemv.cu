@@ -8,8 +8,10 @@
 //  * the other types: each warp owns two weight rows, each lane dequantises whole chunks (32
 //    elements of a quantised row) and dots them with every token's float activations, which the
 //    block stages in shared memory one 32-chunk sweep at a time.
-//  * F32/F16/BF16 with few rows (n < 16 x SMs): one block per 1-2 rows, its threads split k and
-//    reduce through shared memory, so small matrices (MoE routers) spread over all SMs.
+//  * F32/F16/BF16 with few rows (n < 16 x SMs) and k >= 256: one block per 1-2 rows, its threads
+//    split k and reduce through shared memory, so small matrices (MoE routers) spread over all SMs.
+// gemv_batched runs up to 32 GEMVs of one type and k in one launch (blockIdx.y = entry) with the
+// kernel gemv() picks for each alone: routed experts, q/k/v projections, MLA's per-head products.
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>

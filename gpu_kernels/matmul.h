@@ -58,7 +58,10 @@ Status rms_norm_gemv(const RmsNormParams& norm, const MatmulParams& p, cudaStrea
 bool gemv_quantizes_activation(DType t);
 
 // Several GEMVs of one weight type and k in one call: a layer's routed experts in decode, each
-// over its own tokens, or an attention layer's q, k and v projections of the same input. Entry i
+// over its own tokens, an attention layer's q, k and v projections of the same input, or an MLA
+// layer's per-head k_b/v_b products. One launch for every weight type, each entry with the kernel
+// gemv() would pick for it alone; entry by entry where those picks differ, or where the widest
+// entry's quantised activations exceed the shared-memory budget. Entry i
 // computes y_i[m_i][n_i] = x_i[m_i][k] . W_i^T with m_i in 1..kGemvMaxTokens, rows x_stride /
 // y_stride_i floats apart. Each entry's result is what gemv() gives for it alone.
 inline constexpr int kGemvBatchMax = 32;
