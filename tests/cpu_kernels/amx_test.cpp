@@ -138,10 +138,63 @@ TEST(AmxQ8_0, Rows16OddBlockCounts) {
   }
 }
 
+using RowsTileFn = void (*)(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+
+// Q4_0 and Q5_0 (Rows16 only): their groups widened to Q8_0 levels, then the Q8_0 tiles. Column
+// slices, odd block counts (the last pair half padding), ragged m and n; the AMX tier picks them
+// for Rows16 and keeps the AVX-512 GGUF tiles.
+class AmxNibble : public ::testing::TestWithParam<DType> {};
+
+RowsTileFn nibble_tile(DType t) { return t == DType::Q4_0 ? gemm_tile_q4_0_rows16_amx : gemm_tile_q5_0_rows16_amx; }
+
+TEST_P(AmxNibble, DispatchPicksAmxForRows16Only) {
+  HEXE_SKIP_WITHOUT_AMX();
+  const DType t = GetParam();
+  const GemmKernel* r = select_gemm(t, 2048, Isa::Amx, WeightLayout::Rows16);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->tier, Isa::Amx) << r->name;
+  const GemmKernel* g = select_gemm(t, 2048, Isa::Amx, WeightLayout::Gguf);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->tier, Isa::Avx512) << g->name;
+}
+
+TEST_P(AmxNibble, Rows16TileMatchesScalarReference) {
+  HEXE_SKIP_WITHOUT_AMX();
+  const DType t = GetParam();
+  std::mt19937 rng(8 + int(t));
+  for (int rep = 0; rep < 40; ++rep) {
+    const int64_t m = rep < 8 ? std::vector<int64_t>{16, 17, 31, 32, 33, 47, 64, 15}[size_t(rep)]
+                              : std::uniform_int_distribution<int64_t>(1, 64)(rng);
+    const int64_t n = std::uniform_int_distribution<int64_t>(1, 70)(rng);
+    // Whole pairs with column slices (odd reps), or any block count (even reps: odd k / 32 too).
+    const bool slice = rep % 2 == 1;
+    const int64_t k = slice ? 64 * std::uniform_int_distribution<int64_t>(1, rep % 5 == 0 ? 40 : 8)(rng)
+                            : 32 * std::uniform_int_distribution<int64_t>(1, rep % 5 == 0 ? 63 : 9)(rng);
+    const int64_t nblk = k / 64;
+    const int64_t b0 = slice ? std::uniform_int_distribution<int64_t>(0, nblk - 1)(rng) : 0;
+    const int64_t b1 = slice ? std::uniform_int_distribution<int64_t>(b0 + 1, nblk)(rng) : 0;
+    const int64_t c0 = slice ? 64 * b0 : 0, len = slice ? 64 * (b1 - b0) : k;
+    const size_t wrb = row_bytes(t, uint64_t(k)), arb = row_bytes(DType::Q8_0, uint64_t(len));
+    const auto w = test::random_weights(rng, t, n, k);
+    const PackedWeights packed = repack_for_decode(t, n, k, w.data(), wrb);
+    const auto xq = quantized_acts(rng, m, len, arb);
+    const int64_t ys = n + 2;
+    std::vector<float> y(size_t(m * ys), -7.f);
+    nibble_tile(t)(len, packed.data() + rows16_col_offset(t, c0), rows16_group_bytes(t, k), n, xq.data(), arb, m,
+                   y.data(), ys);
+    std::ostringstream name;
+    name << "amx/" << dtype_name(t) << "/rows16 m=" << m << " n=" << n << " k=" << k << " cols=[" << c0 << ","
+         << c0 + len << ")";
+    check(t, name.str(), w, wrb, c0, len, n, xq, arb, m, y, ys);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, AmxNibble, ::testing::Values(DType::Q4_0, DType::Q5_0),
+                         [](const auto& i) { return std::string(dtype_name(i.param)); });
+
 // The K-quant AMX tiles (Q4_K, Q6_K; kquant_amx.h): Rows16 only.
 class AmxKQuant : public ::testing::TestWithParam<DType> {};
 
-using RowsTileFn = void (*)(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 RowsTileFn kquant_tile(DType t) { return t == DType::Q4_K ? gemm_tile_q4_K_rows16_amx : gemm_tile_q6_K_rows16_amx; }
 
 TEST_P(AmxKQuant, DispatchPicksAmxForRows16Only) {

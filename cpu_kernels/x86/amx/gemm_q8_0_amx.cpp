@@ -1,6 +1,8 @@
 // AMX-INT8 tiles for Q8_0 weights x Q8_0 activations in prefill (m >= 16 activation rows), and
 // the AMX row of the kernel table. Below 16 rows (decode) the tiles hand over to the AVX-512 VNNI
-// ones: a 16-row tile would be mostly padding there.
+// ones: a 16-row tile would be mostly padding there. Q4_0 and Q5_0 (Rows16) run the same tiles:
+// each 16-row group's nibbles are widened per call into signed levels q - offset in the Q8_0
+// geometry (their nibble lines already hold columns 4c + i and 16 + 4c + i of each block).
 //
 // Tile shapes: one 32-element block per tile step, so each block's exact int32 dot is available
 // to scale in float (as the scalar reference does: acc += float(isum) * (d_w * d_a)):
@@ -34,6 +36,7 @@
 
 #include "cpu_kernels/blocks.h"
 #include "cpu_kernels/kernels.h"
+#include "cpu_kernels/repack.h"
 #include "cpu_kernels/x86/amx/amx_tiles.h"
 
 namespace hexe::cpu {
@@ -216,7 +219,62 @@ void pack_group_signed(int64_t nb, int64_t rows, const uint8_t* w, size_t wrb, c
   }
 }
 
+// A Q4_0 or Q5_0 Rows16 group (nb blocks, repack.h) as a Q8_0 Rows16 group of signed levels
+// q - offset (the padding block of an odd nb is not read: tile_16x16 stops at nb).
+template <DType W>
+void widen_group(int64_t nb, const uint8_t* g, uint8_t* dst) {
+  constexpr Rows16Legacy L = rows16_legacy(W);
+  static_assert(L.m == 0, "a min needs a second epilogue term");
+  const __m512i m_lo = _mm512_set1_epi8(0x0F), off = _mm512_set1_epi8(char(L.offset)), bit5 = _mm512_set1_epi8(0x10);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* pair = g + size_t(b / 2) * L.pair_bytes;
+    const int h = int(b % 2);
+    uint8_t* o = dst + size_t(b / 2) * kPairBytes + h * 512;
+    for (int c = 0; c < 4; ++c) {
+      const __m512i v = _mm512_loadu_si512(pair + h * 256 + c * 64);
+      __m512i lo = _mm512_and_si512(v, m_lo), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m_lo);
+      if constexpr (L.qh != 0) {
+        uint64_t k_lo, k_hi;
+        std::memcpy(&k_lo, pair + L.qh + h * 64 + (2 * c) * 8, 8);
+        std::memcpy(&k_hi, pair + L.qh + h * 64 + (2 * c + 1) * 8, 8);
+        lo = _mm512_mask_add_epi8(lo, _cvtu64_mask64(k_lo), lo, bit5);
+        hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(k_hi), hi, bit5);
+      }
+      _mm512_store_si512(o + c * 64, _mm512_sub_epi8(lo, off));        // columns 4c + i
+      _mm512_store_si512(o + (4 + c) * 64, _mm512_sub_epi8(hi, off));  // columns 16 + 4c + i
+    }
+    std::memcpy(dst + size_t(b / 2) * kPairBytes + 1024 + h * 32, pair + L.d + h * 32, 32);
+  }
+}
+
+template <DType W>
+void nibble_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t mr,
+                       float* y, int64_t ys) {
+  const int64_t nb = k / kQK;
+  const size_t gbytes = size_t((nb + 1) / 2) * kPairBytes;
+  thread_local std::vector<uint8_t> scratch;
+  if (scratch.size() < gbytes + 64) scratch.resize(gbytes + 64);
+  uint8_t* grp = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
+  const auto* base = static_cast<const uint8_t*>(w);
+  run_amx<true>(k, nr, static_cast<const uint8_t*>(act), arb, mr, y, ys, [&](int64_t g) {
+    widen_group<W>(nb, base + size_t(g) * wrb, grp);
+    return static_cast<const uint8_t*>(grp);
+  });
+}
+
 }  // namespace
+
+void gemm_tile_q4_0_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,
+                               int64_t mr, float* y, int64_t ys) {
+  if (mr < 16 || !amx_usable()) return gemm_tile_q4_0_rows16_avx512(k, w, wrb, nr, act, arb, mr, y, ys);
+  nibble_rows16_amx<DType::Q4_0>(k, w, wrb, nr, act, arb, mr, y, ys);
+}
+
+void gemm_tile_q5_0_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,
+                               int64_t mr, float* y, int64_t ys) {
+  if (mr < 16 || !amx_usable()) return gemm_tile_q5_0_rows16_avx512(k, w, wrb, nr, act, arb, mr, y, ys);
+  nibble_rows16_amx<DType::Q5_0>(k, w, wrb, nr, act, arb, mr, y, ys);
+}
 
 void gemm_tile_q8_0_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,
                                int64_t mr, float* y, int64_t ys) {
@@ -250,9 +308,11 @@ constexpr GemmTable make_table(bool rows16) {
     e = {nullptr, nullptr, rows16 ? "no AMX rows16 kernel for this format" : "no AMX kernel for this format", 1, false};
   t[static_cast<uint32_t>(DType::Q8_0)] = {rows16 ? gemm_tile_q8_0_rows16_amx : gemm_tile_q8_0_amx,
                                            rows16 ? "amx_int8/q8_0/rows16" : "amx_int8/q8_0", nullptr, kQK, true};
-  // Q4_K, Q6_K: Rows16 only (gemm_q4_k_amx.cpp, gemm_q6_k_amx.cpp); the runtime repacks them to
-  // Rows16 on AVX-512 machines, so the GGUF layout keeps its AVX-512 tile.
+  // Q4_0, Q5_0 (above), Q4_K, Q6_K (gemm_q4_k_amx.cpp, gemm_q6_k_amx.cpp): Rows16 only; the
+  // runtime repacks them to Rows16 on AVX-512 machines, so the GGUF layout keeps its AVX-512 tile.
   if (rows16) {
+    t[static_cast<uint32_t>(DType::Q4_0)] = {gemm_tile_q4_0_rows16_amx, "amx_int8/q4_0/rows16", nullptr, kQK, true};
+    t[static_cast<uint32_t>(DType::Q5_0)] = {gemm_tile_q5_0_rows16_amx, "amx_int8/q5_0/rows16", nullptr, kQK, true};
     t[static_cast<uint32_t>(DType::Q4_K)] = {gemm_tile_q4_K_rows16_amx, "amx_int8/q4_K/rows16", nullptr, kQKK, true};
     t[static_cast<uint32_t>(DType::Q6_K)] = {gemm_tile_q6_K_rows16_amx, "amx_int8/q6_K/rows16", nullptr, kQKK, true};
     t[static_cast<uint32_t>(DType::Q4_K)].rows_per_call = 256;
