@@ -192,10 +192,12 @@ TEST_P(AmxNibble, Rows16TileMatchesScalarReference) {
 INSTANTIATE_TEST_SUITE_P(Formats, AmxNibble, ::testing::Values(DType::Q4_0, DType::Q5_0),
                          [](const auto& i) { return std::string(dtype_name(i.param)); });
 
-// The K-quant AMX tiles (Q4_K, Q6_K; kquant_amx.h): Rows16 only.
+// The K-quant AMX tiles (Q4_K, Q5_K, Q6_K; kquant_amx.h): Rows16 only.
 class AmxKQuant : public ::testing::TestWithParam<DType> {};
 
-RowsTileFn kquant_tile(DType t) { return t == DType::Q4_K ? gemm_tile_q4_K_rows16_amx : gemm_tile_q6_K_rows16_amx; }
+RowsTileFn kquant_tile(DType t) {
+  return t == DType::Q4_K ? gemm_tile_q4_K_rows16_amx : t == DType::Q5_K ? gemm_tile_q5_K_rows16_amx : gemm_tile_q6_K_rows16_amx;
+}
 
 TEST_P(AmxKQuant, DispatchPicksAmxForRows16Only) {
   HEXE_SKIP_WITHOUT_AMX();
@@ -222,9 +224,11 @@ TEST_P(AmxKQuant, Rows16TileMatchesScalarReferenceWithColumnSlices) {
   HEXE_SKIP_WITHOUT_AMX();
   const DType t = GetParam();
   auto random_bits = [&](std::mt19937& rng, int64_t n, int64_t k) {  // finite f16 scale fields
-    return t == DType::Q4_K ? test::random_block_bits(rng, n, k, sizeof(BlockQ4_K), kQKK,
-                                                      {offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)})
-                            : test::random_block_bits(rng, n, k, sizeof(BlockQ6_K), kQKK, {offsetof(BlockQ6_K, d)});
+    if (t == DType::Q4_K)
+      return test::random_block_bits(rng, n, k, sizeof(BlockQ4_K), kQKK, {offsetof(BlockQ4_K, d), offsetof(BlockQ4_K, dmin)});
+    if (t == DType::Q5_K)
+      return test::random_block_bits(rng, n, k, sizeof(BlockQ5_K), kQKK, {offsetof(BlockQ5_K, d), offsetof(BlockQ5_K, dmin)});
+    return test::random_block_bits(rng, n, k, sizeof(BlockQ6_K), kQKK, {offsetof(BlockQ6_K, d)});
   };
   std::mt19937 rng(8);
   for (int rep = 0; rep < 48; ++rep) {
@@ -299,7 +303,7 @@ TEST_P(AmxKQuant, Rows16MatmulMatchesScalarTier) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, AmxKQuant, ::testing::Values(DType::Q4_K, DType::Q6_K),
+INSTANTIATE_TEST_SUITE_P(Formats, AmxKQuant, ::testing::Values(DType::Q4_K, DType::Q5_K, DType::Q6_K),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
 
 #define HEXE_SKIP_WITHOUT_AMX_BF16()                                                                   \

@@ -1,5 +1,5 @@
-// AMX-INT8 prefill tile for Q4_K weights in the Rows16 layout x Q8_K activations (the driver:
-// kquant_amx.h). Below 16 activation rows it hands over to the AVX-512 VNNI Rows16 tile.
+// AMX-INT8 prefill tiles for Q4_K and Q5_K weights in the Rows16 layout x Q8_K activations (the
+// driver: kquant_amx.h). Below 16 activation rows they hand over to the AVX-512 VNNI Rows16 tiles.
 //
 // Q4_K: w = d sc_j q - dmin m_j with q a nibble (0..15) and 6-bit sub-block scales and mins. The
 // tile unit gets q * sc_j (0..945: a low byte, and a high byte 0..3); the mins term
@@ -11,6 +11,9 @@
 // is column 64p + 4c + i (sub-block 2p) and high nibble column 64p + 32 + 4c + i (sub-block
 // 2p+1). So chunk p's B tile rows 0-7 are the low-nibble products of lines 0-7, rows 8-15 the
 // high-nibble products.
+//
+// Q5_K is Q4_K plus a 5th bit per weight (Rows16: the plane at kQ5KRows16Qh, line c holding bit j
+// of column 32j + 4c + i): q (0..31) * sc_j is 0..1953, a high byte of 0..7, the rest the same.
 #include <immintrin.h>
 
 #include <cstddef>
@@ -25,8 +28,9 @@
 namespace hexe::cpu {
 namespace {
 
-struct Q4K {
-  static constexpr size_t kSbBytes = kQ4KRows16Bytes;
+template <bool kFive>
+struct K4 {
+  static constexpr size_t kSbBytes = kFive ? kQ5KRows16Bytes : kQ4KRows16Bytes;
   static constexpr int kExtra = 4;  // per sub-block pair p: bsum pair sums as two int16 in an int32
 
   struct alignas(64) Meta {
@@ -44,7 +48,7 @@ struct Q4K {
   }
 
   [[gnu::noinline]] static void prepare(const uint8_t* o, uint8_t* prod, Meta& meta) {
-    const __m512i m_nib = _mm512_set1_epi8(0x0F);
+    const __m512i m_nib = _mm512_set1_epi8(0x0F), bit5 = _mm512_set1_epi8(0x10);
     const __m512i idx_lo = _mm512_load_si512(amx::kInterleaveLo.data());
     const __m512i idx_hi = _mm512_add_epi8(idx_lo, _mm512_set1_epi8(1));
     alignas(64) uint8_t scales[128], mins_b[128];
@@ -62,7 +66,13 @@ struct Q4K {
       uint8_t* lo_tile = prod + p * amx::kKqChunkProducts;
       for (int c = 0; c < 8; ++c) {
         const __m512i v = _mm512_loadu_si512(o + kQ4KRows16Qs + p * 512 + c * 64);
-        const __m512i nib[2] = {_mm512_and_si512(v, m_nib), _mm512_and_si512(_mm512_srli_epi16(v, 4), m_nib)};
+        __m512i nib[2] = {_mm512_and_si512(v, m_nib), _mm512_and_si512(_mm512_srli_epi16(v, 4), m_nib)};
+        if constexpr (kFive) {  // sub-blocks 2p and 2p + 1: bits 2p and 2p + 1 of the plane's line c
+          const __m512i qh = _mm512_loadu_si512(o + kQ5KRows16Qh + c * 64);
+          for (int h = 0; h < 2; ++h)
+            nib[h] = _mm512_mask_add_epi8(nib[h], _mm512_test_epi8_mask(qh, _mm512_set1_epi8(char(1 << (2 * p + h)))),
+                                          nib[h], bit5);
+        }
         for (int h = 0; h < 2; ++h)
           amx::store_split(_mm512_maddubs_epi16(nib[h], se[h]), _mm512_maddubs_epi16(nib[h], so[h]), idx_lo, idx_hi,
                            lo_tile + (8 * h + c) * 64, lo_tile + 1024 + (8 * h + c) * 64);
@@ -100,7 +110,12 @@ struct Q4K {
 
 void gemm_tile_q4_K_rows16_amx(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act, size_t arb,
                                int64_t mr, float* y, int64_t ys) {
-  amx::kquant_tile<Q4K, gemm_tile_q4_K_rows16_avx512>(k, w, gstride, nr, act, arb, mr, y, ys);
+  amx::kquant_tile<K4<false>, gemm_tile_q4_K_rows16_avx512>(k, w, gstride, nr, act, arb, mr, y, ys);
+}
+
+void gemm_tile_q5_K_rows16_amx(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act, size_t arb,
+                               int64_t mr, float* y, int64_t ys) {
+  amx::kquant_tile<K4<true>, gemm_tile_q5_K_rows16_avx512>(k, w, gstride, nr, act, arb, mr, y, ys);
 }
 
 }  // namespace hexe::cpu

@@ -308,14 +308,16 @@ constexpr GemmTable make_table(bool rows16) {
     e = {nullptr, nullptr, rows16 ? "no AMX rows16 kernel for this format" : "no AMX kernel for this format", 1, false};
   t[static_cast<uint32_t>(DType::Q8_0)] = {rows16 ? gemm_tile_q8_0_rows16_amx : gemm_tile_q8_0_amx,
                                            rows16 ? "amx_int8/q8_0/rows16" : "amx_int8/q8_0", nullptr, kQK, true};
-  // Q4_0, Q5_0 (above), Q4_K, Q6_K (gemm_q4_k_amx.cpp, gemm_q6_k_amx.cpp): Rows16 only; the
+  // Q4_0, Q5_0 (above), Q4_K, Q5_K, Q6_K (gemm_q4_k_amx.cpp, gemm_q6_k_amx.cpp): Rows16 only; the
   // runtime repacks them to Rows16 on AVX-512 machines, so the GGUF layout keeps its AVX-512 tile.
   if (rows16) {
     t[static_cast<uint32_t>(DType::Q4_0)] = {gemm_tile_q4_0_rows16_amx, "amx_int8/q4_0/rows16", nullptr, kQK, true};
     t[static_cast<uint32_t>(DType::Q5_0)] = {gemm_tile_q5_0_rows16_amx, "amx_int8/q5_0/rows16", nullptr, kQK, true};
     t[static_cast<uint32_t>(DType::Q4_K)] = {gemm_tile_q4_K_rows16_amx, "amx_int8/q4_K/rows16", nullptr, kQKK, true};
+    t[static_cast<uint32_t>(DType::Q5_K)] = {gemm_tile_q5_K_rows16_amx, "amx_int8/q5_K/rows16", nullptr, kQKK, true};
     t[static_cast<uint32_t>(DType::Q6_K)] = {gemm_tile_q6_K_rows16_amx, "amx_int8/q6_K/rows16", nullptr, kQKK, true};
     t[static_cast<uint32_t>(DType::Q4_K)].rows_per_call = 256;
+    t[static_cast<uint32_t>(DType::Q5_K)].rows_per_call = 256;
     t[static_cast<uint32_t>(DType::Q6_K)].rows_per_call = 256;
   }
   // BF16: GGUF rows as the A operand (gemm_bf16_amx.cpp); k in whole 32-element tile steps.
