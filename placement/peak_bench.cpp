@@ -42,8 +42,10 @@ double time_per_run(F&& fn, double min_seconds, bool median = false) {
 }  // namespace
 
 const std::vector<DType>& measured_weight_types() {
-  static const std::vector<DType> types = {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0,
-                                           DType::Q4_0, DType::BF16, DType::F16,  DType::F32};
+  // Q5_0: what llama.cpp's Q4_K_M puts where rows are not whole 256-blocks (GLM-4.5-Air's expert
+  // down projections).
+  static const std::vector<DType> types = {DType::Q4_K, DType::Q5_K, DType::Q6_K, DType::Q8_0, DType::Q4_0,
+                                           DType::Q5_0, DType::BF16, DType::F16,  DType::F32};
   return types;
 }
 
