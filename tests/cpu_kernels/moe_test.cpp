@@ -129,20 +129,13 @@ TEST(MoeEmptySlots, ComplementarySplitsAddUpToTheWhole) {
   }
 }
 
-// Decode on many threads takes the two-phase schedule (gate/up row groups, join, down row
-// groups), on 2-3 threads the chain (each expert's gate, up and down as items, the last downs
-// cut into pieces); both must give what one thread gives, with the GGUF blocks and with Rows16
-// copies.
-TEST(MoeTwoPhase, ManyThreadsMatchOneThread) {
-  std::mt19937 rng(9);
-  const int n_experts = 8;
-  const int64_t hidden = 256, n_ff = 512;
-  // Oversubscribed here; the schedule, not the speed, is under test. Both pool backends.
-  ThreadPool pool(8), tbb_pool(8, {}, PoolKind::Tbb), pool2(2), pool3(3);
-  for (DType type : {DType::F32, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
-    std::vector<std::vector<uint8_t>> mats;
-    std::vector<ExpertWeights> experts, packed;
-    std::vector<PackedWeights> copies;
+// n_experts random experts (gate, up: n_ff x hidden; down: hidden x n_ff) and, where the format has
+// one, their Rows16 copies (packed empty otherwise).
+struct ExpertSet {
+  std::vector<std::vector<uint8_t>> mats;
+  std::vector<PackedWeights> copies;
+  std::vector<ExpertWeights> experts, packed;
+  ExpertSet(std::mt19937& rng, DType type, int n_experts, int64_t hidden, int64_t n_ff) {
     for (int e = 0; e < 3 * n_experts; ++e)
       mats.push_back(test::random_weights(rng, type, e % 3 == 2 ? hidden : n_ff, e % 3 == 2 ? n_ff : hidden));
     for (int e = 0; e < n_experts; ++e) {
@@ -155,6 +148,23 @@ TEST(MoeTwoPhase, ManyThreadsMatchOneThread) {
       const size_t c = copies.size();
       packed.push_back({copies[c - 3].data(), copies[c - 2].data(), copies[c - 1].data()});
     }
+  }
+};
+
+// Decode on many threads takes the two-phase schedule (gate/up row groups, join, down row
+// groups), on 2-3 threads the chain (each expert's gate, up and down as items, the last downs
+// cut into pieces); both must give what one thread gives, with the GGUF blocks and with Rows16
+// copies.
+TEST(MoeTwoPhase, ManyThreadsMatchOneThread) {
+  std::mt19937 rng(9);
+  const int n_experts = 8;
+  const int64_t hidden = 256, n_ff = 512;
+  // Oversubscribed here; the schedule, not the speed, is under test. Both pool backends.
+  ThreadPool pool(8), tbb_pool(8, {}, PoolKind::Tbb), pool2(2), pool3(3);
+  for (DType type : {DType::F32, DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    const ExpertSet set(rng, type, n_experts, hidden, n_ff);
+    const std::vector<ExpertWeights>& experts = set.experts;
+    const std::vector<ExpertWeights>& packed = set.packed;
     for (bool use_packed : {false, true}) {
       if (use_packed && packed.empty()) continue;
       for (auto [n_tokens, top_k] : {std::pair<int64_t, int>{1, 2}, {1, 8}, {3, 2}, {8, 4}}) {
@@ -218,21 +228,9 @@ TEST(MoePrefill, SkewedExpertIsCutIntoTokenChunks) {
   const int top_k = 2;
   ThreadPool pool8(8), pool2(2);
   for (DType type : {DType::F32, DType::Q4_K}) {
-    std::vector<std::vector<uint8_t>> mats;
-    std::vector<ExpertWeights> experts, packed;
-    std::vector<PackedWeights> copies;
-    for (int e = 0; e < 3 * n_experts; ++e)
-      mats.push_back(test::random_weights(rng, type, e % 3 == 2 ? hidden : n_ff, e % 3 == 2 ? n_ff : hidden));
-    for (int e = 0; e < n_experts; ++e) {
-      experts.push_back({mats[size_t(3 * e)].data(), mats[size_t(3 * e + 1)].data(), mats[size_t(3 * e + 2)].data()});
-      if (!rows16_supported(type)) continue;
-      for (int j = 0; j < 3; ++j) {
-        const int64_t rows = j == 2 ? hidden : n_ff, k = j == 2 ? n_ff : hidden;
-        copies.push_back(repack_for_decode(type, rows, k, mats[size_t(3 * e + j)].data(), row_bytes(type, uint64_t(k))));
-      }
-      const size_t c = copies.size();
-      packed.push_back({copies[c - 3].data(), copies[c - 2].data(), copies[c - 1].data()});
-    }
+    const ExpertSet set(rng, type, n_experts, hidden, n_ff);
+    const std::vector<ExpertWeights>& experts = set.experts;
+    const std::vector<ExpertWeights>& packed = set.packed;
     // Slot 0 of every token picks expert 2 (300 rows), slot 1 one of the others (60 rows each).
     std::vector<int32_t> ids(size_t(n_tokens * top_k));
     std::vector<float> wts(ids.size());
