@@ -130,6 +130,7 @@ struct Scratch {
   std::vector<ChainItem> chain;           // chain decode: the item list
   std::vector<std::atomic<int>> gu_done;  // chain decode: per used expert
   std::vector<ThreadScratch> per_thread;
+  std::vector<std::vector<Unit>> units;  // general schedule: the unit list (one per NUMA home)
 };
 
 template <class Fn>
@@ -448,7 +449,9 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   const int64_t share = (filled + 2 * nth - 1) / (2 * nth);
   const int64_t chunk = nth > 1 && forced != "whole" && plan.max_m > std::max(kMinChunkRows, share)
                             ? std::max(kMinChunkRows, share) : 0;
-  std::vector<std::vector<Unit>> units(homes ? size_t(p.n_homes) : 1);
+  std::vector<std::vector<Unit>>& units = s.units;
+  units.resize(homes ? size_t(p.n_homes) : 1);
+  for (auto& u : units) u.clear();
   if (homes)
     for (int h = 0; h < p.n_homes; ++h) add_units(plan, used_by_home[size_t(h)], chunk, n_slices, units[size_t(h)]);
   else
