@@ -83,7 +83,7 @@ void gemm_tile_q6_K_rows16_avx512(int64_t, const void*, size_t, int64_t, const v
 // measured default, or HEXE_PREFETCH when set (a diagnostic for measuring it).
 int decode_prefetch_bytes(int tile_default);
 
-// The AMX tier (x86/amx/): Q8_0 (GGUF and Rows16) and Q4_0, Q5_0, Q4_K, Q5_K, Q6_K (Rows16 only)
+// The AMX tier (x86/amx/): Q8_0 (GGUF and Rows16) and Q4_0/Q4_1/Q5_0/Q5_1, Q4_K, Q5_K, Q6_K (Rows16 only)
 // through AMX-INT8 tiles
 // and BF16 (GGUF) through AMX-BF16 tiles for m >= 16 activation rows (prefill), the AVX-512
 // tiles below that; every other format and layout declines (the Avx512 tier serves it).
@@ -92,6 +92,8 @@ extern const GemmTable kGemmRows16Amx;
 void gemm_tile_q8_0_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q8_0_rows16_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q4_0_rows16_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+void gemm_tile_q4_1_rows16_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+void gemm_tile_q5_1_rows16_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q5_K_rows16_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q5_0_rows16_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q4_K_rows16_amx(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);

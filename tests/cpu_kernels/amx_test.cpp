@@ -140,12 +140,20 @@ TEST(AmxQ8_0, Rows16OddBlockCounts) {
 
 using RowsTileFn = void (*)(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 
-// Q4_0 and Q5_0 (Rows16 only): their groups widened to Q8_0 levels, then the Q8_0 tiles. Column
+// Q4_0, Q4_1, Q5_0, Q5_1 (Rows16 only): their groups widened to Q8_0 levels, then the Q8_0 tiles
+// (the mins of Q4_1/Q5_1 in the epilogue). Column
 // slices, odd block counts (the last pair half padding), ragged m and n; the AMX tier picks them
 // for Rows16 and keeps the AVX-512 GGUF tiles.
 class AmxNibble : public ::testing::TestWithParam<DType> {};
 
-RowsTileFn nibble_tile(DType t) { return t == DType::Q4_0 ? gemm_tile_q4_0_rows16_amx : gemm_tile_q5_0_rows16_amx; }
+RowsTileFn nibble_tile(DType t) {
+  switch (t) {
+    case DType::Q4_0: return gemm_tile_q4_0_rows16_amx;
+    case DType::Q4_1: return gemm_tile_q4_1_rows16_amx;
+    case DType::Q5_0: return gemm_tile_q5_0_rows16_amx;
+    default: return gemm_tile_q5_1_rows16_amx;
+  }
+}
 
 TEST_P(AmxNibble, DispatchPicksAmxForRows16Only) {
   HEXE_SKIP_WITHOUT_AMX();
@@ -189,7 +197,7 @@ TEST_P(AmxNibble, Rows16TileMatchesScalarReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Formats, AmxNibble, ::testing::Values(DType::Q4_0, DType::Q5_0),
+INSTANTIATE_TEST_SUITE_P(Formats, AmxNibble, ::testing::Values(DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1),
                          [](const auto& i) { return std::string(dtype_name(i.param)); });
 
 // The K-quant AMX tiles (Q4_K, Q5_K, Q6_K; kquant_amx.h): Rows16 only.

@@ -1,8 +1,9 @@
 // AMX-INT8 tiles for Q8_0 weights x Q8_0 activations in prefill (m >= 16 activation rows), and
 // the AMX row of the kernel table. Below 16 rows (decode) the tiles hand over to the AVX-512 VNNI
-// ones: a 16-row tile would be mostly padding there. Q4_0 and Q5_0 (Rows16) run the same tiles:
-// each 16-row group's nibbles are widened per call into signed levels q - offset in the Q8_0
-// geometry (their nibble lines already hold columns 4c + i and 16 + 4c + i of each block).
+// ones: a 16-row tile would be mostly padding there. Q4_0, Q4_1, Q5_0 and Q5_1 (Rows16) run the
+// same tiles: each 16-row group's nibbles are widened per call into signed levels q - offset in
+// the Q8_0 geometry (their nibble lines already hold columns 4c + i and 16 + 4c + i of each
+// block); Q4_1/Q5_1's mins add a second FMA per block in the epilogue.
 //
 // Tile shapes: one 32-element block per tile step, so each block's exact int32 dot is available
 // to scale in float (as the scalar reference does: acc += float(isum) * (d_w * d_a)):
@@ -59,18 +60,27 @@ float f16(const uint8_t* p) {
 
 // One 16-row tile of activations (rows at `act`, arb apart) against one 16-column group `grp`
 // (Rows16 geometry) over nb blocks; stores rows [row_from, 16) x [0, cols) of y.
-template <bool kSignedB>
-void tile_16x16(int64_t nb, const uint8_t* grp, const uint8_t* act, size_t arb, const float* da, float* y,
-                int64_t ys, int row_from, int cols, int32_t* buf) {
+// kMin (Q4_1/Q5_1, w = d q + m): each block also adds m_w (16 f16 at mins + 32 b) times
+// sa = d_a sum(a) (per row and block, laid out as da).
+template <bool kSignedB, bool kMin = false>
+void tile_16x16(int64_t nb, const uint8_t* grp, const uint8_t* act, size_t arb, const float* da, const float* sa,
+                const uint8_t* mins, float* y, int64_t ys, int row_from, int cols, int32_t* buf) {
   __m512 acc[16];
 #pragma GCC unroll 16
   for (int r = 0; r < 16; ++r) acc[r] = _mm512_setzero_ps();
-  auto epilogue = [&](const int32_t* bf, const uint8_t* d16, const float* da_b) {
+  auto epilogue = [&](const int32_t* bf, const uint8_t* d16, int64_t blk) {
+    const float* da_b = da + blk * 16;
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d16)));
 #pragma GCC unroll 16
     for (int r = 0; r < 16; ++r) {
       const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(da_b[r]));
       acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(bf + 16 * r)), s, acc[r]);
+    }
+    if constexpr (kMin) {
+      const float* sa_b = sa + blk * 16;
+      const __m512 mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(mins + 32 * blk)));
+#pragma GCC unroll 16
+      for (int r = 0; r < 16; ++r) acc[r] = _mm512_fmadd_ps(mw, _mm512_set1_ps(sa_b[r]), acc[r]);
     }
   };
   // One block: C tile c = A tile a (16 activation blocks at `ap`) . B tile w (weights at `wp`);
@@ -95,15 +105,15 @@ void tile_16x16(int64_t nb, const uint8_t* grp, const uint8_t* act, size_t arb, 
     HEXE_Q8_0_BLOCK_DOT(3, 0, 1, a, pair);
     HEXE_Q8_0_BLOCK_DOT(6, 4, 5, a + kActBlock, pair + 512);
     _tile_stored(3, buf, 64);
-    epilogue(buf, pair + 1024, da + b * 16);
+    epilogue(buf, pair + 1024, b);
     _tile_stored(6, buf + 256, 64);
-    epilogue(buf + 256, pair + 1024 + 32, da + (b + 1) * 16);
+    epilogue(buf + 256, pair + 1024 + 32, b + 1);
   }
   if (b < nb) {
     const uint8_t* pair = grp + size_t(b / 2) * kPairBytes;
     HEXE_Q8_0_BLOCK_DOT(3, 0, 1, act + size_t(b) * kActBlock + 2, pair);
     _tile_stored(3, buf, 64);
-    epilogue(buf, pair + 1024, da + b * 16);
+    epilogue(buf, pair + 1024, b);
   }
 #undef HEXE_Q8_0_BLOCK_DOT
   const __mmask16 mask = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
@@ -113,21 +123,34 @@ void tile_16x16(int64_t nb, const uint8_t* grp, const uint8_t* act, size_t arb, 
 }
 
 // Runs the AMX tiles over groups of 16 weight columns: group(g) returns group g's bytes in the
-// Rows16 geometry (kSignedB: plain int8 q, else q XOR 0x80). mr >= 16.
-template <bool kSignedB, class GroupFn>
+// Rows16 geometry (kSignedB: plain int8 q, else q XOR 0x80), and with kMin leaves the group's
+// mins (16 f16 per block, 32 bytes apart) at `mins`. mr >= 16.
+template <bool kSignedB, bool kMin = false, class GroupFn>
 void run_amx(int64_t k, int64_t nr, const uint8_t* act, size_t arb, int64_t mr, float* y, int64_t ys,
-             GroupFn&& group) {
+             GroupFn&& group, const uint8_t* mins = nullptr) {
   const int64_t nb = k / kQK;
   const int64_t n_mt = (mr + 15) / 16;
   // Row tile t starts at row min(16 t, mr - 16); d_a of its rows as floats, [t][block][16].
-  thread_local std::vector<float> da_buf;
+  thread_local std::vector<float> da_buf, sa_buf;
   if (da_buf.size() < size_t(n_mt * nb * 16)) da_buf.resize(size_t(n_mt * nb * 16));
+  if (kMin && sa_buf.size() < size_t(n_mt * nb * 16)) sa_buf.resize(size_t(n_mt * nb * 16));
   auto m0_of = [&](int64_t t) { return std::min(16 * t, mr - 16); };
   for (int64_t t = 0; t < n_mt; ++t) {
     const uint8_t* a = act + size_t(m0_of(t)) * arb;
     float* d = da_buf.data() + t * nb * 16;
     for (int r = 0; r < 16; ++r)
-      for (int64_t b = 0; b < nb; ++b) d[b * 16 + r] = f16(a + size_t(r) * arb + size_t(b) * kActBlock);
+      for (int64_t b = 0; b < nb; ++b) {
+        const uint8_t* blk = a + size_t(r) * arb + size_t(b) * kActBlock;
+        d[b * 16 + r] = f16(blk);
+        if constexpr (kMin) {  // sum(a): psadbw of a + 128 against zero, less 32 x 128
+          const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)),
+                                             _mm256_set1_epi8(char(0x80)));
+          const __m256i sd = _mm256_sad_epu8(v, _mm256_setzero_si256());
+          const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sd), _mm256_extracti128_si256(sd, 1));
+          const int sum = int(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128;
+          sa_buf[size_t(t * nb * 16 + b * 16 + r)] = d[b * 16 + r] * float(sum);
+        }
+      }
   }
   alignas(64) int32_t buf[512];
   amx::load_tile_config(/*with_constant_b=*/true);
@@ -139,8 +162,9 @@ void run_amx(int64_t k, int64_t nr, const uint8_t* act, size_t arb, int64_t mr, 
     for (int64_t t = 0; t < n_mt; ++t) {
       const int64_t m0 = m0_of(t);
       const int row_from = int(16 * t - m0);  // rows already stored by the previous tile
-      tile_16x16<kSignedB>(nb, grp, act + size_t(m0) * arb, arb, da_buf.data() + t * nb * 16,
-                           y + m0 * ys + 16 * g, ys, row_from, cols, buf);
+      tile_16x16<kSignedB, kMin>(nb, grp, act + size_t(m0) * arb, arb, da_buf.data() + t * nb * 16,
+                                 kMin ? sa_buf.data() + t * nb * 16 : nullptr, mins, y + m0 * ys + 16 * g, ys,
+                                 row_from, cols, buf);
     }
   }
   _tile_release();
@@ -219,12 +243,12 @@ void pack_group_signed(int64_t nb, int64_t rows, const uint8_t* w, size_t wrb, c
   }
 }
 
-// A Q4_0 or Q5_0 Rows16 group (nb blocks, repack.h) as a Q8_0 Rows16 group of signed levels
-// q - offset (the padding block of an odd nb is not read: tile_16x16 stops at nb).
+// A Q4_0/Q4_1/Q5_0/Q5_1 Rows16 group (nb blocks, repack.h) as a Q8_0 Rows16 group of signed
+// levels q - offset, and (Q4_1/Q5_1) its mins at mins + 32 b (the padding block of an odd nb is
+// not read: tile_16x16 stops at nb).
 template <DType W>
-void widen_group(int64_t nb, const uint8_t* g, uint8_t* dst) {
+void widen_group(int64_t nb, const uint8_t* g, uint8_t* dst, uint8_t* mins) {
   constexpr Rows16Legacy L = rows16_legacy(W);
-  static_assert(L.m == 0, "a min needs a second epilogue term");
   const __m512i m_lo = _mm512_set1_epi8(0x0F), off = _mm512_set1_epi8(char(L.offset)), bit5 = _mm512_set1_epi8(0x10);
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* pair = g + size_t(b / 2) * L.pair_bytes;
@@ -244,22 +268,28 @@ void widen_group(int64_t nb, const uint8_t* g, uint8_t* dst) {
       _mm512_store_si512(o + (4 + c) * 64, _mm512_sub_epi8(hi, off));  // columns 16 + 4c + i
     }
     std::memcpy(dst + size_t(b / 2) * kPairBytes + 1024 + h * 32, pair + L.d + h * 32, 32);
+    if constexpr (L.m != 0) std::memcpy(mins + 32 * b, pair + L.m + h * 32, 32);
   }
 }
 
 template <DType W>
 void nibble_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t mr,
                        float* y, int64_t ys) {
+  constexpr bool kMin = rows16_legacy(W).m != 0;
   const int64_t nb = k / kQK;
   const size_t gbytes = size_t((nb + 1) / 2) * kPairBytes;
   thread_local std::vector<uint8_t> scratch;
-  if (scratch.size() < gbytes + 64) scratch.resize(gbytes + 64);
+  if (scratch.size() < gbytes + size_t(32 * nb) + 64) scratch.resize(gbytes + size_t(32 * nb) + 64);
   uint8_t* grp = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
+  uint8_t* mins = grp + gbytes;
   const auto* base = static_cast<const uint8_t*>(w);
-  run_amx<true>(k, nr, static_cast<const uint8_t*>(act), arb, mr, y, ys, [&](int64_t g) {
-    widen_group<W>(nb, base + size_t(g) * wrb, grp);
-    return static_cast<const uint8_t*>(grp);
-  });
+  run_amx<true, kMin>(
+      k, nr, static_cast<const uint8_t*>(act), arb, mr, y, ys,
+      [&](int64_t g) {
+        widen_group<W>(nb, base + size_t(g) * wrb, grp, mins);
+        return static_cast<const uint8_t*>(grp);
+      },
+      mins);
 }
 
 }  // namespace
@@ -274,6 +304,18 @@ void gemm_tile_q5_0_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr,
                                int64_t mr, float* y, int64_t ys) {
   if (mr < 16 || !amx_usable()) return gemm_tile_q5_0_rows16_avx512(k, w, wrb, nr, act, arb, mr, y, ys);
   nibble_rows16_amx<DType::Q5_0>(k, w, wrb, nr, act, arb, mr, y, ys);
+}
+
+void gemm_tile_q4_1_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,
+                               int64_t mr, float* y, int64_t ys) {
+  if (mr < 16 || !amx_usable()) return gemm_tile_q4_1_rows16_avx512(k, w, wrb, nr, act, arb, mr, y, ys);
+  nibble_rows16_amx<DType::Q4_1>(k, w, wrb, nr, act, arb, mr, y, ys);
+}
+
+void gemm_tile_q5_1_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,
+                               int64_t mr, float* y, int64_t ys) {
+  if (mr < 16 || !amx_usable()) return gemm_tile_q5_1_rows16_avx512(k, w, wrb, nr, act, arb, mr, y, ys);
+  nibble_rows16_amx<DType::Q5_1>(k, w, wrb, nr, act, arb, mr, y, ys);
 }
 
 void gemm_tile_q8_0_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,
@@ -308,11 +350,13 @@ constexpr GemmTable make_table(bool rows16) {
     e = {nullptr, nullptr, rows16 ? "no AMX rows16 kernel for this format" : "no AMX kernel for this format", 1, false};
   t[static_cast<uint32_t>(DType::Q8_0)] = {rows16 ? gemm_tile_q8_0_rows16_amx : gemm_tile_q8_0_amx,
                                            rows16 ? "amx_int8/q8_0/rows16" : "amx_int8/q8_0", nullptr, kQK, true};
-  // Q4_0, Q5_0 (above), Q4_K, Q5_K, Q6_K (gemm_q4_k_amx.cpp, gemm_q6_k_amx.cpp): Rows16 only; the
+  // The nibble formats (above), Q4_K, Q5_K, Q6_K (gemm_q4_k_amx.cpp, gemm_q6_k_amx.cpp): Rows16 only; the
   // runtime repacks them to Rows16 on AVX-512 machines, so the GGUF layout keeps its AVX-512 tile.
   if (rows16) {
     t[static_cast<uint32_t>(DType::Q4_0)] = {gemm_tile_q4_0_rows16_amx, "amx_int8/q4_0/rows16", nullptr, kQK, true};
     t[static_cast<uint32_t>(DType::Q5_0)] = {gemm_tile_q5_0_rows16_amx, "amx_int8/q5_0/rows16", nullptr, kQK, true};
+    t[static_cast<uint32_t>(DType::Q4_1)] = {gemm_tile_q4_1_rows16_amx, "amx_int8/q4_1/rows16", nullptr, kQK, true};
+    t[static_cast<uint32_t>(DType::Q5_1)] = {gemm_tile_q5_1_rows16_amx, "amx_int8/q5_1/rows16", nullptr, kQK, true};
     t[static_cast<uint32_t>(DType::Q4_K)] = {gemm_tile_q4_K_rows16_amx, "amx_int8/q4_K/rows16", nullptr, kQKK, true};
     t[static_cast<uint32_t>(DType::Q5_K)] = {gemm_tile_q5_K_rows16_amx, "amx_int8/q5_K/rows16", nullptr, kQKK, true};
     t[static_cast<uint32_t>(DType::Q6_K)] = {gemm_tile_q6_K_rows16_amx, "amx_int8/q6_K/rows16", nullptr, kQKK, true};
