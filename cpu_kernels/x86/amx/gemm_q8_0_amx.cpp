@@ -39,6 +39,7 @@
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
 #include "cpu_kernels/x86/amx/amx_tiles.h"
+#include "cpu_kernels/x86/q8_block_sum.h"
 
 namespace hexe::cpu {
 namespace {
@@ -142,14 +143,9 @@ void run_amx(int64_t k, int64_t nr, const uint8_t* act, size_t arb, int64_t mr, 
       for (int64_t b = 0; b < nb; ++b) {
         const uint8_t* blk = a + size_t(r) * arb + size_t(b) * kActBlock;
         d[b * 16 + r] = f16(blk);
-        if constexpr (kMin) {  // sum(a): psadbw of a + 128 against zero, less 32 x 128
-          const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)),
-                                             _mm256_set1_epi8(char(0x80)));
-          const __m256i sd = _mm256_sad_epu8(v, _mm256_setzero_si256());
-          const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(sd), _mm256_extracti128_si256(sd, 1));
-          const int sum = int(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128;
-          sa_buf[size_t(t * nb * 16 + b * 16 + r)] = d[b * 16 + r] * float(sum);
-        }
+        if constexpr (kMin)
+          sa_buf[size_t(t * nb * 16 + b * 16 + r)] =
+              d[b * 16 + r] * float(q8_0_block_sum(reinterpret_cast<const int8_t*>(blk + 2)));
       }
   }
   alignas(64) int32_t buf[512];
@@ -272,9 +268,12 @@ void widen_group(int64_t nb, const uint8_t* g, uint8_t* dst, uint8_t* mins) {
   }
 }
 
-template <DType W>
+// Format W's tile: the AMX one from 16 activation rows, kVnni (its AVX-512 Rows16 tile) below
+// that (decode) or where AMX is unusable.
+template <DType W, GemmTileFn kVnni>
 void nibble_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t mr,
                        float* y, int64_t ys) {
+  if (mr < 16 || !amx_usable()) return kVnni(k, w, wrb, nr, act, arb, mr, y, ys);
   constexpr bool kMin = rows16_legacy(W).m != 0;
   const int64_t nb = k / kQK;
   const size_t gbytes = size_t((nb + 1) / 2) * kPairBytes;
@@ -296,26 +295,22 @@ void nibble_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const v
 
 void gemm_tile_q4_0_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,
                                int64_t mr, float* y, int64_t ys) {
-  if (mr < 16 || !amx_usable()) return gemm_tile_q4_0_rows16_avx512(k, w, wrb, nr, act, arb, mr, y, ys);
-  nibble_rows16_amx<DType::Q4_0>(k, w, wrb, nr, act, arb, mr, y, ys);
+  nibble_rows16_amx<DType::Q4_0, gemm_tile_q4_0_rows16_avx512>(k, w, wrb, nr, act, arb, mr, y, ys);
 }
 
 void gemm_tile_q5_0_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,
                                int64_t mr, float* y, int64_t ys) {
-  if (mr < 16 || !amx_usable()) return gemm_tile_q5_0_rows16_avx512(k, w, wrb, nr, act, arb, mr, y, ys);
-  nibble_rows16_amx<DType::Q5_0>(k, w, wrb, nr, act, arb, mr, y, ys);
+  nibble_rows16_amx<DType::Q5_0, gemm_tile_q5_0_rows16_avx512>(k, w, wrb, nr, act, arb, mr, y, ys);
 }
 
 void gemm_tile_q4_1_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,
                                int64_t mr, float* y, int64_t ys) {
-  if (mr < 16 || !amx_usable()) return gemm_tile_q4_1_rows16_avx512(k, w, wrb, nr, act, arb, mr, y, ys);
-  nibble_rows16_amx<DType::Q4_1>(k, w, wrb, nr, act, arb, mr, y, ys);
+  nibble_rows16_amx<DType::Q4_1, gemm_tile_q4_1_rows16_avx512>(k, w, wrb, nr, act, arb, mr, y, ys);
 }
 
 void gemm_tile_q5_1_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,
                                int64_t mr, float* y, int64_t ys) {
-  if (mr < 16 || !amx_usable()) return gemm_tile_q5_1_rows16_avx512(k, w, wrb, nr, act, arb, mr, y, ys);
-  nibble_rows16_amx<DType::Q5_1>(k, w, wrb, nr, act, arb, mr, y, ys);
+  nibble_rows16_amx<DType::Q5_1, gemm_tile_q5_1_rows16_avx512>(k, w, wrb, nr, act, arb, mr, y, ys);
 }
 
 void gemm_tile_q8_0_rows16_amx(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,

@@ -19,6 +19,7 @@
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
 #include "cpu_kernels/x86/avx512/rows16_walk.h"
+#include "cpu_kernels/x86/q8_block_sum.h"
 
 namespace hexe::cpu {
 namespace {
@@ -42,12 +43,8 @@ struct ActQ8 {
 };
 
 void act_info(const BlockQ8_0* a, int64_t nb, int offset, ActQ8* out) {
-  const __m256i flip = _mm256_set1_epi8(char(0x80));
   for (int64_t b = 0; b < nb; ++b) {
-    const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs)), flip);
-    const __m256i s = _mm256_sad_epu8(v, _mm256_setzero_si256());  // 4 sums of (a + 128)
-    const __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-    const int32_t sum = int32_t(_mm_cvtsi128_si64(t) + _mm_extract_epi64(t, 1)) - 32 * 128;
+    const int32_t sum = q8_0_block_sum(a[b].qs);
     out[b] = {-offset * sum, _cvtsh_ss(a[b].d), float(sum)};
   }
 }
