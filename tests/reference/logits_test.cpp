@@ -190,7 +190,7 @@ TEST_P(Reference, GreedyContinuationMatchesHf) {
 INSTANTIATE_TEST_SUITE_P(Fixtures, Reference, ::testing::ValuesIn(all_cases()), case_name);
 
 // The q8_0 fixtures again with the production kernels reading the AVX-512 copy of the weights
-// (q8_0, q4_0, q4_K, q5_K and q6_K have that layout; the fixtures' rows are too short for K-quants).
+// (q8_0, q4_0/q4_1/q5_0/q5_1, q4_K, q5_K and q6_K have that layout; the fixtures' rows are too short for K-quants).
 class ReferenceRepacked : public ::testing::TestWithParam<Case> {};
 
 TEST_P(ReferenceRepacked, LogitsMatchHfWithRepackedWeights) { check_logits(GetParam(), false, /*repack=*/true); }
