@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 build_dir=${1:-build}
 shift || true
 
+# ocl-icd-opencl-dev: Debian's oneDNN is built with its OpenCL GPU runtime, so its CMake config
+# looks for OpenCL; libdnnl-dev only recommends the package, and recommends are not installed here.
 packages=(cmake ninja-build g++ pkg-config libcli11-dev nlohmann-json3-dev libgtest-dev
-          libhwloc-dev libtbb-dev libdnnl-dev libnuma-dev libpcre2-dev)
+          libhwloc-dev libtbb-dev libdnnl-dev ocl-icd-opencl-dev libnuma-dev libpcre2-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
