@@ -53,7 +53,14 @@ const Table& table() {
 
 int decode_prefetch_bytes(int tile_default) {
   const int v = env::prefetch_bytes();
-  return v >= 0 ? v : tile_default;
+  if (v >= 0) return v;
+  // The tiles' distances were measured on a Xeon VM, where prefetching streamed 10-20% faster. On
+  // the Zen 4 (EPYC) VM any software prefetch made the stream slower: one thread streaming Q4_K
+  // from DRAM (bench_tile --kib 131072) 27 GB/s without, 17-20 with 0.5-8 KiB; moe-layer decode
+  // qwen3-30b-a3b q4_k, alternating processes, ratios 0.86-0.96 (median 0.94) without against
+  // 0.72-0.90 (0.83) with. Its hardware prefetchers keep up with a plain sequential stream, and
+  // the prefetches only take miss buffers from the demand loads.
+  return cpu_features().amd ? 0 : tile_default;
 }
 
 KernelChoice matmul_choice(DType w_type, int64_t k, Isa max_tier, WeightLayout layout) {

@@ -32,7 +32,13 @@ bool bit(uint32_t v, int b) { return (v >> b) & 1u; }
 
 CpuFeatures detect() {
   CpuFeatures f;
-  const uint32_t max_leaf = cpuid(0, 0).a;
+  const Regs l0 = cpuid(0, 0);
+  const uint32_t max_leaf = l0.a;
+  char vendor[13] = {};
+  std::memcpy(vendor, &l0.b, 4);
+  std::memcpy(vendor + 4, &l0.d, 4);
+  std::memcpy(vendor + 8, &l0.c, 4);
+  f.amd = std::strcmp(vendor, "AuthenticAMD") == 0;
   if (max_leaf < 1) return f;
   const Regs l1 = cpuid(1, 0);
   const bool osxsave = bit(l1.c, 27);

@@ -17,6 +17,7 @@ struct CpuFeatures {
   bool avx512_vnni = false, avx512_bf16 = false, avx_vnni = false;
   bool avx512_vbmi = false;  // byte permutes (the AMX tier's Q4_K tile uses vpermt2b)
   bool amx_tile = false, amx_int8 = false, amx_bf16 = false;
+  bool amd = false;  // vendor AuthenticAMD: the decode tiles' software prefetch is off there (kernels.h)
   std::string brand;
 };
 

@@ -1,6 +1,11 @@
 // Dispatch: every compiled SIMD tier must really be chosen for shapes it supports (no silent
 // scalar fallback), declines must say why, and HEXE_CPU_ISA-style caps must be honoured.
 #include "cpu_kernels/dispatch.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <string>
+
 #include "cpu_kernels/kernels.h"
 #include "tests/cpu_kernels/test_util.h"
 
@@ -80,6 +85,22 @@ TEST(Isa, FeaturesAreConsistent) {
   EXPECT_LE(int(active_isa()), int(hardware_isa()));
   EXPECT_STREQ(isa_name(Isa::Avx512), "avx512");
   EXPECT_STREQ(isa_name(Isa::Amx), "amx");
+}
+
+// The vendor read from CPUID is the one Linux reports (it picks the decode tiles' prefetch).
+TEST(Isa, VendorMatchesProcCpuinfo) {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line, vendor;
+  while (vendor.empty() && std::getline(in, line))
+    if (line.rfind("vendor_id", 0) == 0) vendor = line.substr(line.find(':') + 2);
+  if (vendor.empty()) GTEST_SKIP() << "no vendor_id in /proc/cpuinfo";
+  EXPECT_EQ(cpu_features().amd, vendor == "AuthenticAMD") << "vendor_id " << vendor;
+  if (std::getenv("HEXE_PREFETCH")) return;  // set by hand: it overrides the default
+  if (cpu_features().amd) {
+    EXPECT_EQ(decode_prefetch_bytes(1024), 0);
+  } else {
+    EXPECT_EQ(decode_prefetch_bytes(1024), 1024);
+  }
 }
 
 }  // namespace
