@@ -61,15 +61,20 @@ void group_q8(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const Act
            int64_t ys, __mmask16 valid, int pf) {
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* pair = g + size_t(b >> 1) * kPairBytes;
-    const uint8_t* q = pair + (b & 1) * 512;
+  // A pair of blocks per iteration: each load instruction then steps by the pair's 1088 bytes
+  // every time. One block per iteration made its steps alternate 512 / 576 bytes, and the stream
+  // ran at 20 GB/s a core against 27 on the Zen 4 VM (bench_tile --kib 131072).
+  for (int64_t b0 = 0; b0 < nb; b0 += 2) {
+    const uint8_t* pair = g + size_t(b0 >> 1) * kPairBytes;
     if (pf)
-      for (int c = 0; c < 512; c += 64) {
-        _mm_prefetch(reinterpret_cast<const char*>(q + pf + c), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(q + 2 * pf + c), _MM_HINT_T2);
+      for (int c = 0; c < int(kPairBytes); c += 64) {
+        _mm_prefetch(reinterpret_cast<const char*>(pair + pf + c), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(pair + 2 * pf + c), _MM_HINT_T2);
       }
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + 1024 + (b & 1) * 32)));
+    for (int h = 0; h < 2 && b0 + h < nb; ++h) {
+    const int64_t b = b0 + h;
+    const uint8_t* q = pair + h * 512;
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + 1024 + h * 32)));
     __m512i wv[8];
     for (int c = 0; c < 8; ++c) wv[c] = _mm512_loadu_si512(q + c * 64);
     for (int r = 0; r < R; ++r) {
@@ -81,6 +86,7 @@ void group_q8(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const Act
       }
       const __m512 s = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
       acc[r] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, _mm512_set1_ps(ai[r][b].d)), acc[r]);
+    }
     }
   }
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + r * ys, valid, acc[r]);
@@ -95,15 +101,16 @@ void group_nib(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const Ac
   const __m512i m_lo = _mm512_set1_epi8(0x0F), m_hi = _mm512_set1_epi8(char(0xF0)), bit5 = _mm512_set1_epi8(0x10);
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* pair = g + size_t(b >> 1) * L.pair_bytes;
-    const int h = int(b & 1);
-    const uint8_t* q = pair + h * 256;
-    if (pf && !h)
+  for (int64_t b0 = 0; b0 < nb; b0 += 2) {  // a pair per iteration, as group_q8
+    const uint8_t* pair = g + size_t(b0 >> 1) * L.pair_bytes;
+    if (pf)
       for (int c = 0; c < int(L.pair_bytes); c += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(pair + pf + c), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(pair + 2 * pf + c), _MM_HINT_T2);
       }
+    for (int h = 0; h < 2 && b0 + h < nb; ++h) {
+    const int64_t b = b0 + h;
+    const uint8_t* q = pair + h * 256;
     const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + L.d + h * 32)));
     __m512 mw = _mm512_setzero_ps();
     if constexpr (kMin) mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + L.m + h * 32)));
@@ -134,6 +141,7 @@ void group_nib(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const Ac
       const __m512 da = _mm512_set1_ps(ai[r][b].d);
       acc[r] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, da), acc[r]);
       if constexpr (kMin) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(ai[r][b].sum), _mm512_mul_ps(mw, da), acc[r]);
+    }
     }
   }
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + r * ys, valid, acc[r]);
