@@ -5,7 +5,7 @@
 // `matmul` (the front: activation quantisation + tiles, what a decode matmul costs) and `tile`
 // (the tile kernel alone on pre-quantised activations: the compute rate the weight stream meets).
 //   bench_tile [--m M] [--k K] [--kib KiB of weights, default 512] [--isa scalar|avx2|avx512|amx]
-//              [--layout gguf|rows16|both]   (rows16: the repacked decode layout, q8_0, q4_0, q4_K, q5_K, q6_K)
+//              [--layout gguf|rows16|both]   (rows16: the repacked decode layout, q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K)
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -51,7 +51,8 @@ int main(int argc, char** argv) {
     std::printf("peak int8 %.1f GOP/s/core (%s), peak bf16 %.1f GFLOP/s/core (%s)\n", ops / (t1 - t0) / 1e9,
                 int8_dot_name(), fl / (t2 - t1) / 1e9, bf16_dot_name());
   }
-  const DType types[] = {DType::F32, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+  const DType types[] = {DType::F32,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+                         DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
   std::printf("m %lld, k %lld, %zu KiB of weights per format, tier cap %s\n", static_cast<long long>(m),
               static_cast<long long>(k), kib, isa_name(tier));
   for (DType t : types) {

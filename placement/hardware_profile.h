@@ -115,7 +115,7 @@ struct Efficiency {
   // streaming that type from memory reaches (decode). Types left out use cpu_dram.
   std::map<std::string, double> cpu_dram_by_type;
   // Measured likewise for the routed-expert layer in decode (peak_bench.h
-  // measure_moe_decode_gbps): short per-layer jobs reach less than one long GEMV.
+  // measure_moe_decode): short per-layer jobs reach less than one long GEMV.
   std::map<std::string, double> cpu_moe_decode_by_type;
 };
 

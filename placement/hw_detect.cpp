@@ -144,10 +144,11 @@ HardwareProfile detect_profile(const DetectOptions& opt) {
     p.cpu.peak_gflops_bf16 = measure_matmul_gflops(DType::BF16, all, opt.matmul_seconds);
     p.cpu.peak_gflops_fp32 = measure_matmul_gflops(DType::F32, all, opt.matmul_seconds);
     say("measuring Q4_K GEMV streaming from DRAM (" + std::to_string(opt.gemv_bytes >> 20) + " MiB)...");
-    const double gemv = measure_gemv_stream_gbps(all, opt.gemv_bytes);
+    const StreamRate gemv = measure_gemv_stream(all, opt.gemv_bytes);
     // Peaks above are hexe's own cache-resident rates, so compute efficiencies are near 1; the
-    // DRAM efficiency is what a real GEMV reaches of the plain read bandwidth.
-    p.efficiency.cpu_dram = std::clamp(gemv / std::max(1e-9, p.cpu.dram_read_gbps), 0.05, 1.0);
+    // DRAM efficiency is what a real GEMV reaches of the plain read bandwidth (each run over a
+    // read taken just before it, so a bandwidth that moves does not enter the ratio).
+    p.efficiency.cpu_dram = std::clamp(gemv.ratio, 0.05, 1.0);
     p.efficiency.cpu_int8 = 0.9;
     p.efficiency.cpu_float = 0.9;
     p.cpu.attention_gflops = measure_attention_gflops(all, opt.matmul_seconds);
@@ -169,18 +170,15 @@ HardwareProfile detect_profile(const DetectOptions& opt) {
           p.cpu.moe_prefill_gops[name] = measure_moe_prefill_gflops(t, all, opt.matmul_seconds / 2, layout);
           p.cpu.moe_prefill_gops_8[name] = measure_moe_prefill_gflops(t, all, opt.matmul_seconds / 4, layout, 8);
           p.cpu.moe_prefill_gops_128[name] = measure_moe_prefill_gflops(t, all, opt.matmul_seconds / 2, layout, 128);
-          p.efficiency.cpu_moe_decode_by_type[name] =
-              std::clamp(measure_moe_decode_gbps(t, all, std::min<uint64_t>(per_type, uint64_t(1) << 30), layout) /
-                             std::max(1e-9, p.cpu.dram_read_gbps),
-                         0.05, 1.0);
+          p.efficiency.cpu_moe_decode_by_type[name] = std::clamp(
+              measure_moe_decode(t, all, std::min<uint64_t>(per_type, uint64_t(1) << 30), layout).ratio, 0.05, 1.0);
         }
-        p.efficiency.cpu_dram_by_type[name] = std::clamp(
-            measure_gemv_stream_gbps(all, per_type, t, layout) / std::max(1e-9, p.cpu.dram_read_gbps), 0.05, 1.0);
+        p.efficiency.cpu_dram_by_type[name] = std::clamp(measure_gemv_stream(all, per_type, t, layout).ratio, 0.05, 1.0);
       }
     }
     p.notes = "Measured with hexe's kernels (ISA tier " + std::string(cpu::isa_name(cpu::active_isa())) +
               "): peak_* are cache-resident matmul rates, efficiency.cpu_dram = Q4_K GEMV GB/s (" +
-              std::to_string(gemv) + ") / read GB/s.";
+              std::to_string(gemv.gbps) + ") / read GB/s just before each run.";
     p.sources.push_back("hexe profile detect: streaming-read benchmark, hexe matmul (q8_0, bf16, f32), Q4_K GEMV");
     p.measured = true;
   }

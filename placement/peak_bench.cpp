@@ -11,6 +11,7 @@
 #include "cpu_kernels/attention.h"
 #include "cpu_kernels/matmul.h"
 #include "cpu_kernels/moe.h"
+#include "cpu_kernels/probe.h"
 #include "cpu_kernels/quant.h"
 #include "cpu_kernels/thread_pool.h"
 
@@ -20,11 +21,11 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 
-// Runs `fn` until `min_seconds` have passed (at least 5 times after one warm-up). Compute rates
-// take the fastest run (a shared machine only ever slows a run down); streaming rates take the
-// median, since DRAM bandwidth itself varies from run to run and a model predicts the typical one.
+// Runs `fn` until `min_seconds` have passed (at least 5 times after one warm-up) and returns the
+// fastest run: compute rates, which a shared machine only ever slows down. (Streaming rates pair
+// each run with a read instead: paired_stream_rate.)
 template <class F>
-double time_per_run(F&& fn, double min_seconds, bool median = false) {
+double time_per_run(F&& fn, double min_seconds) {
   fn();
   std::vector<double> runs;
   double total = 0;
@@ -35,8 +36,39 @@ double time_per_run(F&& fn, double min_seconds, bool median = false) {
     runs.push_back(s);
     total += s;
   } while (total < min_seconds || runs.size() < 5);
-  std::sort(runs.begin(), runs.end());
-  return median ? runs[runs.size() / 2] : runs.front();
+  return *std::min_element(runs.begin(), runs.end());
+}
+
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// `fn` reads `bytes_per_run` of weights; each timed run follows a read of `probe` (64-byte
+// aligned, `probe_bytes`, far above the LLC) on the same pool. At least 5 runs and min_seconds.
+template <class F>
+StreamRate paired_stream_rate(F&& fn, double bytes_per_run, const uint8_t* probe, size_t probe_bytes,
+                              cpu::ThreadPool& pool, double min_seconds) {
+  fn();
+  std::vector<double> rates, ratios;
+  double total = 0;
+  do {
+    const double read = cpu::read_bandwidth_gbs(probe, probe_bytes, pool, 1);
+    auto t0 = clock_type::now();
+    fn();
+    const double s = std::chrono::duration<double>(clock_type::now() - t0).count();
+    total += s;
+    rates.push_back(bytes_per_run / s / 1e9);
+    ratios.push_back(rates.back() / std::max(1e-9, read));
+  } while (total < min_seconds || rates.size() < 5);
+  return {median_of(rates), median_of(ratios)};
+}
+
+// The largest 64-byte aligned span of v.
+std::pair<const uint8_t*, size_t> aligned_span(const std::vector<uint8_t>& v) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(v.data()), b = (a + 63) & ~uintptr_t(63);
+  const size_t skip = size_t(b - a);
+  return {v.data() + skip, v.size() > skip ? (v.size() - skip) & ~size_t(63) : 0};
 }
 
 }  // namespace
@@ -147,7 +179,7 @@ double measure_moe_prefill_gflops(DType w_type, const std::vector<int>& cpus, do
   return 2.0 * 3.0 * double(T * K) * double(H) * double(F) / s / 1e9;
 }
 
-double measure_moe_decode_gbps(DType w_type, const std::vector<int>& cpus, uint64_t bytes, cpu::WeightLayout layout) {
+StreamRate measure_moe_decode(DType w_type, const std::vector<int>& cpus, uint64_t bytes, cpu::WeightLayout layout) {
   const int nth = int(std::max<size_t>(1, cpus.size()));
   const int64_t H = 2048, F = 768, E = 128, K = 8;
   const uint64_t gb = row_bytes(w_type, uint64_t(H)) * uint64_t(F), db = row_bytes(w_type, uint64_t(F)) * uint64_t(H);
@@ -207,8 +239,14 @@ double measure_moe_decode_gbps(DType w_type, const std::vector<int>& cpus, uint6
       cpu::moe_experts(p, pool);
     }
   };
-  const double s = time_per_run(step, 0.3, true);
-  return double(K) * double(per_expert) * double(n_layers) / s / 1e9;
+  // The experts live in many buffers (one per repacked matrix): the paired read goes over a
+  // separate buffer of the size one step reads, which sees the same bandwidth level.
+  std::vector<uint8_t> probe(size_t(std::max<uint64_t>(uint64_t(K * per_expert * n_layers), 64u << 20)) + 64);
+  pool.parallel_for(int64_t(probe.size()), 1 << 20, [&](int64_t s, int64_t e) {
+    std::memset(probe.data() + s, 0x11, size_t(e - s));
+  });
+  const auto [pp, pn] = aligned_span(probe);
+  return paired_stream_rate(step, double(K) * double(per_expert) * double(n_layers), pp, pn, pool, 0.3);
 }
 
 double measure_attention_gflops(const std::vector<int>& cpus, double min_seconds) {
@@ -242,8 +280,8 @@ double measure_attention_gflops(const std::vector<int>& cpus, double min_seconds
   return 2.0 * H * keys * (D + D) / s / 1e9;
 }
 
-double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DType w_type,
-                                cpu::WeightLayout layout) {
+StreamRate measure_gemv_stream(const std::vector<int>& cpus, uint64_t bytes, DType w_type,
+                               cpu::WeightLayout layout) {
   const int nth = int(std::max<size_t>(1, cpus.size()));
   const int64_t k = 4096;
   const uint64_t rb = row_bytes(w_type, uint64_t(k));
@@ -270,8 +308,8 @@ double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DT
   p.x_stride = k;
   p.y = y.data();
   p.y_stride = n;
-  const double s = time_per_run([&] { cpu::matmul(p, pool); }, 0.5, /*median=*/true);
-  return double(w.size()) / s / 1e9;
+  const auto [wp, wn] = aligned_span(w);  // the paired read goes over the weights themselves
+  return paired_stream_rate([&] { cpu::matmul(p, pool); }, double(w.size()), wp, wn, pool, 0.5);
 }
 
 }  // namespace hexe::place

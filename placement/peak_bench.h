@@ -17,10 +17,19 @@ namespace hexe::place {
 double measure_matmul_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds = 0.3, int64_t m = 64,
                              cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
 
-// GB/s of weight bytes a single-token (m = 1) matmul with `w_type` weights reads when its
-// weights (`bytes`, far above the LLC) come from DRAM.
-double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DType w_type = DType::Q4_K,
-                                cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
+// A streaming rate and its ratio to the DRAM read bandwidth, each run paired with a read of
+// the same size taken just before it (cpu::read_bandwidth_gbs): on machines whose bandwidth
+// moves from minute to minute (a VM's two levels, 33 and 60 GB/s, on the Zen 4 build machine),
+// a ratio to one read taken minutes earlier mixes two levels. Medians over the runs.
+struct StreamRate {
+  double gbps = 0;   // weight bytes read per second
+  double ratio = 0;  // over the read bandwidth just before each run
+};
+
+// A single-token (m = 1) matmul with `w_type` weights whose weights (`bytes`, far above the
+// LLC) come from DRAM.
+StreamRate measure_gemv_stream(const std::vector<int>& cpus, uint64_t bytes, DType w_type = DType::Q4_K,
+                               cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
 
 // 10^9 FLOP/s of a routed-expert layer in prefill (cpu::moe_experts): 512 tokens, each routed to
 // 8 distinct random experts of 128 (32 tokens per expert on average, Poisson-spread as routing
@@ -31,12 +40,12 @@ double measure_gemv_stream_gbps(const std::vector<int>& cpus, uint64_t bytes, DT
 double measure_moe_prefill_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds = 0.3,
                                   cpu::WeightLayout layout = cpu::WeightLayout::Gguf, int64_t tokens_per_expert = 32);
 
-// GB/s of expert weights the routed-expert layer reads in decode (cpu::moe_experts, one token,
+// The expert weights the routed-expert layer reads in decode (cpu::moe_experts, one token,
 // top-8 of 128 experts of hidden 2048 x n_ff 768, as Qwen3-30B-A3B's), layers cycled so that
 // `bytes` of experts (far above the LLC) stream from DRAM. Lower than a single big GEMV's: each
 // layer is a short job (23 MB at q4_K) with a fork, a barrier between gate/up and down, a join.
-double measure_moe_decode_gbps(DType w_type, const std::vector<int>& cpus, uint64_t bytes,
-                               cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
+StreamRate measure_moe_decode(DType w_type, const std::vector<int>& cpus, uint64_t bytes,
+                              cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
 
 // 10^9 FLOP/s of cpu::attention: a causal prefill of 512 tokens, 32 query heads over 4 KV heads
 // of 128, F32 cache in 256-token pages (FLOPs as AttentionShape counts them: 2 per

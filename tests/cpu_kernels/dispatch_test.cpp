@@ -98,8 +98,10 @@ TEST(Isa, VendorMatchesProcCpuinfo) {
   if (std::getenv("HEXE_PREFETCH")) return;  // set by hand: it overrides the default
   if (cpu_features().amd) {
     EXPECT_EQ(decode_prefetch_bytes(1024), 0);
+    EXPECT_EQ(decode_prefetch_bytes(1024, 2048), 2048);
   } else {
     EXPECT_EQ(decode_prefetch_bytes(1024), 1024);
+    EXPECT_EQ(decode_prefetch_bytes(1024, 2048), 1024);
   }
 }
 

@@ -27,6 +27,11 @@ namespace {
 // streamed 3-4% faster (1 KiB + 2 KiB against 1 KiB alone, alternating 48 MB passes in one
 // process: 19.4-19.6 against 18.3-19.0 GB/s; 3 and 4 KiB in L2 gave 19.0-19.1).
 constexpr int kPrefetchBytes = 1024;
+// On the Zen 4 VM, where the other tiles stream fastest without software prefetch, Q5_K streamed
+// from DRAM at 8 GB/s a core without, 18-19 / 21-22 / 17-20 with 1 / 2 / 4 KiB (bench_tile
+// --kib 131072): the 5th-bit plane, read again for each sub-block pair, defeats its hardware
+// prefetchers.
+constexpr int kQ5KAmdPrefetchBytes = 2048;
 
 // Per activation row, block and sub-block pair p: the sums of sub-blocks 2p and 2p+1 as two
 // int16 in one int32 (the vpdpwssd partner of the mins stored as byte pairs).
@@ -137,7 +142,7 @@ template <bool kFive>
 void tile(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act, size_t arb, int64_t mr, float* y,
           int64_t ys) {
   const int64_t nb = k / kQKK;
-  const int pf = decode_prefetch_bytes(kPrefetchBytes);
+  const int pf = decode_prefetch_bytes(kPrefetchBytes, kFive ? kQ5KAmdPrefetchBytes : 0);
   thread_local std::vector<int32_t> pairs;
   if (pairs.size() < size_t(mr * nb * 4)) pairs.resize(size_t(mr * nb * 4));
   for (int64_t i = 0; i < mr; ++i)
