@@ -72,21 +72,21 @@ void group_q8(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const Act
         _mm_prefetch(reinterpret_cast<const char*>(pair + 2 * pf + c), _MM_HINT_T2);
       }
     for (int h = 0; h < 2 && b0 + h < nb; ++h) {
-    const int64_t b = b0 + h;
-    const uint8_t* q = pair + h * 512;
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + 1024 + h * 32)));
-    __m512i wv[8];
-    for (int c = 0; c < 8; ++c) wv[c] = _mm512_loadu_si512(q + c * 64);
-    for (int r = 0; r < R; ++r) {
-      const int8_t* aq = a[r][b].qs;
-      __m512i s0 = _mm512_set1_epi32(ai[r][b].corr), s1 = _mm512_setzero_si512();
-      for (int c = 0; c < 4; ++c) {  // two chains: half the dpbusd latency per block
-        s0 = _mm512_dpbusd_epi32(s0, wv[c], bcast4(aq + 4 * c));
-        s1 = _mm512_dpbusd_epi32(s1, wv[c + 4], bcast4(aq + 4 * c + 16));
+      const int64_t b = b0 + h;
+      const uint8_t* q = pair + h * 512;
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + 1024 + h * 32)));
+      __m512i wv[8];
+      for (int c = 0; c < 8; ++c) wv[c] = _mm512_loadu_si512(q + c * 64);
+      for (int r = 0; r < R; ++r) {
+        const int8_t* aq = a[r][b].qs;
+        __m512i s0 = _mm512_set1_epi32(ai[r][b].corr), s1 = _mm512_setzero_si512();
+        for (int c = 0; c < 4; ++c) {  // two chains: half the dpbusd latency per block
+          s0 = _mm512_dpbusd_epi32(s0, wv[c], bcast4(aq + 4 * c));
+          s1 = _mm512_dpbusd_epi32(s1, wv[c + 4], bcast4(aq + 4 * c + 16));
+        }
+        const __m512 s = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+        acc[r] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, _mm512_set1_ps(ai[r][b].d)), acc[r]);
       }
-      const __m512 s = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-      acc[r] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, _mm512_set1_ps(ai[r][b].d)), acc[r]);
-    }
     }
   }
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + r * ys, valid, acc[r]);
@@ -109,39 +109,40 @@ void group_nib(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const Ac
         _mm_prefetch(reinterpret_cast<const char*>(pair + 2 * pf + c), _MM_HINT_T2);
       }
     for (int h = 0; h < 2 && b0 + h < nb; ++h) {
-    const int64_t b = b0 + h;
-    const uint8_t* q = pair + h * 256;
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + L.d + h * 32)));
-    __m512 mw = _mm512_setzero_ps();
-    if constexpr (kMin) mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + L.m + h * 32)));
-    __m512i lo[4], hi[4];
-    for (int c = 0; c < 4; ++c) {
-      const __m512i v = _mm512_loadu_si512(q + c * 64);
-      lo[c] = _mm512_and_si512(v, m_lo);
-      if constexpr (kFive) {
-        uint64_t k_lo, k_hi;
-        std::memcpy(&k_lo, pair + L.qh + h * 64 + (2 * c) * 8, 8);
-        std::memcpy(&k_hi, pair + L.qh + h * 64 + (2 * c + 1) * 8, 8);
-        hi[c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m_lo);
-        lo[c] = _mm512_mask_add_epi8(lo[c], _cvtu64_mask64(k_lo), lo[c], bit5);
-        hi[c] = _mm512_mask_add_epi8(hi[c], _cvtu64_mask64(k_hi), hi[c], bit5);
-      } else {
-        hi[c] = _mm512_and_si512(v, m_hi);
-      }
-    }
-    for (int r = 0; r < R; ++r) {
-      const int8_t* aq = a[r][b].qs;
-      __m512i sl = _mm512_set1_epi32(ai[r][b].corr), sh = _mm512_setzero_si512();
+      const int64_t b = b0 + h;
+      const uint8_t* q = pair + h * 256;
+      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + L.d + h * 32)));
+      __m512 mw = _mm512_setzero_ps();
+      if constexpr (kMin)
+        mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + L.m + h * 32)));
+      __m512i lo[4], hi[4];
       for (int c = 0; c < 4; ++c) {
-        sl = _mm512_dpbusd_epi32(sl, lo[c], bcast4(aq + 4 * c));
-        sh = _mm512_dpbusd_epi32(sh, hi[c], bcast4(aq + 16 + 4 * c));
+        const __m512i v = _mm512_loadu_si512(q + c * 64);
+        lo[c] = _mm512_and_si512(v, m_lo);
+        if constexpr (kFive) {
+          uint64_t k_lo, k_hi;
+          std::memcpy(&k_lo, pair + L.qh + h * 64 + (2 * c) * 8, 8);
+          std::memcpy(&k_hi, pair + L.qh + h * 64 + (2 * c + 1) * 8, 8);
+          hi[c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m_lo);
+          lo[c] = _mm512_mask_add_epi8(lo[c], _cvtu64_mask64(k_lo), lo[c], bit5);
+          hi[c] = _mm512_mask_add_epi8(hi[c], _cvtu64_mask64(k_hi), hi[c], bit5);
+        } else {
+          hi[c] = _mm512_and_si512(v, m_hi);
+        }
       }
-      if constexpr (!kFive) sh = _mm512_srai_epi32(sh, 4);
-      const __m512 s = _mm512_cvtepi32_ps(_mm512_add_epi32(sl, sh));
-      const __m512 da = _mm512_set1_ps(ai[r][b].d);
-      acc[r] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, da), acc[r]);
-      if constexpr (kMin) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(ai[r][b].sum), _mm512_mul_ps(mw, da), acc[r]);
-    }
+      for (int r = 0; r < R; ++r) {
+        const int8_t* aq = a[r][b].qs;
+        __m512i sl = _mm512_set1_epi32(ai[r][b].corr), sh = _mm512_setzero_si512();
+        for (int c = 0; c < 4; ++c) {
+          sl = _mm512_dpbusd_epi32(sl, lo[c], bcast4(aq + 4 * c));
+          sh = _mm512_dpbusd_epi32(sh, hi[c], bcast4(aq + 16 + 4 * c));
+        }
+        if constexpr (!kFive) sh = _mm512_srai_epi32(sh, 4);
+        const __m512 s = _mm512_cvtepi32_ps(_mm512_add_epi32(sl, sh));
+        const __m512 da = _mm512_set1_ps(ai[r][b].d);
+        acc[r] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, da), acc[r]);
+        if constexpr (kMin) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(ai[r][b].sum), _mm512_mul_ps(mw, da), acc[r]);
+      }
     }
   }
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + r * ys, valid, acc[r]);
