@@ -7,6 +7,7 @@
 #include "cpu_kernels/dispatch.h"
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/matmul.h"
+#include "cpu_kernels/repack.h"
 #include "cpu_kernels/thread_pool.h"
 #include "tests/cpu_kernels/test_util.h"
 
@@ -122,6 +123,55 @@ TEST_P(Matmul, ActivationQuantisationErrorBounded) {
       }
       ASSERT_NEAR(y[size_t(i * n + j)], yr[size_t(i * n + j)], bound + 64 * FLT_EPSILON * mag)
           << "matmul/" << isa_name(tier) << "/" << dtype_name(type) << " m=" << m << " n=" << n << " k=" << k;
+    }
+  }
+}
+
+// Decode (m = 1) splits n into items sized by n and the thread count (up to 1024 rows, at least
+// eight per thread): every row is computed once and lands in its place, whatever the split,
+// with ragged n, in both layouts, against matmul_ref on the GGUF rows.
+TEST(MatmulDecode, LargeRaggedNCoversEveryRowOnce) {
+  std::mt19937 rng(77);
+  const int64_t k = 256;
+  for (DType type : {DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    const DType act = paired_activation(type);
+    for (int64_t n : {int64_t(1000), int64_t(3001), int64_t(20011)}) {
+      const auto w = test::random_weights(rng, type, n, k);
+      const auto x = test::random_floats(rng, size_t(k));
+      std::vector<float> xq(static_cast<size_t>(k)), wf(static_cast<size_t>(k)), y_ref(static_cast<size_t>(n));
+      std::vector<uint8_t> tmp(row_bytes(act, uint64_t(k)));
+      quantize_row(act, x.data(), tmp.data(), k);
+      dequantize_row(act, tmp.data(), xq.data(), k);
+      MatmulParams pr;
+      pr.w = w.data(); pr.w_type = type; pr.n = n; pr.k = k;
+      pr.x = xq.data(); pr.m = 1; pr.x_stride = k; pr.y = y_ref.data(); pr.y_stride = n;
+      matmul_ref(pr);
+      const size_t wrb = row_bytes(type, uint64_t(k));
+      std::vector<double> mag(static_cast<size_t>(n));
+      for (int64_t j = 0; j < n; ++j) {
+        dequantize_row(type, w.data() + size_t(j) * wrb, wf.data(), k);
+        for (int64_t t = 0; t < k; ++t) mag[size_t(j)] += std::fabs(double(xq[size_t(t)]) * wf[size_t(t)]);
+      }
+      const bool rows16 = rows16_supported(type) && active_isa() >= Isa::Avx512 && cpu_features().avx512_vnni;
+      PackedWeights packed;
+      if (rows16) packed = repack_for_decode(type, n, k, w.data(), wrb);
+      for (const WeightLayout layout : {WeightLayout::Gguf, WeightLayout::Rows16}) {
+        if (layout == WeightLayout::Rows16 && !rows16) continue;
+        for (int threads : {1, 2, 3}) {
+          ThreadPool pool(threads);
+          std::vector<float> y(size_t(n + 5), -7.f);
+          MatmulParams p = pr;
+          p.w = layout == WeightLayout::Rows16 ? static_cast<const void*>(packed.data()) : w.data();
+          p.w_layout = layout;
+          p.x = x.data();
+          p.y = y.data();
+          matmul(p, pool);
+          for (int64_t j = 0; j < n; ++j)
+            ASSERT_NEAR(y[size_t(j)], y_ref[size_t(j)], 64.0 * FLT_EPSILON * mag[size_t(j)] + 1e-30)
+                << dtype_name(type) << " " << layout_name(layout) << " n=" << n << " threads=" << threads << " row " << j;
+          for (int64_t j = n; j < n + 5; ++j) ASSERT_EQ(y[size_t(j)], -7.f) << "wrote past n=" << n;
+        }
+      }
     }
   }
 }
