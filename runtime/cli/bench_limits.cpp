@@ -68,6 +68,8 @@ size_t llc_bytes() {
   return best ? best : size_t(32) << 20;
 }
 
+size_t dram_span_bytes() { return std::max(16 * llc_bytes(), size_t(512) << 20); }
+
 size_t mem_available_bytes() {
   std::ifstream f("/proc/meminfo");
   std::string key;
