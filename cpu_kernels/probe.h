@@ -19,6 +19,18 @@ namespace hexe::cpu {
 int stream_read_patterns();
 uint64_t stream_read(const void* p, size_t bytes, int pattern = 0);
 
+// The largest data/unified cache level of cpu0 (sysfs); 32 MiB if unknown.
+size_t llc_bytes();
+// The bytes a DRAM measurement should span (a read probe's buffer, a decode weight set): 16 x the
+// LLC and at least 512 MiB, before the caller's memory bounds. 4 x the LLC was not enough on the
+// Zen 4 VM (32 MiB L3, which keeps some lines of a buffer read over and over): the read probe over
+// 64 / 128 / 512 MiB / 2 GiB read 44.6 / 34.4 / 33.7 / 33.8 GB/s (means of 42 passes of each,
+// alternating), so a probe over 4 x the LLC flattered the limit by about 2% and one over 2 x by a
+// third; moe-layer qwen3-30b-a3b q8_0 decode over a 124 MiB set gave ratios 0.89 at the VM's lower
+// bandwidth level and 0.71 at its higher one, against 0.91 and 0.78 over 765 MiB (medians of
+// 4-21 runs). A model's experts are thousands, far more than either set.
+size_t dram_span_bytes();
+
 // GB/s reading [buf, buf + bytes) once, split over the pool's threads: the best of `reps` passes
 // of every pattern (the limit, so the best pass). buf 64-byte aligned. by_pattern, when given,
 // gets each pattern's best.

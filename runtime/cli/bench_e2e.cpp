@@ -100,7 +100,7 @@ void run_e2e_bench(const E2eBenchOptions& o) {
   // measurement of the read probe just before it, and a row's DRAM ratio is the median of its
   // reps' ratios.
   const size_t avail = mem_available_bytes();
-  size_t bytes = std::min({dram_span_bytes(), size_t(2) << 30, avail ? avail / 4 : size_t(1) << 30});
+  size_t bytes = std::min({cpu::dram_span_bytes(), size_t(2) << 30, avail ? avail / 4 : size_t(1) << 30});
   bytes = std::max<size_t>(bytes, size_t(64) << 20) / (64 * size_t(threads)) * 64 * size_t(threads);
   cpu::ThreadPool probe_pool(threads);
   AlignedBytes buf(bytes);

@@ -50,26 +50,6 @@ double peak_rate(cpu::ThreadPool& pool, Op op) {
 
 }  // namespace
 
-size_t llc_bytes() {
-  size_t best = 0;
-  int best_level = 0;
-  for (int i = 0; i < 8; ++i) {
-    const std::string dir = "/sys/devices/system/cpu/cpu0/cache/index" + std::to_string(i) + "/";
-    std::ifstream lv(dir + "level"), ty(dir + "type"), sz(dir + "size");
-    int level = 0;
-    std::string type, size;
-    if (!(lv >> level) || !(ty >> type) || !(sz >> size)) continue;
-    if (type == "Instruction") continue;
-    size_t bytes = std::strtoull(size.c_str(), nullptr, 10);
-    if (size.back() == 'K') bytes <<= 10;
-    else if (size.back() == 'M') bytes <<= 20;
-    if (level > best_level || (level == best_level && bytes > best)) best = bytes, best_level = level;
-  }
-  return best ? best : size_t(32) << 20;
-}
-
-size_t dram_span_bytes() { return std::max(16 * llc_bytes(), size_t(512) << 20); }
-
 size_t mem_available_bytes() {
   std::ifstream f("/proc/meminfo");
   std::string key;

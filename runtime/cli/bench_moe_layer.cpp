@@ -106,8 +106,8 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   if (o.layout == "rows16" && !cpu::rows16_supported(type))
     throw Error("hexe bench moe-layer: --layout rows16 needs q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k weights, not " + o.quant);
   const bool rows16 = o.layout != "gguf" && cpu::rows16_supported(type);
-  const size_t llc = llc_bytes(), avail = mem_available_bytes();
-  size_t want = o.set_mib ? size_t(o.set_mib) << 20 : dram_span_bytes();
+  const size_t llc = cpu::llc_bytes(), avail = mem_available_bytes();
+  size_t want = o.set_mib ? size_t(o.set_mib) << 20 : cpu::dram_span_bytes();
   if (!o.set_mib) want = std::min({want, size_t(6) << 30, avail ? avail / (rows16 ? 4 : 2) : size_t(6) << 30});
   const size_t n_slots = std::max<size_t>(size_t(2 * shape->top_k), want / expert_bytes);
   AlignedBytes set(n_slots * expert_bytes);

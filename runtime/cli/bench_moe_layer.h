@@ -16,7 +16,7 @@ struct MoeLayerBenchOptions {
   bool pin = false;                     // pin thread i to core i
   std::string pool = "spin";            // spin | tbb: the thread pool's backend (cpu::PoolKind)
   int runs = 3;                         // the figure is the median over runs
-  uint64_t set_mib = 0;                 // 0: dram_span_bytes() (16 x LLC, >= 512 MiB), bounded by 6 GiB and MemAvailable
+  uint64_t set_mib = 0;                 // 0: cpu::dram_span_bytes() (16 x LLC, >= 512 MiB), bounded by 6 GiB and MemAvailable
   uint64_t seed = 1;
   // gguf | rows16 | auto: the experts' layout (rows16: repack_for_decode copies of the set; auto:
   // rows16 where the format has it, the faster layout on AVX-512 VNNI).
