@@ -16,6 +16,7 @@
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
 #include "cpu_kernels/x86/avx512/rows16_q4k_scales.h"
+#include "cpu_kernels/x86/avx512/dpbusd_bcast.h"
 #include "cpu_kernels/x86/avx512/rows16_walk.h"
 
 namespace hexe::cpu {
@@ -42,12 +43,6 @@ void act_pairs(const BlockQ8_K* a, int64_t nb, int32_t* out) {
       const int lo = bs[0] + bs[1], hi = bs[2] + bs[3];
       out[b * 4 + p] = int32_t(uint32_t(uint16_t(lo)) | uint32_t(uint16_t(hi)) << 16);
     }
-}
-
-inline __m512i bcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
 }
 
 inline __m512 scale_ps(const uint8_t* p) {
@@ -110,8 +105,8 @@ void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_
         }
         for (int r = 0; r < R; ++r) {
           const int8_t* aq = a[r][b].qs + 64 * p + 4 * c;
-          il[r] = _mm512_dpbusd_epi32(il[r], lo, bcast4(aq));
-          ih[r] = _mm512_dpbusd_epi32(ih[r], hi, bcast4(aq + 32));
+          il[r] = dpbusd_bcast(il[r], lo, aq);
+          ih[r] = dpbusd_bcast(ih[r], hi, aq + 32);
         }
       }
       const __m512 sc_lo = scale_ps(scales + (2 * p) * 16), sc_hi = scale_ps(scales + (2 * p + 1) * 16);

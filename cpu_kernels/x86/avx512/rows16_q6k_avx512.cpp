@@ -15,6 +15,7 @@
 #include "cpu_kernels/blocks.h"
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
+#include "cpu_kernels/x86/avx512/dpbusd_bcast.h"
 #include "cpu_kernels/x86/avx512/rows16_walk.h"
 
 namespace hexe::cpu {
@@ -38,12 +39,6 @@ constexpr int kSelect = 0xE4;
 void act_bias(const BlockQ8_K* a, int64_t nb, int32_t* out) {
   for (int64_t b = 0; b < nb; ++b)
     for (int j = 0; j < 16; ++j) out[b * 16 + j] = 32 * int32_t(a[b].bsums[j]);
-}
-
-inline __m512i bcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
 }
 
 // The four sets of one (h, c): q[t] holds the levels of columns 128h + 32t + 4c + i, row r in
@@ -88,7 +83,7 @@ void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_
           const int col = 128 * h + 4 * (4 * s + cc);
           for (int r = 0; r < R; ++r)
             for (int t = 0; t < 4; ++t)
-              dot[r][t] = _mm512_dpbusd_epi32(dot[r][t], q[t], bcast4(a[r][b].qs + col + 32 * t));
+              dot[r][t] = dpbusd_bcast(dot[r][t], q[t], a[r][b].qs + col + 32 * t);
         }
         for (int t = 0; t < 4; ++t) {
           const int j = 8 * h + 2 * t + s;

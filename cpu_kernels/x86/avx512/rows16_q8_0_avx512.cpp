@@ -18,6 +18,7 @@
 #include "cpu_kernels/blocks.h"
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
+#include "cpu_kernels/x86/avx512/dpbusd_bcast.h"
 #include "cpu_kernels/x86/avx512/rows16_walk.h"
 #include "cpu_kernels/x86/q8_block_sum.h"
 
@@ -49,6 +50,10 @@ void act_info(const BlockQ8_0* a, int64_t nb, int offset, ActQ8* out) {
   }
 }
 
+// Q8_0 keeps the broadcast as its own instruction: folded into vpdpbusd (dpbusd_bcast, which the
+// nibble formats use) it streamed 7% faster in one long matmul but slower in the MoE layer
+// (moe-layer qwen3-30b-a3b q8_0 decode, alternating by process on the Zen 4 VM: 0.890 against
+// 0.931 at the low bandwidth level, 0.702 against 0.734 at the high one).
 inline __m512i bcast4(const int8_t* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
@@ -56,8 +61,11 @@ inline __m512i bcast4(const int8_t* p) {
 }
 
 // y[r * ys + lane] for R activation rows and the 16 rows of the group at g (lanes < valid).
+// Inlined into the walk: out of line, its prologue runs once per group, and a down projection's
+// group (k = 768) is only 13 KB (moe-layer qwen3-30b-a3b q8_0 decode at the low bandwidth level,
+// by process: 0.892 out of line, 0.939 inlined, 0.927 for the loop as it was before).
 template <int R>
-void group_q8(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const ActQ8* const* ai, float* y,
+[[gnu::always_inline]] inline void group_q8(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const ActQ8* const* ai, float* y,
            int64_t ys, __mmask16 valid, int pf) {
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
@@ -65,31 +73,38 @@ void group_q8(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const Act
   // every time. One block per iteration made its steps alternate 512 / 576 bytes, which Zen 4's
   // stride prefetcher does not follow: 20 GB/s a core from DRAM against 22.5-23 in pairs on the
   // Zen 4 VM (bench_tile --kib 131072; a plain read does 27).
-  for (int64_t b0 = 0; b0 < nb; b0 += 2) {
+  // Block b, the h-th of its pair. Whole pairs in the loop and an odd last block after it: with
+  // the bound inside the loop (h < 2 && b0 + h < nb) the same instructions streamed slower
+  // (moe-layer qwen3-30b-a3b q8_0 decode, alternating by process on the Zen 4 VM: 0.883 against
+  // 0.931 at the low bandwidth level, 0.679 against 0.734 at the high one).
+  const auto block = [&](const uint8_t* pair, int64_t b, int h) {
+    const uint8_t* q = pair + h * 512;
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + 1024 + h * 32)));
+    __m512i wv[8];
+    for (int c = 0; c < 8; ++c) wv[c] = _mm512_loadu_si512(q + c * 64);
+    for (int r = 0; r < R; ++r) {
+      const int8_t* aq = a[r][b].qs;
+      __m512i s0 = _mm512_set1_epi32(ai[r][b].corr), s1 = _mm512_setzero_si512();
+      for (int c = 0; c < 4; ++c) {  // two chains: half the dpbusd latency per block
+        s0 = _mm512_dpbusd_epi32(s0, wv[c], bcast4(aq + 4 * c));
+        s1 = _mm512_dpbusd_epi32(s1, wv[c + 4], bcast4(aq + 4 * c + 16));
+      }
+      const __m512 s = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+      acc[r] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, _mm512_set1_ps(ai[r][b].d)), acc[r]);
+    }
+  };
+  int64_t b0 = 0;
+  for (; b0 + 1 < nb; b0 += 2) {
     const uint8_t* pair = g + size_t(b0 >> 1) * kPairBytes;
     if (pf)
       for (int c = 0; c < int(kPairBytes); c += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(pair + pf + c), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(pair + 2 * pf + c), _MM_HINT_T2);
       }
-    for (int h = 0; h < 2 && b0 + h < nb; ++h) {
-      const int64_t b = b0 + h;
-      const uint8_t* q = pair + h * 512;
-      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + 1024 + h * 32)));
-      __m512i wv[8];
-      for (int c = 0; c < 8; ++c) wv[c] = _mm512_loadu_si512(q + c * 64);
-      for (int r = 0; r < R; ++r) {
-        const int8_t* aq = a[r][b].qs;
-        __m512i s0 = _mm512_set1_epi32(ai[r][b].corr), s1 = _mm512_setzero_si512();
-        for (int c = 0; c < 4; ++c) {  // two chains: half the dpbusd latency per block
-          s0 = _mm512_dpbusd_epi32(s0, wv[c], bcast4(aq + 4 * c));
-          s1 = _mm512_dpbusd_epi32(s1, wv[c + 4], bcast4(aq + 4 * c + 16));
-        }
-        const __m512 s = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-        acc[r] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, _mm512_set1_ps(ai[r][b].d)), acc[r]);
-      }
-    }
+    block(pair, b0, 0);
+    block(pair, b0 + 1, 1);
   }
+  if (b0 < nb) block(g + size_t(b0 >> 1) * kPairBytes, b0, 0);
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + r * ys, valid, acc[r]);
 }
 
@@ -135,8 +150,8 @@ void group_nib(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const Ac
         const int8_t* aq = a[r][b].qs;
         __m512i sl = _mm512_set1_epi32(ai[r][b].corr), sh = _mm512_setzero_si512();
         for (int c = 0; c < 4; ++c) {
-          sl = _mm512_dpbusd_epi32(sl, lo[c], bcast4(aq + 4 * c));
-          sh = _mm512_dpbusd_epi32(sh, hi[c], bcast4(aq + 16 + 4 * c));
+          sl = dpbusd_bcast(sl, lo[c], aq + 4 * c);
+          sh = dpbusd_bcast(sh, hi[c], aq + 16 + 4 * c);
         }
         if constexpr (!kFive) sh = _mm512_srai_epi32(sh, 4);
         const __m512 s = _mm512_cvtepi32_ps(_mm512_add_epi32(sl, sh));
