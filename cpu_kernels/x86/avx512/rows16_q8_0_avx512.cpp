@@ -50,15 +50,10 @@ void act_info(const BlockQ8_0* a, int64_t nb, int offset, ActQ8* out) {
   }
 }
 
-// Q8_0 keeps the broadcast as its own instruction: folded into vpdpbusd (dpbusd_bcast, which the
-// nibble formats use) it streamed 7% faster in one long matmul but slower in the MoE layer
-// (moe-layer qwen3-30b-a3b q8_0 decode, alternating by process on the Zen 4 VM: 0.890 against
-// 0.931 at the low bandwidth level, 0.702 against 0.734 at the high one).
-inline __m512i bcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm512_set1_epi32(v);
-}
+// Q8_0 keeps the broadcast as its own instruction (bcast4): folded into vpdpbusd (dpbusd_bcast,
+// which the nibble formats use) it streamed 7% faster in one long matmul but slower in the MoE
+// layer (moe-layer qwen3-30b-a3b q8_0 decode, alternating by process on the Zen 4 VM: 0.890
+// against 0.931 at the low bandwidth level, 0.702 against 0.734 at the high one).
 
 // y[r * ys + lane] for R activation rows and the 16 rows of the group at g (lanes < valid).
 // Inlined into the walk: out of line, its prologue runs once per group, and a down projection's
