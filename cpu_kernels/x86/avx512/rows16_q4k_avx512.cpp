@@ -14,8 +14,8 @@
 #include "cpu_kernels/blocks.h"
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
-#include "cpu_kernels/x86/avx512/rows16_q4k_scales.h"
 #include "cpu_kernels/x86/avx512/dpbusd_bcast.h"
+#include "cpu_kernels/x86/avx512/rows16_q4k_scales.h"
 #include "cpu_kernels/x86/avx512/rows16_walk.h"
 
 namespace hexe::cpu {

@@ -50,18 +50,13 @@ void act_info(const BlockQ8_0* a, int64_t nb, int offset, ActQ8* out) {
   }
 }
 
-// Q8_0 keeps the broadcast as its own instruction (bcast4): folded into vpdpbusd (dpbusd_bcast,
-// which the nibble formats use) it streamed 7% faster in one long matmul but slower in the MoE
-// layer (moe-layer qwen3-30b-a3b q8_0 decode, alternating by process on the Zen 4 VM: 0.890
-// against 0.931 at the low bandwidth level, 0.702 against 0.734 at the high one).
-
 // y[r * ys + lane] for R activation rows and the 16 rows of the group at g (lanes < valid).
 // Inlined into the walk: out of line, its prologue runs once per group, and a down projection's
 // group (k = 768) is only 13 KB (moe-layer qwen3-30b-a3b q8_0 decode at the low bandwidth level,
 // by process: 0.892 out of line, 0.939 inlined, 0.927 for the loop as it was before).
 template <int R>
-[[gnu::always_inline]] inline void group_q8(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const ActQ8* const* ai, float* y,
-           int64_t ys, __mmask16 valid, int pf) {
+[[gnu::always_inline]] inline void group_q8(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a,
+                                            const ActQ8* const* ai, float* y, int64_t ys, __mmask16 valid, int pf) {
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   // A pair of blocks per iteration: each load instruction then steps by the pair's 1088 bytes
@@ -80,6 +75,10 @@ template <int R>
     for (int r = 0; r < R; ++r) {
       const int8_t* aq = a[r][b].qs;
       __m512i s0 = _mm512_set1_epi32(ai[r][b].corr), s1 = _mm512_setzero_si512();
+      // bcast4, not dpbusd_bcast (which the nibble formats use): folded, the broadcast streamed 7%
+      // faster in one long matmul but slower in the MoE layer (moe-layer qwen3-30b-a3b q8_0 decode,
+      // builds alternating on the Zen 4 VM: 0.890 against 0.931 at the low bandwidth level, 0.702
+      // against 0.734 at the high one).
       for (int c = 0; c < 4; ++c) {  // two chains: half the dpbusd latency per block
         s0 = _mm512_dpbusd_epi32(s0, wv[c], bcast4(aq + 4 * c));
         s1 = _mm512_dpbusd_epi32(s1, wv[c + 4], bcast4(aq + 4 * c + 16));
