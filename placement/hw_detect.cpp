@@ -10,8 +10,10 @@
 
 #include "cpu_kernels/dispatch.h"
 #include "cpu_kernels/isa.h"
+#include "cpu_kernels/probe.h"
 #include "memory/error.h"
 #include "placement/dram_bench.h"
+#include "placement/moe_layer_bench.h"
 #include "placement/peak_bench.h"
 
 namespace hexe::place {
@@ -157,6 +159,8 @@ HardwareProfile detect_profile(const DetectOptions& opt) {
     say("measuring per-type matmul rates and GEMV streaming (" + std::to_string(measured_weight_types().size()) +
         " types)...");
     const uint64_t per_type = std::max<uint64_t>(opt.gemv_bytes / 2, 4 * llc);
+    // The MoE layers' weight set: whole layers far above the LLC, so each run's layer comes from DRAM.
+    const uint64_t moe_set = std::max<uint64_t>(std::min<uint64_t>(per_type, uint64_t(1) << 30), cpu::dram_span_bytes());
     for (DType t : measured_weight_types()) {
       for (cpu::WeightLayout layout : {cpu::WeightLayout::Gguf, cpu::WeightLayout::Rows16}) {
         const bool rows16 = layout == cpu::WeightLayout::Rows16;
@@ -167,11 +171,11 @@ HardwareProfile detect_profile(const DetectOptions& opt) {
         const std::string name = std::string(dtype_name(t)) + (rows16 ? "+rows16" : "");
         p.cpu.matmul_gops[name] = measure_matmul_gflops(t, all, opt.matmul_seconds / 2, 128, layout);
         if (is_quantized(t)) {
-          p.cpu.moe_prefill_gops[name] = measure_moe_prefill_gflops(t, all, opt.matmul_seconds / 2, layout);
-          p.cpu.moe_prefill_gops_8[name] = measure_moe_prefill_gflops(t, all, opt.matmul_seconds / 4, layout, 8);
-          p.cpu.moe_prefill_gops_128[name] = measure_moe_prefill_gflops(t, all, opt.matmul_seconds / 2, layout, 128);
-          p.efficiency.cpu_moe_decode_by_type[name] = std::clamp(
-              measure_moe_decode(t, all, std::min<uint64_t>(per_type, uint64_t(1) << 30), layout).ratio, 0.05, 1.0);
+          const MoeLayerRates moe = measure_moe_layer(t, all, moe_set, layout, opt.matmul_seconds / 2);
+          p.cpu.moe_prefill_gops[name] = moe.prefill_gops_32;
+          p.cpu.moe_prefill_gops_8[name] = moe.prefill_gops_8;
+          p.cpu.moe_prefill_gops_128[name] = moe.prefill_gops_128;
+          p.efficiency.cpu_moe_decode_by_type[name] = std::clamp(moe.decode.ratio, 0.05, 1.0);
         }
         p.efficiency.cpu_dram_by_type[name] = std::clamp(measure_gemv_stream(all, per_type, t, layout).ratio, 0.05, 1.0);
       }

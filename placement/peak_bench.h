@@ -31,22 +31,6 @@ struct StreamRate {
 StreamRate measure_gemv_stream(const std::vector<int>& cpus, uint64_t bytes, DType w_type = DType::Q4_K,
                                cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
 
-// 10^9 FLOP/s of a routed-expert layer in prefill (cpu::moe_experts): 512 tokens, each routed to
-// 8 distinct random experts of 128 (32 tokens per expert on average, Poisson-spread as routing
-// spreads them, not 32 each: the engine's tiles pay for a partly filled 16-row tile, and a
-// layer's experts are unequal jobs), hidden 2048, n_ff 768; the rate the cost model uses for
-// routed experts when a step has more than one token.
-// tokens_per_expert: 8, 32 (the default figure) or 128 on average (T = 16 x that).
-double measure_moe_prefill_gflops(DType w_type, const std::vector<int>& cpus, double min_seconds = 0.3,
-                                  cpu::WeightLayout layout = cpu::WeightLayout::Gguf, int64_t tokens_per_expert = 32);
-
-// The expert weights the routed-expert layer reads in decode (cpu::moe_experts, one token,
-// top-8 of 128 experts of hidden 2048 x n_ff 768, as Qwen3-30B-A3B's), layers cycled so that
-// `bytes` of experts (far above the LLC) stream from DRAM. Lower than a single big GEMV's: each
-// layer is a short job (23 MB at q4_K) with a fork, a barrier between gate/up and down, a join.
-StreamRate measure_moe_decode(DType w_type, const std::vector<int>& cpus, uint64_t bytes,
-                              cpu::WeightLayout layout = cpu::WeightLayout::Gguf);
-
 // 10^9 FLOP/s of cpu::attention: a causal prefill of 512 tokens, 32 query heads over 4 KV heads
 // of 128, F32 cache in 256-token pages (FLOPs as AttentionShape counts them: 2 per
 // multiply-add over scores and values).
