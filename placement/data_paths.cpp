@@ -49,10 +49,10 @@ std::string resolve_data_file(const std::string& name_or_path, const std::string
   for (const auto& root : data_roots()) {
     fs::path p = fs::path(root) / subdir / (name_or_path + ".json");
     if (fs::is_regular_file(p, ec)) return p.string();
-    tried += " " + p.string();
+    tried.append(" ").append(p.string());  // not `" " + p.string()`: GCC 12 -Wrestrict false positive
   }
   std::string names;
-  for (const auto& n : list_data_names(subdir)) names += " " + n;
+  for (const auto& n : list_data_names(subdir)) names.append(" ").append(n);
   throw Error("'" + name_or_path + "' is neither a file nor a name under " + subdir +
               " (tried:" + (tried.empty() ? std::string(" no data directory found") : tried) +
               "); known names:" + (names.empty() ? std::string(" none") : names));

@@ -100,7 +100,8 @@ void Model::bind_experts(int layer, LayerWeights& lw) const {
   }
   // Per-expert tensors (older Mixtral GGUFs, HF checkpoints): types must agree across experts.
   for (int64_t e = 0; e < N; ++e) {
-    const std::string idx = "." + std::to_string(e) + ".weight";
+    // append, not "." + to_string(e): a GCC 12 -Wrestrict false positive
+    const std::string idx = std::string(".").append(std::to_string(e)).append(".weight");
     Linear g = linear(blk + "ffn_gate" + idx, E, F);
     Linear u = linear(blk + "ffn_up" + idx, E, F);
     Linear d = linear(blk + "ffn_down" + idx, F, E);

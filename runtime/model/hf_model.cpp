@@ -165,7 +165,8 @@ std::vector<TensorRef> hf_to_gguf_tensors(const TensorRef& hf) {
     const uint64_t per_expert = hf.bytes / uint64_t(n_exp);
     std::vector<TensorRef> out;
     for (int64_t x = 0; x < n_exp; ++x) {
-      const std::string sfx = "." + std::to_string(x) + ".weight";
+      // append, not "." + to_string(x): a GCC 12 -Wrestrict false positive
+      const std::string sfx = std::string(".").append(std::to_string(x)).append(".weight");
       if (down) {
         out.push_back(view(hf, blk + "ffn_down" + sfx, {hf.ne[0], hf.ne[1]}, x * per_expert, per_expert));
       } else {
