@@ -67,9 +67,9 @@ template <int R>
   // the bound inside the loop (h < 2 && b0 + h < nb) the same instructions streamed slower
   // (moe-layer qwen3-30b-a3b q8_0 decode, alternating by process on the Zen 4 VM: 0.883 against
   // 0.931 at the low bandwidth level, 0.679 against 0.734 at the high one).
-  const auto block = [&](const uint8_t* pair, int64_t b, int h) {
+  // The integer dot products of block b, the h-th of its pair, as floats in s[r].
+  const auto dots = [&](const uint8_t* pair, int64_t b, int h, __m512* s) {
     const uint8_t* q = pair + h * 512;
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + 1024 + h * 32)));
     __m512i wv[8];
     for (int c = 0; c < 8; ++c) wv[c] = _mm512_loadu_si512(q + c * 64);
     for (int r = 0; r < R; ++r) {
@@ -83,9 +83,13 @@ template <int R>
         s0 = _mm512_dpbusd_epi32(s0, wv[c], bcast4(aq + 4 * c));
         s1 = _mm512_dpbusd_epi32(s1, wv[c + 4], bcast4(aq + 4 * c + 16));
       }
-      const __m512 s = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-      acc[r] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, _mm512_set1_ps(ai[r][b].d)), acc[r]);
+      s[r] = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
     }
+  };
+  // acc += s x (the block's weight scales x its activation scale).
+  const auto scale = [&](const uint8_t* pair, int64_t b, int h, const __m512* s) {
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + 1024 + h * 32)));
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(s[r], _mm512_mul_ps(dw, _mm512_set1_ps(ai[r][b].d)), acc[r]);
   };
   int64_t b0 = 0;
   for (; b0 + 1 < nb; b0 += 2) {
@@ -95,10 +99,19 @@ template <int R>
         _mm_prefetch(reinterpret_cast<const char*>(pair + pf + c), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(pair + 2 * pf + c), _MM_HINT_T2);
       }
-    block(pair, b0, 0);
-    block(pair, b0 + 1, 1);
+    // Both blocks' weights before the pair's scale line (its last): the lines in address order.
+    __m512 s0[R], s1[R];
+    dots(pair, b0, 0, s0);
+    dots(pair, b0 + 1, 1, s1);
+    scale(pair, b0, 0, s0);
+    scale(pair, b0 + 1, 1, s1);
   }
-  if (b0 < nb) block(g + size_t(b0 >> 1) * kPairBytes, b0, 0);
+  if (b0 < nb) {
+    const uint8_t* pair = g + size_t(b0 >> 1) * kPairBytes;
+    __m512 s0[R];
+    dots(pair, b0, 0, s0);
+    scale(pair, b0, 0, s0);
+  }
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + r * ys, valid, acc[r]);
 }
 
@@ -111,49 +124,78 @@ void group_nib(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const Ac
   const __m512i m_lo = _mm512_set1_epi8(0x0F), m_hi = _mm512_set1_epi8(char(0xF0)), bit5 = _mm512_set1_epi8(0x10);
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
-  for (int64_t b0 = 0; b0 < nb; b0 += 2) {  // a pair per iteration, as group_q8
+  // Block h of the pair: its levels (the 5th bits added from the masks after the nibble lines).
+  const auto levels = [&](const uint8_t* pair, int h, const __m512i* v, __m512i* lo, __m512i* hi) {
+    for (int c = 0; c < 4; ++c) {
+      lo[c] = _mm512_and_si512(v[c], m_lo);
+      if constexpr (kFive) {
+        uint64_t k_lo, k_hi;
+        std::memcpy(&k_lo, pair + L.qh + h * 64 + (2 * c) * 8, 8);
+        std::memcpy(&k_hi, pair + L.qh + h * 64 + (2 * c + 1) * 8, 8);
+        hi[c] = _mm512_and_si512(_mm512_srli_epi16(v[c], 4), m_lo);
+        lo[c] = _mm512_mask_add_epi8(lo[c], _cvtu64_mask64(k_lo), lo[c], bit5);
+        hi[c] = _mm512_mask_add_epi8(hi[c], _cvtu64_mask64(k_hi), hi[c], bit5);
+      } else {
+        hi[c] = _mm512_and_si512(v[c], m_hi);
+      }
+    }
+  };
+  // Block b's integer dot products, as floats in s[r].
+  const auto dots = [&](int64_t b, const __m512i* lo, const __m512i* hi, __m512* s) {
+    for (int r = 0; r < R; ++r) {
+      const int8_t* aq = a[r][b].qs;
+      __m512i sl = _mm512_set1_epi32(ai[r][b].corr), sh = _mm512_setzero_si512();
+      for (int c = 0; c < 4; ++c) {
+        sl = dpbusd_bcast(sl, lo[c], aq + 4 * c);
+        sh = dpbusd_bcast(sh, hi[c], aq + 16 + 4 * c);
+      }
+      if constexpr (!kFive) sh = _mm512_srai_epi32(sh, 4);
+      s[r] = _mm512_cvtepi32_ps(_mm512_add_epi32(sl, sh));
+    }
+  };
+  // acc += s x d_w x d_a (+ sum(a) x m_w x d_a).
+  const auto scale = [&](const uint8_t* pair, int64_t b, int h, const __m512* s) {
+    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + L.d + h * 32)));
+    __m512 mw = _mm512_setzero_ps();
+    if constexpr (kMin) mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + L.m + h * 32)));
+    for (int r = 0; r < R; ++r) {
+      const __m512 da = _mm512_set1_ps(ai[r][b].d);
+      acc[r] = _mm512_fmadd_ps(s[r], _mm512_mul_ps(dw, da), acc[r]);
+      if constexpr (kMin) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(ai[r][b].sum), _mm512_mul_ps(mw, da), acc[r]);
+    }
+  };
+  const auto load4 = [](const uint8_t* q, __m512i* v) {
+    for (int c = 0; c < 4; ++c) v[c] = _mm512_loadu_si512(q + c * 64);
+  };
+  int64_t b0 = 0;
+  for (; b0 + 1 < nb; b0 += 2) {  // whole pairs, as group_q8
     const uint8_t* pair = g + size_t(b0 >> 1) * L.pair_bytes;
     if (pf)
       for (int c = 0; c < int(L.pair_bytes); c += 64) {
         _mm_prefetch(reinterpret_cast<const char*>(pair + pf + c), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(pair + 2 * pf + c), _MM_HINT_T2);
       }
-    for (int h = 0; h < 2 && b0 + h < nb; ++h) {
-      const int64_t b = b0 + h;
-      const uint8_t* q = pair + h * 256;
-      const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + L.d + h * 32)));
-      __m512 mw = _mm512_setzero_ps();
-      if constexpr (kMin)
-        mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + L.m + h * 32)));
-      __m512i lo[4], hi[4];
-      for (int c = 0; c < 4; ++c) {
-        const __m512i v = _mm512_loadu_si512(q + c * 64);
-        lo[c] = _mm512_and_si512(v, m_lo);
-        if constexpr (kFive) {
-          uint64_t k_lo, k_hi;
-          std::memcpy(&k_lo, pair + L.qh + h * 64 + (2 * c) * 8, 8);
-          std::memcpy(&k_hi, pair + L.qh + h * 64 + (2 * c + 1) * 8, 8);
-          hi[c] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m_lo);
-          lo[c] = _mm512_mask_add_epi8(lo[c], _cvtu64_mask64(k_lo), lo[c], bit5);
-          hi[c] = _mm512_mask_add_epi8(hi[c], _cvtu64_mask64(k_hi), hi[c], bit5);
-        } else {
-          hi[c] = _mm512_and_si512(v, m_hi);
-        }
-      }
-      for (int r = 0; r < R; ++r) {
-        const int8_t* aq = a[r][b].qs;
-        __m512i sl = _mm512_set1_epi32(ai[r][b].corr), sh = _mm512_setzero_si512();
-        for (int c = 0; c < 4; ++c) {
-          sl = dpbusd_bcast(sl, lo[c], aq + 4 * c);
-          sh = dpbusd_bcast(sh, hi[c], aq + 16 + 4 * c);
-        }
-        if constexpr (!kFive) sh = _mm512_srai_epi32(sh, 4);
-        const __m512 s = _mm512_cvtepi32_ps(_mm512_add_epi32(sl, sh));
-        const __m512 da = _mm512_set1_ps(ai[r][b].d);
-        acc[r] = _mm512_fmadd_ps(s, _mm512_mul_ps(dw, da), acc[r]);
-        if constexpr (kMin) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(ai[r][b].sum), _mm512_mul_ps(mw, da), acc[r]);
-      }
-    }
+    // The pair's lines in address order, as group_q8: both blocks' nibble lines, then (Q5) their
+    // 5th-bit masks, then the scales (and mins).
+    __m512i v0[4], v1[4], lo[4], hi[4];
+    __m512 s0[R], s1[R];
+    load4(pair, v0);
+    load4(pair + 256, v1);
+    levels(pair, 0, v0, lo, hi);
+    dots(b0, lo, hi, s0);
+    levels(pair, 1, v1, lo, hi);
+    dots(b0 + 1, lo, hi, s1);
+    scale(pair, b0, 0, s0);
+    scale(pair, b0 + 1, 1, s1);
+  }
+  if (b0 < nb) {
+    const uint8_t* pair = g + size_t(b0 >> 1) * L.pair_bytes;
+    __m512i v0[4], lo[4], hi[4];
+    __m512 s0[R];
+    load4(pair, v0);
+    levels(pair, 0, v0, lo, hi);
+    dots(b0, lo, hi, s0);
+    scale(pair, b0, 0, s0);
   }
   for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(y + r * ys, valid, acc[r]);
 }
