@@ -63,10 +63,10 @@ template <int R>
   // every time. One block per iteration made its steps alternate 512 / 576 bytes, which Zen 4's
   // stride prefetcher does not follow: 20 GB/s a core from DRAM against 22.5-23 in pairs on the
   // Zen 4 VM (bench_tile --kib 131072; a plain read does 27).
-  // Block b, the h-th of its pair. Whole pairs in the loop and an odd last block after it: with
-  // the bound inside the loop (h < 2 && b0 + h < nb) the same instructions streamed slower
-  // (moe-layer qwen3-30b-a3b q8_0 decode, alternating by process on the Zen 4 VM: 0.883 against
-  // 0.931 at the low bandwidth level, 0.679 against 0.734 at the high one).
+  // Whole pairs in the loop and an odd last block after it: with the bound inside the loop
+  // (h < 2 && b0 + h < nb) the same instructions streamed slower (moe-layer qwen3-30b-a3b q8_0
+  // decode, alternating by process on the Zen 4 VM: 0.883 against 0.931 at the low bandwidth
+  // level, 0.679 against 0.734 at the high one).
   // The integer dot products of block b, the h-th of its pair, as floats in s[r].
   const auto dots = [&](const uint8_t* pair, int64_t b, int h, __m512* s) {
     const uint8_t* q = pair + h * 512;
@@ -100,6 +100,9 @@ template <int R>
         _mm_prefetch(reinterpret_cast<const char*>(pair + 2 * pf + c), _MM_HINT_T2);
       }
     // Both blocks' weights before the pair's scale line (its last): the lines in address order.
+    // Block 0's scales first made the stream jump to the pair's end and back (builds
+    // alternating, moe-layer qwen3-30b-a3b q8_0 decode on the Zen 4 VM: 0.757 against 0.881 of
+    // the read at the high bandwidth level, 0.960 against 0.974 at the low one).
     __m512 s0[R], s1[R];
     dots(pair, b0, 0, s0);
     dots(pair, b0 + 1, 1, s1);
