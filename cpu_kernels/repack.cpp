@@ -23,7 +23,8 @@ static_assert(rows16_legacy(DType::Q4_1).pair_bytes % 64 == 0 && rows16_legacy(D
 constexpr size_t kQ4KBlockBytes = kQ4KRows16Bytes;                      // the GGUF's 16 x 144
 constexpr size_t kQ5KBlockBytes = kQ5KRows16Bytes;                      // the GGUF's 16 x 176
 static_assert(kQ4KBlockBytes == 16 * sizeof(BlockQ4_K) && kQ5KBlockBytes == 16 * sizeof(BlockQ5_K));
-constexpr size_t kQ6KBlockBytes = 64 + 256 + 16 * (kQKK / 2 + kQKK / 4);  // 3392
+constexpr size_t kQ6KBlockBytes = kQ6KRows16Bytes;
+static_assert(kQ6KRows16D + 64 == kQ6KBlockBytes && q6k_rows16_chunk(2, 0) == kQ6KRows16D);
 static_assert(kQ8PairBytes % 64 == 0 && kQ5KBlockBytes % 64 == 0 && kQ4KBlockBytes % 64 == 0 && kQ6KBlockBytes % 64 == 0);
 
 void pack_q8_0_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
@@ -121,11 +122,11 @@ void pack_q6_K_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, ui
     uint8_t* o = dst + size_t(b) * kQ6KBlockBytes;
     for (int64_t r = 0; r < std::min<int64_t>(rows, kRows16); ++r) {
       const auto* blk = reinterpret_cast<const BlockQ6_K*>(src + size_t(r) * srb) + b;
-      std::memcpy(o + r * 2, &blk->d, 2);
-      for (int j = 0; j < 16; ++j) o[64 + j * 16 + r] = uint8_t(blk->scales[j]);
+      std::memcpy(o + kQ6KRows16D + r * 2, &blk->d, 2);
+      for (int j = 0; j < 16; ++j) o[q6k_rows16_scales(j) + r] = uint8_t(blk->scales[j]);
       for (int h = 0; h < 2; ++h)
         for (int c = 0; c < 8; ++c) {
-          uint8_t* v = o + 320 + (8 * h + c) * 192 + r * 4;
+          uint8_t* v = o + q6k_rows16_triple(h, c) + r * 4;
           std::memcpy(v, blk->ql + 64 * h + 4 * c, 4);
           std::memcpy(v + 64, blk->ql + 64 * h + 32 + 4 * c, 4);
           std::memcpy(v + 128, blk->qh + 32 * h + 4 * c, 4);

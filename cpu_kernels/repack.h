@@ -55,15 +55,23 @@ const char* layout_name(WeightLayout l);  // "gguf", "rows16"
 //                             column 32j + 4c + i
 // Q6_K, per group, per super-block (3392 bytes: 6.625 bits a weight against the GGUF's 6.5625;
 // the 6-bit levels stay split in nibble and 2-bit planes, as in the GGUF block, so the stream
-// is not widened to a byte a weight):
-//   [0 + r*2]                 f16 d[r]          [32, 64) zero
-//   [64 + j*16 + r]           i8  scale of sub-block j (0..15), row r
-//   [320 + (8h+c)*192 + r*4 + i]        the GGUF byte ql[64h + 4c + i] of row r (h 0..1, c 0..7)
-//   [320 + (8h+c)*192 + 64 + r*4 + i]   the GGUF byte ql[64h + 32 + 4c + i]
-//   [320 + (8h+c)*192 + 128 + r*4 + i]  the GGUF byte qh[32h + 4c + i]
-//                             so the three loads of one (h, c) hold the 6-bit levels of columns
-//                             128h + 32t + 4c + i, t 0..3 (t = 0/1: low nibbles of the first/second
-//                             load, 2/3: their high nibbles; bits 2t..2t+1 of the third: the top 2)
+// is not widened to a byte a weight), in the order the decode tile reads it: four chunks, for
+// (h, s) = (0, 0), (0, 1), (1, 0), (1, 1) at q6k_rows16_chunk(h, s), each
+//   [+ cc*192 + r*4 + i]        the GGUF byte ql[64h + 4c + i] of row r, c = 4s + cc (cc 0..3)
+//   [+ cc*192 + 64 + r*4 + i]   the GGUF byte ql[64h + 32 + 4c + i]
+//   [+ cc*192 + 128 + r*4 + i]  the GGUF byte qh[32h + 4c + i]
+//                               so the three loads of one (h, c) hold the 6-bit levels of columns
+//                               128h + 32t + 4c + i, t 0..3 (t = 0/1: low nibbles of the first/
+//                               second load, 2/3: their high nibbles; bits 2t..2t+1 of the third)
+//   [+ 768 + t*16 + r]          i8  scale of sub-block j = 8h + 2t + s (the chunk's columns of
+//                               set t), row r
+// then [3328 + r*2] f16 d[r], [3360, 3392) zero.
+inline constexpr size_t kQ6KRows16Bytes = 3392;
+inline constexpr size_t kQ6KRows16D = 3328;
+inline constexpr size_t q6k_rows16_chunk(int h, int s) { return size_t(2 * h + s) * 832; }
+// Offset of the (h, c) triple, and of sub-block j's 16 scales.
+inline constexpr size_t q6k_rows16_triple(int h, int c) { return q6k_rows16_chunk(h, c / 4) + size_t(c % 4) * 192; }
+inline constexpr size_t q6k_rows16_scales(int j) { return q6k_rows16_chunk(j / 8, j % 2) + 768 + size_t(j % 8 / 2) * 16; }
 inline constexpr size_t kQ4KRows16Qs = 256;   // offset of the nibbles in a Q4_K/Q5_K super-block
 inline constexpr size_t kQ4KRows16Bytes = kQ4KRows16Qs + 16 * 128;   // one Q4_K super-block: 2304
 inline constexpr size_t kQ5KRows16Qh = kQ4KRows16Bytes;              // offset of Q5_K's 5th-bit plane

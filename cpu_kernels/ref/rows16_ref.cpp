@@ -92,21 +92,21 @@ float dot_k4_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_K* a) {
 float dot_q6_K_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_K* a) {
   float acc = 0.f;
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* o = g + b * 3392;
+    const uint8_t* o = g + b * kQ6KRows16Bytes;
     int sumi = 0;
     for (int j = 0; j < 16; ++j) {
       const int h = j / 8, t = (j % 8) / 2;
       int s = 0;
       for (int l = 0; l < 16; ++l) {
         const int c = 4 * (j % 2) + l / 4, i = l % 4;
-        const uint8_t* v = o + 320 + (8 * h + c) * 192 + r * 4 + i;
+        const uint8_t* v = o + q6k_rows16_triple(h, c) + r * 4 + i;
         const int nib = (v[(t % 2) * 64] >> (4 * (t / 2))) & 0xF;
         const int q = (nib | (((v[128] >> (2 * t)) & 3) << 4)) - 32;
         s += q * a[b].qs[128 * h + 32 * t + 4 * c + i];
       }
-      sumi += int(int8_t(o[64 + j * 16 + r])) * s;
+      sumi += int(int8_t(o[q6k_rows16_scales(j) + r])) * s;
     }
-    acc += a[b].d * f16_at(o + r * 2) * float(sumi);
+    acc += a[b].d * f16_at(o + kQ6KRows16D + r * 2) * float(sumi);
   }
   return acc;
 }

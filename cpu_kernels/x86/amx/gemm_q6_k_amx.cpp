@@ -18,15 +18,15 @@
 
 #include "cpu_kernels/blocks.h"
 #include "cpu_kernels/kernels.h"
+#include "cpu_kernels/repack.h"
 #include "cpu_kernels/x86/amx/kquant_amx.h"
 
 namespace hexe::cpu {
 namespace {
 
 struct Q6K {
-  static constexpr size_t kSbBytes = 3392;
+  static constexpr size_t kSbBytes = kQ6KRows16Bytes;
   static constexpr int kExtra = 0;
-  static constexpr int kHead = 320, kTriple = 192;
   static constexpr int kSelect = 0xE4;  // vpternlogd: first operand where the third is 1, else second
 
   struct alignas(64) Meta {
@@ -47,7 +47,7 @@ struct Q6K {
         __m512i se[4], so[4], s32[4];
         for (int t = 0; t < 4; ++t) {
           const int j = 8 * h + 2 * t + s;
-          const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o + 64 + j * 16)));
+          const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o + q6k_rows16_scales(j))));
           const __m512i b = _mm512_and_si512(sc, low8);
           se[t] = _mm512_or_si512(b, _mm512_slli_epi32(b, 16));
           so[t] = _mm512_slli_epi32(se[t], 8);
@@ -56,7 +56,7 @@ struct Q6K {
         }
         for (int cc = 0; cc < 4; ++cc) {
           const int c = 4 * s + cc;
-          const uint8_t* v = o + kHead + (8 * h + c) * kTriple;
+          const uint8_t* v = o + q6k_rows16_triple(h, c);
           const __m512i l0 = _mm512_loadu_si512(v), l1 = _mm512_loadu_si512(v + 64);
           const __m512i qh = _mm512_loadu_si512(v + 128);
           const __m512i h02 = _mm512_and_si512(qh, m02), h13 = _mm512_and_si512(qh, m13);
@@ -73,7 +73,7 @@ struct Q6K {
           }
         }
       }
-    _mm512_store_ps(meta.d, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(o))));
+    _mm512_store_ps(meta.d, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + kQ6KRows16D))));
   }
 
   // acc[r] += (d_a[r] d_w) (C_lo + 256 C_hi), rounded step by step as the reference.

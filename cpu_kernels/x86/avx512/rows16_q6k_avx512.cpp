@@ -20,10 +20,8 @@
 namespace hexe::cpu {
 namespace {
 
-constexpr size_t kBlockBytes = 3392;
-constexpr int kHead = 320;        // d and the scales, before the (h, c) triples
-constexpr int kTriple = 192;      // ql, ql + 32, qh bytes of one (h, c)
-constexpr int kChunk = 4 * kTriple;  // one sub-block of each of the four sets
+constexpr size_t kBlockBytes = kQ6KRows16Bytes;
+constexpr int kTriple = 192;  // ql, ql + 32, qh bytes of one (h, c)
 // Software prefetch: each line into L1 (T0) this many bytes ahead of the chunk being read, and
 // into L2 (T2) twice as far. On the DRAM-bound decode benchmark (qwen3-30b-a3b, q6_k, 2 threads)
 // the L1 distance alone at 0 / 512 / 768 / 1024 / 1536 / 2048 gave ratios 0.55-0.64 / 0.81-0.84 /
@@ -67,9 +65,11 @@ void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_
     // Chunk (h, s): c = 4s..4s+3, i.e. sub-block 8h + 2t + s of each set t.
     for (int h = 0; h < 2; ++h)
       for (int s = 0; s < 2; ++s) {
-        const uint8_t* qb = o + kHead + (8 * h + 4 * s) * kTriple;
-        if (pf)  // the first chunk also covers the block's head
-          for (const uint8_t* p = (h | s) ? qb : o; p < qb + kChunk; p += 64) {
+        // The chunk's triples, then its scales (sub-block 8h + 2t + s of each set t): the
+        // super-block is laid out in the order this loop reads it, d last (repack.h).
+        const uint8_t* qb = o + q6k_rows16_chunk(h, s);
+        if (pf)  // the last chunk also covers d
+          for (const uint8_t* p = qb; p < qb + (h & s ? 896 : 832); p += 64) {
             _mm_prefetch(reinterpret_cast<const char*>(p + pf), _MM_HINT_T0);
             _mm_prefetch(reinterpret_cast<const char*>(p + 2 * pf), _MM_HINT_T2);
           }
@@ -89,14 +89,14 @@ void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_
         }
         for (int t = 0; t < 4; ++t) {
           const int j = 8 * h + 2 * t + s;
-          const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o + 64 + j * 16)));
+          const __m512i sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o + q6k_rows16_scales(j))));
           for (int r = 0; r < R; ++r) {
             const __m512i sj = _mm512_sub_epi32(dot[r][t], _mm512_set1_epi32(ab[r][b * 16 + j]));
             isum[r] = _mm512_add_epi32(isum[r], _mm512_mullo_epi32(sj, sc));
           }
         }
       }
-    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(o)));
+    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(o + kQ6KRows16D)));
     for (int r = 0; r < R; ++r) {
       // (da * d) * sumi + acc, rounded step by step as the reference (the _round forms are not
       // contracted into an FMA by the compiler).
