@@ -42,10 +42,9 @@ uint8_t* align64(std::vector<uint8_t>& buf, size_t bytes) {
   return buf.data() + ((64 - addr % 64) % 64);
 }
 
-// Float activations pass through; quantised formats get their rows quantised once per call.
-Act prepare_activations(const MatmulParams& p, DType act_type, ThreadPool* pool) {
+// Float activations pass through; quantised formats get their rows quantised once per call, into buf.
+Act prepare_activations(const MatmulParams& p, DType act_type, ThreadPool* pool, std::vector<uint8_t>& buf) {
   if (act_type == DType::F32) return {p.x, size_t(p.x_stride) * sizeof(float)};
-  thread_local std::vector<uint8_t> buf;
   const size_t rb = row_bytes(act_type, uint64_t(p.k));
   uint8_t* base = align64(buf, rb * size_t(p.m));
   auto quantize = [&](int64_t r0, int64_t r1) {
@@ -56,20 +55,44 @@ Act prepare_activations(const MatmulParams& p, DType act_type, ThreadPool* pool)
   return {base, rb};
 }
 
-void run(const MatmulParams& p, Isa max_tier, ThreadPool* pool) {
-  if (p.m <= 0 || p.n <= 0) return;
+// One matmul's work: (weight-row block x activation-row block) items for its kernel.
+struct Job {
+  const MatmulParams* p = nullptr;
+  const GemmKernel* g = nullptr;
+  Act a{};
+  size_t wrb = 0;  // bytes per row (Gguf) or per 16-row group (Rows16)
+  bool r16 = false;
+  int64_t rows_n = 0, rows_m = 0, m_chunks = 0, items = 0;
+
+  // Items weight-block-major, so a thread walks all activation blocks of a weight block while
+  // that block is hot in cache.
+  void run_item(int64_t it) const {
+    const int64_t ni = it / m_chunks, mi = it % m_chunks;
+    const int64_t n0 = ni * rows_n, m0 = mi * rows_m;
+    const int64_t nr = std::min(rows_n, p->n - n0), mr = std::min(rows_m, p->m - m0);
+    const auto* w = static_cast<const uint8_t*>(p->w) + size_t(r16 ? n0 / kRows16 : n0) * wrb;
+    g->fn(p->k, w, wrb, nr, static_cast<const uint8_t*>(a.ptr) + m0 * a.row_bytes, a.row_bytes, mr,
+          p->y + m0 * p->y_stride + n0, p->y_stride);
+  }
+};
+
+// The job of p, its activations quantised into buf; false when there is nothing left to run
+// (no rows, no kernel: y zeroed, or oneDNN did it).
+bool plan_job(const MatmulParams& p, Isa max_tier, ThreadPool* pool, std::vector<uint8_t>& buf, Job& j) {
+  if (p.m <= 0 || p.n <= 0) return false;
   const GemmKernel* g = select_gemm(p.w_type, p.k, max_tier, p.w_layout);
   if (!g) {  // no kernel for this format: the loader rejects such weights; never leave y stale
     for (int64_t i = 0; i < p.m; ++i) std::fill_n(p.y + i * p.y_stride, p.n, 0.f);
-    return;
+    return false;
   }
   // Prefill-sized float matmuls: oneDNN's blocked GEMM (on its own threads, as many as ours).
-  if (pool && onednn_wanted(p, max_tier) && onednn_matmul(p, *pool)) return;
-  const Act a = prepare_activations(p, paired_activation(p.w_type), pool);
-  const bool r16 = p.w_layout == WeightLayout::Rows16;
-  // Bytes per row (Gguf) or per 16-row group (Rows16), and the weight offset of row n0.
-  const size_t wrb = r16 ? rows16_group_bytes(p.w_type, p.k) : row_bytes(p.w_type, uint64_t(p.k));
-  int64_t rows_n = r16 ? kRowsN16 : kRowsN;
+  if (pool && onednn_wanted(p, max_tier) && onednn_matmul(p, *pool)) return false;
+  j.p = &p;
+  j.g = g;
+  j.a = prepare_activations(p, paired_activation(p.w_type), pool, buf);
+  j.r16 = p.w_layout == WeightLayout::Rows16;
+  j.wrb = j.r16 ? rows16_group_bytes(p.w_type, p.k) : row_bytes(p.w_type, uint64_t(p.k));
+  int64_t rows_n = j.r16 ? kRowsN16 : kRowsN;
   // AMX tiles (m >= 16) build their activation tiles once per call: more weight rows per call
   // spread that (up to 256 rows, keeping two items per thread where n allows).
   if (g->tier == Isa::Amx && p.m >= 16) {
@@ -82,28 +105,36 @@ void run(const MatmulParams& p, Isa max_tier, ThreadPool* pool) {
     const int64_t share = p.n / (kItemsPerThread * nth) / kRows16 * kRows16;
     rows_n = std::max(rows_n, std::min(kRowsDecodeMax, share));
   }
-  auto w_at = [&](int64_t n0) { return static_cast<const uint8_t*>(p.w) + size_t(r16 ? n0 / kRows16 : n0) * wrb; };
-  const int64_t n_chunks = (p.n + rows_n - 1) / rows_n;
-  const int64_t rows_m = std::max<int64_t>(1, g->rows_per_call);  // activation rows per item
-  const int64_t m_chunks = (p.m + rows_m - 1) / rows_m;
-  // Items weight-block-major, so a thread walks all activation blocks of a weight block while
-  // that block is hot in cache.
+  j.rows_n = rows_n;
+  j.rows_m = std::max<int64_t>(1, g->rows_per_call);  // activation rows per item
+  j.m_chunks = (p.m + j.rows_m - 1) / j.rows_m;
+  j.items = (p.n + rows_n - 1) / rows_n * j.m_chunks;
+  return true;
+}
+
+// The jobs' items as one list over the pool. Balanced: with cores of different speeds (P and E
+// cores, a VM's busy vCPU) a static split leaves the fast ones idle through the slow ones' tail.
+// On the 2-vCPU VM the two measured the same (bench_matmul --layout rows16, 2 threads:
+// 21.0-21.6 GB/s either way).
+void run_jobs(const Job* jobs, size_t n_jobs, ThreadPool* pool) {
+  int64_t items = 0;
+  for (size_t i = 0; i < n_jobs; ++i) items += jobs[i].items;
   auto body = [&](int64_t begin, int64_t end) {
+    size_t j = 0;
+    int64_t first = 0;  // global index of job j's item 0
     for (int64_t it = begin; it < end; ++it) {
-      const int64_t ni = it / m_chunks, mi = it % m_chunks;
-      const int64_t n0 = ni * rows_n, m0 = mi * rows_m;
-      const int64_t nr = std::min(rows_n, p.n - n0), mr = std::min(rows_m, p.m - m0);
-      g->fn(p.k, w_at(n0), wrb, nr,
-            static_cast<const uint8_t*>(a.ptr) + m0 * a.row_bytes, a.row_bytes, mr,
-            p.y + m0 * p.y_stride + n0, p.y_stride);
+      while (it >= first + jobs[j].items) first += jobs[j++].items;
+      jobs[j].run_item(it - first);
     }
   };
-  const int64_t items = n_chunks * m_chunks;
-  // Balanced: with cores of different speeds (P and E cores, a VM's busy vCPU) a static split
-  // leaves the fast ones idle through the slow ones' tail. On the 2-vCPU VM the two measured the
-  // same (bench_matmul --layout rows16, 2 threads: 21.0-21.6 GB/s either way).
   if (pool && pool->size() > 1 && items > 1) pool->parallel_for_balanced(items, 1, body);
   else body(0, items);
+}
+
+void run(const MatmulParams& p, Isa max_tier, ThreadPool* pool) {
+  thread_local std::vector<uint8_t> buf;
+  Job j;
+  if (plan_job(p, max_tier, pool, buf, j)) run_jobs(&j, 1, pool);
 }
 
 }  // namespace
@@ -111,5 +142,17 @@ void run(const MatmulParams& p, Isa max_tier, ThreadPool* pool) {
 void matmul_at(const MatmulParams& p, Isa max_tier, ThreadPool* pool) { run(p, max_tier, pool); }
 void matmul(const MatmulParams& p, ThreadPool& pool) { run(p, active_isa(), &pool); }
 void matmul_serial(const MatmulParams& p) { run(p, active_isa(), nullptr); }
+
+void matmul_many(std::span<const MatmulParams> ps, ThreadPool& pool) {
+  thread_local std::vector<std::vector<uint8_t>> bufs;  // one activation buffer per job
+  thread_local std::vector<Job> jobs;
+  if (bufs.size() < ps.size()) bufs.resize(ps.size());
+  jobs.clear();
+  for (size_t i = 0; i < ps.size(); ++i) {
+    Job j;
+    if (plan_job(ps[i], active_isa(), &pool, bufs[i], j)) jobs.push_back(j);
+  }
+  run_jobs(jobs.data(), jobs.size(), &pool);
+}
 
 }  // namespace hexe::cpu

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "cpu_kernels/format.h"
 #include "cpu_kernels/repack.h"
@@ -28,6 +29,12 @@ void matmul(const MatmulParams& p, ThreadPool& pool);
 
 // The same on the calling thread only, for callers that split work themselves (MoE, attention).
 void matmul_serial(const MatmulParams& p);
+
+// Several matmuls in one pool dispatch (an attention layer's q, k and v projections of one
+// input; an FFN's gate and up): their work items in one list, split over the threads as one
+// matmul's are, so a short matrix costs no dispatch and no tail of its own. Each y is exactly
+// what matmul() gives. The ps must not write each other's inputs.
+void matmul_many(std::span<const MatmulParams> ps, ThreadPool& pool);
 
 // The scalar reference (dequantise each row, dot in double-free float order). Tests only.
 void matmul_ref(const MatmulParams& p);

@@ -2,8 +2,10 @@
 #include "runtime/engine/blocks.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
+#include <span>
 
 #include "cpu_kernels/attention.h"
 #include "cpu_kernels/matmul.h"
@@ -42,7 +44,9 @@ void Workspace::reserve(const place::ModelSpec& s, int64_t t) {
   }
 }
 
-void linear(const Linear& w, const float* x, int64_t m, float* y, cpu::ThreadPool& pool, bool reference) {
+namespace {
+
+cpu::MatmulParams matmul_params(const Linear& w, const float* x, int64_t m, float* y, bool reference) {
   cpu::MatmulParams p;
   p.w = w.data;
   p.w_type = w.type;
@@ -57,8 +61,29 @@ void linear(const Linear& w, const float* x, int64_t m, float* y, cpu::ThreadPoo
   p.x_stride = w.n_in;
   p.y = y;
   p.y_stride = w.n_out;
+  return p;
+}
+
+}  // namespace
+
+void linear(const Linear& w, const float* x, int64_t m, float* y, cpu::ThreadPool& pool, bool reference) {
+  const cpu::MatmulParams p = matmul_params(w, x, m, y, reference);
   if (reference) cpu::matmul_ref(p);
   else cpu::matmul(p, pool);
+}
+
+void linears(std::initializer_list<std::pair<const Linear*, float*>> outs, const float* x, int64_t m,
+             cpu::ThreadPool& pool, bool reference) {
+  std::array<cpu::MatmulParams, 4> ps;
+  size_t n = 0;
+  for (const auto& [w, y] : outs) {
+    if (reference || n == ps.size()) {
+      linear(*w, x, m, y, pool, reference);
+      continue;
+    }
+    ps[n++] = matmul_params(*w, x, m, y, reference);
+  }
+  cpu::matmul_many(std::span<const cpu::MatmulParams>(ps.data(), n), pool);
 }
 
 namespace {
@@ -153,8 +178,7 @@ void shared_experts(LayerContext& ctx) {
   auto& ws = ctx.ws;
   auto& pool = *ctx.attn_device.cpu_pool();
   const int64_t T = ctx.batch.n, F = lw.shexp_gate.n_out;
-  linear(lw.shexp_gate, ws.h.data(), T, ws.gate.data(), pool, ctx.reference_kernels);
-  linear(lw.shexp_up, ws.h.data(), T, ws.up.data(), pool, ctx.reference_kernels);
+  linears({{&lw.shexp_gate, ws.gate.data()}, {&lw.shexp_up, ws.up.data()}}, ws.h.data(), T, pool, ctx.reference_kernels);
   cpu::swiglu(ws.gate.data(), ws.up.data(), ws.gate.data(), T * F);
   linear(lw.shexp_down, ws.gate.data(), T, ws.shared_out.data(), pool, ctx.reference_kernels);
 }
@@ -170,9 +194,8 @@ void attention_block(LayerContext& ctx, const AttentionOptions& opt) {
   const int64_t qd = int64_t(s.n_head) * D, kd = int64_t(s.n_head_kv) * D;
 
   norm_rows(ws.x.data(), lw.attn_norm, ws.h.data(), T, E, s.rms_eps);
-  linear(lw.wq, ws.h.data(), T, ws.q.data(), pool, ctx.reference_kernels);
-  linear(lw.wk, ws.h.data(), T, ws.k.data(), pool, ctx.reference_kernels);
-  linear(lw.wv, ws.h.data(), T, ws.v.data(), pool, ctx.reference_kernels);
+  linears({{&lw.wq, ws.q.data()}, {&lw.wk, ws.k.data()}, {&lw.wv, ws.v.data()}}, ws.h.data(), T, pool,
+          ctx.reference_kernels);
   if (opt.qkv_bias) {
     for (int64_t t = 0; t < T; ++t) {
       add_rows(ws.q.data() + t * qd, lw.bq.data(), qd);
@@ -314,8 +337,7 @@ void dense_ffn_block(LayerContext& ctx) {
   auto& pool = *ctx.attn_device.cpu_pool();
   const int64_t T = ctx.batch.n, E = s.n_embd, F = lw.ffn_gate.n_out;
   norm_rows(ws.x.data(), lw.ffn_norm, ws.h.data(), T, E, s.rms_eps);
-  linear(lw.ffn_gate, ws.h.data(), T, ws.gate.data(), pool, ctx.reference_kernels);
-  linear(lw.ffn_up, ws.h.data(), T, ws.up.data(), pool, ctx.reference_kernels);
+  linears({{&lw.ffn_gate, ws.gate.data()}, {&lw.ffn_up, ws.up.data()}}, ws.h.data(), T, pool, ctx.reference_kernels);
   cpu::swiglu(ws.gate.data(), ws.up.data(), ws.gate.data(), T * F);
   linear(lw.ffn_down, ws.gate.data(), T, ws.ffn_out.data(), pool, ctx.reference_kernels);
   add_rows(ws.x.data(), ws.ffn_out.data(), T * E);

@@ -2,6 +2,9 @@
 // FFNs, routing. Each runs its kernels on the device the design assigns it.
 #pragma once
 
+#include <initializer_list>
+#include <utility>
+
 #include "cpu_kernels/moe.h"
 #include "runtime/engine/forward.h"
 
@@ -9,6 +12,10 @@ namespace hexe {
 
 // y[m][n_out] = x[m][n_in] · Wᵀ on the pool (reference: the scalar kernel, float activations).
 void linear(const Linear& w, const float* x, int64_t m, float* y, cpu::ThreadPool& pool, bool reference = false);
+// Several projections of the same input x (up to four in one pool dispatch, cpu::matmul_many):
+// each y as linear() gives it.
+void linears(std::initializer_list<std::pair<const Linear*, float*>> outs, const float* x, int64_t m,
+             cpu::ThreadPool& pool, bool reference = false);
 
 // x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x)), storing K/V in the cache.
 void attention_block(LayerContext& ctx, const AttentionOptions& opt);

@@ -176,6 +176,64 @@ TEST(MatmulDecode, LargeRaggedNCoversEveryRowOnce) {
   }
 }
 
+// matmul_many runs several matmuls' items in one dispatch: every y must be exactly matmul()'s
+// (same kernels, same items), whatever the mix of formats, layouts, shapes and inputs, and
+// nothing written outside them.
+TEST(MatmulMany, EachOutputEqualsItsOwnMatmul) {
+  std::mt19937 rng(91);
+  struct Spec {
+    DType type;
+    int64_t n, k, m;
+    bool rows16;
+  };
+  const bool r16 = active_isa() >= Isa::Avx512 && cpu_features().avx512_vnni;
+  const std::vector<Spec> specs = {{DType::Q4_K, 1000, 512, 1, r16}, {DType::Q6_K, 77, 256, 1, r16},
+                                   {DType::F32, 130, 96, 1, false},  {DType::Q8_0, 4096, 64, 1, false},
+                                   {DType::Q4_K, 48, 256, 3, false}, {DType::Q8_0, 35, 128, 0, r16}};
+  std::vector<std::vector<uint8_t>> w;
+  std::vector<PackedWeights> packed(specs.size());
+  std::vector<std::vector<float>> x, y_one, y_many;
+  std::vector<MatmulParams> ps;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const Spec& sp = specs[i];
+    w.push_back(test::random_weights(rng, sp.type, sp.n, sp.k));
+    x.push_back(test::random_floats(rng, size_t(std::max<int64_t>(1, sp.m) * sp.k)));
+    y_one.emplace_back(size_t(std::max<int64_t>(1, sp.m) * sp.n + 3), -7.f);
+    MatmulParams p;
+    p.w = w.back().data();
+    p.w_type = sp.type;
+    if (sp.rows16 && rows16_supported(sp.type)) {
+      packed[i] = repack_for_decode(sp.type, sp.n, sp.k, w.back().data(), row_bytes(sp.type, uint64_t(sp.k)));
+      p.w = packed[i].data();
+      p.w_layout = WeightLayout::Rows16;
+    }
+    p.n = sp.n; p.k = sp.k; p.x = x.back().data(); p.m = sp.m; p.x_stride = sp.k; p.y_stride = sp.n;
+    ps.push_back(p);
+  }
+  y_many = y_one;
+  for (int threads : {1, 2, 3}) {
+    ThreadPool pool(threads);
+    for (size_t i = 0; i < specs.size(); ++i) {
+      std::fill(y_one[i].begin(), y_one[i].end(), -7.f);
+      std::fill(y_many[i].begin(), y_many[i].end(), -7.f);
+      MatmulParams p = ps[i];
+      p.y = y_one[i].data();
+      matmul(p, pool);
+      ps[i].y = y_many[i].data();
+    }
+    matmul_many(ps, pool);
+    for (size_t i = 0; i < specs.size(); ++i)
+      for (size_t j = 0; j < y_one[i].size(); ++j)
+        ASSERT_EQ(y_many[i][j], y_one[i][j]) << "matmul " << i << " (" << dtype_name(specs[i].type) << ") element " << j
+                                             << " threads " << threads;
+    // Nothing past each y, and the m = 0 entry untouched.
+    for (size_t i = 0; i < specs.size(); ++i) ASSERT_EQ(y_many[i].back(), -7.f) << "matmul " << i;
+    ASSERT_EQ(y_many.back()[0], -7.f);
+  }
+  ThreadPool pool(2);
+  matmul_many({}, pool);  // nothing to do
+}
+
 INSTANTIATE_TEST_SUITE_P(TiersXFormats, Matmul,
                          ::testing::Combine(::testing::ValuesIn(test::all_tiers()),
                                             ::testing::ValuesIn(test::computable_types())),
