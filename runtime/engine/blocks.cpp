@@ -39,14 +39,10 @@ void Workspace::reserve(const place::ModelSpec& s, int64_t t) {
     grow(mla_lat, t * lat);
     grow(mla_qlat, t * s.n_head * lat);
     grow(mla_olat, t * s.n_head * s.kv_lora_rank);
-    grow(mla_tmp_in, t * std::max(s.qk_nope_dim, s.kv_lora_rank));
-    grow(mla_tmp_out, t * std::max(s.kv_lora_rank, s.v_head_dim));
   }
 }
 
-namespace {
-
-cpu::MatmulParams matmul_params(const Linear& w, const float* x, int64_t m, float* y, bool reference) {
+cpu::MatmulParams linear_params(const Linear& w, const float* x, int64_t m, float* y, bool reference) {
   cpu::MatmulParams p;
   p.w = w.data;
   p.w_type = w.type;
@@ -64,10 +60,8 @@ cpu::MatmulParams matmul_params(const Linear& w, const float* x, int64_t m, floa
   return p;
 }
 
-}  // namespace
-
 void linear(const Linear& w, const float* x, int64_t m, float* y, cpu::ThreadPool& pool, bool reference) {
-  const cpu::MatmulParams p = matmul_params(w, x, m, y, reference);
+  const cpu::MatmulParams p = linear_params(w, x, m, y, reference);
   if (reference) cpu::matmul_ref(p);
   else cpu::matmul(p, pool);
 }
@@ -81,7 +75,7 @@ void linears(std::initializer_list<std::pair<const Linear*, float*>> outs, const
       linear(*w, x, m, y, pool, reference);
       continue;
     }
-    ps[n++] = matmul_params(*w, x, m, y, reference);
+    ps[n++] = linear_params(*w, x, m, y, reference);
   }
   cpu::matmul_many(std::span<const cpu::MatmulParams>(ps.data(), n), pool);
 }

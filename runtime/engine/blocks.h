@@ -5,6 +5,7 @@
 #include <initializer_list>
 #include <utility>
 
+#include "cpu_kernels/matmul.h"
 #include "cpu_kernels/moe.h"
 #include "runtime/engine/forward.h"
 
@@ -12,6 +13,8 @@ namespace hexe {
 
 // y[m][n_out] = x[m][n_in] · Wᵀ on the pool (reference: the scalar kernel, float activations).
 void linear(const Linear& w, const float* x, int64_t m, float* y, cpu::ThreadPool& pool, bool reference = false);
+// linear()'s matmul, for callers that set strides or batch several (cpu::matmul_many).
+cpu::MatmulParams linear_params(const Linear& w, const float* x, int64_t m, float* y, bool reference);
 // Several projections of the same input x (up to four in one pool dispatch, cpu::matmul_many):
 // each y as linear() gives it.
 void linears(std::initializer_list<std::pair<const Linear*, float*>> outs, const float* x, int64_t m,

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cpu_kernels/matmul.h"
 #include "memory/expert_homes.h"
 #include "memory/kv_cache.h"
 #include "runtime/engine/device.h"
@@ -33,7 +34,8 @@ struct Workspace {
   std::vector<float> shared_out;      // [T][n_embd] shared experts' output
   // MLA: q [T][n_head][qk_nope+qk_rope], latent [T][kv_lora+qk_rope],
   // q_lat/o_lat [T][n_head][kv_lora] (attention in latent space), tmp rows for per-head matmuls.
-  std::vector<float> mla_qa, mla_lat, mla_qlat, mla_olat, mla_tmp_in, mla_tmp_out;
+  std::vector<float> mla_qa, mla_lat, mla_qlat, mla_olat;
+  std::vector<cpu::MatmulParams> mla_heads;  // the per-head k_b / v_b matmuls of a layer
   void reserve(const place::ModelSpec& s, int64_t t);
 };
 

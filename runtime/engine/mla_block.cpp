@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu_kernels/matmul.h"
 #include "cpu_kernels/ops.h"
 #include "runtime/engine/blocks.h"
 
@@ -55,6 +56,20 @@ void rope_pairs(float* x, int64_t pos, const RopeTable& rt) {
   }
 }
 
+namespace {
+
+// The per-head matmuls of an MLA layer: one dispatch for all heads (a dispatch per head cost
+// 128 x 2 pool round trips a layer in decode), or the scalar reference one by one.
+void run_heads(const std::vector<cpu::MatmulParams>& ps, cpu::ThreadPool& pool, bool reference) {
+  if (!reference) {
+    cpu::matmul_many(ps, pool);
+    return;
+  }
+  for (const auto& p : ps) cpu::matmul_ref(p);
+}
+
+}  // namespace
+
 void mla_attention_block(LayerContext& ctx) {
   const auto& s = ctx.model.spec();
   const auto& lw = ctx.model.layers[ctx.layer];
@@ -90,19 +105,20 @@ void mla_attention_block(LayerContext& ctx) {
     for (int64_t hh = 0; hh < H; ++hh) rope_pairs(ws.q.data() + (t * H + hh) * qk + nope, ctx.batch.pos[t], rt);
   }
 
-  // Absorb k_b into the query: qlat[t][h] = [k_b[h] · q_nope[t][h] (R) | q_pe[t][h] (rope)].
-  float* tin = ws.mla_tmp_in.data();
-  float* tout = ws.mla_tmp_out.data();
+  // Absorb k_b into the query: qlat[t][h] = [k_b[h] · q_nope[t][h] (R) | q_pe[t][h] (rope)]. The
+  // heads' small matmuls read and write their strided rows in place, all in one dispatch.
+  std::vector<cpu::MatmulParams>& ps = ws.mla_heads;
+  ps.resize(size_t(H));
   for (int64_t hh = 0; hh < H; ++hh) {
-    for (int64_t t = 0; t < T; ++t)
-      std::memcpy(tin + t * nope, ws.q.data() + (t * H + hh) * qk, nope * sizeof(float));
-    linear(lw.k_b[hh], tin, T, tout, pool, ref);
-    for (int64_t t = 0; t < T; ++t) {
-      float* dst = ws.mla_qlat.data() + (t * H + hh) * lat;
-      std::memcpy(dst, tout + t * R, R * sizeof(float));
-      std::memcpy(dst + R, ws.q.data() + (t * H + hh) * qk + nope, rd * sizeof(float));
-    }
+    cpu::MatmulParams& p = ps[size_t(hh)];
+    p = linear_params(lw.k_b[hh], ws.q.data() + hh * qk, T, ws.mla_qlat.data() + hh * lat, ref);
+    p.x_stride = H * qk;
+    p.y_stride = H * lat;
   }
+  run_heads(ps, pool, ref);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t hh = 0; hh < H; ++hh)
+      std::memcpy(ws.mla_qlat.data() + (t * H + hh) * lat + R, ws.q.data() + (t * H + hh) * qk + nope, rd * sizeof(float));
 
   // Attention in latent space. The cache is shared by all heads (MQA with 576-wide keys), so a
   // task takes one token and a group of heads and walks the cache rows once for the group: each
@@ -141,14 +157,14 @@ void mla_attention_block(LayerContext& ctx) {
     }
   });
 
-  // Values: attn[t][h] = v_b[h] · olat[t][h].
+  // Values: attn[t][h] = v_b[h] · olat[t][h], in place as k_b.
   for (int64_t hh = 0; hh < H; ++hh) {
-    for (int64_t t = 0; t < T; ++t)
-      std::memcpy(tin + t * R, ws.mla_olat.data() + (t * H + hh) * R, R * sizeof(float));
-    linear(lw.v_b[hh], tin, T, tout, pool, ref);
-    for (int64_t t = 0; t < T; ++t)
-      std::memcpy(ws.attn.data() + (t * H + hh) * vd, tout + t * vd, vd * sizeof(float));
+    cpu::MatmulParams& p = ps[size_t(hh)];
+    p = linear_params(lw.v_b[hh], ws.mla_olat.data() + hh * R, T, ws.attn.data() + hh * vd, ref);
+    p.x_stride = H * R;
+    p.y_stride = H * vd;
   }
+  run_heads(ps, pool, ref);
   linear(lw.wo, ws.attn.data(), T, ws.ffn_out.data(), pool, ref);
   for (int64_t i = 0; i < T * E; ++i) ws.x[i] += ws.ffn_out[i];
 }
