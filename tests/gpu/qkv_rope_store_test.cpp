@@ -24,7 +24,8 @@ struct FusedCase {
   float theta;
 };
 std::string name(const FusedCase& c) {
-  return "t" + std::to_string(c.n_tokens) + "_h" + std::to_string(c.n_heads) + "kv" + std::to_string(c.n_kv_heads) +
+  // std::string("t"), not "t" + ...: GCC 12's -Wrestrict false positive on a literal + temporary.
+  return std::string("t") + std::to_string(c.n_tokens) + "_h" + std::to_string(c.n_heads) + "kv" + std::to_string(c.n_kv_heads) +
          "_d" + std::to_string(c.head_dim) + "_rot" + std::to_string(c.rot_dim) +
          (c.mode == RopeMode::Neox ? "_neox" : "_inter") + (c.norm ? "_norm" : "") + (c.page_start ? "_start" : "") +
          "_page" + std::to_string(c.page_tokens) + "_pad" + std::to_string(c.pad);
