@@ -24,7 +24,7 @@ constexpr size_t kQ4KBlockBytes = kQ4KRows16Bytes;                      // the G
 constexpr size_t kQ5KBlockBytes = kQ5KRows16Bytes;                      // the GGUF's 16 x 176
 static_assert(kQ4KBlockBytes == 16 * sizeof(BlockQ4_K) && kQ5KBlockBytes == 16 * sizeof(BlockQ5_K));
 constexpr size_t kQ6KBlockBytes = kQ6KRows16Bytes;
-static_assert(kQ6KRows16D + 64 == kQ6KBlockBytes && q6k_rows16_chunk(2, 0) == kQ6KRows16D);
+static_assert(kQ6KBlockBytes == 3392 && q6k_rows16_chunk(2, 0) == kQ6KRows16D);  // 16 x 210 GGUF bytes, in 64-byte lines
 static_assert(kQ8PairBytes % 64 == 0 && kQ5KBlockBytes % 64 == 0 && kQ4KBlockBytes % 64 == 0 && kQ6KBlockBytes % 64 == 0);
 
 void pack_q8_0_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {

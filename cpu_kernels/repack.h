@@ -66,12 +66,18 @@ const char* layout_name(WeightLayout l);  // "gguf", "rows16"
 //   [+ 768 + t*16 + r]          i8  scale of sub-block j = 8h + 2t + s (the chunk's columns of
 //                               set t), row r
 // then [3328 + r*2] f16 d[r], [3360, 3392) zero.
-inline constexpr size_t kQ6KRows16Bytes = 3392;
-inline constexpr size_t kQ6KRows16D = 3328;
-inline constexpr size_t q6k_rows16_chunk(int h, int s) { return size_t(2 * h + s) * 832; }
+inline constexpr size_t kQ6KRows16Triple = 192;                     // the three lines of one (h, c)
+inline constexpr size_t kQ6KRows16Chunk = 4 * kQ6KRows16Triple + 64;  // four triples and their scales
+inline constexpr size_t kQ6KRows16D = 4 * kQ6KRows16Chunk;            // 3328
+inline constexpr size_t kQ6KRows16Bytes = kQ6KRows16D + 64;           // 3392
+inline constexpr size_t q6k_rows16_chunk(int h, int s) { return size_t(2 * h + s) * kQ6KRows16Chunk; }
 // Offset of the (h, c) triple, and of sub-block j's 16 scales.
-inline constexpr size_t q6k_rows16_triple(int h, int c) { return q6k_rows16_chunk(h, c / 4) + size_t(c % 4) * 192; }
-inline constexpr size_t q6k_rows16_scales(int j) { return q6k_rows16_chunk(j / 8, j % 2) + 768 + size_t(j % 8 / 2) * 16; }
+inline constexpr size_t q6k_rows16_triple(int h, int c) {
+  return q6k_rows16_chunk(h, c / 4) + size_t(c % 4) * kQ6KRows16Triple;
+}
+inline constexpr size_t q6k_rows16_scales(int j) {
+  return q6k_rows16_chunk(j / 8, j % 2) + 4 * kQ6KRows16Triple + size_t(j % 8 / 2) * 16;
+}
 inline constexpr size_t kQ4KRows16Qs = 256;   // offset of the nibbles in a Q4_K/Q5_K super-block
 inline constexpr size_t kQ4KRows16Bytes = kQ4KRows16Qs + 16 * 128;   // one Q4_K super-block: 2304
 inline constexpr size_t kQ5KRows16Qh = kQ4KRows16Bytes;              // offset of Q5_K's 5th-bit plane

@@ -21,7 +21,6 @@ namespace hexe::cpu {
 namespace {
 
 constexpr size_t kBlockBytes = kQ6KRows16Bytes;
-constexpr int kTriple = 192;  // ql, ql + 32, qh bytes of one (h, c)
 // Software prefetch: each line into L1 (T0) this many bytes ahead of the chunk being read, and
 // into L2 (T2) twice as far. On the DRAM-bound decode benchmark (qwen3-30b-a3b, q6_k, 2 threads)
 // the L1 distance alone at 0 / 512 / 768 / 1024 / 1536 / 2048 gave ratios 0.55-0.64 / 0.81-0.84 /
@@ -69,7 +68,7 @@ void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_
         // super-block is laid out in the order this loop reads it, d last (repack.h).
         const uint8_t* qb = o + q6k_rows16_chunk(h, s);
         if (pf)  // the last chunk also covers d
-          for (const uint8_t* p = qb; p < qb + (h & s ? 896 : 832); p += 64) {
+          for (const uint8_t* p = qb; p < qb + kQ6KRows16Chunk + (h & s ? 64 : 0); p += 64) {
             _mm_prefetch(reinterpret_cast<const char*>(p + pf), _MM_HINT_T0);
             _mm_prefetch(reinterpret_cast<const char*>(p + 2 * pf), _MM_HINT_T2);
           }
@@ -78,7 +77,7 @@ void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_
           for (int t = 0; t < 4; ++t) dot[r][t] = _mm512_setzero_si512();
         for (int cc = 0; cc < 4; ++cc) {
           __m512i q[4];
-          levels(qb + cc * kTriple, m4, m02, m13, q);
+          levels(qb + cc * kQ6KRows16Triple, m4, m02, m13, q);
           const int col = 128 * h + 4 * (4 * s + cc);
           for (int r = 0; r < R; ++r)
             for (int t = 0; t < 4; ++t)
