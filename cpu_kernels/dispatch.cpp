@@ -51,7 +51,7 @@ const Table& table() {
 
 }  // namespace
 
-int decode_prefetch_bytes(int tile_default, int amd_default) {
+int decode_prefetch_bytes(int tile_default) {
   const int v = env::prefetch_bytes();
   if (v >= 0) return v;
   // The tiles' distances were measured on a Xeon VM, where prefetching streamed 10-20% faster. On
@@ -59,9 +59,10 @@ int decode_prefetch_bytes(int tile_default, int amd_default) {
   // from DRAM (bench_tile --kib 131072) 27 GB/s without, 17-20 with 0.5-8 KiB; moe-layer decode
   // qwen3-30b-a3b q4_k, alternating processes, ratios 0.86-0.96 (median 0.94) without against
   // 0.72-0.90 (0.83) with. Its hardware prefetchers keep up with a plain sequential stream, and
-  // the prefetches only take miss buffers from the demand loads. Tiles whose stream is not
-  // plain (Q5_K reads its 5th-bit plane four times per super-block) pass their own AMD default.
-  return cpu_features().amd ? amd_default : tile_default;
+  // the prefetches only take miss buffers from the demand loads. (Q5_K needed 2 KiB there while
+  // its tile read a 5th-bit plane after the nibbles four times per super-block; its layout now
+  // keeps each line's bits just before it, and it streams fastest without, like the others.)
+  return cpu_features().amd ? 0 : tile_default;
 }
 
 KernelChoice matmul_choice(DType w_type, int64_t k, Isa max_tier, WeightLayout layout) {

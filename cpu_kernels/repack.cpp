@@ -87,9 +87,11 @@ uint8_t get6(const uint8_t* lo, const uint8_t* hi, int v) {
   return uint8_t((lo[v % 64] >> (4 * (v / 64)) & 15) | (hi[v % 32] >> (2 * (v / 32)) & 3) << 4);
 }
 
-// Q4_K and Q5_K: the same super-block head and nibbles; Q5_K adds its 5th-bit plane after them.
+// Q4_K and Q5_K: the same super-block head and nibble lines; Q5_K puts a line of 5th-bit byte masks
+// before each four of them.
 template <class Block>
 void pack_k4_group(DType t, int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
+  constexpr bool kFive = requires(Block b) { b.qh; };
   const int64_t nb = k / kQKK;
   const size_t sb_bytes = rows16_group_bytes(t, kQKK);
   std::memset(dst, 0, rows16_group_bytes(t, k));
@@ -106,10 +108,15 @@ void pack_k4_group(DType t, int64_t rows, int64_t k, const uint8_t* src, size_t 
         put6(o + 128, o + 224, (j / 2) * 32 + int(r) * 2 + j % 2, m);
       }
       for (int p = 0; p < 4; ++p)
-        for (int c = 0; c < 8; ++c)
-          std::memcpy(o + kQ4KRows16Qs + p * 512 + c * 64 + r * 4, blk->qs + 32 * p + 4 * c, 4);
-      if constexpr (requires { blk->qh; })
-        for (int c = 0; c < 8; ++c) std::memcpy(o + kQ5KRows16Qh + c * 64 + r * 4, blk->qh + 4 * c, 4);
+        for (int c = 0; c < 8; ++c) {
+          std::memcpy(o + k4_rows16_line(kFive, p, c) + r * 4, blk->qs + 32 * p + 4 * c, 4);
+          if constexpr (kFive)
+            for (int h = 0; h < 2; ++h)
+              for (int i = 0; i < 4; ++i) {
+                const int lane = int(r) * 4 + i, bit = (blk->qh[4 * c + i] >> (2 * p + h)) & 1;
+                o[q5k_rows16_mask(p, c, h) + lane / 8] |= uint8_t(bit << (lane % 8));
+              }
+        }
     }
   }
 }

@@ -50,9 +50,14 @@ const char* layout_name(WeightLayout l);  // "gguf", "rows16"
 //                             vectors (x86/avx512/rows16_q4k_scales.h unpacks them)
 //   [256 + p*512 + c*64 + r*4 + i]  the GGUF byte qs[32p + 4c + i] of row r: low nibble =
 //                             column 64p + 4c + i (sub-block 2p), high = the same + 32 (2p+1)
-// Q5_K, per group, per super-block (2816 bytes: the GGUF's 16 x 176): Q4_K's 2304 bytes, then
-//   [2304 + c*64 + r*4 + i]   the GGUF byte qh[4c + i] of row r (c 0..7): bit j = the 5th bit of
-//                             column 32j + 4c + i
+// Q5_K, per group, per super-block (2816 bytes: the GGUF's 16 x 176): Q4_K's head [0, 256), then
+// per sub-block pair p (0..3) 640 bytes, in the order the decode tile reads them: for each half
+// q of the pair's nibble lines (c = 4q .. 4q+3), a line of their 5th bits as byte masks and then
+// the four nibble lines (Q4_K's bytes):
+//   [q5k_rows16_mask(p, c, h)]  a 64-bit mask (little-endian) for line c's nibbles of sub-block
+//                               2p+h: bit r*4 + i = the 5th bit of row r, column 32(2p+h) + 4c + i
+//                               (GGUF: bit 2p+h of qh[4c + i]), i.e. of byte lane r*4 + i of line c
+//   [k4_rows16_line(true, p, c)]  nibble line c of pair p, as Q4_K's
 // Q6_K, per group, per super-block (3392 bytes: 6.625 bits a weight against the GGUF's 6.5625;
 // the 6-bit levels stay split in nibble and 2-bit planes, as in the GGUF block, so the stream
 // is not widened to a byte a weight), in the order the decode tile reads it: four chunks, for
@@ -80,8 +85,17 @@ inline constexpr size_t q6k_rows16_scales(int j) {
 }
 inline constexpr size_t kQ4KRows16Qs = 256;   // offset of the nibbles in a Q4_K/Q5_K super-block
 inline constexpr size_t kQ4KRows16Bytes = kQ4KRows16Qs + 16 * 128;   // one Q4_K super-block: 2304
-inline constexpr size_t kQ5KRows16Qh = kQ4KRows16Bytes;              // offset of Q5_K's 5th-bit plane
-inline constexpr size_t kQ5KRows16Bytes = kQ5KRows16Qh + 16 * 32;     // one Q5_K super-block: 2816
+inline constexpr size_t kQ5KRows16Half = 64 + 4 * 64;                 // a mask line and four nibble lines
+inline constexpr size_t kQ5KRows16Bytes = kQ4KRows16Qs + 8 * kQ5KRows16Half;  // one Q5_K super-block: 2816
+// Offset of nibble line c (0..7) of sub-block pair p in a Q4_K (five: Q5_K) Rows16 super-block.
+inline constexpr size_t k4_rows16_line(bool five, int p, int c) {
+  return five ? kQ4KRows16Qs + size_t(2 * p + c / 4) * kQ5KRows16Half + 64 + size_t(c % 4) * 64
+              : kQ4KRows16Qs + size_t(p) * 512 + size_t(c) * 64;
+}
+// Offset of the Q5_K byte mask of line c of pair p, sub-block 2p+h.
+inline constexpr size_t q5k_rows16_mask(int p, int c, int h) {
+  return kQ4KRows16Qs + size_t(2 * p + c / 4) * kQ5KRows16Half + size_t(c % 4) * 16 + size_t(h) * 8;
+}
 // Where a 32-block pair of Q4_0/Q4_1/Q5_0/Q5_1 keeps its fields (qh and m 0: none).
 struct Rows16Legacy {
   size_t qh = 0, d = 512, m = 0, pair_bytes = 576;

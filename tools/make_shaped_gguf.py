@@ -62,10 +62,10 @@ TYPES = {
 }
 FLOATS = {"f32": (QT.F32, 4), "f16": (QT.F16, 2), "bf16": (QT.BF16, 2)}
 FILE_TYPE = {"f32": 0, "f16": 1, "q4_0": 2, "q4_1": 3, "q8_0": 7, "q5_0": 8, "q5_1": 9,
-             "q4_k": 15, "q5_k": 17, "q6_k": 18, "bf16": 32, "q4_k_m": 15}  # llama_ftype (_M variants)
-# Mixes: the base type, with q6_K where llama-quantize's Q4_K_M puts it (placement/quant_recipe.cpp):
-# the output head, and attn_v / every ffn_down in the "use more bits" layers.
-MIXES = {"q4_k_m": "q4_k"}
+             "q4_k": 15, "q5_k": 17, "q6_k": 18, "bf16": 32, "q4_k_m": 15, "q5_k_m": 17}  # llama_ftype (_M variants)
+# Mixes: the base type, with q6_K where llama-quantize's Q4_K_M and Q5_K_M put it
+# (placement/quant_recipe.cpp): the output head, and attn_v / every ffn_down in the "use more bits" layers.
+MIXES = {"q4_k_m": "q4_k", "q5_k_m": "q5_k"}
 
 
 def use_more_bits(i, n):

@@ -74,9 +74,9 @@ float dot_k4_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_K* a) {
       const int p = j / 2, shift = 4 * (j % 2);
       int s = 0;
       for (int l = 0; l < 32; ++l) {
-        const size_t at = size_t((l / 4) * 64 + r * 4 + l % 4);
-        int q = (o[kQ4KRows16Qs + p * 512 + at] >> shift) & 0xF;
-        if constexpr (kFive) q |= ((o[kQ5KRows16Qh + at] >> j) & 1) << 4;
+        const int c = l / 4, lane = r * 4 + l % 4;
+        int q = (o[k4_rows16_line(kFive, p, c) + lane] >> shift) & 0xF;
+        if constexpr (kFive) q |= ((o[q5k_rows16_mask(p, c, j % 2) + lane / 8] >> (lane % 8)) & 1) << 4;
         s += q * a[b].qs[32 * j + l];
       }
       sumi += rows16_q4k_scale(o, j, r) * s;

@@ -12,8 +12,8 @@
 // 2p+1). So chunk p's B tile rows 0-7 are the low-nibble products of lines 0-7, rows 8-15 the
 // high-nibble products.
 //
-// Q5_K is Q4_K plus a 5th bit per weight (Rows16: the plane at kQ5KRows16Qh, line c holding bit j
-// of column 32j + 4c + i): q (0..31) * sc_j is 0..1953, a high byte of 0..7, the rest the same.
+// Q5_K is Q4_K plus a 5th bit per weight (Rows16: a 64-bit byte mask per nibble line and
+// sub-block, a line of them before each four nibble lines): q (0..31) * sc_j is 0..1953, a high byte of 0..7, the rest the same.
 #include <immintrin.h>
 
 #include <cstddef>
@@ -23,6 +23,7 @@
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
 #include "cpu_kernels/x86/amx/kquant_amx.h"
+#include "cpu_kernels/x86/avx512/mask64_at.h"
 #include "cpu_kernels/x86/avx512/rows16_q4k_scales.h"
 
 namespace hexe::cpu {
@@ -65,14 +66,11 @@ struct K4 {
       }
       uint8_t* lo_tile = prod + p * amx::kKqChunkProducts;
       for (int c = 0; c < 8; ++c) {
-        const __m512i v = _mm512_loadu_si512(o + kQ4KRows16Qs + p * 512 + c * 64);
+        const __m512i v = _mm512_loadu_si512(o + k4_rows16_line(kFive, p, c));
         __m512i nib[2] = {_mm512_and_si512(v, m_nib), _mm512_and_si512(_mm512_srli_epi16(v, 4), m_nib)};
-        if constexpr (kFive) {  // sub-blocks 2p and 2p + 1: bits 2p and 2p + 1 of the plane's line c
-          const __m512i qh = _mm512_loadu_si512(o + kQ5KRows16Qh + c * 64);
+        if constexpr (kFive)  // sub-blocks 2p and 2p + 1: the pair's byte masks of line c
           for (int h = 0; h < 2; ++h)
-            nib[h] = _mm512_mask_add_epi8(nib[h], _mm512_test_epi8_mask(qh, _mm512_set1_epi8(char(1 << (2 * p + h)))),
-                                          nib[h], bit5);
-        }
+            nib[h] = _mm512_mask_add_epi8(nib[h], mask64_at(o + q5k_rows16_mask(p, c, h)), nib[h], bit5);
         for (int h = 0; h < 2; ++h)
           amx::store_split(_mm512_maddubs_epi16(nib[h], se[h]), _mm512_maddubs_epi16(nib[h], so[h]), idx_lo, idx_hi,
                            lo_tile + (8 * h + c) * 64, lo_tile + 1024 + (8 * h + c) * 64);

@@ -39,6 +39,7 @@
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
 #include "cpu_kernels/x86/amx/amx_tiles.h"
+#include "cpu_kernels/x86/avx512/mask64_at.h"
 #include "cpu_kernels/x86/q8_block_sum.h"
 
 namespace hexe::cpu {
@@ -254,11 +255,8 @@ void widen_group(int64_t nb, const uint8_t* g, uint8_t* dst, uint8_t* mins) {
       const __m512i v = _mm512_loadu_si512(pair + h * 256 + c * 64);
       __m512i lo = _mm512_and_si512(v, m_lo), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m_lo);
       if constexpr (L.qh != 0) {
-        uint64_t k_lo, k_hi;
-        std::memcpy(&k_lo, pair + L.qh + h * 64 + (2 * c) * 8, 8);
-        std::memcpy(&k_hi, pair + L.qh + h * 64 + (2 * c + 1) * 8, 8);
-        lo = _mm512_mask_add_epi8(lo, _cvtu64_mask64(k_lo), lo, bit5);
-        hi = _mm512_mask_add_epi8(hi, _cvtu64_mask64(k_hi), hi, bit5);
+        lo = _mm512_mask_add_epi8(lo, mask64_at(pair + L.qh + h * 64 + (2 * c) * 8), lo, bit5);
+        hi = _mm512_mask_add_epi8(hi, mask64_at(pair + L.qh + h * 64 + (2 * c + 1) * 8), hi, bit5);
       }
       _mm512_store_si512(o + c * 64, _mm512_sub_epi8(lo, off));        // columns 4c + i
       _mm512_store_si512(o + (4 + c) * 64, _mm512_sub_epi8(hi, off));  // columns 16 + 4c + i

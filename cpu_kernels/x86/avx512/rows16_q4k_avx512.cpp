@@ -15,6 +15,7 @@
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
 #include "cpu_kernels/x86/avx512/dpbusd_bcast.h"
+#include "cpu_kernels/x86/avx512/mask64_at.h"
 #include "cpu_kernels/x86/avx512/rows16_q4k_scales.h"
 #include "cpu_kernels/x86/avx512/rows16_walk.h"
 
@@ -27,11 +28,6 @@ namespace {
 // streamed 3-4% faster (1 KiB + 2 KiB against 1 KiB alone, alternating 48 MB passes in one
 // process: 19.4-19.6 against 18.3-19.0 GB/s; 3 and 4 KiB in L2 gave 19.0-19.1).
 constexpr int kPrefetchBytes = 1024;
-// On the Zen 4 VM, where the other tiles stream fastest without software prefetch, Q5_K streamed
-// from DRAM at 8 GB/s a core without, 18-19 / 21-22 / 17-20 with 1 / 2 / 4 KiB (bench_tile
-// --kib 131072): the 5th-bit plane, read again for each sub-block pair, defeats its hardware
-// prefetchers.
-constexpr int kQ5KAmdPrefetchBytes = 2048;
 
 // Per activation row, block and sub-block pair p: the sums of sub-blocks 2p and 2p+1 as two
 // int16 in one int32 (the vpdpwssd partner of the mins stored as byte pairs).
@@ -48,21 +44,15 @@ inline __m512 scale_ps(const uint8_t* p) {
   return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
 
-// Bit `bit` of each byte of h moved to bit 4, the others cleared (16-bit shifts: what crosses
-// from the neighbour byte lands outside bit 4 and is masked off).
-inline __m512i bit_to_4(__m512i h, int bit) {
-  const __m512i s = bit < 4 ? _mm512_sll_epi16(h, _mm_cvtsi32_si128(4 - bit)) : _mm512_srl_epi16(h, _mm_cvtsi32_si128(bit - 4));
-  return _mm512_and_si512(s, _mm512_set1_epi8(0x10));
-}
-
-// kFive: Q5_K, whose 5th bits (a plane after the nibbles) join each nibble before vpdpbusd; the
+// kFive: Q5_K, whose 5th bits (byte masks after each pair's nibbles) join each nibble before vpdpbusd; the
 // high nibble is then shifted down rather than kept in place (x 16 and the 5th bit would not fit
 // a byte).
 template <int R, bool kFive>
 void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_t* const* ap, float* y,
            int64_t ys, __mmask16 valid, int pf) {
-  const __m512i m_lo = _mm512_set1_epi8(0x0F), m_hi = _mm512_set1_epi8(char(0xF0));
+  const __m512i m_lo = _mm512_set1_epi8(0x0F), m_hi = _mm512_set1_epi8(char(0xF0)), bit5 = _mm512_set1_epi8(0x10);
   constexpr size_t kBytes = kFive ? kQ5KRows16Bytes : kQ4KRows16Bytes;
+  constexpr size_t kPairBytes = (kBytes - kQ4KRows16Qs) / 4;
   __m512 acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
@@ -73,31 +63,26 @@ void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_
     __m512i mn[R];
     for (int r = 0; r < R; ++r) sb[r] = sh[r] = _mm512_setzero_ps(), mn[r] = _mm512_setzero_si512();
     for (int p = 0; p < 4; ++p) {
-      const uint8_t* qp = o + kQ4KRows16Qs + p * 512;
-      if (pf && !kFive)
-        for (int c = 0; c < 512; c += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(qp + pf + c), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(qp + 2 * pf + c), _MM_HINT_T2);
-        }
-      if (pf && kFive)  // a quarter of the super-block per pair, so the 5th-bit plane is covered too
-        for (size_t c = p * kBytes / 4 / 64 * 64; c < (p + 1) * kBytes / 4; c += 64) {
-          _mm_prefetch(reinterpret_cast<const char*>(o + pf + c), _MM_HINT_T0);
-          _mm_prefetch(reinterpret_cast<const char*>(o + 2 * pf + c), _MM_HINT_T2);
+      if (pf)  // the pair's lines (Q5_K: with their mask lines)
+        for (size_t c = 0; c < kPairBytes; c += 64) {
+          const char* line = reinterpret_cast<const char*>(o + kQ4KRows16Qs + p * kPairBytes + c);
+          _mm_prefetch(line + pf, _MM_HINT_T0);
+          _mm_prefetch(line + 2 * pf, _MM_HINT_T2);
         }
       __m512i il[R], ih[R];
       for (int r = 0; r < R; ++r) il[r] = ih[r] = _mm512_setzero_si512();
       for (int c = 0; c < 8; ++c) {
-        __m512i v = _mm512_loadu_si512(qp + c * 64);
+        __m512i v = _mm512_loadu_si512(o + k4_rows16_line(kFive, p, c));
         // One load into a register: left alone, GCC folds the load into both ANDs and the line is
         // read twice, and the load ports are what limit this loop (the tile ran 15-20% faster with
         // one load on the Zen 4 VM, cache-resident weights, bench_tile).
         asm("" : "+v"(v));
         __m512i lo, hi;
-        if constexpr (kFive) {
-          const __m512i h = _mm512_loadu_si512(o + kQ5KRows16Qh + c * 64);
-          constexpr int kOr = 0xEC;  // (A & C) | B
-          lo = _mm512_ternarylogic_epi32(v, bit_to_4(h, 2 * p), m_lo, kOr);
-          hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4), bit_to_4(h, 2 * p + 1), m_lo, kOr);
+        if constexpr (kFive) {  // each nibble plus 16 where its byte mask has the 5th bit
+          lo = _mm512_and_si512(v, m_lo);
+          lo = _mm512_mask_add_epi8(lo, mask64_at(o + q5k_rows16_mask(p, c, 0)), lo, bit5);
+          hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m_lo);
+          hi = _mm512_mask_add_epi8(hi, mask64_at(o + q5k_rows16_mask(p, c, 1)), hi, bit5);
         } else {
           lo = _mm512_and_si512(v, m_lo);
           hi = _mm512_and_si512(v, m_hi);
@@ -136,7 +121,7 @@ template <bool kFive>
 void tile(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act, size_t arb, int64_t mr, float* y,
           int64_t ys) {
   const int64_t nb = k / kQKK;
-  const int pf = decode_prefetch_bytes(kPrefetchBytes, kFive ? kQ5KAmdPrefetchBytes : 0);
+  const int pf = decode_prefetch_bytes(kPrefetchBytes);
   thread_local std::vector<int32_t> pairs;
   if (pairs.size() < size_t(mr * nb * 4)) pairs.resize(size_t(mr * nb * 4));
   for (int64_t i = 0; i < mr; ++i)

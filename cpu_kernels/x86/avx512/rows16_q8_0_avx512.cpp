@@ -19,6 +19,7 @@
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
 #include "cpu_kernels/x86/avx512/dpbusd_bcast.h"
+#include "cpu_kernels/x86/avx512/mask64_at.h"
 #include "cpu_kernels/x86/avx512/rows16_walk.h"
 #include "cpu_kernels/x86/q8_block_sum.h"
 
@@ -132,12 +133,9 @@ void group_nib(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, const Ac
     for (int c = 0; c < 4; ++c) {
       lo[c] = _mm512_and_si512(v[c], m_lo);
       if constexpr (kFive) {
-        uint64_t k_lo, k_hi;
-        std::memcpy(&k_lo, pair + L.qh + h * 64 + (2 * c) * 8, 8);
-        std::memcpy(&k_hi, pair + L.qh + h * 64 + (2 * c + 1) * 8, 8);
         hi[c] = _mm512_and_si512(_mm512_srli_epi16(v[c], 4), m_lo);
-        lo[c] = _mm512_mask_add_epi8(lo[c], _cvtu64_mask64(k_lo), lo[c], bit5);
-        hi[c] = _mm512_mask_add_epi8(hi[c], _cvtu64_mask64(k_hi), hi[c], bit5);
+        lo[c] = _mm512_mask_add_epi8(lo[c], mask64_at(pair + L.qh + h * 64 + (2 * c) * 8), lo[c], bit5);
+        hi[c] = _mm512_mask_add_epi8(hi[c], mask64_at(pair + L.qh + h * 64 + (2 * c + 1) * 8), hi[c], bit5);
       } else {
         hi[c] = _mm512_and_si512(v[c], m_hi);
       }
