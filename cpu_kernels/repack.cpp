@@ -59,7 +59,7 @@ void pack_legacy_group(DType t, int64_t rows, int64_t k, const uint8_t* src, siz
     const int h = int(b % 2);
     for (int64_t r = 0; r < std::min<int64_t>(rows, kRows16); ++r) {
       const auto* blk = reinterpret_cast<const Block*>(src + size_t(r) * srb) + b;
-      for (int c = 0; c < 4; ++c) std::memcpy(pair + h * 256 + c * 64 + r * 4, blk->qs + 4 * c, 4);
+      for (int c = 0; c < 4; ++c) std::memcpy(pair + L.line(h, c) + r * 4, blk->qs + 4 * c, 4);
       std::memcpy(pair + L.d + h * 32 + r * 2, &blk->d, 2);
       if constexpr (requires { blk->m; }) std::memcpy(pair + L.m + h * 32 + r * 2, &blk->m, 2);
       if constexpr (kFive) {
@@ -67,7 +67,7 @@ void pack_legacy_group(DType t, int64_t rows, int64_t k, const uint8_t* src, siz
         std::memcpy(&qh, blk->qh, 4);
         for (int u = 0; u < 2; ++u)
           for (int c = 0; c < 4; ++c) {
-            uint8_t* mask = pair + L.qh + h * 64 + (2 * c + u) * 8;  // a little-endian u64
+            uint8_t* mask = pair + L.mask(h, c, u);  // a little-endian u64
             for (int i = 0; i < 4; ++i)
               if (qh >> (16 * u + 4 * c + i) & 1) mask[(r * 4 + i) / 8] |= uint8_t(1u << ((r * 4 + i) % 8));
           }

@@ -29,11 +29,13 @@ const char* layout_name(WeightLayout l);  // "gguf", "rows16"
 //   [h*256 + c*64 + r*4 + i]  u8  the GGUF byte qs[4c + i] of row r, block 2P+h (c 0..3, i 0..3):
 //                             low nibble = column 32(2P+h) + 4c + i, high = the same + 16
 //   [512 + h*32 + r*2]        f16 d[row r][block 2P+h]
-// Q4_1, Q5_0, Q5_1 (the other 32-blocks of nibbles), per pair: Q4_0's nibble lines at [0, 512),
-// then (Rows16Legacy below; each pair exactly the GGUF's 16 x 2 blocks):
-//   [qh + h*64 + (2c+u)*8]    Q5_0/Q5_1: u64 whose bit r*4 + i is the 5th bit of column
-//                             32(2P+h) + 16u + 4c + i of row r: a byte mask over nibble line c
-//                             (u 0: its low nibbles, 1: its high ones)
+// Q4_1, Q5_0, Q5_1 (the other 32-blocks of nibbles), per pair (Rows16Legacy below; each pair
+// exactly the GGUF's 16 x 2 blocks): Q4_0's nibble lines of block h at line(h, c) (Q4_1: as Q4_0;
+// Q5_0/Q5_1: 64 + h*320 + c*64, after the line of block h's masks, so the tile reads the pair
+// front to back), then
+//   [mask(h, c, u)]           Q5_0/Q5_1: at h*320 + (2c+u)*8, a u64 whose bit r*4 + i is the 5th
+//                             bit of column 32(2P+h) + 16u + 4c + i of row r: a byte mask over
+//                             nibble line c (u 0: its low nibbles, 1: its high ones)
 //   [d + h*32 + r*2]          f16 d[row r][block 2P+h]
 //   [m + h*32 + r*2]          Q4_1/Q5_1: f16 m[row r][block 2P+h]
 // Q4_K, per group, per super-block (2304 bytes: the GGUF's 16 x 144, not a byte more; the kernels
@@ -96,17 +98,22 @@ inline constexpr size_t k4_rows16_line(bool five, int p, int c) {
 inline constexpr size_t q5k_rows16_mask(int p, int c, int h) {
   return kQ4KRows16Qs + size_t(2 * p + c / 4) * kQ5KRows16Half + size_t(c % 4) * 16 + size_t(h) * 8;
 }
-// Where a 32-block pair of Q4_0/Q4_1/Q5_0/Q5_1 keeps its fields (qh and m 0: none).
+// Where a 32-block pair of Q4_0/Q4_1/Q5_0/Q5_1 keeps its fields (m 0: none).
 struct Rows16Legacy {
-  size_t qh = 0, d = 512, m = 0, pair_bytes = 576;
+  bool five = false;  // Q5_0/Q5_1: a line of 5th-bit masks before each block's nibble lines
+  size_t nib = 0, half = 256;  // block h's nibble lines at nib + h * half (its masks at h * half)
+  size_t d = 512, m = 0, pair_bytes = 576;
   int offset = 8;  // the levels' offset: w = d (q - offset) (+ m)
+  constexpr size_t line(int h, int c) const { return nib + size_t(h) * half + size_t(c) * 64; }
+  // The mask over nibble line c of block h (u 0: its low nibbles, 1: its high ones).
+  constexpr size_t mask(int h, int c, int u) const { return size_t(h) * half + size_t(2 * c + u) * 8; }
 };
 constexpr Rows16Legacy rows16_legacy(DType t) {
   switch (t) {
-    case DType::Q4_1: return {0, 512, 576, 640, 0};
-    case DType::Q5_0: return {512, 640, 0, 704, 16};
-    case DType::Q5_1: return {512, 640, 704, 768, 0};
-    default: return {0, 512, 0, 576, 8};  // Q4_0
+    case DType::Q4_1: return {false, 0, 256, 512, 576, 640, 0};
+    case DType::Q5_0: return {true, 64, 320, 640, 0, 704, 16};
+    case DType::Q5_1: return {true, 64, 320, 640, 704, 768, 0};
+    default: return {false, 0, 256, 512, 0, 576, 8};  // Q4_0
   }
 }
 // The scale and min of sub-block j (0..7), row r of the Q4_K/Q5_K super-block at sb (scalar tier, tests).

@@ -40,16 +40,16 @@ float dot_legacy_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_0* a)
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* pair = g + (b / 2) * L.pair_bytes;
     const int h = int(b % 2);
-    const uint8_t* q = pair + h * 256;
+    const uint8_t* q = pair + L.line(h, 0);
     int sumi = 0, suma = 0;
     for (int c = 0; c < 4; ++c)
       for (int i = 0; i < 4; ++i) {
         const uint8_t v = q[c * 64 + r * 4 + i];
         int lo = v & 15, hi = v >> 4;
-        if constexpr (L.qh != 0) {
+        if constexpr (L.five) {
           const int bit = r * 4 + i;
-          lo |= (pair[L.qh + h * 64 + (2 * c) * 8 + bit / 8] >> (bit % 8) & 1) << 4;
-          hi |= (pair[L.qh + h * 64 + (2 * c + 1) * 8 + bit / 8] >> (bit % 8) & 1) << 4;
+          lo |= (pair[L.mask(h, c, 0) + bit / 8] >> (bit % 8) & 1) << 4;
+          hi |= (pair[L.mask(h, c, 1) + bit / 8] >> (bit % 8) & 1) << 4;
         }
         const int a_lo = a[b].qs[4 * c + i], a_hi = a[b].qs[16 + 4 * c + i];
         sumi += (lo - L.offset) * a_lo + (hi - L.offset) * a_hi;

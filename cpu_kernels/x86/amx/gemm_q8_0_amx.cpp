@@ -252,11 +252,11 @@ void widen_group(int64_t nb, const uint8_t* g, uint8_t* dst, uint8_t* mins) {
     const int h = int(b % 2);
     uint8_t* o = dst + size_t(b / 2) * kPairBytes + h * 512;
     for (int c = 0; c < 4; ++c) {
-      const __m512i v = _mm512_loadu_si512(pair + h * 256 + c * 64);
+      const __m512i v = _mm512_loadu_si512(pair + L.line(h, c));
       __m512i lo = _mm512_and_si512(v, m_lo), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m_lo);
-      if constexpr (L.qh != 0) {
-        lo = _mm512_mask_add_epi8(lo, mask64_at(pair + L.qh + h * 64 + (2 * c) * 8), lo, bit5);
-        hi = _mm512_mask_add_epi8(hi, mask64_at(pair + L.qh + h * 64 + (2 * c + 1) * 8), hi, bit5);
+      if constexpr (L.five) {
+        lo = _mm512_mask_add_epi8(lo, mask64_at(pair + L.mask(h, c, 0)), lo, bit5);
+        hi = _mm512_mask_add_epi8(hi, mask64_at(pair + L.mask(h, c, 1)), hi, bit5);
       }
       _mm512_store_si512(o + c * 64, _mm512_sub_epi8(lo, off));        // columns 4c + i
       _mm512_store_si512(o + (4 + c) * 64, _mm512_sub_epi8(hi, off));  // columns 16 + 4c + i
