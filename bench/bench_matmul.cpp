@@ -1,5 +1,7 @@
 // Decode-shape (m = 1) matmul throughput per weight format: GB/s of weights read, next to the
-// DRAM read bandwidth measured in the same process on the same buffer; `ratio <x>` ends each line.
+// DRAM read bandwidth measured on the same buffer just before that format's runs (a VM's
+// bandwidth can move between formats; one probe at the start once gave ratios of 0.55 and 1.37
+// for the same kernels); `ratio <x>` ends each line.
 //   bench_matmul [--mb N (weight bytes per format, default 1024)] [--threads T] [--k K] [--m M]
 //                [--layout gguf|rows16]   (rows16: the repacked decode layout; q8_0, q4_0, q4_K, q5_K, q6_K only)
 // The weights sit in 2 MiB-aligned memory advised to use huge pages, as the engine's copies do.
@@ -74,11 +76,10 @@ int main(int argc, char** argv) {
   // The probe reads the buffer the kernels read: with rows16 that is the repacked copy (its pages
   // touched here first), whose physical placement, and speed, may differ from the source's.
   if (rows16) std::memcpy(packed.data(), w.data(), bytes);
-  const double dram = read_bandwidth_gbs(rows16 ? packed.data() : w.data(), bytes, pool, 2);
   std::printf("cpu %s, isa %s, threads %d, m %lld, k %lld, %zu MiB of weights per format, layout %s\n",
               cpu_features().brand.c_str(), isa_name(active_isa()), threads,
               static_cast<long long>(m), static_cast<long long>(k), mb, rows16 ? "rows16" : "gguf");
-  std::printf("dram read %.2f GB/s (the buffer the kernels read, same threads)\n", dram);
+  std::printf("dram: the read bandwidth of the buffer the kernels read, same threads, just before each format's runs\n");
 
   std::vector<float> x(static_cast<size_t>(m * k), 0.5f);
   const DType types[] = {DType::F32, DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
@@ -98,6 +99,7 @@ int main(int argc, char** argv) {
     }
     p.x = x.data(); p.m = m; p.x_stride = k; p.y = y.data(); p.y_stride = n;
     matmul(p, pool);  // warm-up
+    const double dram = read_bandwidth_gbs(rows16 ? packed.data() : w.data(), bytes, pool, 2);
     double best = 1e30;
     for (int rep = 0; rep < 5; ++rep) {
       const auto t0 = Clock::now();
@@ -107,9 +109,9 @@ int main(int argc, char** argv) {
     const double gbs = double(rb) * double(n) / best / 1e9;
     const KernelChoice c = matmul_choice(t, k, active_isa(), p.w_layout);
     const double gflops = 2.0 * double(m) * double(n) * double(k) / best / 1e9;
-    std::printf("%-5s %-20s n %-8lld %8.2f ms %7.1f GFLOP/s %7.2f GB/s  ratio %.2f\n",
+    std::printf("%-5s %-20s n %-8lld %8.2f ms %7.1f GFLOP/s %7.2f GB/s  dram %6.2f GB/s  ratio %.2f\n",
                 std::string(dtype_name(t)).c_str(), c.name.c_str(), static_cast<long long>(n),
-                best * 1e3, gflops, gbs, gbs / dram);
+                best * 1e3, gflops, gbs, dram, gbs / dram);
   }
   return 0;
 }
