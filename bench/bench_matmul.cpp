@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
   std::printf("cpu %s, isa %s, threads %d, m %lld, k %lld, %zu MiB of weights per format, layout %s\n",
               cpu_features().brand.c_str(), isa_name(active_isa()), threads,
               static_cast<long long>(m), static_cast<long long>(k), mb, rows16 ? "rows16" : "gguf");
-  std::printf("dram: the read bandwidth of the buffer the kernels read, same threads, just before each format's runs\n");
+  std::printf("dram: read bandwidth of the buffer the kernels read, same threads, just before each format\n");
 
   std::vector<float> x(static_cast<size_t>(m * k), 0.5f);
   const DType types[] = {DType::F32, DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,

@@ -13,7 +13,8 @@
 // high-nibble products.
 //
 // Q5_K is Q4_K plus a 5th bit per weight (Rows16: a 64-bit byte mask per nibble line and
-// sub-block, a line of them before each four nibble lines): q (0..31) * sc_j is 0..1953, a high byte of 0..7, the rest the same.
+// sub-block, a line of them before each four nibble lines): q (0..31) * sc_j is 0..1953, a high
+// byte of 0..7, the rest the same.
 #include <immintrin.h>
 
 #include <cstddef>

@@ -44,9 +44,9 @@ inline __m512 scale_ps(const uint8_t* p) {
   return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
 
-// kFive: Q5_K, whose 5th bits (byte masks after each pair's nibbles) join each nibble before vpdpbusd; the
-// high nibble is then shifted down rather than kept in place (x 16 and the 5th bit would not fit
-// a byte).
+// kFive: Q5_K, whose 5th bits (byte masks, a line of them before each four nibble lines) join
+// each nibble before vpdpbusd; the high nibble is then shifted down rather than kept in place
+// (x 16 and the 5th bit would not fit a byte).
 template <int R, bool kFive>
 void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_t* const* ap, float* y,
            int64_t ys, __mmask16 valid, int pf) {
