@@ -47,6 +47,9 @@ void pack_q8_0_group(int64_t rows, int64_t k, const uint8_t* src, size_t srb, ui
   }
 }
 
+// Sets bit `lane` of a little-endian 64-bit byte mask (Q5_0/Q5_1/Q5_K: lane r*4 + i of a nibble line).
+void set_mask_bit(uint8_t* mask, int lane) { mask[lane / 8] |= uint8_t(1u << (lane % 8)); }
+
 // Q4_0, Q4_1, Q5_0, Q5_1: the nibble lines, the 5th bits as byte masks over them, d and m.
 template <class Block>
 void pack_legacy_group(DType t, int64_t rows, int64_t k, const uint8_t* src, size_t srb, uint8_t* dst) {
@@ -67,9 +70,8 @@ void pack_legacy_group(DType t, int64_t rows, int64_t k, const uint8_t* src, siz
         std::memcpy(&qh, blk->qh, 4);
         for (int u = 0; u < 2; ++u)
           for (int c = 0; c < 4; ++c) {
-            uint8_t* mask = pair + L.mask(h, c, u);  // a little-endian u64
             for (int i = 0; i < 4; ++i)
-              if (qh >> (16 * u + 4 * c + i) & 1) mask[(r * 4 + i) / 8] |= uint8_t(1u << ((r * 4 + i) % 8));
+              if (qh >> (16 * u + 4 * c + i) & 1) set_mask_bit(pair + L.mask(h, c, u), int(r) * 4 + i);
           }
       }
     }
@@ -112,10 +114,8 @@ void pack_k4_group(DType t, int64_t rows, int64_t k, const uint8_t* src, size_t 
           std::memcpy(o + k4_rows16_line(kFive, p, c) + r * 4, blk->qs + 32 * p + 4 * c, 4);
           if constexpr (kFive)
             for (int h = 0; h < 2; ++h)
-              for (int i = 0; i < 4; ++i) {
-                const int lane = int(r) * 4 + i, bit = (blk->qh[4 * c + i] >> (2 * p + h)) & 1;
-                o[q5k_rows16_mask(p, c, h) + lane / 8] |= uint8_t(bit << (lane % 8));
-              }
+              for (int i = 0; i < 4; ++i)
+                if (blk->qh[4 * c + i] >> (2 * p + h) & 1) set_mask_bit(o + q5k_rows16_mask(p, c, h), int(r) * 4 + i);
         }
     }
   }

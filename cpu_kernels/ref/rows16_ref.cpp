@@ -31,6 +31,9 @@ float dot_q8_0_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_0* a) {
   return acc;
 }
 
+// Bit `lane` (0..63) of the little-endian 64-bit byte mask at mask.
+int mask_bit(const uint8_t* mask, int lane) { return mask[lane / 8] >> (lane % 8) & 1; }
+
 // Row r of the group at g (q4_0, q4_1, q5_0, q5_1): sum_b float(sum (q - offset) a) * (d * da)
 // [+ float(sum a) * (m * da)], as dot_legacy.
 template <DType W>
@@ -48,8 +51,8 @@ float dot_legacy_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_0* a)
         int lo = v & 15, hi = v >> 4;
         if constexpr (L.five) {
           const int bit = r * 4 + i;
-          lo |= (pair[L.mask(h, c, 0) + bit / 8] >> (bit % 8) & 1) << 4;
-          hi |= (pair[L.mask(h, c, 1) + bit / 8] >> (bit % 8) & 1) << 4;
+          lo |= mask_bit(pair + L.mask(h, c, 0), bit) << 4;
+          hi |= mask_bit(pair + L.mask(h, c, 1), bit) << 4;
         }
         const int a_lo = a[b].qs[4 * c + i], a_hi = a[b].qs[16 + 4 * c + i];
         sumi += (lo - L.offset) * a_lo + (hi - L.offset) * a_hi;
@@ -76,7 +79,7 @@ float dot_k4_rows16(int64_t nb, const uint8_t* g, int r, const BlockQ8_K* a) {
       for (int l = 0; l < 32; ++l) {
         const int c = l / 4, lane = r * 4 + l % 4;
         int q = (o[k4_rows16_line(kFive, p, c) + lane] >> shift) & 0xF;
-        if constexpr (kFive) q |= ((o[q5k_rows16_mask(p, c, j % 2) + lane / 8] >> (lane % 8)) & 1) << 4;
+        if constexpr (kFive) q |= mask_bit(o + q5k_rows16_mask(p, c, j % 2), lane) << 4;
         s += q * a[b].qs[32 * j + l];
       }
       sumi += rows16_q4k_scale(o, j, r) * s;
