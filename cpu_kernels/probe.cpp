@@ -77,19 +77,26 @@ uint64_t stream_read(const void* p, size_t bytes, int pattern) {
   return sum ^ stream_read_scalar(b + body, bytes - body);
 }
 
-double read_bandwidth_gbs(const uint8_t* buf, size_t bytes, ThreadPool& pool, int reps,
-                          std::vector<double>* by_pattern) {
+double read_pass_gbs(const uint8_t* buf, size_t bytes, ThreadPool& pool, int pattern) {
   const int nth = pool.size();
   const size_t per = bytes / size_t(nth) / 64 * 64;
-  std::vector<double> best(size_t(stream_read_patterns()), 0.0);
   std::atomic<uint64_t> sink{0};
+  const auto t0 = std::chrono::steady_clock::now();
+  pool.run([&](int ith, int) { sink ^= stream_read(buf + size_t(ith) * per, per, pattern); });
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return double(per) * nth / s / 1e9;
+}
+
+int fastest_pattern(const std::vector<double>& by_pattern) {
+  return by_pattern.empty() ? 0 : int(std::max_element(by_pattern.begin(), by_pattern.end()) - by_pattern.begin());
+}
+
+double read_bandwidth_gbs(const uint8_t* buf, size_t bytes, ThreadPool& pool, int reps,
+                          std::vector<double>* by_pattern) {
+  std::vector<double> best(size_t(stream_read_patterns()), 0.0);
   for (int rep = 0; rep < reps; ++rep)
-    for (int pat = 0; pat < stream_read_patterns(); ++pat) {
-      const auto t0 = std::chrono::steady_clock::now();
-      pool.run([&](int ith, int) { sink ^= stream_read(buf + size_t(ith) * per, per, pat); });
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      best[size_t(pat)] = std::max(best[size_t(pat)], double(per) * nth / s / 1e9);
-    }
+    for (int pat = 0; pat < stream_read_patterns(); ++pat)
+      best[size_t(pat)] = std::max(best[size_t(pat)], read_pass_gbs(buf, bytes, pool, pat));
   if (by_pattern) *by_pattern = best;
   return *std::max_element(best.begin(), best.end());
 }

@@ -37,6 +37,16 @@ size_t dram_span_bytes();
 double read_bandwidth_gbs(const uint8_t* buf, size_t bytes, ThreadPool& pool, int reps,
                           std::vector<double>* by_pattern = nullptr);
 
+// GB/s of one pass of `pattern` over [buf, bytes), split over the pool's threads: a plain read
+// timed the way a kernel run is (one sample, where the bandwidth figure is the best of several).
+// The benches run one after each timed run, with the probe's fastest pattern, and print its ratio
+// by the run's measure: how far the run is from only reading its bytes. On the Zen 4 VM such a
+// pass scored 0.97-1.00 at both bandwidth levels (moe-layer decode, medians of 5-10 runs a shape),
+// while a pass of the 64-byte pattern alone scored 0.90 at the higher level (median of 107).
+double read_pass_gbs(const uint8_t* buf, size_t bytes, ThreadPool& pool, int pattern);
+// The fastest pattern of a read_bandwidth_gbs by_pattern list.
+int fastest_pattern(const std::vector<double>& by_pattern);
+
 // Runs `iters` rounds of 16 independent int8 dot-product instructions on the calling thread
 // (vpdpbusd zmm with AVX512_VNNI, else AVX2 maddubs+madd) and returns the int8 operations done
 // (2 per multiply-add: the convention of GFLOP/s). Time it on every core for the peak rate.

@@ -212,12 +212,16 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   const uint8_t* read_by_run = rows16 ? packed_set.data : set.data;
   const size_t read_bytes = rows16 ? packed_set.size : set.size;
   const size_t probe_bytes = read_bytes / (64 * size_t(threads)) * 64 * size_t(threads);
-  std::vector<double> run_rate, run_ms, run_dram;
+  // After each decode run, one pass of the probe's fastest pattern over the same bytes: what a
+  // plain read scores by the run's measure, the ratio's practical ceiling at this moment.
+  std::vector<double> run_rate, run_ms, run_dram, run_plain;
   std::vector<std::vector<double>> pattern_dram;  // [read pattern][run]
   for (int r = 0; r < std::max(1, o.runs); ++r) {
+    int fastest = 0;
     if (decode) {
       std::vector<double> by;
       run_dram.push_back(cpu::read_bandwidth_gbs(read_by_run, probe_bytes, pool, 2, &by));
+      fastest = cpu::fastest_pattern(by);
       for (size_t i = 0; i < by.size(); ++i) {
         if (pattern_dram.size() <= i) pattern_dram.emplace_back();
         pattern_dram[i].push_back(by[i]);
@@ -235,6 +239,7 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
     }
     run_rate.push_back(decode ? bytes / secs / 1e9 : flops_per_step * steps / secs / 1e9);
     run_ms.push_back(median(step_ms));
+    if (decode) run_plain.push_back(cpu::read_pass_gbs(read_by_run, probe_bytes, pool, fastest));
   }
   const double rate = median(run_rate);
   auto list = [](const std::vector<double>& v) {
@@ -247,8 +252,9 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
     return s;
   };
   if (decode) {
-    std::vector<double> ratios;
+    std::vector<double> ratios, plain_ratios;
     for (size_t r = 0; r < run_rate.size(); ++r) ratios.push_back(run_rate[r] / run_dram[r]);
+    for (size_t r = 0; r < run_plain.size(); ++r) plain_ratios.push_back(run_plain[r] / run_dram[r]);
     std::printf("dram read %s GB/s (best of 2 passes of each read pattern over the %s weight set the kernel reads, "
                 "just before each run, %d threads)\n",
                 list(run_dram).c_str(), cpu::layout_name(layout), threads);
@@ -268,6 +274,9 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
                 run_rate.size(), median(run_dram));
     std::printf("run ratios %s; over the fastest dram pass %.3f\n", list(ratios).c_str(),
                 rate / *std::max_element(run_dram.begin(), run_dram.end()));
+    std::printf("plain read of the same bytes, one pass of the fastest pattern after each run: %s GB/s, "
+                "ratio by the same measure %.3f (median; a kernel reading each byte once scores about this at best)\n",
+                list(run_plain).c_str(), median(plain_ratios));
     std::printf("ratio %.3f\n", median(ratios));
   } else {
     const bool int8 = is_quantized(type);  // quantised weights run int8 dot products

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "cpu_kernels/isa.h"
 #include "cpu_kernels/probe.h"
@@ -28,6 +29,24 @@ TEST(Probe, StreamReadSeesEveryByteInEveryPattern) {
     }
     std::free(buf);
   }
+}
+
+// A pass is a positive rate over its bytes; the bandwidth figure is the best pass of every
+// pattern (never below the rates a single pass gives it), and the fastest pattern is its argmax.
+TEST(Probe, ReadPassesAndTheirBest) {
+  const size_t bytes = size_t(1) << 20;
+  auto* buf = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+  std::memset(buf, 1, bytes);
+  ThreadPool pool(2);
+  for (int pat = 0; pat < stream_read_patterns(); ++pat) EXPECT_GT(read_pass_gbs(buf, bytes, pool, pat), 0.0);
+  std::vector<double> by;
+  const double best = read_bandwidth_gbs(buf, bytes, pool, 2, &by);
+  ASSERT_EQ(by.size(), size_t(stream_read_patterns()));
+  EXPECT_DOUBLE_EQ(best, by[size_t(fastest_pattern(by))]);
+  for (double v : by) EXPECT_LE(v, best);
+  EXPECT_EQ(fastest_pattern({1.0, 3.0, 2.0}), 1);
+  EXPECT_EQ(fastest_pattern({}), 0);
+  std::free(buf);
 }
 
 TEST(Probe, PeakLoopsCountOperations) {
