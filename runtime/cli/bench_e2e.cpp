@@ -33,7 +33,7 @@ struct Row {
   std::vector<double> samples;
   std::optional<OffloadStats> timeline;  // GPU plans: where the timed reps' time went
   std::vector<double> dram;              // the read probe's GB/s just before each timed rep
-  std::vector<double> plain;             // one plain read pass's GB/s just after each timed rep
+  std::vector<double> plain;             // decode rows: one plain read pass's GB/s just after each timed rep
 };
 
 Row stats(std::string test, std::vector<double> tps, std::vector<double> dram, std::vector<double> plain) {
@@ -124,7 +124,7 @@ void run_e2e_bench(const E2eBenchOptions& o) {
   auto token = [&] { return int32_t(rng() % uint32_t(spec.n_vocab)); };
   std::vector<Row> rows;
   if (o.prompt > 0) {
-    std::vector<double> tps, dram, plain;
+    std::vector<double> tps, dram;
     for (int r = 0; r <= o.reps; ++r) {  // rep 0: warm-up (page faults of the mapped weights)
       if (r == 1 && engine.offload()) engine.offload()->reset_stats();
       engine.enable_routing_counts(measure_routing && r == 0);
@@ -136,10 +136,9 @@ void run_e2e_bench(const E2eBenchOptions& o) {
       const double t0 = now();
       engine.eval(items);
       if (r > 0) tps.push_back(o.prompt / (now() - t0));
-      if (r > 0) plain.push_back(plain_pass());
       engine.free_sequence(seq);
     }
-    rows.push_back(stats("pp" + std::to_string(o.prompt), tps, dram, plain));
+    rows.push_back(stats("pp" + std::to_string(o.prompt), tps, dram, {}));  // compute-bound: no plain read
     if (engine.offload()) rows.back().timeline = engine.offload()->stats();
   }
   if (o.gen > 0) {
