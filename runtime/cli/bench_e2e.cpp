@@ -108,9 +108,9 @@ void run_e2e_bench(const E2eBenchOptions& o) {
   fill_random_weights(DType::F32, buf.data, buf.size, 3, probe_pool);
   // Best of two passes: the first pass after the engine's work reads 10-20% slower here (threads
   // waking where the scheduler left them), which would flatter the ratio.
-  // After each timed rep, one pass of the probe's fastest pattern: what a plain read of the bytes
-  // scores by the same measure (the DRAM ratio's practical ceiling, below 1 where the bandwidth
-  // moves from millisecond to millisecond; probe.h).
+  // After each timed rep, one pass of the probe's fastest pattern (the one dram_pass last found):
+  // what a plain read of the bytes scores by the same measure, the DRAM ratio's practical ceiling
+  // (0.94-1.0 on the Zen 4 VM; probe.h).
   int fastest = 0;
   auto dram_pass = [&] {
     std::vector<double> by;
