@@ -37,15 +37,13 @@ void rms_norm(const float* src, const float* weight, float* dst, int64_t n, floa
   }
 }
 
+namespace {
+
 // HF order: inv_freq = 1 / theta^(2i/d) in float32, angle = float32(pos) * inv_freq (one
 // rounding), then cos/sin of that float32 angle. cos/sin go through double so they are correctly
-// rounded even at positions ~1e5 where the angle is large.
-void rope(float* x, int n_heads, int64_t pos, const RopeParams& p) {
+// rounded even at positions ~1e5 where the angle is large. c, s: rot_dim / 2 values each.
+void rope_table(int64_t pos, const RopeParams& p, float* c, float* s) {
   const int half = p.rot_dim / 2;
-  thread_local std::vector<float> cs;
-  cs.resize(size_t(2 * half));
-  float* c = cs.data();
-  float* s = c + half;
   const float fpos = float(pos);
   for (int i = 0; i < half; ++i) {
     const float inv_freq = 1.0f / std::pow(p.theta, float(2 * i) / float(p.rot_dim));
@@ -53,6 +51,10 @@ void rope(float* x, int n_heads, int64_t pos, const RopeParams& p) {
     c[i] = float(std::cos(double(angle)));
     s[i] = float(std::sin(double(angle)));
   }
+}
+
+void rope_apply(float* x, int n_heads, const RopeParams& p, const float* c, const float* s) {
+  const int half = p.rot_dim / 2;
   for (int h = 0; h < n_heads; ++h) {
     float* v = x + int64_t(h) * p.head_dim;
     if (p.mode == RopeMode::Neox) {  // pairs (i, i + rot_dim/2)
@@ -69,6 +71,19 @@ void rope(float* x, int n_heads, int64_t pos, const RopeParams& p) {
       }
     }
   }
+}
+
+}  // namespace
+
+void rope(float* x, int n_heads, int64_t pos, const RopeParams& p) { rope_qk(x, n_heads, nullptr, 0, pos, p); }
+
+void rope_qk(float* q, int n_q, float* k, int n_k, int64_t pos, const RopeParams& p) {
+  const int half = p.rot_dim / 2;
+  thread_local std::vector<float> cs;
+  cs.resize(size_t(2 * half));
+  rope_table(pos, p, cs.data(), cs.data() + half);
+  rope_apply(q, n_q, p, cs.data(), cs.data() + half);
+  if (k) rope_apply(k, n_k, p, cs.data(), cs.data() + half);
 }
 
 void swiglu(const float* gate, const float* up, float* dst, int64_t n) {

@@ -17,6 +17,9 @@ struct RopeParams {
 };
 // Rotates n_heads heads of x (contiguous, head_dim apart) in place for position pos.
 void rope(float* x, int n_heads, int64_t pos, const RopeParams& p);
+// The same for q (n_q heads) and then k (n_k heads) at one position, from one cos/sin table:
+// exactly rope(q, ...) then rope(k, ...).
+void rope_qk(float* q, int n_q, float* k, int n_k, int64_t pos, const RopeParams& p);
 
 // dst[i] = silu(gate[i]) * up[i]. dst may alias gate or up.
 void swiglu(const float* gate, const float* up, float* dst, int64_t n);

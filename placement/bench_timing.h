@@ -34,6 +34,14 @@ double time_per_run(F&& fn, double min_seconds) {
   return *std::min_element(runs.begin(), runs.end());
 }
 
+// One timed call of `fn`, in seconds.
+template <class F>
+double time_once(F&& fn) {
+  const auto t0 = clock_type::now();
+  fn();
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
 inline double median_of(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];

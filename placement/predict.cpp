@@ -100,7 +100,7 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
         decode ? decode_kernels * eff.gpu_launch_us : gpu_used * eff.gpu_expert_prefill_us;
     if (ex != ExpertExec::Cpu) {
       if (decode) gpu_expert_kernels = decode_kernels;
-      else gpu_expert_prefill = gpu_used * eff.gpu_expert_prefill_us;
+      else if (ex != ExpertExec::Stream) gpu_expert_prefill = gpu_used * eff.gpu_expert_prefill_us;  // (stream: in its pipeline)
     }
     switch (ex) {
       case ExpertExec::Cpu:
@@ -124,15 +124,23 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
         gpu += cm.gpu_op(U * Be, flops, op_launches, decode, 3);
         break;
       case ExpertExec::Stream: {
-        // The used experts go up in chunks of stream_chunk through two staging buffers: a chunk's
-        // copy runs under the previous chunk's compute, so the layer costs the longer of the two
-        // plus its first chunk's copy, which waits for the routing and has nothing to hide under.
+        // The used experts go up in chunks of stream_chunk through two staging buffers, chunk
+        // j + 1's copy under chunk j's compute: the layer costs its first chunk's copy (it waits for
+        // the routing), then per later chunk the longer of its copy and the previous chunk's
+        // compute, then the last chunk's compute. Copies queue back to back on the copy stream:
+        // one setup per chunk. A chunk's compute is its share of the experts' roofline and, in
+        // prefill, of their measured per-expert time.
         const double first = lp.stream_chunk > 0 ? std::min(U, double(lp.stream_chunk)) : U;
-        // Copies queue back to back on the copy stream: one setup per chunk, not per matrix.
         const double chunks = first > 0 ? std::ceil(U / first) : 0;
-        gpu += cm.h2d(first * Be, 1);
-        gpu += overlap(cm.h2d((U - first) * Be, int(std::max(0.0, chunks - 1))),
-                       cm.gpu_op(U * Be, flops, op_launches, decode, 3));
+        if (chunks > 0) {
+          const Cost copy = cm.h2d(first * Be, 1);
+          Cost compute = cm.gpu_op(U * Be, flops, op_launches, decode, 3);
+          if (!decode) compute += cm.latency_us(gpu_used * eff.gpu_expert_prefill_us);
+          const Cost per_chunk = compute.scaled(1.0 / chunks);
+          gpu += copy;
+          gpu += overlap(copy, per_chunk).scaled(chunks - 1);
+          gpu += per_chunk;
+        }
         break;
       }
       case ExpertExec::Cache: {

@@ -119,7 +119,7 @@ if [ $bench = 1 ]; then
   b() {
     echo "=== hexe bench $*"
     "$B/hexe" bench -m /tmp/q30.gguf "$@" 2>&1 | tee -a "$O/bench.log" |
-      grep -E '^\| qwen|plan |^  (pp|tg)|routed experts|rror' || status=1
+      grep -E '^\| qwen|plan |^  (pp|tg)|routed experts|CPU forward| calls$|rror' || status=1
   }
   # Most wanted first: a run cut short by its time limit keeps what it printed.
   # experts-cpu decode: hand-offs by pinned flags and by events (HEXE_HANDOFF), the fused decode
@@ -140,7 +140,8 @@ if [ $bench = 1 ] && [ $ab = 0 ]; then
     echo "=== hexe bench moe-layer --tokens $tok"
     "$B/hexe" bench moe-layer --shape qwen3-30b-a3b --quant q4_k --tokens $tok 2>&1 | tail -3 || status=1
   done
-  b --strategy layers --profile "$O/small_gpu.json" -p 512 -n 32 -r 2
+  # (HEXE_PHASE_TIMES: where the CPU layers' prefill time goes, phase by phase)
+  HEXE_PHASE_TIMES=1 b --strategy layers --profile "$O/small_gpu.json" -p 512 -n 32 -r 2
   # experts-cpu+hot and cache need routing statistics (which experts are hot: the bench's own
   # token stream, recorded by a first run) and a GPU too small for all the experts (4.5 GiB).
   "$B/hexe" bench -m /tmp/q30.gguf --strategy experts-cpu --profile "$P" -p 512 -n 64 -r 1 \
@@ -150,6 +151,7 @@ if [ $bench = 1 ] && [ $ab = 0 ]; then
   b --strategy experts-cpu --profile "$P" -p 4096 -n 0 -r 1
   b --strategy experts-cpu+hot --profile "$O/small_gpu.json" --routing-from "$O/routing.json" -p 512 -n 64 -r 2
   b --strategy gpu --profile "$P" -p 512 -n 16 -r 2
+  HEXE_PHASE_TIMES=1 b --strategy cpu --profile "$P" -p 512 -n 0 -r 1
 fi
 if [ $kernels = 1 ]; then
   ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)

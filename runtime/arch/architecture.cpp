@@ -6,6 +6,7 @@
 #include "memory/error.h"
 #include "runtime/engine/blocks.h"
 #include "runtime/engine/mla_block.h"
+#include "runtime/engine/phase_times.h"
 
 namespace hexe {
 
@@ -19,7 +20,11 @@ void Architecture::forward_layer(LayerContext& ctx) const {
   switch (r.attention) {
     case LayerRecipe::Attention::None: return;
     case LayerRecipe::Attention::Gqa: attention_block(ctx, r.gqa); break;
-    case LayerRecipe::Attention::Mla: mla_attention_block(ctx); break;
+    case LayerRecipe::Attention::Mla: {
+      const PhaseTimer timer(Phase::MlaAttention);  // (not split into phases)
+      mla_attention_block(ctx);
+      break;
+    }
   }
   if (r.moe) moe_block(ctx);
   else dense_ffn_block(ctx);

@@ -19,6 +19,7 @@
 #include "runtime/cli/bench_limits.h"
 #include "runtime/cli/plan_execution.h"
 #include "runtime/cli/routing_stats_file.h"
+#include "runtime/engine/phase_times.h"
 
 namespace hexe::cli {
 namespace {
@@ -274,6 +275,7 @@ void run_e2e_bench(const E2eBenchOptions& o) {
     std::printf("\n");
   }
   if (engine.offload()) print_timelines(rows, *engine.offload());
+  print_phase_times(stdout);
 }
 
 }  // namespace hexe::cli

@@ -5,12 +5,14 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <span>
 
 #include "cpu_kernels/attention.h"
 #include "cpu_kernels/matmul.h"
 #include "cpu_kernels/moe.h"
 #include "cpu_kernels/ops.h"
+#include "runtime/engine/phase_times.h"
 
 namespace hexe {
 
@@ -82,9 +84,22 @@ void linears(std::initializer_list<std::pair<const Linear*, float*>> outs, const
 
 namespace {
 
-void norm_rows(const float* src, const std::vector<float>& w, float* dst, int64_t rows, int64_t n,
-               float eps) {
-  for (int64_t r = 0; r < rows; ++r) cpu::rms_norm(src + r * n, w.data(), dst + r * n, n, eps);
+// Row-by-row work (norms, RoPE, routing, residual adds) of a prefill chunk goes over the pool:
+// left on one thread, it cost a 16-core host more than a CPU layer's matmuls at 512 tokens (the
+// H200 host's `layers` prefill ran at 0.54 of its plan). Decode's few rows stay on the caller.
+constexpr int64_t kPoolRows = 16;
+
+void for_rows(cpu::ThreadPool* pool, int64_t rows, const std::function<void(int64_t, int64_t)>& fn) {
+  if (rows <= 0) return;
+  if (!pool || pool->size() <= 1 || rows < kPoolRows) return fn(0, rows);
+  pool->parallel_for(rows, 1, fn);
+}
+
+void norm_rows(const float* src, const std::vector<float>& w, float* dst, int64_t rows, int64_t n, float eps,
+               cpu::ThreadPool* pool) {
+  for_rows(pool, rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) cpu::rms_norm(src + r * n, w.data(), dst + r * n, n, eps);
+  });
 }
 
 cpu::RopeParams rope_params(const place::ModelSpec& s) {
@@ -98,6 +113,23 @@ cpu::RopeParams rope_params(const place::ModelSpec& s) {
 
 void add_rows(float* x, const float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+// fn(), its wall time added to `phase` (HEXE_PHASE_TIMES).
+template <class F>
+void timed(Phase phase, F&& fn) {
+  const PhaseTimer timer(phase);
+  fn();
+}
+
+// gate = silu(gate) * up over `rows` rows of `n` values.
+void swiglu_rows(float* gate, const float* up, int64_t rows, int64_t n, cpu::ThreadPool* pool) {
+  for_rows(pool, rows, [&](int64_t r0, int64_t r1) { cpu::swiglu(gate + r0 * n, up + r0 * n, gate + r0 * n, (r1 - r0) * n); });
+}
+
+// x += y over `rows` rows of `n` values.
+void add_rows(float* x, const float* y, int64_t rows, int64_t n, cpu::ThreadPool* pool) {
+  for_rows(pool, rows, [&](int64_t r0, int64_t r1) { add_rows(x + r0 * n, y + r0 * n, (r1 - r0) * n); });
 }
 
 // Group-limited routing: experts sit in s.n_group equal groups; only the s.topk_group groups with
@@ -173,7 +205,7 @@ void shared_experts(LayerContext& ctx) {
   auto& pool = *ctx.attn_device.cpu_pool();
   const int64_t T = ctx.batch.n, F = lw.shexp_gate.n_out;
   linears({{&lw.shexp_gate, ws.gate.data()}, {&lw.shexp_up, ws.up.data()}}, ws.h.data(), T, pool, ctx.reference_kernels);
-  cpu::swiglu(ws.gate.data(), ws.up.data(), ws.gate.data(), T * F);
+  swiglu_rows(ws.gate.data(), ws.up.data(), T, F, &pool);
   linear(lw.shexp_down, ws.gate.data(), T, ws.shared_out.data(), pool, ctx.reference_kernels);
 }
 
@@ -187,79 +219,91 @@ void attention_block(LayerContext& ctx, const AttentionOptions& opt) {
   const int64_t T = ctx.batch.n, E = s.n_embd, D = s.head_dim;
   const int64_t qd = int64_t(s.n_head) * D, kd = int64_t(s.n_head_kv) * D;
 
-  norm_rows(ws.x.data(), lw.attn_norm, ws.h.data(), T, E, s.rms_eps);
-  linears({{&lw.wq, ws.q.data()}, {&lw.wk, ws.k.data()}, {&lw.wv, ws.v.data()}}, ws.h.data(), T, pool,
-          ctx.reference_kernels);
-  if (opt.qkv_bias) {
-    for (int64_t t = 0; t < T; ++t) {
-      add_rows(ws.q.data() + t * qd, lw.bq.data(), qd);
-      add_rows(ws.k.data() + t * kd, lw.bk.data(), kd);
-      add_rows(ws.v.data() + t * kd, lw.bv.data(), kd);
-    }
-  }
+  timed(Phase::Norms, [&] { norm_rows(ws.x.data(), lw.attn_norm, ws.h.data(), T, E, s.rms_eps, &pool); });
+  timed(Phase::Projections, [&] {
+    linears({{&lw.wq, ws.q.data()}, {&lw.wk, ws.k.data()}, {&lw.wv, ws.v.data()}}, ws.h.data(), T, pool,
+            ctx.reference_kernels);
+  });
 
   cpu::RopeParams rp = rope_params(s);
   if (opt.rot_dim > 0) rp.rot_dim = opt.rot_dim;
-  for (int64_t t = 0; t < T; ++t) {
-    float* q = ws.q.data() + t * qd;
-    float* k = ws.k.data() + t * kd;
-    if (opt.qk_norm) {
-      for (int hh = 0; hh < s.n_head; ++hh) cpu::rms_norm(q + hh * D, lw.q_norm.data(), q + hh * D, D, s.rms_eps);
-      for (int hh = 0; hh < s.n_head_kv; ++hh) cpu::rms_norm(k + hh * D, lw.k_norm.data(), k + hh * D, D, s.rms_eps);
-    }
-    cpu::rope(q, s.n_head, ctx.batch.pos[t], rp);
-    cpu::rope(k, s.n_head_kv, ctx.batch.pos[t], rp);
-    const int seq = ctx.batch.seq[t];
-    std::memcpy(ctx.kv.k_row(seq, ctx.layer, ctx.batch.pos[t]), k, kd * sizeof(float));
-    std::memcpy(ctx.kv.v_row(seq, ctx.layer, ctx.batch.pos[t]), ws.v.data() + t * kd, kd * sizeof(float));
-  }
+  // Per token: biases, q/k norms, RoPE, K and V into the cache (pages reserved: lookups only).
+  timed(Phase::RowWork, [&] {
+    for_rows(&pool, T, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        float* q = ws.q.data() + t * qd;
+        float* k = ws.k.data() + t * kd;
+        float* v = ws.v.data() + t * kd;
+        if (opt.qkv_bias) {
+          add_rows(q, lw.bq.data(), qd);
+          add_rows(k, lw.bk.data(), kd);
+          add_rows(v, lw.bv.data(), kd);
+        }
+        if (opt.qk_norm) {
+          for (int hh = 0; hh < s.n_head; ++hh)
+            cpu::rms_norm(q + hh * D, lw.q_norm.data(), q + hh * D, D, s.rms_eps);
+          for (int hh = 0; hh < s.n_head_kv; ++hh)
+            cpu::rms_norm(k + hh * D, lw.k_norm.data(), k + hh * D, D, s.rms_eps);
+        }
+        cpu::rope_qk(q, s.n_head, k, s.n_head_kv, ctx.batch.pos[t], rp);
+        const int seq = ctx.batch.seq[t];
+        std::memcpy(ctx.kv.k_row(seq, ctx.layer, ctx.batch.pos[t]), k, kd * sizeof(float));
+        std::memcpy(ctx.kv.v_row(seq, ctx.layer, ctx.batch.pos[t]), v, kd * sizeof(float));
+      }
+    });
+  });
 
   // One attention call per run of tokens of the same sequence.
-  for (int64_t t0 = 0; t0 < T;) {
-    int64_t t1 = t0 + 1;
-    while (t1 < T && ctx.batch.seq[t1] == ctx.batch.seq[t0]) ++t1;
-    const int seq = ctx.batch.seq[t0];
-    cpu::AttentionParams ap;
-    ap.q = ws.q.data() + t0 * qd;
-    ap.n_q = t1 - t0;
-    ap.q_pos = ctx.batch.pos + t0;
-    ap.n_heads = s.n_head;
-    ap.k = {ctx.kv.k_pages(seq, ctx.layer), ctx.kv.config().page_tokens, s.n_head_kv, int(D)};
-    ap.v = {ctx.kv.v_pages(seq, ctx.layer), ctx.kv.config().page_tokens, s.n_head_kv, int(D)};
-    ap.scale = 1.0f / std::sqrt(float(D));
-    ap.out = ws.attn.data() + t0 * qd;
-    cpu::attention(ap, pool);
-    t0 = t1;
-  }
+  timed(Phase::Attention, [&] {
+    for (int64_t t0 = 0; t0 < T;) {
+      int64_t t1 = t0 + 1;
+      while (t1 < T && ctx.batch.seq[t1] == ctx.batch.seq[t0]) ++t1;
+      const int seq = ctx.batch.seq[t0];
+      cpu::AttentionParams ap;
+      ap.q = ws.q.data() + t0 * qd;
+      ap.n_q = t1 - t0;
+      ap.q_pos = ctx.batch.pos + t0;
+      ap.n_heads = s.n_head;
+      ap.k = {ctx.kv.k_pages(seq, ctx.layer), ctx.kv.config().page_tokens, s.n_head_kv, int(D)};
+      ap.v = {ctx.kv.v_pages(seq, ctx.layer), ctx.kv.config().page_tokens, s.n_head_kv, int(D)};
+      ap.scale = 1.0f / std::sqrt(float(D));
+      ap.out = ws.attn.data() + t0 * qd;
+      cpu::attention(ap, pool);
+      t0 = t1;
+    }
+  });
 
-  linear(lw.wo, ws.attn.data(), T, ws.ffn_out.data(), pool, ctx.reference_kernels);
-  add_rows(ws.x.data(), ws.ffn_out.data(), T * E);
+  timed(Phase::Projections, [&] { linear(lw.wo, ws.attn.data(), T, ws.ffn_out.data(), pool, ctx.reference_kernels); });
+  timed(Phase::Residual, [&] { add_rows(ws.x.data(), ws.ffn_out.data(), T, E, &pool); });
 }
 
 void route_rows(const place::ModelSpec& s, const LayerWeights& lw, float* router, int64_t T, int32_t* expert_ids,
-                float* expert_weights, RoutingCounts* routing, int layer) {
+                float* expert_weights, RoutingCounts* routing, int layer, cpu::ThreadPool* pool) {
   const int n_exp = s.n_expert, k = s.n_expert_used;
-  std::vector<float> top(k);
-  std::vector<int> idx(k);
-  for (int64_t t = 0; t < T; ++t) {
-    float* logits = router + t * n_exp;
-    int32_t* ids = expert_ids + t * k;
-    float* w = expert_weights + t * k;
-    if (s.router_fn == place::RouterFn::Sigmoid) {
-      sigmoid_group_top_k(s, lw, logits, k, idx.data(), w);
-    } else if (s.gating == place::GatingOrder::SoftmaxThenTopK) {
-      softmax_group_top_k(s, logits, k, idx.data(), w);
-    } else {
-      cpu::top_k(logits, n_exp, k, idx.data(), top.data());
-      cpu::softmax(top.data(), k);
-      for (int i = 0; i < k; ++i) w[i] = top[i];
+  for_rows(pool, T, [&](int64_t t0, int64_t t1) {
+    std::vector<float> top(k);
+    std::vector<int> idx(k);
+    for (int64_t t = t0; t < t1; ++t) {
+      float* logits = router + t * n_exp;
+      int32_t* ids = expert_ids + t * k;
+      float* w = expert_weights + t * k;
+      if (s.router_fn == place::RouterFn::Sigmoid) {
+        sigmoid_group_top_k(s, lw, logits, k, idx.data(), w);
+      } else if (s.gating == place::GatingOrder::SoftmaxThenTopK) {
+        softmax_group_top_k(s, logits, k, idx.data(), w);
+      } else {
+        cpu::top_k(logits, n_exp, k, idx.data(), top.data());
+        cpu::softmax(top.data(), k);
+        for (int i = 0; i < k; ++i) w[i] = top[i];
+      }
+      for (int i = 0; i < k; ++i) {
+        w[i] *= s.routed_scaling;
+        ids[i] = idx[i];
+      }
     }
-    for (int i = 0; i < k; ++i) {
-      w[i] *= s.routed_scaling;
-      ids[i] = idx[i];
-      if (routing) ++routing->per_layer[layer][idx[i]];
-    }
-  }
+  });
+  if (routing)
+    for (int64_t i = 0; i < T * k; ++i) ++routing->per_layer[layer][expert_ids[i]];
 }
 
 void route_tokens(LayerContext& ctx) {
@@ -267,7 +311,7 @@ void route_tokens(LayerContext& ctx) {
   auto& ws = ctx.ws;
   linear(lw.router, ws.h.data(), ctx.batch.n, ws.router.data(), *ctx.attn_device.cpu_pool(), ctx.reference_kernels);
   route_rows(ctx.model.spec(), lw, ws.router.data(), ctx.batch.n, ws.expert_ids.data(), ws.expert_weights.data(),
-             ctx.routing, ctx.layer);
+             ctx.routing, ctx.layer, ctx.attn_device.cpu_pool());
 }
 
 cpu::MoeParams routed_expert_params(const Model& m, int layer, const float* x, int64_t T, const int32_t* ids,
@@ -301,27 +345,32 @@ void moe_block(LayerContext& ctx) {
   const auto& lw = ctx.model.layers[ctx.layer];
   auto& ws = ctx.ws;
   const int64_t T = ctx.batch.n, E = s.n_embd;
-  norm_rows(ws.x.data(), lw.ffn_norm, ws.h.data(), T, E, s.rms_eps);
-  route_tokens(ctx);
+  cpu::ThreadPool* pool = ctx.attn_device.cpu_pool();
+  timed(Phase::Norms, [&] { norm_rows(ws.x.data(), lw.ffn_norm, ws.h.data(), T, E, s.rms_eps, pool); });
+  timed(Phase::Router, [&] { route_tokens(ctx); });
 
   const cpu::MoeParams mp = routed_expert_params(ctx.model, ctx.layer, ws.h.data(), T, ws.expert_ids.data(),
                                                  ws.expert_weights.data(), ws.ffn_out.data(), ctx.homes);
   const bool shared = bool(lw.shexp_gate);
-  if (ctx.reference_kernels) {
-    cpu::moe_experts_ref(mp);
-  } else if (ctx.split) {
-    // Hand the routed experts to the expert device; the attention device is free meanwhile
-    // (shared experts, when the architecture has them, run here before the wait).
-    Device& dev = ctx.expert_device;
-    dev.enqueue([mp, &dev] { cpu::moe_experts(mp, *dev.cpu_pool()); });
-    if (shared) shared_experts(ctx);  // overlaps with the routed experts
-    dev.synchronize();
-  } else {
-    cpu::moe_experts(mp, *ctx.attn_device.cpu_pool());
-  }
-  if (shared && (!ctx.split || ctx.reference_kernels)) shared_experts(ctx);
-  add_rows(ws.x.data(), ws.ffn_out.data(), T * E);
-  if (shared) add_rows(ws.x.data(), ws.shared_out.data(), T * E);
+  timed(Phase::Experts, [&] {
+    if (ctx.reference_kernels) {
+      cpu::moe_experts_ref(mp);
+    } else if (ctx.split) {
+      // Hand the routed experts to the expert device; the attention device is free meanwhile
+      // (shared experts, when the architecture has them, run here before the wait).
+      Device& dev = ctx.expert_device;
+      dev.enqueue([mp, &dev] { cpu::moe_experts(mp, *dev.cpu_pool()); });
+      if (shared) shared_experts(ctx);  // overlaps with the routed experts
+      dev.synchronize();
+    } else {
+      cpu::moe_experts(mp, *ctx.attn_device.cpu_pool());
+    }
+    if (shared && (!ctx.split || ctx.reference_kernels)) shared_experts(ctx);
+  });
+  timed(Phase::Residual, [&] {
+    add_rows(ws.x.data(), ws.ffn_out.data(), T, E, pool);
+    if (shared) add_rows(ws.x.data(), ws.shared_out.data(), T, E, pool);
+  });
 }
 
 void dense_ffn_block(LayerContext& ctx) {
@@ -330,11 +379,14 @@ void dense_ffn_block(LayerContext& ctx) {
   auto& ws = ctx.ws;
   auto& pool = *ctx.attn_device.cpu_pool();
   const int64_t T = ctx.batch.n, E = s.n_embd, F = lw.ffn_gate.n_out;
-  norm_rows(ws.x.data(), lw.ffn_norm, ws.h.data(), T, E, s.rms_eps);
-  linears({{&lw.ffn_gate, ws.gate.data()}, {&lw.ffn_up, ws.up.data()}}, ws.h.data(), T, pool, ctx.reference_kernels);
-  cpu::swiglu(ws.gate.data(), ws.up.data(), ws.gate.data(), T * F);
-  linear(lw.ffn_down, ws.gate.data(), T, ws.ffn_out.data(), pool, ctx.reference_kernels);
-  add_rows(ws.x.data(), ws.ffn_out.data(), T * E);
+  timed(Phase::Norms, [&] { norm_rows(ws.x.data(), lw.ffn_norm, ws.h.data(), T, E, s.rms_eps, &pool); });
+  timed(Phase::Experts, [&] {
+    linears({{&lw.ffn_gate, ws.gate.data()}, {&lw.ffn_up, ws.up.data()}}, ws.h.data(), T, pool,
+            ctx.reference_kernels);
+    swiglu_rows(ws.gate.data(), ws.up.data(), T, F, &pool);
+    linear(lw.ffn_down, ws.gate.data(), T, ws.ffn_out.data(), pool, ctx.reference_kernels);
+  });
+  timed(Phase::Residual, [&] { add_rows(ws.x.data(), ws.ffn_out.data(), T, E, &pool); });
 }
 
 }  // namespace hexe

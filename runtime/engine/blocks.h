@@ -26,9 +26,10 @@ void attention_block(LayerContext& ctx, const AttentionOptions& opt);
 // Router: ws.expert_ids / ws.expert_weights from ws.h per the spec's gating order.
 void route_tokens(LayerContext& ctx);
 // The routing of route_tokens on T rows of router logits (overwritten): ids/weights [T][top_k];
-// counted into routing->per_layer[layer] when routing is set.
+// counted into routing->per_layer[layer] when routing is set. A prefill chunk's rows are split
+// over `pool` when one is given (it must be idle).
 void route_rows(const place::ModelSpec& s, const LayerWeights& lw, float* logits, int64_t T, int32_t* ids,
-                float* weights, RoutingCounts* routing, int layer);
+                float* weights, RoutingCounts* routing, int layer, cpu::ThreadPool* pool = nullptr);
 // The routed-expert job of one layer: y[T][n_embd] = sum over the top-k of weight x expert(x).
 // `homes` (NUMA) splits the work by the experts' home nodes.
 cpu::MoeParams routed_expert_params(const Model& m, int layer, const float* x, int64_t T, const int32_t* ids,

@@ -163,6 +163,36 @@ TEST(Strategies, StreamChunksPipelineALayersExperts) {
   EXPECT_TRUE(p.fits);
 }
 
+// Stream prefill is a pipeline: chunk j + 1's copy runs under chunk j's compute, so with compute-
+// bound chunks a layer costs its first chunk's copy and then the compute; making each expert's
+// compute dearer hides the later chunks' copies instead of adding to them.
+TEST(Strategies, StreamPrefillHidesLaterCopiesUnderCompute) {
+  Scenario s("qwen3-30b-a3b", "ryzen-7950x-rtx4080", 4096);
+  const Plan p = make_plan(s.in, Strategy::Stream);
+  const ModelDigest d = digest_model(s.m);
+  const LayerPlan* lp = nullptr;
+  for (const auto& l : p.layers)
+    if (l.moe && l.experts_prefill == ExpertExec::Stream) lp = &l;
+  ASSERT_NE(lp, nullptr);
+  const LayerDigest& ld = d.layers[size_t(lp->layer)];
+  const double T = 512, U = ld.touched(T), first = std::min(U, double(lp->stream_chunk));
+  const double chunks = std::ceil(U / first);
+  ASSERT_GT(chunks, 2);
+  auto layer_s = [&](double expert_us) {
+    HardwareProfile hw = s.hw;
+    hw.efficiency.gpu_expert_prefill_us = expert_us;
+    const CostModel cm(hw);
+    return layer_cost(*lp, ld, s.m, cm, T, T / 2, 1, false).seconds();
+  };
+  const double chunk_copy = CostModel(s.hw).h2d(first * ld.expert_bytes(), 1).seconds();
+  const double te = 2e-3;  // per expert: compute-bound chunks
+  ASSERT_GT(te * first, chunk_copy);
+  // Copy-bound at te = 0: n copies; compute-bound: one copy, then U x te.
+  const double added = layer_s(te * 1e6) - layer_s(0);
+  EXPECT_LT(added, U * te - 0.5 * (chunks - 1) * chunk_copy);
+  EXPECT_GT(added, U * te - (chunks - 1) * chunk_copy - 1e-9);
+}
+
 TEST(Strategies, DecodeCopyOfTheExpertsOnlyWhereItFitsAndPays) {
   Scenario s("qwen3-30b-a3b", "ryzen-7950x-rtx4080", 4096);
   s.hw.cpu.isa = {"avx2", "avx512f", "avx512bw", "avx512_vnni"};

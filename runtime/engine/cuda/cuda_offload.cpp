@@ -594,7 +594,7 @@ void CudaOffload::forward_evented(int64_t T, cpu::ThreadPool& pool, RoutingCount
     cuda_check(cudaEventSynchronize(handoff_), "cudaEventSynchronize (MoE hand-off)");
     stats_.wait_gpu_s += since(tw);
     tw = Clock::now();
-    route_rows(s_, model_.layers[l], logits_pin_.data<float>(), T, ids_.data(), weights_.data(), routing, l);
+    route_rows(s_, model_.layers[l], logits_pin_.data<float>(), T, ids_.data(), weights_.data(), routing, l, &pool);
     if (here) {
       run_segment(T, [this, l, T] { gpu_experts(l, T); }, false);
     } else {

@@ -182,7 +182,7 @@ void CudaOffload::answer_handoff(int l, int64_t T, cpu::ThreadPool& pool, Routin
   std::atomic_thread_fence(std::memory_order_acquire);  // h and the logits were written before the count
   stats_.wait_gpu_s += since(tw);
   tw = Clock::now();
-  route_rows(s_, model_.layers[l], logits_pin_.data<float>(), T, ids_.data(), weights_.data(), routing, l);
+  route_rows(s_, model_.layers[l], logits_pin_.data<float>(), T, ids_.data(), weights_.data(), routing, l, &pool);
   cpu::MoeParams mp = routed_expert_params(model_, l, h_pin_.data<float>(), T, ids_.data(), weights_.data(),
                                            y_pin_.data<float>(), homes_);
   cpu::moe_experts(mp, pool);
