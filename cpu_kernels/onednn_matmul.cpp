@@ -31,6 +31,9 @@ namespace {
 // Widened rows per chunk and thread: 2 MiB of f32, so the chunk is still in L2 when the matmul
 // reads it.
 constexpr int64_t kChunkBytes = int64_t(2) << 20;
+// F32 weights with fewer than threads x kOneDnnMinColsF32 columns are also split by rows of x,
+// in blocks of at least kOneDnnMinRowsPerPart rows.
+constexpr int64_t kOneDnnMinColsF32 = 64, kOneDnnMinRowsPerPart = 16;
 
 dnnl::engine& cpu_engine() {
   static dnnl::engine e(dnnl::engine::kind::cpu, 0);
@@ -51,16 +54,20 @@ void matmul_f32(dnnl::stream& s, const float* x, int64_t xs, const float* w, int
                                {DNNL_ARG_DST, dnnl::memory(c, cpu_engine(), y)}});
 }
 
-// Output columns [n0, n1) on the calling thread: oneDNN with one OpenMP thread runs inline, so the
-// work stays on our pinned workers and no OpenMP team spins beside them afterwards (with a
-// 2-thread team, prefill of the small F16 test model ran 11% slower than without oneDNN).
-bool matmul_rows(const MatmulParams& p, int64_t n0, int64_t n1) {
+// Output columns [n0, n1) of rows [m0, m1) on the calling thread: oneDNN with one OpenMP thread
+// runs inline, so the work stays on our pinned workers and no OpenMP team spins beside them
+// afterwards (with a 2-thread team, prefill of the small F16 test model ran 11% slower than
+// without oneDNN).
+bool matmul_rows(const MatmulParams& p, int64_t n0, int64_t n1, int64_t m0, int64_t m1) {
   thread_local const bool serial = (omp_set_num_threads(1), true);
   (void)serial;
   try {
     dnnl::stream s(cpu_engine());
+    const float* x = p.x + m0 * p.x_stride;
+    float* y = p.y + m0 * p.y_stride;
+    const int64_t m = m1 - m0;
     if (p.w_type == DType::F32) {
-      matmul_f32(s, p.x, p.x_stride, static_cast<const float*>(p.w) + n0 * p.k, p.k, p.m, n1 - n0, p.k, p.y + n0,
+      matmul_f32(s, x, p.x_stride, static_cast<const float*>(p.w) + n0 * p.k, p.k, m, n1 - n0, p.k, y + n0,
                  p.y_stride);
       s.wait();
       return true;
@@ -73,7 +80,7 @@ bool matmul_rows(const MatmulParams& p, int64_t n0, int64_t n1) {
       const int64_t nr = std::min(chunk, n1 - c0);
       for (int64_t r = 0; r < nr; ++r)
         dequantize_row(p.w_type, static_cast<const uint8_t*>(p.w) + size_t(c0 + r) * rb, wide.data() + r * p.k, p.k);
-      matmul_f32(s, p.x, p.x_stride, wide.data(), p.k, p.m, nr, p.k, p.y + c0, p.y_stride);
+      matmul_f32(s, x, p.x_stride, wide.data(), p.k, m, nr, p.k, y + c0, p.y_stride);
       s.wait();
     }
     return true;
@@ -110,12 +117,20 @@ bool onednn_matmul(const MatmulParams& p, ThreadPool& pool) {
                    static_cast<long long>(p.w_type == DType::F32 ? kOneDnnMinRowsF32 : kOneDnnMinRowsWidened),
                    p.w_type == DType::F32 ? "weights as they are" : "rows widened to f32");
   }
-  const int nth = pool.size();
-  const int64_t per = ((p.n + nth - 1) / nth + 15) / 16 * 16;
+  // Each thread takes a block of output columns (multiples of 16) and, for f32 weights, of rows:
+  // split by columns alone, a 128-expert router (n = 128) kept 8 of 16 threads busy. Widened
+  // weights are split by columns only, so that no row is widened twice.
+  const int64_t nth = pool.size(), wide_blocks = std::max<int64_t>(1, p.n / kOneDnnMinColsF32);
+  int64_t m_parts = 1;
+  if (p.w_type == DType::F32 && wide_blocks < nth)
+    m_parts = std::clamp<int64_t>(p.m / kOneDnnMinRowsPerPart, 1, nth / wide_blocks);
+  const int64_t n_parts = std::min((p.n + 15) / 16, nth / m_parts);
+  const int64_t per_n = ((p.n + n_parts - 1) / n_parts + 15) / 16 * 16, per_m = (p.m + m_parts - 1) / m_parts;
   std::atomic<bool> ok{true};
   pool.run([&](int ith, int) {
-    const int64_t n0 = int64_t(ith) * per, n1 = std::min(p.n, n0 + per);
-    if (n0 < n1 && !matmul_rows(p, n0, n1)) ok.store(false);
+    const int64_t mi = ith / n_parts, ni = ith % n_parts;
+    const int64_t n0 = ni * per_n, n1 = std::min(p.n, n0 + per_n), m0 = mi * per_m, m1 = std::min(p.m, m0 + per_m);
+    if (mi < m_parts && n0 < n1 && m0 < m1 && !matmul_rows(p, n0, n1, m0, m1)) ok.store(false);
   });
   return ok.load();
 }

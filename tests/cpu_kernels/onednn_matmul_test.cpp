@@ -32,11 +32,16 @@ TEST(OneDnnMatmul, WantedOnlyForPrefillSizedFloatWeightsOnVectorTiers) {
   EXPECT_FALSE(onednn_wanted(p, Isa::Avx512));
 }
 
-TEST(OneDnnMatmul, MatchesReferenceOnRaggedStridedShapes) {
+// threads: 2, and 6 (f32 weights of few columns are split by rows of x too: 3 x 2 blocks for
+// n = 130, m = 100).
+class OneDnnShapes : public ::testing::TestWithParam<int> {};
+
+TEST_P(OneDnnShapes, MatchReferenceOnRaggedStridedShapes) {
   std::mt19937 rng(4321);
-  ThreadPool pool(2);
+  ThreadPool pool(GetParam());
   struct Shape { DType t; int64_t m, n, k; };
   const Shape shapes[] = {{DType::F32, 16, 1, 1},    {DType::F32, 17, 35, 33},   {DType::F32, 40, 70, 257},
+                          {DType::F32, 100, 130, 96}, {DType::F32, 33, 128, 64},
                           {DType::F16, 128, 17, 64}, {DType::F16, 131, 35, 100}, {DType::BF16, 130, 33, 160},
                           {DType::BF16, 129, 1, 7}};
   for (const Shape& s : shapes) {
@@ -68,6 +73,8 @@ TEST(OneDnnMatmul, MatchesReferenceOnRaggedStridedShapes) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Threads, OneDnnShapes, ::testing::Values(2, 6));
 
 }  // namespace
 }  // namespace hexe::cpu

@@ -95,44 +95,54 @@ void scores(const float* qt, int dk, const float* const* kp, int jn, int64_t t0,
   }
 }
 
+// One 4-row x CN-chunk register tile of accumulate(): rows r0 .. r0 + 3, columns 16 * c0 onwards.
+// CN is a template argument so that the accumulators stay in registers (with a run-time chunk
+// count GCC kept them on the stack, storing all 16 after every key: accumulate ran at a third of
+// the scores' FMA rate).
+template <int CN>
+inline void accumulate_tile(const float* p, int rp, const float* const* vp, int jn, const float* corr, int r0,
+                            int c0, const __mmask16* mk, float* o, int dvp) {
+  __m512 acc[4][CN];
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    const __m512 cr = _mm512_set1_ps(corr[r0 + i]);
+#pragma GCC unroll 4
+    for (int c = 0; c < CN; ++c) acc[i][c] = _mm512_mul_ps(_mm512_load_ps(o + size_t(r0 + i) * dvp + 16 * (c0 + c)), cr);
+  }
+  for (int j = 0; j < jn; ++j) {
+    const float* vr = vp[j] + 16 * c0;
+    const float* pj = p + size_t(j) * rp + r0;
+    __m512 vv[CN];
+#pragma GCC unroll 4
+    for (int c = 0; c < CN; ++c) vv[c] = _mm512_maskz_loadu_ps(mk[c], vr + 16 * c);
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; ++i) {
+      const __m512 pb = _mm512_set1_ps(pj[i]);
+#pragma GCC unroll 4
+      for (int c = 0; c < CN; ++c) acc[i][c] = _mm512_fmadd_ps(pb, vv[c], acc[i][c]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i)
+#pragma GCC unroll 4
+    for (int c = 0; c < CN; ++c) _mm512_store_ps(o + size_t(r0 + i) * dvp + 16 * (c0 + c), acc[i][c]);
+}
+
 // O[r][:] = O[r][:] * corr[r] + sum_{j < jn} P[j][r] V[j][:] for rows r < rows (a multiple of 4).
 void accumulate(const float* p, int rp, const float* const* vp, int jn, const float* corr, int rows, int dv,
                 float* o, int dvp) {
   const int chunks = dvp / 16;
-  for (int r0 = 0; r0 < rows; r0 += 4) {
-    for (int c0 = 0; c0 < chunks; c0 += 4) {
-      const int cn = std::min(4, chunks - c0);
-      __mmask16 mk[4];
-      for (int c = 0; c < 4; ++c) mk[c] = c < cn ? tail_mask(dv - 16 * (c0 + c)) : 0;
-      __m512 acc[4][4];
-      for (int i = 0; i < 4; ++i) {
-        const __m512 cr = _mm512_set1_ps(corr[r0 + i]);
-        for (int c = 0; c < 4; ++c)
-          acc[i][c] = c < cn ? _mm512_mul_ps(_mm512_load_ps(o + size_t(r0 + i) * dvp + 16 * (c0 + c)), cr)
-                             : _mm512_setzero_ps();
+  for (int c0 = 0; c0 < chunks; c0 += 4) {
+    const int cn = std::min(4, chunks - c0);
+    __mmask16 mk[4];
+    for (int c = 0; c < 4; ++c) mk[c] = c < cn ? tail_mask(dv - 16 * (c0 + c)) : 0;
+    for (int r0 = 0; r0 < rows; r0 += 4) {
+      switch (cn) {
+        case 4: accumulate_tile<4>(p, rp, vp, jn, corr, r0, c0, mk, o, dvp); break;
+        case 3: accumulate_tile<3>(p, rp, vp, jn, corr, r0, c0, mk, o, dvp); break;
+        case 2: accumulate_tile<2>(p, rp, vp, jn, corr, r0, c0, mk, o, dvp); break;
+        default: accumulate_tile<1>(p, rp, vp, jn, corr, r0, c0, mk, o, dvp); break;
       }
-      if (cn == 4) {
-        for (int j = 0; j < jn; ++j) {
-          const float* vr = vp[j] + 16 * c0;
-          __m512 vv[4];
-          for (int c = 0; c < 4; ++c) vv[c] = _mm512_maskz_loadu_ps(mk[c], vr + 16 * c);
-          for (int i = 0; i < 4; ++i) {
-            const __m512 pb = _mm512_set1_ps(p[size_t(j) * rp + r0 + i]);
-            for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_fmadd_ps(pb, vv[c], acc[i][c]);
-          }
-        }
-      } else {
-        for (int j = 0; j < jn; ++j) {
-          const float* vr = vp[j] + 16 * c0;
-          for (int c = 0; c < cn; ++c) {
-            const __m512 vv = _mm512_maskz_loadu_ps(mk[c], vr + 16 * c);
-            for (int i = 0; i < 4; ++i)
-              acc[i][c] = _mm512_fmadd_ps(_mm512_set1_ps(p[size_t(j) * rp + r0 + i]), vv, acc[i][c]);
-          }
-        }
-      }
-      for (int i = 0; i < 4; ++i)
-        for (int c = 0; c < cn; ++c) _mm512_store_ps(o + size_t(r0 + i) * dvp + 16 * (c0 + c), acc[i][c]);
     }
   }
 }
