@@ -100,7 +100,8 @@ Cost layer_cost(const LayerPlan& lp, const LayerDigest& ld, const PlanModel& m, 
         decode ? decode_kernels * eff.gpu_launch_us : gpu_used * eff.gpu_expert_prefill_us;
     if (ex != ExpertExec::Cpu) {
       if (decode) gpu_expert_kernels = decode_kernels;
-      else if (ex != ExpertExec::Stream) gpu_expert_prefill = gpu_used * eff.gpu_expert_prefill_us;  // (stream: in its pipeline)
+      else if (ex != ExpertExec::Stream)  // (stream books it inside its copy/compute pipeline)
+        gpu_expert_prefill = gpu_used * eff.gpu_expert_prefill_us;
     }
     switch (ex) {
       case ExpertExec::Cpu:

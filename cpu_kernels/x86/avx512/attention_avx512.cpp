@@ -107,7 +107,8 @@ inline void accumulate_tile(const float* p, int rp, const float* const* vp, int 
   for (int i = 0; i < 4; ++i) {
     const __m512 cr = _mm512_set1_ps(corr[r0 + i]);
 #pragma GCC unroll 4
-    for (int c = 0; c < CN; ++c) acc[i][c] = _mm512_mul_ps(_mm512_load_ps(o + size_t(r0 + i) * dvp + 16 * (c0 + c)), cr);
+    for (int c = 0; c < CN; ++c)
+      acc[i][c] = _mm512_mul_ps(_mm512_load_ps(o + size_t(r0 + i) * dvp + 16 * (c0 + c)), cr);
   }
   for (int j = 0; j < jn; ++j) {
     const float* vr = vp[j] + 16 * c0;
