@@ -9,14 +9,18 @@
 namespace hexe::cpu {
 
 // A view of one sequence's K or V cache for one layer: token t lives in page t / page_tokens at
-// row t % page_tokens; a row holds n_kv_heads x head_dim floats. Pages are owned elsewhere.
+// row t % page_tokens; a row holds n_kv_heads x head_dim floats, row_floats apart (0: packed; MLA
+// reads its values as the first kv_lora_rank floats of each 576-float latent row). Pages are
+// owned elsewhere.
 struct KvPageView {
   float* const* pages = nullptr;
   int page_tokens = 0;
   int n_kv_heads = 0;
   int head_dim = 0;
+  int row_floats = 0;
   float* row(int64_t t) const {
-    return pages[t / page_tokens] + (t % page_tokens) * int64_t(n_kv_heads) * head_dim;
+    const int64_t stride = row_floats > 0 ? row_floats : int64_t(n_kv_heads) * head_dim;
+    return pages[t / page_tokens] + (t % page_tokens) * stride;
   }
 };
 

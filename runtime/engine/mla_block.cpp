@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu_kernels/attention.h"
 #include "cpu_kernels/matmul.h"
 #include "cpu_kernels/ops.h"
 #include "runtime/engine/blocks.h"
@@ -120,42 +121,27 @@ void mla_attention_block(LayerContext& ctx) {
     for (int64_t hh = 0; hh < H; ++hh)
       std::memcpy(ws.mla_qlat.data() + (t * H + hh) * lat + R, ws.q.data() + (t * H + hh) * qk + nope, rd * sizeof(float));
 
-  // Attention in latent space. The cache is shared by all heads (MQA with 576-wide keys), so a
-  // task takes one token and a group of heads and walks the cache rows once for the group: each
-  // row is loaded once and used by every head of the group while it sits in L1.
+  // Attention in latent space: MQA over the cache's latent rows (keys: all 576 floats; values:
+  // the first kv_lora_rank), the GQA kernel with one KV head, per run of one sequence's tokens.
   const float scale = s.attn_scale_mul / std::sqrt(float(qk));
   const int page = ctx.kv.config().page_tokens;
-  constexpr int64_t kHeadGroup = 16;
-  const int64_t groups = (H + kHeadGroup - 1) / kHeadGroup;
-  pool.parallel_for(T * groups, 1, [&](int64_t b, int64_t e) {
-    thread_local std::vector<float> p;  // [heads of the group][n_kv] scores, then weights
-    for (int64_t task = b; task < e; ++task) {
-      const int64_t t = task / groups, h0 = (task % groups) * kHeadGroup, nh = std::min(kHeadGroup, H - h0);
-      const int seq = ctx.batch.seq[t];
-      const int64_t n_kv = ctx.batch.pos[t] + 1;  // causal: positions [0, pos]
-      float* const* pages = ctx.kv.k_pages(seq, ctx.layer);
-      const float* q = ws.mla_qlat.data() + (t * H + h0) * lat;
-      p.resize(size_t(nh * n_kv));
-      for (int64_t j = 0; j < n_kv; ++j) {
-        const float* row = pages[j / page] + (j % page) * lat;
-        for (int64_t h = 0; h < nh; ++h) p[size_t(h * n_kv + j)] = cpu::dot_f32(q + h * lat, row, lat) * scale;
-      }
-      float inv[kHeadGroup];
-      for (int64_t h = 0; h < nh; ++h) {
-        float* ph = p.data() + h * n_kv;
-        const float mx = *std::max_element(ph, ph + n_kv);
-        double sum = 0;
-        for (int64_t j = 0; j < n_kv; ++j) sum += (ph[j] = std::exp(ph[j] - mx));
-        inv[h] = float(1.0 / sum);
-      }
-      float* o = ws.mla_olat.data() + (t * H + h0) * R;
-      std::fill(o, o + nh * R, 0.f);
-      for (int64_t j = 0; j < n_kv; ++j) {
-        const float* row = pages[j / page] + (j % page) * lat;
-        for (int64_t h = 0; h < nh; ++h) cpu::axpy(p[size_t(h * n_kv + j)] * inv[h], row, o + h * R, R);
-      }
-    }
-  });
+  for (int64_t t0 = 0; t0 < T;) {
+    int64_t t1 = t0 + 1;
+    while (t1 < T && ctx.batch.seq[t1] == ctx.batch.seq[t0]) ++t1;
+    float* const* pages = ctx.kv.k_pages(ctx.batch.seq[t0], ctx.layer);
+    cpu::AttentionParams ap;
+    ap.q = ws.mla_qlat.data() + t0 * H * lat;
+    ap.n_q = t1 - t0;
+    ap.q_pos = ctx.batch.pos + t0;
+    ap.n_heads = int(H);
+    ap.k = {pages, page, 1, int(lat)};
+    ap.v = {pages, page, 1, int(R), int(lat)};
+    ap.scale = scale;
+    ap.out = ws.mla_olat.data() + t0 * H * R;
+    if (ref) cpu::attention_ref(ap);
+    else cpu::attention(ap, pool);
+    t0 = t1;
+  }
 
   // Values: attn[t][h] = v_b[h] · olat[t][h], in place as k_b.
   for (int64_t hh = 0; hh < H; ++hh) {

@@ -1,7 +1,8 @@
 // Paged causal GQA attention against attention_ref: GQA ratios 1/4/8, 16- and 64-token pages,
 // ragged context lengths and head sizes (64, 80, 128; dk != dv), prefill (many queries, starting
 // mid-page or at scattered positions) and decode (one), long contexts, 1 and 2 threads, every
-// tier this CPU runs; and the avx512 kernel's exp against std::exp.
+// tier this CPU runs; MLA's values read as the leading floats of wider rows; and the avx512
+// kernel's exp against std::exp.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -49,6 +50,44 @@ TEST(Attention, MatchesReference) {
           ASSERT_NEAR(out[i], ref[i], 2e-5f) << "attention gqa=" << ratio << " n_q=" << n_q
                                               << " ctx=" << ctx << " dv=" << dv << " i=" << i;
       }
+}
+
+// MLA's latent attention: one KV head whose values are the first dv floats of the key rows
+// (KvPageView::row_floats), against the same attention with the values copied out to a packed
+// cache of their own, at every tier; 16 and 40 query heads, prefill and decode.
+TEST(Attention, ValuesAsLeadingFloatsOfWiderRows) {
+  std::mt19937 rng(11);
+  ThreadPool pool(2);
+  const int dk = 72, dv = 64, page = 16;
+  for (int n_heads : {16, 40})
+    for (auto [n_q, ctx] : {std::pair<int64_t, int64_t>{1, 150}, {37, 90}}) {
+      PagedCache k(rng, ctx, page, 1, dk);
+      PagedCache v(rng, ctx, page, 1, dv);  // overwritten with the keys' leading floats
+      for (int64_t t = 0; t < ctx; ++t) std::copy_n(k.view.row(t), dv, v.view.row(t));
+      KvPageView lead = k.view;
+      lead.head_dim = dv;
+      lead.row_floats = dk;
+      const auto q = test::random_floats(rng, static_cast<size_t>(n_q * n_heads * dk));
+      std::vector<int64_t> pos(static_cast<size_t>(n_q));
+      for (int64_t i = 0; i < n_q; ++i) pos[size_t(i)] = ctx - n_q + i;
+      std::vector<float> ref(static_cast<size_t>(n_q * n_heads * dv));
+      AttentionParams p;
+      p.q = q.data(); p.n_q = n_q; p.q_pos = pos.data(); p.n_heads = n_heads;
+      p.k = k.view; p.v = v.view; p.scale = 1.f / 8.f; p.out = ref.data();
+      attention_ref(p);
+      p.v = lead;
+      for (Isa tier : {Isa::Scalar, Isa::Avx512}) {
+        std::vector<float> out(ref.size());
+        p.out = out.data();
+        attention_at(p, tier, pool);
+        for (size_t i = 0; i < out.size(); ++i)
+          ASSERT_NEAR(out[i], ref[i], 2e-5f) << isa_name(tier) << " heads=" << n_heads << " n_q=" << n_q << " i=" << i;
+      }
+      std::vector<float> out(ref.size());
+      p.out = out.data();
+      attention_ref(p);
+      for (size_t i = 0; i < out.size(); ++i) ASSERT_NEAR(out[i], ref[i], 1e-6f) << "reference, i=" << i;
+    }
 }
 
 TEST(Attention, SingleKeyReturnsItsValue) {
