@@ -16,30 +16,30 @@ namespace hexe::place::timing {
 
 using clock_type = std::chrono::steady_clock;
 
-// Runs `fn` until `min_seconds` have passed (at least 5 times after one warm-up) and returns the
-// fastest run: compute rates, which a shared machine only ever slows down. (Streaming rates pair
-// each run with a read instead: paired_stream_rate.)
-template <class F>
-double time_per_run(F&& fn, double min_seconds) {
+// Runs `fn` once to warm up, then until `min_seconds` have passed and at least 5 times, with
+// `between()` (untimed) before each timed run; returns the runs' times in seconds.
+template <class F, class G>
+std::vector<double> timed_runs(F&& fn, G&& between, double min_seconds) {
   fn();
   std::vector<double> runs;
   double total = 0;
   do {
-    auto t0 = clock_type::now();
+    between();
+    const auto t0 = clock_type::now();
     fn();
     const double s = std::chrono::duration<double>(clock_type::now() - t0).count();
     runs.push_back(s);
     total += s;
   } while (total < min_seconds || runs.size() < 5);
-  return *std::min_element(runs.begin(), runs.end());
+  return runs;
 }
 
-// One timed call of `fn`, in seconds.
+// The fastest of timed_runs: compute rates, which a shared machine only ever slows down.
+// (Streaming rates pair each run with a read instead: paired_stream_rate.)
 template <class F>
-double time_once(F&& fn) {
-  const auto t0 = clock_type::now();
-  fn();
-  return std::chrono::duration<double>(clock_type::now() - t0).count();
+double time_per_run(F&& fn, double min_seconds) {
+  const std::vector<double> runs = timed_runs(fn, [] {}, min_seconds);
+  return *std::min_element(runs.begin(), runs.end());
 }
 
 inline double median_of(std::vector<double> v) {

@@ -130,15 +130,8 @@ double prefill_gops(const LayerSet& set, DType t, int64_t tokens_per_expert, cpu
     layer = (layer + 1) % set.layers();
     cpu::moe_experts(p, pool);
   };
-  run();  // first-call allocations, thread wake-up
-  std::vector<double> runs;
-  double total = 0;
-  do {
-    route(ids, T, rng);
-    const double s = timing::time_once(run);
-    runs.push_back(s);
-    total += s;
-  } while (total < min_seconds || runs.size() < 5);
+  // (the first, untimed run: first-call allocations, thread wake-up)
+  const std::vector<double> runs = timing::timed_runs(run, [&] { route(ids, T, rng); }, min_seconds);
   return 2.0 * 3.0 * double(T * kTopK) * double(kHidden) * double(kFf) / timing::median_of(runs) / 1e9;
 }
 

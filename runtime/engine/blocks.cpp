@@ -257,9 +257,7 @@ void attention_block(LayerContext& ctx, const AttentionOptions& opt) {
 
   // One attention call per run of tokens of the same sequence.
   timed(Phase::Attention, [&] {
-    for (int64_t t0 = 0; t0 < T;) {
-      int64_t t1 = t0 + 1;
-      while (t1 < T && ctx.batch.seq[t1] == ctx.batch.seq[t0]) ++t1;
+    for_each_sequence_run(ctx.batch, [&](int64_t t0, int64_t t1) {
       const int seq = ctx.batch.seq[t0];
       cpu::AttentionParams ap;
       ap.q = ws.q.data() + t0 * qd;
@@ -271,8 +269,7 @@ void attention_block(LayerContext& ctx, const AttentionOptions& opt) {
       ap.scale = 1.0f / std::sqrt(float(D));
       ap.out = ws.attn.data() + t0 * qd;
       cpu::attention(ap, pool);
-      t0 = t1;
-    }
+    });
   });
 
   timed(Phase::Projections, [&] { linear(lw.wo, ws.attn.data(), T, ws.ffn_out.data(), pool, ctx.reference_kernels); });

@@ -20,6 +20,18 @@ struct BatchView {
   const int* seq = nullptr;       // KV-cache sequence id of each token
 };
 
+// Calls fn(t0, t1) for each run [t0, t1) of consecutive rows of one sequence: the attention
+// kernels read one sequence's cache per call.
+template <class F>
+void for_each_sequence_run(const BatchView& b, F&& fn) {
+  for (int64_t t0 = 0; t0 < b.n;) {
+    int64_t t1 = t0 + 1;
+    while (t1 < b.n && b.seq[t1] == b.seq[t0]) ++t1;
+    fn(t0, t1);
+    t0 = t1;
+  }
+}
+
 // Activation buffers, sized for the largest ubatch; reused across layers and calls.
 struct Workspace {
   std::vector<float> x;        // [T][n_embd] residual stream

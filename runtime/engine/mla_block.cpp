@@ -125,9 +125,7 @@ void mla_attention_block(LayerContext& ctx) {
   // the first kv_lora_rank), the GQA kernel with one KV head, per run of one sequence's tokens.
   const float scale = s.attn_scale_mul / std::sqrt(float(qk));
   const int page = ctx.kv.config().page_tokens;
-  for (int64_t t0 = 0; t0 < T;) {
-    int64_t t1 = t0 + 1;
-    while (t1 < T && ctx.batch.seq[t1] == ctx.batch.seq[t0]) ++t1;
+  for_each_sequence_run(ctx.batch, [&](int64_t t0, int64_t t1) {
     float* const* pages = ctx.kv.k_pages(ctx.batch.seq[t0], ctx.layer);
     cpu::AttentionParams ap;
     ap.q = ws.mla_qlat.data() + t0 * H * lat;
@@ -140,8 +138,7 @@ void mla_attention_block(LayerContext& ctx) {
     ap.out = ws.mla_olat.data() + t0 * H * R;
     if (ref) cpu::attention_ref(ap);
     else cpu::attention(ap, pool);
-    t0 = t1;
-  }
+  });
 
   // Values: attn[t][h] = v_b[h] · olat[t][h], in place as k_b.
   for (int64_t hh = 0; hh < H; ++hh) {
