@@ -134,6 +134,10 @@ bool needs_gpu(Strategy s) { return s != Strategy::Cpu; }
 void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
   p.cpu_weight_layout = "gguf";
   p.repacked_bytes = 0;
+  if (c.in.repack == false) {
+    p.notes.push_back("--repack off: the CPU reads the mapped GGUF blocks");
+    return;
+  }
   const auto& isa = c.hw.cpu.isa;
   if (std::find(isa.begin(), isa.end(), "avx512_vnni") == isa.end()) return;
   uint64_t bytes = 0;
@@ -155,7 +159,7 @@ void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
                    : t.bytes;
   }
   if (bytes == 0) return;
-  if (p.host.total() + bytes > p.host.capacity) {
+  if (p.host.total() + bytes > p.host.capacity && c.in.repack != true) {
     p.notes.push_back("no room for the AVX-512 copy of the CPU weights (" + format_bytes(bytes) +
                       "): the CPU reads the mapped GGUF blocks");
     return;

@@ -26,6 +26,9 @@ struct PlanInputs {
   Workload workload;
   const RoutingStats* stats = nullptr;   // experts-cpu+hot, cache; uniform routing when absent
   const OverrideRules* rules = nullptr;  // applied after the strategy, before sizing
+  // The user's --repack on|off: whether the CPU weights get the AVX-512 copy (Plan::
+  // cpu_weight_layout); unset, the planner copies them when the copy fits.
+  std::optional<bool> repack;
 };
 
 // Builds the plan for one strategy: placement, user rules, memory fit (refusals when it does

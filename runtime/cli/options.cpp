@@ -38,7 +38,7 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, bool with_ctx) {
   add_plan_choice_options(cmd, o.plan);
   cmd.add_option("--repack", o.repack,
                  "copy quantised weights (q8_0, q4_0/q4_1/q5_0/q5_1, q4_K, q5_K, q6_K) into the AVX-512 layout at load: "
-                 "auto (when it fits in memory), on, off")
+                 "auto (the plan's choice, or when it fits in memory), on, off (either wins over a plan)")
       ->check(CLI::IsMember({"auto", "on", "off"}))
       ->capture_default_str();
   cmd.add_option("--numa", o.numa,
@@ -96,11 +96,12 @@ EngineConfig engine_config(const ModelOptions& o) {
 
 namespace {
 
-// Whether to make the CPU weight copy: the plan's choice, else --repack; `auto` copies when the
-// copy and the mapped file fit in 90% of the host memory together (the planner's rule, simplified).
+// Whether to make the CPU weight copy: --repack on|off, else the plan's choice; `auto` without a
+// plan copies when the copy and the mapped file fit in 90% of the host memory together (the
+// planner's rule, simplified).
 bool want_repack(const ModelOptions& o, const Model& model, const std::optional<place::Plan>& plan) {
+  if (o.repack != "auto") return o.repack == "on";  // the command line wins over a plan, as -t does
   if (plan) return plan->cpu_weight_layout == "rows16";
-  if (o.repack != "auto") return o.repack == "on";
   const uint64_t copy = model.repackable_bytes(), mem = place::detect_topology().host_memory_bytes;
   return copy > 0 && mem > 0 && double(copy + model.spec().bytes_total()) <= 0.9 * double(mem);
 }

@@ -154,6 +154,7 @@ std::optional<place::Plan> resolve_plan(const ModelOptions& o, const Model& mode
   in.workload.context = o.ctx;
   in.workload.prompt = std::max<int64_t>(1, prompt);
   in.workload.ubatch = o.batch;
+  if (o.repack != "auto") in.repack = o.repack == "on";
   place::Plan plan = place::make_plan(in, *s);
   if (o.threads_given) plan.cpu_threads = o.threads;  // predictions keep the profile's cores
   check_runnable(plan, "--strategy " + plan.strategy + " on profile '" + hw.name + "'");

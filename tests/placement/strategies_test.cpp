@@ -216,6 +216,30 @@ TEST(Strategies, DecodeCopyOfTheExpertsOnlyWhereItFitsAndPays) {
   EXPECT_EQ(tight.cpu_weight_layout, "gguf");
 }
 
+// --repack on|off (PlanInputs::repack) decides over the fit rule: off keeps the mapped blocks where
+// the copy fits; on takes the copy where it does not, and the plan then says it does not fit.
+TEST(Strategies, UsersRepackChoiceWinsOverTheFitRule) {
+  Scenario s("qwen3-30b-a3b", "ryzen-7950x-rtx4080", 4096);
+  s.hw.cpu.isa = {"avx2", "avx512f", "avx512bw", "avx512_vnni"};
+  s.hw.host_memory_bytes = 256ull << 30;
+  s.in.repack = false;
+  const Plan off = make_plan(s.in, Strategy::Cpu);
+  EXPECT_EQ(off.cpu_weight_layout, "gguf");
+  EXPECT_EQ(off.repacked_bytes, 0u);
+  EXPECT_TRUE(off.fits);
+  s.in.repack.reset();
+  const Plan roomy = make_plan(s.in, Strategy::Cpu);
+  ASSERT_EQ(roomy.cpu_weight_layout, "rows16");
+  // The model fits, the copy does not: auto reads the mapped blocks, on copies and does not fit.
+  s.hw.host_memory_bytes = (off.host.total() - off.host.margin + roomy.repacked_bytes / 2) * 33 / 32;
+  EXPECT_EQ(make_plan(s.in, Strategy::Cpu).cpu_weight_layout, "gguf");
+  s.in.repack = true;
+  const Plan on = make_plan(s.in, Strategy::Cpu);
+  EXPECT_EQ(on.cpu_weight_layout, "rows16");
+  EXPECT_EQ(on.repacked_bytes, roomy.repacked_bytes);
+  EXPECT_FALSE(on.fits);
+}
+
 // experts-cpu+hot whose statistics saw only experts that are all hot (gpu_hit 1 in every layer):
 // the CPU still computes the others when they come up, so it still gets the AVX-512 copy.
 TEST(Strategies, HotSetsKeepTheCpuCopyOfTheOtherExperts) {
