@@ -25,6 +25,19 @@ const char* advice_name(Advice a) {
   return "?";
 }
 
+uint64_t page_out(const void* p, uint64_t n) noexcept {
+#ifdef MADV_PAGEOUT
+  const uint64_t page = uint64_t(::sysconf(_SC_PAGESIZE));
+  const uint64_t a = reinterpret_cast<uintptr_t>(p);
+  const uint64_t start = (a + page - 1) / page * page, end = (a + n) / page * page;  // whole pages only
+  if (n == 0 || end <= start) return 0;
+  return ::madvise(reinterpret_cast<void*>(start), end - start, MADV_PAGEOUT) == 0 ? end - start : 0;
+#else
+  (void)p, (void)n;
+  return 0;
+#endif
+}
+
 MappedFile MappedFile::open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {

@@ -18,6 +18,12 @@ enum class Advice {
 };
 const char* advice_name(Advice a);
 
+// Asks the kernel to take back the whole pages inside [p, p + n) now (MADV_PAGEOUT): clean pages
+// of a file mapping are dropped and fault back in from the file when read again, anonymous ones go
+// to swap if there is any, so nothing read later changes. For mapped blocks a copy has replaced.
+// Returns the bytes of whole pages advised; 0 when none lie inside or the kernel refused.
+uint64_t page_out(const void* p, uint64_t n) noexcept;
+
 class MappedFile {
  public:
   MappedFile() = default;

@@ -43,6 +43,14 @@ struct LayerPlan {
   double gpu_hit = 0;              // share of activations served from VRAM (hot set or cache)
 };
 
+// Whether a layer's routed experts are read from host memory only by the CPU (no stream, cache or
+// hot set uploads them to the GPU): with the CPU's AVX-512 copy made, their mapped blocks are then
+// never read again, and the engine lets their pages go (the copy takes their place in memory).
+inline bool experts_read_only_by_cpu(const LayerPlan& l) {
+  return l.experts_decode == ExpertExec::Cpu && l.experts_prefill == ExpertExec::Cpu && l.gpu_experts.empty() &&
+         l.cache_slots == 0;
+}
+
 // Bytes one device needs, by purpose. `capacity` is what the device offers.
 struct MemoryUse {
   uint64_t weights = 0, kv = 0, activations = 0, staging = 0, graphs = 0, reserved = 0, margin = 0;

@@ -128,9 +128,10 @@ void finish(Plan& p, const Ctx& c) {
 bool needs_gpu(Strategy s) { return s != Strategy::Cpu; }
 
 // On AVX-512 VNNI the CPU kernels read quantised weights (q8_0, the 32-block nibble types, q4_K,
-// q5_K, q6_K) fastest from a copy repacked at load
-// (Rows16); the copy costs host memory beside the mapped file, so it is taken only when it fits.
-// Its size: whole 16-row groups per matrix (rows16_group_bytes), a little over the GGUF bytes.
+// q5_K, q6_K) fastest from a copy repacked at load (Rows16), taken only when it fits in host
+// memory. Its size: whole 16-row groups per matrix (rows16_group_bytes), a little over the GGUF
+// bytes. The copy of routed experts that only the CPU reads (experts_read_only_by_cpu) takes the
+// place of their mapped blocks, whose pages the engine lets go; the rest sits beside the mapping.
 void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
   p.cpu_weight_layout = "gguf";
   p.repacked_bytes = 0;
@@ -140,7 +141,7 @@ void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
   }
   const auto& isa = c.hw.cpu.isa;
   if (std::find(isa.begin(), isa.end(), "avx512_vnni") == isa.end()) return;
-  uint64_t bytes = 0;
+  uint64_t bytes = 0, replaced = 0;
   for (size_t i = 0; i < p.tensors.size(); ++i) {
     const auto& t = c.m.spec.tensors[i];
     if (p.tensors[i].device != Device::Cpu || !cpu::rows16_supported(t.type)) continue;
@@ -151,6 +152,7 @@ void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
       // A hot set leaves the rest of the layer's experts to the CPU whatever share the statistics
       // give it (experts they never saw still come up); the engine copies the whole set.
       if (lp.experts_decode != ExpertExec::Cpu || (lp.gpu_experts.empty() && lp.gpu_hit >= 1.0)) continue;
+      if (experts_read_only_by_cpu(lp)) replaced += t.bytes;
     }
     const int64_t k = t.ne.empty() ? 0 : t.ne[0], rows = t.ne.size() >= 2 ? t.ne[1] : 1;
     const bool exact = k > 0 && k % int64_t(info(t.type).block_elems) == 0;
@@ -159,15 +161,17 @@ void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
                    : t.bytes;
   }
   if (bytes == 0) return;
-  if (p.host.total() + bytes > p.host.capacity && c.in.repack != true) {
+  const uint64_t added = bytes - std::min(bytes, replaced);  // the copy of an expert >= its blocks
+  if (p.host.total() + added > p.host.capacity && c.in.repack != true) {
     p.notes.push_back("no room for the AVX-512 copy of the CPU weights (" + format_bytes(bytes) +
                       "): the CPU reads the mapped GGUF blocks");
     return;
   }
   p.cpu_weight_layout = "rows16";
   p.repacked_bytes = bytes;
-  p.host.weights += bytes;
-  p.notes.push_back("CPU weights repacked for AVX-512 at load (+" + format_bytes(bytes) + " host memory)");
+  p.host.weights += added;
+  p.notes.push_back("CPU weights repacked for AVX-512 at load (+" + format_bytes(added) + " host memory" +
+                    (replaced ? "; the copied experts' mapped pages, " + format_bytes(replaced) + ", let go)" : ")"));
 }
 
 void hybrid(Plan& p, const Ctx& c, ExpertExec ex) {

@@ -97,13 +97,15 @@ EngineConfig engine_config(const ModelOptions& o) {
 namespace {
 
 // Whether to make the CPU weight copy: --repack on|off, else the plan's choice; `auto` without a
-// plan copies when the copy and the mapped file fit in 90% of the host memory together (the
+// plan (the CPU runs everything) copies when the copy and the rest of the mapped file fit in 90% of
+// the host memory together: the routed experts' blocks it copies are let go once copied (the
 // planner's rule, simplified).
 bool want_repack(const ModelOptions& o, const Model& model, const std::optional<place::Plan>& plan) {
   if (o.repack != "auto") return o.repack == "on";  // the command line wins over a plan, as -t does
   if (plan) return plan->cpu_weight_layout == "rows16";
-  const uint64_t copy = model.repackable_bytes(), mem = place::detect_topology().host_memory_bytes;
-  return copy > 0 && mem > 0 && double(copy + model.spec().bytes_total()) <= 0.9 * double(mem);
+  const Model::RepackBytes r = model.repackable_bytes();
+  const uint64_t mem = place::detect_topology().host_memory_bytes;
+  return r.copy > 0 && mem > 0 && double(r.copy + model.spec().bytes_total() - r.expert_sources) <= 0.9 * double(mem);
 }
 
 }  // namespace
@@ -127,6 +129,11 @@ EngineSetup engine_setup(const ModelOptions& o, Model& model, int64_t prompt_tok
     }
     cpu::ThreadPool pool(s.config.n_threads > 0 ? s.config.n_threads : int(std::thread::hardware_concurrency()));
     const uint64_t bytes = model.repack_for_cpu(pool, s.config.expert_homes.get());
+    // The copied experts' mapped pages, where nothing but the CPU reads those experts.
+    const place::Plan* plan = s.plan ? &*s.plan : nullptr;
+    model.release_expert_sources([plan](int l) {
+      return !plan || (size_t(l) < plan->layers.size() && place::experts_read_only_by_cpu(plan->layers[size_t(l)]));
+    });
     if (bytes && !o.no_progress && isatty(STDERR_FILENO))  // beside the progress bar, not in piped output
       std::fprintf(stderr, "repacked %.0f MiB of weights for the AVX-512 kernels in %.2f s\n",
                    double(bytes) / double(1 << 20),

@@ -1,6 +1,7 @@
 // A loaded model: the mapped file, its spec, the tokenizer, and weights bound per layer.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -88,8 +89,18 @@ class Model {
   // when no tier gains from it. Not thread-safe with running engines: call before evaluating.
   // With `homes` (NUMA), each routed expert's copy is placed on the node of its home.
   uint64_t repack_for_cpu(cpu::ThreadPool& pool, const mem::ExpertHomes* homes = nullptr);
-  // Bytes repack_for_cpu would copy (same rule), without copying.
-  uint64_t repackable_bytes() const;
+  // What repack_for_cpu would copy (same rule), without copying: the copy's bytes, and the bytes
+  // of the routed experts' blocks it copies from (what release_expert_sources can let go).
+  struct RepackBytes {
+    uint64_t copy = 0, expert_sources = 0;
+  };
+  RepackBytes repackable_bytes() const;
+  // After repack_for_cpu: asks the kernel to take back the pages of the routed experts' blocks the
+  // copy replaced (mem::page_out), in the layers `layer_ok` accepts (every layer when empty), so
+  // that the copy takes their place in host memory rather than sitting beside them. Only for
+  // layers whose experts nothing else reads from the mapping (no GPU upload): a page read again
+  // faults back in from the file, so results never change, only speed. Returns the bytes advised.
+  uint64_t release_expert_sources(const std::function<bool(int layer)>& layer_ok = {});
 
  private:
   Model() = default;

@@ -10,6 +10,7 @@
 #include "cpu_kernels/dispatch.h"
 #include "cpu_kernels/isa.h"
 #include "cpu_kernels/repack.h"
+#include "memory/mapped_file.h"
 #include "memory/node_buffer.h"
 #include "runtime/engine/model.h"
 
@@ -80,12 +81,38 @@ std::vector<Job> collect(Model& m, bool dry) {
   return jobs;
 }
 
+size_t source_bytes(const Job& j) { return size_t(row_bytes(j.type, uint64_t(j.k))) * size_t(j.rows); }
+
 }  // namespace
 
-uint64_t Model::repackable_bytes() const {
-  uint64_t total = 0;
-  for (const Job& j : collect(const_cast<Model&>(*this), /*dry=*/true)) total += packed_bytes(j.type, j.rows, j.k, j.copy);
-  return total;  // (dry: nothing was modified)
+Model::RepackBytes Model::repackable_bytes() const {
+  RepackBytes r;
+  for (const Job& j : collect(const_cast<Model&>(*this), /*dry=*/true)) {  // (dry: nothing is modified)
+    r.copy += packed_bytes(j.type, j.rows, j.k, j.copy);
+    if (j.expert >= 0) r.expert_sources += source_bytes(j);
+  }
+  return r;
+}
+
+uint64_t Model::release_expert_sources(const std::function<bool(int layer)>& layer_ok) {
+  uint64_t advised = 0;
+  for (size_t l = 0; l < layers.size(); ++l) {
+    const LayerWeights& lw = layers[l];
+    if (lw.experts_packed.empty() || (layer_ok && !layer_ok(int(l)))) continue;
+    const int64_t E = spec().n_embd, F = lw.n_ff_exp;
+    // Expert by expert (whole pages inside each block), so that nothing beside the blocks (other
+    // tensors of a file that does not keep a layer's experts together) is touched.
+    auto release = [&](const void* src, const void* copy, DType t, int64_t rows, int64_t k) {
+      if (src && copy) advised += mem::page_out(src, row_bytes(t, uint64_t(k)) * uint64_t(rows));
+    };
+    for (size_t e = 0; e < lw.experts.size(); ++e) {
+      const cpu::ExpertWeights &src = lw.experts[e], &copy = lw.experts_packed[e];
+      release(src.gate, copy.gate, lw.gate_type, F, E);
+      release(src.up, copy.up, lw.up_type, F, E);
+      release(src.down, copy.down, lw.down_type, E, F);
+    }
+  }
+  return advised;
 }
 
 uint64_t Model::repack_for_cpu(cpu::ThreadPool& pool, const mem::ExpertHomes* homes) {

@@ -88,5 +88,23 @@ TEST_F(MappedFileTest, AdviceIsAcceptedOnRanges) {
   EXPECT_STREQ(advice_name(Advice::WillNeed), "willneed");
 }
 
+// page_out advises only the whole pages inside the range, and what is read afterwards is the file.
+TEST_F(MappedFileTest, PageOutTakesWholePagesAndKeepsTheBytes) {
+  const uint64_t page = uint64_t(::sysconf(_SC_PAGESIZE));
+  std::string content(4 * page + 100, '\0');
+  for (size_t i = 0; i < content.size(); ++i) content[i] = char(i * 131 % 251);
+  MappedFile m = MappedFile::open(write("d.bin", content));
+  uint64_t sum = 0;
+  for (uint64_t i = 0; i < m.size(); ++i) sum += m.data()[i];  // fault every page in
+  EXPECT_EQ(page_out(m.data() + 1, page), 0u);             // no whole page inside
+  EXPECT_EQ(page_out(m.data(), 0), 0u);
+  const uint64_t advised = page_out(m.data() + 10, 3 * page);  // pages 1 and 2 only
+  EXPECT_TRUE(advised == 2 * page || advised == 0) << advised;  // 0: a kernel without MADV_PAGEOUT
+  EXPECT_EQ(std::memcmp(m.data(), content.data(), content.size()), 0);
+  uint64_t again = 0;
+  for (uint64_t i = 0; i < m.size(); ++i) again += m.data()[i];
+  EXPECT_EQ(again, sum);
+}
+
 }  // namespace
 }  // namespace hexe::mem

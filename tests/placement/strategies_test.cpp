@@ -200,20 +200,53 @@ TEST(Strategies, DecodeCopyOfTheExpertsOnlyWhereItFitsAndPays) {
   const Plan roomy = make_plan(s.in, Strategy::Cpu);
   ASSERT_EQ(roomy.cpu_weight_layout, "rows16");
   uint64_t repackable = 0;  // the q4_K, q6_K and q8_0 matrices (rows16_supported), not the embedding
+  uint64_t expert_blocks = 0;  // the routed experts' GGUF bytes among them: the copy replaces those
   for (const auto& t : s.m.spec.tensors)
-    if (t.role != TensorRole::TokenEmbd && (t.type == DType::Q4_K || t.type == DType::Q6_K || t.type == DType::Q8_0))
+    if (t.role != TensorRole::TokenEmbd && (t.type == DType::Q4_K || t.type == DType::Q6_K || t.type == DType::Q8_0)) {
       repackable += cpu::rows16_group_bytes(t.type, t.ne[0]) * uint64_t((t.ne[1] + 15) / 16) * uint64_t(t.experts);
+      if (t.experts > 1) expert_blocks += t.bytes;
+    }
   EXPECT_EQ(roomy.repacked_bytes, repackable);
+  ASSERT_GT(expert_blocks, repackable / 2);
   s.hw.cpu.isa = {"avx2"};  // no VNNI: no copy
   const Plan plain = make_plan(s.in, Strategy::Cpu);
   EXPECT_EQ(plain.cpu_weight_layout, "gguf");
-  EXPECT_EQ(roomy.host.weights - plain.host.weights, repackable);
+  // Only the CPU reads the experts here: their copy takes the place of their mapped blocks.
+  const uint64_t added = repackable - expert_blocks;
+  EXPECT_EQ(roomy.host.weights - plain.host.weights, added);
   s.hw.cpu.isa = {"avx512_vnni"};
-  // The model fits, the copy does not (the margin is 1/33 of the capacity).
-  s.hw.host_memory_bytes = (plain.host.total() - plain.host.margin + repackable / 2) * 33 / 32;
+  // The copy fits in place of the experts' blocks but would not beside them (the margin is 1/33 of
+  // the capacity) ...
+  s.hw.host_memory_bytes = (plain.host.total() - plain.host.margin + added + expert_blocks / 2) * 33 / 32;
+  const Plan in_place = make_plan(s.in, Strategy::Cpu);
+  EXPECT_TRUE(in_place.fits);
+  EXPECT_EQ(in_place.cpu_weight_layout, "rows16");
+  // ... the model fits, the copy does not even in place.
+  s.hw.host_memory_bytes = (plain.host.total() - plain.host.margin + added / 2) * 33 / 32;
   const Plan tight = make_plan(s.in, Strategy::Cpu);
   EXPECT_TRUE(tight.fits);
   EXPECT_EQ(tight.cpu_weight_layout, "gguf");
+}
+
+// Where the GPU uploads routed experts from host memory (a hot set's, at load), their mapped blocks
+// stay in use, so the CPU's copy of them sits beside the mapping.
+TEST(Strategies, HotSetExpertsKeepTheirMappedBlocksBesideTheCopy) {
+  Scenario s("qwen3-30b-a3b", "ryzen-7950x-rtx4080", 4096);
+  s.hw.cpu.isa = {"avx2", "avx512f", "avx512bw", "avx512_vnni"};
+  s.hw.host_memory_bytes = 256ull << 30;
+  RoutingStats st(s.m.spec.name, s.m.spec.n_expert, s.m.spec.n_expert_used);
+  for (int l = 0; l < s.m.spec.n_layers; ++l)
+    for (int e = 0; e < s.m.spec.n_expert; ++e) st.add(l, e, 1 + (e * 7 + l) % 13);
+  s.in.stats = &st;
+  const Plan hot = make_plan(s.in, Strategy::ExpertsCpuHot);
+  ASSERT_EQ(hot.cpu_weight_layout, "rows16");
+  for (const auto& l : hot.layers) {
+    ASSERT_TRUE(!l.moe || !l.gpu_experts.empty()) << "layer " << l.layer << " has no hot set";
+    EXPECT_FALSE(l.moe && experts_read_only_by_cpu(l));
+  }
+  s.in.repack = false;
+  const Plan mapped = make_plan(s.in, Strategy::ExpertsCpuHot);
+  EXPECT_EQ(hot.host.weights - mapped.host.weights, hot.repacked_bytes);
 }
 
 // --repack on|off (PlanInputs::repack) decides over the fit rule: off keeps the mapped blocks where
@@ -231,7 +264,7 @@ TEST(Strategies, UsersRepackChoiceWinsOverTheFitRule) {
   const Plan roomy = make_plan(s.in, Strategy::Cpu);
   ASSERT_EQ(roomy.cpu_weight_layout, "rows16");
   // The model fits, the copy does not: auto reads the mapped blocks, on copies and does not fit.
-  s.hw.host_memory_bytes = (off.host.total() - off.host.margin + roomy.repacked_bytes / 2) * 33 / 32;
+  s.hw.host_memory_bytes = (off.host.total() - off.host.margin + (roomy.host.weights - off.host.weights) / 2) * 33 / 32;
   EXPECT_EQ(make_plan(s.in, Strategy::Cpu).cpu_weight_layout, "gguf");
   s.in.repack = true;
   const Plan on = make_plan(s.in, Strategy::Cpu);

@@ -1,6 +1,7 @@
 // hexe against HF transformers: logits, greedy continuations and perplexity on the fixture models,
 // from every GGUF type and from the HF safetensors directory.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cmath>
@@ -106,7 +107,8 @@ class Reference : public ::testing::TestWithParam<Case> {};
 
 // Compares every fixture position; returns the worst max- and RMS-relative errors.
 // repack: the production kernels read the AVX-512 copy of the quantised weights
-// (Model::repack_for_cpu) instead of the mapped blocks.
+// (Model::repack_for_cpu) instead of the mapped blocks, whose experts' pages are then let go
+// (Model::release_expert_sources), as a CPU-only run does.
 void check_logits(const Case& c, bool reference_kernels, bool repack = false) {
   const ModelRef ref = load_model_ref(c.model);
   const VariantRef& v = ref.variant(c.variant);
@@ -114,6 +116,7 @@ void check_logits(const Case& c, bool reference_kernels, bool repack = false) {
   if (repack) {
     cpu::ThreadPool pool(2);
     if (model->repack_for_cpu(pool) == 0) GTEST_SKIP() << "no faster CPU layout for these weights on this machine";
+    ::testing::Test::RecordProperty("expert_bytes_paged_out", std::to_string(model->release_expert_sources()));
   }
   auto engine = make_engine(*model, false, reference_kernels);
   ASSERT_EQ(engine->n_vocab(), ref.n_vocab);
@@ -271,6 +274,26 @@ TEST(ReferenceNuma, ExpertHomesGiveTheSameLogits) {
   Engine b(*numa, cfg);
   const auto& p = ref.prompts.back();
   EXPECT_EQ(all_logits(*a, p.tokens), all_logits(b, p.tokens));
+}
+
+// The shipped model, repacked: letting its experts' mapped pages go (as a CPU-only run does) leaves
+// the logits exactly as they were; its experts span whole pages, so some are advised.
+TEST(ReferenceRelease, PagedOutExpertBlocksLeaveTheLogitsAsTheyWere) {
+  const std::string path = std::string(HEXE_SOURCE_DIR) + "/models/fortune-moe-q8_0.gguf";
+  auto kept = Model::load(path, false), released = Model::load(path, false);
+  cpu::ThreadPool pool(2);
+  if (kept->repack_for_cpu(pool) == 0) GTEST_SKIP() << "no faster CPU layout on this machine";
+  ASSERT_GT(released->repack_for_cpu(pool), 0u);
+  const Model::RepackBytes want = released->repackable_bytes();
+  const uint64_t advised = released->release_expert_sources();
+  EXPECT_LE(advised, want.expert_sources);
+#ifdef MADV_PAGEOUT
+  EXPECT_GT(advised, want.expert_sources / 2) << "of " << want.expert_sources;
+#endif
+  EXPECT_EQ(released->release_expert_sources([](int l) { return l < 0; }), 0u);  // no layer accepted
+  const std::vector<int32_t> tokens = kept->tokenizer().encode("The meaning of life is", true, true);
+  auto a = make_engine(*kept), b = make_engine(*released);
+  EXPECT_EQ(all_logits(*a, tokens), all_logits(*b, tokens));
 }
 
 }  // namespace
