@@ -31,6 +31,14 @@ struct Scenario {
   }
 };
 
+// Qwen3-30B-A3B on a desktop with AVX-512 VNNI and room in host memory: the CPU copy's cases.
+struct VnniScenario : Scenario {
+  VnniScenario() : Scenario("qwen3-30b-a3b", "ryzen-7950x-rtx4080", 4096) {
+    hw.cpu.isa = {"avx2", "avx512f", "avx512bw", "avx512_vnni"};
+    hw.host_memory_bytes = 256ull << 30;
+  }
+};
+
 TEST(Strategies, NamesRoundTrip) {
   for (Strategy s : all_strategies()) EXPECT_EQ(strategy_from_name(strategy_name(s)), s);
   EXPECT_FALSE(strategy_from_name("experts-gpu"));
@@ -194,9 +202,7 @@ TEST(Strategies, StreamPrefillHidesLaterCopiesUnderCompute) {
 }
 
 TEST(Strategies, DecodeCopyOfTheExpertsOnlyWhereItFitsAndPays) {
-  Scenario s("qwen3-30b-a3b", "ryzen-7950x-rtx4080", 4096);
-  s.hw.cpu.isa = {"avx2", "avx512f", "avx512bw", "avx512_vnni"};
-  s.hw.host_memory_bytes = 256ull << 30;
+  VnniScenario s;
   const Plan roomy = make_plan(s.in, Strategy::Cpu);
   ASSERT_EQ(roomy.cpu_weight_layout, "rows16");
   uint64_t repackable = 0;  // the q4_K, q6_K and q8_0 matrices (rows16_supported), not the embedding
@@ -231,9 +237,7 @@ TEST(Strategies, DecodeCopyOfTheExpertsOnlyWhereItFitsAndPays) {
 // Where the GPU uploads routed experts from host memory (a hot set's, at load), their mapped blocks
 // stay in use, so the CPU's copy of them sits beside the mapping.
 TEST(Strategies, HotSetExpertsKeepTheirMappedBlocksBesideTheCopy) {
-  Scenario s("qwen3-30b-a3b", "ryzen-7950x-rtx4080", 4096);
-  s.hw.cpu.isa = {"avx2", "avx512f", "avx512bw", "avx512_vnni"};
-  s.hw.host_memory_bytes = 256ull << 30;
+  VnniScenario s;
   RoutingStats st(s.m.spec.name, s.m.spec.n_expert, s.m.spec.n_expert_used);
   for (int l = 0; l < s.m.spec.n_layers; ++l)
     for (int e = 0; e < s.m.spec.n_expert; ++e) st.add(l, e, 1 + (e * 7 + l) % 13);
@@ -252,9 +256,7 @@ TEST(Strategies, HotSetExpertsKeepTheirMappedBlocksBesideTheCopy) {
 // --repack on|off (PlanInputs::repack) decides over the fit rule: off keeps the mapped blocks where
 // the copy fits; on takes the copy where it does not, and the plan then says it does not fit.
 TEST(Strategies, UsersRepackChoiceWinsOverTheFitRule) {
-  Scenario s("qwen3-30b-a3b", "ryzen-7950x-rtx4080", 4096);
-  s.hw.cpu.isa = {"avx2", "avx512f", "avx512bw", "avx512_vnni"};
-  s.hw.host_memory_bytes = 256ull << 30;
+  VnniScenario s;
   s.in.repack = false;
   const Plan off = make_plan(s.in, Strategy::Cpu);
   EXPECT_EQ(off.cpu_weight_layout, "gguf");
@@ -276,9 +278,7 @@ TEST(Strategies, UsersRepackChoiceWinsOverTheFitRule) {
 // experts-cpu+hot whose statistics saw only experts that are all hot (gpu_hit 1 in every layer):
 // the CPU still computes the others when they come up, so it still gets the AVX-512 copy.
 TEST(Strategies, HotSetsKeepTheCpuCopyOfTheOtherExperts) {
-  Scenario s("qwen3-30b-a3b", "ryzen-7950x-rtx4080", 4096);
-  s.hw.cpu.isa = {"avx2", "avx512f", "avx512bw", "avx512_vnni"};
-  s.hw.host_memory_bytes = 256ull << 30;
+  VnniScenario s;
   RoutingStats st(s.m.spec.name, s.m.spec.n_expert, s.m.spec.n_expert_used);
   for (int l = 0; l < s.m.spec.n_layers; ++l)
     for (int e = 0; e < s.m.spec.n_expert_used; ++e) st.add(l, e, 100);
