@@ -81,6 +81,7 @@ std::vector<Job> collect(Model& m, bool dry) {
   return jobs;
 }
 
+// The bytes of j's matrix where it is (the mapped GGUF blocks).
 size_t source_bytes(const Job& j) { return size_t(row_bytes(j.type, uint64_t(j.k))) * size_t(j.rows); }
 
 }  // namespace
@@ -140,7 +141,7 @@ uint64_t Model::repack_for_cpu(cpu::ThreadPool& pool, const mem::ExpertHomes* ho
     for (int64_t i = b; i < e; ++i) {
       const Job& j = jobs[size_t(i)];
       uint8_t* dst = buffers[size_t(j.buffer)]->data() + j.offset;
-      if (j.copy) std::memcpy(dst, j.src, size_t(row_bytes(j.type, uint64_t(j.k))) * size_t(j.rows));
+      if (j.copy) std::memcpy(dst, j.src, source_bytes(j));
       else cpu::repack_rows16_into(j.type, j.rows, j.k, j.src, row_bytes(j.type, uint64_t(j.k)), dst);
     }
   });
