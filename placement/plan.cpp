@@ -63,6 +63,7 @@ json plan_json(const Plan& p, bool with_tensors) {
             {"fits", p.fits}, {"refusals", p.refusals}, {"notes", p.notes},
             {"head", device_name(p.head)}, {"gpu_layers", p.gpu_layers}, {"cpu_threads", p.cpu_threads},
             {"cpu_weight_layout", p.cpu_weight_layout}, {"repacked_bytes", p.repacked_bytes},
+            {"cpu_copy_replaces_mapped_experts", p.cpu_copy_replaces_mapped_experts},
             {"memory", {{"gpu", mem_json(p.gpu)}, {"host", mem_json(p.host)}}},
             {"prediction", {{"prefill", phase_json(p.prefill)}, {"decode", phase_json(p.decode)},
                             {"ttft_s", p.ttft_s}}},

@@ -45,7 +45,8 @@ struct LayerPlan {
 
 // Whether a layer's routed experts are read from host memory only by the CPU (no stream, cache or
 // hot set uploads them to the GPU): with the CPU's AVX-512 copy made, their mapped blocks are then
-// never read again, and the engine lets their pages go (the copy takes their place in memory).
+// never read again, and the copy can take their place in memory (Plan::
+// cpu_copy_replaces_mapped_experts).
 inline bool experts_read_only_by_cpu(const LayerPlan& l) {
   return l.experts_decode == ExpertExec::Cpu && l.experts_prefill == ExpertExec::Cpu && l.gpu_experts.empty() &&
          l.cache_slots == 0;
@@ -90,6 +91,10 @@ struct Plan {
   // for AVX-512 VNNI, counted in host.weights).
   std::string cpu_weight_layout = "gguf";
   uint64_t repacked_bytes = 0;
+  // The copy did not fit beside the mapped file: the engine lets the pages of the routed experts
+  // it copied go (layers where experts_read_only_by_cpu), and host.weights counts the copy in their
+  // place. False: the copy sits beside the file, whose pages stay cached for the next start.
+  bool cpu_copy_replaces_mapped_experts = false;
   MemoryUse gpu, host;
   PhasePrediction prefill, decode;
   double ttft_s = 0;

@@ -92,6 +92,7 @@ Plan plan_from_json(const json& j) {
   if (p.cpu_weight_layout != "gguf" && p.cpu_weight_layout != "rows16")
     throw Error("field 'cpu_weight_layout' is '" + p.cpu_weight_layout + "', expected gguf or rows16");
   p.repacked_bytes = get_or<uint64_t>(j, "repacked_bytes", 0);
+  p.cpu_copy_replaces_mapped_experts = get_or<bool>(j, "cpu_copy_replaces_mapped_experts", false);
   const json& mem = field(j, "memory");
   p.gpu = memory_from(field(mem, "gpu"));
   p.host = memory_from(field(mem, "host"));

@@ -130,11 +130,14 @@ bool needs_gpu(Strategy s) { return s != Strategy::Cpu; }
 // On AVX-512 VNNI the CPU kernels read quantised weights (q8_0, the 32-block nibble types, q4_K,
 // q5_K, q6_K) fastest from a copy repacked at load (Rows16), taken only when it fits in host
 // memory. Its size: whole 16-row groups per matrix (rows16_group_bytes), a little over the GGUF
-// bytes. The copy of routed experts that only the CPU reads (experts_read_only_by_cpu) takes the
-// place of their mapped blocks, whose pages the engine lets go; the rest sits beside the mapping.
+// bytes. It sits beside the mapped file where both fit (the file's pages stay cached for the next
+// start); where they do not, the copy of routed experts that only the CPU reads
+// (experts_read_only_by_cpu) takes the place of their mapped blocks, whose pages the engine then
+// lets go (Plan::cpu_copy_replaces_mapped_experts).
 void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
   p.cpu_weight_layout = "gguf";
   p.repacked_bytes = 0;
+  p.cpu_copy_replaces_mapped_experts = false;
   if (c.in.repack == false) {
     p.notes.push_back("--repack off: the CPU reads the mapped GGUF blocks");
     return;
@@ -161,7 +164,8 @@ void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
                    : t.bytes;
   }
   if (bytes == 0) return;
-  const uint64_t added = bytes - std::min(bytes, replaced);  // the copy of an expert >= its blocks
+  const bool in_place = p.host.total() + bytes > p.host.capacity && replaced > 0;
+  const uint64_t added = in_place ? bytes - std::min(bytes, replaced) : bytes;  // an expert's copy >= its blocks
   if (p.host.total() + added > p.host.capacity && c.in.repack != true) {
     p.notes.push_back("no room for the AVX-512 copy of the CPU weights (" + format_bytes(bytes) +
                       "): the CPU reads the mapped GGUF blocks");
@@ -169,9 +173,10 @@ void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
   }
   p.cpu_weight_layout = "rows16";
   p.repacked_bytes = bytes;
+  p.cpu_copy_replaces_mapped_experts = in_place;
   p.host.weights += added;
   p.notes.push_back("CPU weights repacked for AVX-512 at load (+" + format_bytes(added) + " host memory" +
-                    (replaced ? "; the copied experts' mapped pages, " + format_bytes(replaced) + ", let go)" : ")"));
+                    (in_place ? "; the copied experts' mapped pages, " + format_bytes(replaced) + ", let go)" : ")"));
 }
 
 void hybrid(Plan& p, const Ctx& c, ExpertExec ex) {

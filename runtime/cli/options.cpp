@@ -96,16 +96,25 @@ EngineConfig engine_config(const ModelOptions& o) {
 
 namespace {
 
-// Whether to make the CPU weight copy: --repack on|off, else the plan's choice; `auto` without a
-// plan (the CPU runs everything) copies when the copy and the rest of the mapped file fit in 90% of
-// the host memory together: the routed experts' blocks it copies are let go once copied (the
-// planner's rule, simplified).
-bool want_repack(const ModelOptions& o, const Model& model, const std::optional<place::Plan>& plan) {
-  if (o.repack != "auto") return o.repack == "on";  // the command line wins over a plan, as -t does
-  if (plan) return plan->cpu_weight_layout == "rows16";
+// The CPU weight copy: whether to make it (--repack on|off, else the plan's choice), and whether
+// it takes the place of the copied routed experts' mapped pages, which are then let go, rather
+// than sitting beside the mapped file. Without a plan (the CPU runs everything), or with a plan
+// file that did not take the copy --repack on asks for, this machine's memory decides as the
+// planner does, simplified: beside when the copy and the mapped file fit in 90% of it together,
+// else in place when the copy and the rest of the file fit.
+struct CopyChoice {
+  bool copy = false, in_place = false;
+};
+
+CopyChoice cpu_copy_choice(const ModelOptions& o, const Model& model, const std::optional<place::Plan>& plan) {
+  if (o.repack == "off") return {};
+  const bool plan_copies = plan && plan->cpu_weight_layout == "rows16";
+  if (plan && (o.repack == "auto" || plan_copies)) return {plan_copies, plan->cpu_copy_replaces_mapped_experts};
   const Model::RepackBytes r = model.repackable_bytes();
-  const uint64_t mem = place::detect_topology().host_memory_bytes;
-  return r.copy > 0 && mem > 0 && double(r.copy + model.spec().bytes_total() - r.expert_sources) <= 0.9 * double(mem);
+  const double mem = 0.9 * double(place::detect_topology().host_memory_bytes), file = double(model.spec().bytes_total());
+  const bool beside = double(r.copy) + file <= mem, in_place = double(r.copy) + file - double(r.expert_sources) <= mem;
+  if (o.repack == "on") return {true, !beside};
+  return {r.copy > 0 && (beside || in_place), r.copy > 0 && !beside && in_place};
 }
 
 }  // namespace
@@ -116,7 +125,8 @@ EngineSetup engine_setup(const ModelOptions& o, Model& model, int64_t prompt_tok
     apply_plan(*s.plan, o, s.config);
     std::fprintf(stderr, "%s\n", plan_summary(*s.plan).c_str());
   }
-  if (want_repack(o, model, s.plan)) {
+  const CopyChoice copy = cpu_copy_choice(o, model, s.plan);
+  if (copy.copy) {
     const auto t0 = std::chrono::steady_clock::now();
     if (o.numa != "off" && !o.split_experts && model.spec().n_expert > 0) {
       const mem::NumaTopology topo = mem::NumaTopology::detect();
@@ -129,11 +139,12 @@ EngineSetup engine_setup(const ModelOptions& o, Model& model, int64_t prompt_tok
     }
     cpu::ThreadPool pool(s.config.n_threads > 0 ? s.config.n_threads : int(std::thread::hardware_concurrency()));
     const uint64_t bytes = model.repack_for_cpu(pool, s.config.expert_homes.get());
-    // The copied experts' mapped pages, where nothing but the CPU reads those experts.
-    const place::Plan* plan = s.plan ? &*s.plan : nullptr;
-    model.release_expert_sources([plan](int l) {
-      return !plan || (size_t(l) < plan->layers.size() && place::experts_read_only_by_cpu(plan->layers[size_t(l)]));
-    });
+    if (copy.in_place) {  // the copied experts' mapped pages, where nothing but the CPU reads those experts
+      const place::Plan* plan = s.plan ? &*s.plan : nullptr;
+      model.release_expert_sources([plan](int l) {
+        return !plan || (size_t(l) < plan->layers.size() && place::experts_read_only_by_cpu(plan->layers[size_t(l)]));
+      });
+    }
     if (bytes && !o.no_progress && isatty(STDERR_FILENO))  // beside the progress bar, not in piped output
       std::fprintf(stderr, "repacked %.0f MiB of weights for the AVX-512 kernels in %.2f s\n",
                    double(bytes) / double(1 << 20),

@@ -23,8 +23,9 @@ struct ModelOptions {
   bool no_progress = false;
   PlanChoice plan;
   // --repack: copy quantised weights (q8_0, the 32-block nibble types, q4_K, q5_K, q6_K) into the
-  // AVX-512 layout at load (auto: the plan's choice, else when the copy fits in memory, the copied
-  // experts' mapped pages let go, as the planner decides; on / off win over a plan, as -t does).
+  // AVX-512 layout at load (auto: the plan's choice, else when the copy fits in memory beside the
+  // mapped file or in place of the copied experts' blocks, as the planner decides; on / off win
+  // over a plan, as -t does).
   std::string repack = "auto";
   // --numa: on machines with several NUMA nodes, place each routed expert's copy on one node
   // (interleaved by id) and let that node's threads compute it (needs the --repack copy).

@@ -217,16 +217,19 @@ TEST(Strategies, DecodeCopyOfTheExpertsOnlyWhereItFitsAndPays) {
   s.hw.cpu.isa = {"avx2"};  // no VNNI: no copy
   const Plan plain = make_plan(s.in, Strategy::Cpu);
   EXPECT_EQ(plain.cpu_weight_layout, "gguf");
-  // Only the CPU reads the experts here: their copy takes the place of their mapped blocks.
-  const uint64_t added = repackable - expert_blocks;
-  EXPECT_EQ(roomy.host.weights - plain.host.weights, added);
+  // Room for both: the copy sits beside the mapped file.
+  EXPECT_FALSE(roomy.cpu_copy_replaces_mapped_experts);
+  EXPECT_EQ(roomy.host.weights - plain.host.weights, repackable);
   s.hw.cpu.isa = {"avx512_vnni"};
-  // The copy fits in place of the experts' blocks but would not beside them (the margin is 1/33 of
-  // the capacity) ...
+  // The copy fits in place of the experts' blocks (only the CPU reads them here) but not beside
+  // them (the margin is 1/33 of the capacity) ...
+  const uint64_t added = repackable - expert_blocks;
   s.hw.host_memory_bytes = (plain.host.total() - plain.host.margin + added + expert_blocks / 2) * 33 / 32;
   const Plan in_place = make_plan(s.in, Strategy::Cpu);
   EXPECT_TRUE(in_place.fits);
   EXPECT_EQ(in_place.cpu_weight_layout, "rows16");
+  EXPECT_TRUE(in_place.cpu_copy_replaces_mapped_experts);
+  EXPECT_EQ(in_place.host.weights - plain.host.weights, added);
   // ... the model fits, the copy does not even in place.
   s.hw.host_memory_bytes = (plain.host.total() - plain.host.margin + added / 2) * 33 / 32;
   const Plan tight = make_plan(s.in, Strategy::Cpu);
@@ -235,7 +238,7 @@ TEST(Strategies, DecodeCopyOfTheExpertsOnlyWhereItFitsAndPays) {
 }
 
 // Where the GPU uploads routed experts from host memory (a hot set's, at load), their mapped blocks
-// stay in use, so the CPU's copy of them sits beside the mapping.
+// stay in use, so the CPU's copy of them only ever sits beside the mapping.
 TEST(Strategies, HotSetExpertsKeepTheirMappedBlocksBesideTheCopy) {
   VnniScenario s;
   RoutingStats st(s.m.spec.name, s.m.spec.n_expert, s.m.spec.n_expert_used);
@@ -251,6 +254,11 @@ TEST(Strategies, HotSetExpertsKeepTheirMappedBlocksBesideTheCopy) {
   s.in.repack = false;
   const Plan mapped = make_plan(s.in, Strategy::ExpertsCpuHot);
   EXPECT_EQ(hot.host.weights - mapped.host.weights, hot.repacked_bytes);
+  s.in.repack.reset();  // no room beside: no copy, where a CPU-only plan would take it in place
+  s.hw.host_memory_bytes = (mapped.host.total() - mapped.host.margin + hot.repacked_bytes / 2) * 33 / 32;
+  const Plan tight = make_plan(s.in, Strategy::ExpertsCpuHot);
+  EXPECT_EQ(tight.cpu_weight_layout, "gguf");
+  EXPECT_FALSE(tight.cpu_copy_replaces_mapped_experts);
 }
 
 // --repack on|off (PlanInputs::repack) decides over the fit rule: off keeps the mapped blocks where
@@ -265,8 +273,9 @@ TEST(Strategies, UsersRepackChoiceWinsOverTheFitRule) {
   s.in.repack.reset();
   const Plan roomy = make_plan(s.in, Strategy::Cpu);
   ASSERT_EQ(roomy.cpu_weight_layout, "rows16");
-  // The model fits, the copy does not: auto reads the mapped blocks, on copies and does not fit.
-  s.hw.host_memory_bytes = (off.host.total() - off.host.margin + (roomy.host.weights - off.host.weights) / 2) * 33 / 32;
+  // The model just fits, the copy does not even in place of the experts' blocks: auto reads the
+  // mapped blocks, on copies and does not fit.
+  s.hw.host_memory_bytes = (off.host.total() - off.host.margin + 1) * 33 / 32;
   EXPECT_EQ(make_plan(s.in, Strategy::Cpu).cpu_weight_layout, "gguf");
   s.in.repack = true;
   const Plan on = make_plan(s.in, Strategy::Cpu);
