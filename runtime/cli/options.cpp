@@ -138,13 +138,14 @@ EngineSetup engine_setup(const ModelOptions& o, Model& model, int64_t prompt_tok
       }
     }
     cpu::ThreadPool pool(s.config.n_threads > 0 ? s.config.n_threads : int(std::thread::hardware_concurrency()));
-    const uint64_t bytes = model.repack_for_cpu(pool, s.config.expert_homes.get());
-    if (copy.in_place) {  // the copied experts' mapped pages, where nothing but the CPU reads those experts
-      const place::Plan* plan = s.plan ? &*s.plan : nullptr;
-      model.release_expert_sources([plan](int l) {
+    // In place: the copied experts' mapped pages go, where nothing but the CPU reads those experts.
+    const place::Plan* plan = s.plan ? &*s.plan : nullptr;
+    std::function<bool(int)> release;
+    if (copy.in_place)
+      release = [plan](int l) {
         return !plan || (size_t(l) < plan->layers.size() && place::experts_read_only_by_cpu(plan->layers[size_t(l)]));
-      });
-    }
+      };
+    const uint64_t bytes = model.repack_for_cpu(pool, s.config.expert_homes.get(), release);
     if (bytes && !o.no_progress && isatty(STDERR_FILENO))  // beside the progress bar, not in piped output
       std::fprintf(stderr, "repacked %.0f MiB of weights for the AVX-512 kernels in %.2f s\n",
                    double(bytes) / double(1 << 20),

@@ -88,24 +88,26 @@ class Model {
   // the copies. The mapped views stay (GPU uploads, embedding rows). Returns the bytes copied; 0
   // when no tier gains from it. Not thread-safe with running engines: call before evaluating.
   // With `homes` (NUMA), each routed expert's copy is placed on the node of its home.
-  uint64_t repack_for_cpu(cpu::ThreadPool& pool, const mem::ExpertHomes* homes = nullptr);
+  // With `release_experts_of` (for layers whose routed experts nothing but the CPU reads from the
+  // mapping: no GPU upload), each copied expert's mapped blocks are handed back to the kernel as
+  // soon as they are copied (mem::page_out), so that the copy takes their place in host memory,
+  // even while it is being made; a page read again faults back in from the file, so results never
+  // change, only speed. released_expert_bytes() then says how many bytes of whole pages went.
+  uint64_t repack_for_cpu(cpu::ThreadPool& pool, const mem::ExpertHomes* homes = nullptr,
+                          const std::function<bool(int layer)>& release_experts_of = {});
+  uint64_t released_expert_bytes() const { return released_expert_bytes_; }
   // What repack_for_cpu would copy (same rule), without copying: the copy's bytes, and the bytes
-  // of the routed experts' blocks it copies from (what release_expert_sources can let go).
+  // of the routed experts' blocks it copies from (what it can hand back).
   struct RepackBytes {
     uint64_t copy = 0, expert_sources = 0;
   };
   RepackBytes repackable_bytes() const;
-  // After repack_for_cpu: asks the kernel to take back the pages of the routed experts' blocks the
-  // copy replaced (mem::page_out), in the layers `layer_ok` accepts (every layer when empty), so
-  // that the copy takes their place in host memory rather than sitting beside them. Only for
-  // layers whose experts nothing else reads from the mapping (no GPU upload): a page read again
-  // faults back in from the file, so results never change, only speed. Returns the bytes advised.
-  uint64_t release_expert_sources(const std::function<bool(int layer)>& layer_ok = {});
 
  private:
   Model() = default;
   std::unique_ptr<ModelFile> file_;
   std::vector<std::shared_ptr<void>> packed_store_;  // the Rows16 copies (mem::NodeBuffers)
+  uint64_t released_expert_bytes_ = 0;
   place::ModelSpec spec_;
   std::unique_ptr<Tokenizer> tokenizer_;
   const Architecture* arch_ = nullptr;

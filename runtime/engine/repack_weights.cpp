@@ -2,6 +2,7 @@
 // matmul and the MoE layer read 16 rows per 64-byte load (cpu_kernels/repack.h), and of the F32
 // matrices (the routers) as they are: in huge-page memory their decode matmul took 67 us a layer
 // instead of 112 on the mapped file's 4 KiB pages (Qwen3-30B-A3B shape, 128 x 2048, 2 threads).
+#include <atomic>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -40,6 +41,7 @@ struct Job {
   const void* src;
   const void** dst;
   int expert = -1;  // routed expert id, -1 for other matrices
+  int layer = -1;   // a routed expert's layer
   size_t offset = 0;
   int buffer = 0;   // which NodeBuffer
   bool copy = false;  // a byte-identical copy (GGUF layout) instead of a Rows16 repack
@@ -72,10 +74,10 @@ std::vector<Job> collect(Model& m, bool dry) {
     for (size_t e = 0; e < lw.experts.size(); ++e) {
       auto& src = lw.experts[e];
       cpu::ExpertWeights* dst = dry ? nullptr : &lw.experts_packed[e];
-      const int id = int(e);
-      if (g) jobs.push_back({lw.gate_type, F, E, src.gate, dst ? &dst->gate : nullptr, id});
-      if (u) jobs.push_back({lw.up_type, F, E, src.up, dst ? &dst->up : nullptr, id});
-      if (d) jobs.push_back({lw.down_type, E, F, src.down, dst ? &dst->down : nullptr, id});
+      const int id = int(e), l = int(&lw - m.layers.data());
+      if (g) jobs.push_back({lw.gate_type, F, E, src.gate, dst ? &dst->gate : nullptr, id, l});
+      if (u) jobs.push_back({lw.up_type, F, E, src.up, dst ? &dst->up : nullptr, id, l});
+      if (d) jobs.push_back({lw.down_type, E, F, src.down, dst ? &dst->down : nullptr, id, l});
     }
   }
   return jobs;
@@ -95,30 +97,14 @@ Model::RepackBytes Model::repackable_bytes() const {
   return r;
 }
 
-uint64_t Model::release_expert_sources(const std::function<bool(int layer)>& layer_ok) {
-  uint64_t advised = 0;
-  for (size_t l = 0; l < layers.size(); ++l) {
-    const LayerWeights& lw = layers[l];
-    if (lw.experts_packed.empty() || (layer_ok && !layer_ok(int(l)))) continue;
-    const int64_t E = spec().n_embd, F = lw.n_ff_exp;
-    // Expert by expert (whole pages inside each block), so that nothing beside the blocks (other
-    // tensors of a file that does not keep a layer's experts together) is touched.
-    auto release = [&](const void* src, const void* copy, DType t, int64_t rows, int64_t k) {
-      if (src && copy) advised += mem::page_out(src, row_bytes(t, uint64_t(k)) * uint64_t(rows));
-    };
-    for (size_t e = 0; e < lw.experts.size(); ++e) {
-      const cpu::ExpertWeights &src = lw.experts[e], &copy = lw.experts_packed[e];
-      release(src.gate, copy.gate, lw.gate_type, F, E);
-      release(src.up, copy.up, lw.up_type, F, E);
-      release(src.down, copy.down, lw.down_type, E, F);
-    }
-  }
-  return advised;
-}
-
-uint64_t Model::repack_for_cpu(cpu::ThreadPool& pool, const mem::ExpertHomes* homes) {
+uint64_t Model::repack_for_cpu(cpu::ThreadPool& pool, const mem::ExpertHomes* homes,
+                               const std::function<bool(int layer)>& release_experts_of) {
   if (!packed_store_.empty()) return 0;  // done already
   std::vector<Job> jobs = collect(*this, /*dry=*/false);
+  std::vector<char> release(layers.size(), 0);  // per layer, asked once (the callback need not be thread-safe)
+  if (release_experts_of)
+    for (size_t l = 0; l < layers.size(); ++l) release[l] = release_experts_of(int(l));
+  std::atomic<uint64_t> released{0};
   // Buffer 0 holds everything but routed experts on NUMA machines; buffer 1 + h the experts of
   // home h, bound to that home's node.
   const bool numa = homes && homes->n_homes() > 1;
@@ -143,8 +129,12 @@ uint64_t Model::repack_for_cpu(cpu::ThreadPool& pool, const mem::ExpertHomes* ho
       uint8_t* dst = buffers[size_t(j.buffer)]->data() + j.offset;
       if (j.copy) std::memcpy(dst, j.src, source_bytes(j));
       else cpu::repack_rows16_into(j.type, j.rows, j.k, j.src, row_bytes(j.type, uint64_t(j.k)), dst);
+      // Expert by expert, whole pages inside its blocks: nothing beside them (other tensors of a
+      // file that does not keep a layer's experts together) is touched.
+      if (j.expert >= 0 && release[size_t(j.layer)]) released += mem::page_out(j.src, source_bytes(j));
     }
   });
+  released_expert_bytes_ = released;
   for (const Job& j : jobs) *j.dst = buffers[size_t(j.buffer)]->data() + j.offset;
   for (auto& b : buffers) packed_store_.push_back(std::move(b));
   return total;

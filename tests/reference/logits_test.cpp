@@ -107,16 +107,16 @@ class Reference : public ::testing::TestWithParam<Case> {};
 
 // Compares every fixture position; returns the worst max- and RMS-relative errors.
 // repack: the production kernels read the AVX-512 copy of the quantised weights
-// (Model::repack_for_cpu) instead of the mapped blocks, whose experts' pages are then let go
-// (Model::release_expert_sources), as a CPU-only run does.
+// (Model::repack_for_cpu) instead of the mapped blocks, whose experts' pages are handed back as
+// they are copied, as a run without room for both does.
 void check_logits(const Case& c, bool reference_kernels, bool repack = false) {
   const ModelRef ref = load_model_ref(c.model);
   const VariantRef& v = ref.variant(c.variant);
   auto model = Model::load(c.path, false);
   if (repack) {
     cpu::ThreadPool pool(2);
-    if (model->repack_for_cpu(pool) == 0) GTEST_SKIP() << "no faster CPU layout for these weights on this machine";
-    ::testing::Test::RecordProperty("expert_bytes_paged_out", std::to_string(model->release_expert_sources()));
+    if (model->repack_for_cpu(pool, nullptr, [](int) { return true; }) == 0)
+      GTEST_SKIP() << "no faster CPU layout for these weights on this machine";
   }
   auto engine = make_engine(*model, false, reference_kernels);
   ASSERT_EQ(engine->n_vocab(), ref.n_vocab);
@@ -276,21 +276,23 @@ TEST(ReferenceNuma, ExpertHomesGiveTheSameLogits) {
   EXPECT_EQ(all_logits(*a, p.tokens), all_logits(b, p.tokens));
 }
 
-// The shipped model, repacked: letting its experts' mapped pages go (as a CPU-only run does) leaves
-// the logits exactly as they were; its experts span whole pages, so some are advised.
+// The shipped model, repacked: handing its experts' mapped pages back as they are copied (as a run
+// without room for both does) leaves the logits exactly as they were; its experts span whole
+// pages, so some go; only the layers asked for.
 TEST(ReferenceRelease, PagedOutExpertBlocksLeaveTheLogitsAsTheyWere) {
   const std::string path = std::string(HEXE_SOURCE_DIR) + "/models/fortune-moe-q8_0.gguf";
-  auto kept = Model::load(path, false), released = Model::load(path, false);
+  auto kept = Model::load(path, false), released = Model::load(path, false), none = Model::load(path, false);
   cpu::ThreadPool pool(2);
   if (kept->repack_for_cpu(pool) == 0) GTEST_SKIP() << "no faster CPU layout on this machine";
-  ASSERT_GT(released->repack_for_cpu(pool), 0u);
-  const Model::RepackBytes want = released->repackable_bytes();
-  const uint64_t advised = released->release_expert_sources();
-  EXPECT_LE(advised, want.expert_sources);
+  EXPECT_EQ(kept->released_expert_bytes(), 0u);
+  ASSERT_GT(released->repack_for_cpu(pool, nullptr, [](int) { return true; }), 0u);
+  const uint64_t sources = released->repackable_bytes().expert_sources;
+  EXPECT_LE(released->released_expert_bytes(), sources);
 #ifdef MADV_PAGEOUT
-  EXPECT_GT(advised, want.expert_sources / 2) << "of " << want.expert_sources;
+  EXPECT_GT(released->released_expert_bytes(), sources / 2) << "of " << sources;
 #endif
-  EXPECT_EQ(released->release_expert_sources([](int l) { return l < 0; }), 0u);  // no layer accepted
+  ASSERT_GT(none->repack_for_cpu(pool, nullptr, [](int) { return false; }), 0u);
+  EXPECT_EQ(none->released_expert_bytes(), 0u);
   const std::vector<int32_t> tokens = kept->tokenizer().encode("The meaning of life is", true, true);
   auto a = make_engine(*kept), b = make_engine(*released);
   EXPECT_EQ(all_logits(*a, tokens), all_logits(*b, tokens));
