@@ -10,6 +10,7 @@
 #include "placement/model_shapes.h"
 #include "placement/override_rules.h"
 #include "placement/strategies.h"
+#include "scratch_path.h"
 
 namespace hexe::place {
 namespace {
@@ -41,7 +42,7 @@ TEST(OverrideRules, BadRulesAreRefused) {
 }
 
 TEST(OverrideRulesJson, RulesFile) {
-  const std::string path = std::string(HEXE_BINARY_DIR) + "/rules_test.json";
+  const std::string path = hexe::testing::scratch_path("rules_test.json");
   std::ofstream(path) << R"({"rules": [{"match": "output\\.weight", "device": "cpu"}, {"match": "exps", "device": "gpu"}]})";
   OverrideRules r;
   r.load_file(path);

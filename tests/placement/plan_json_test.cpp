@@ -10,6 +10,7 @@
 #include "placement/hardware_profile.h"
 #include "placement/model_shapes.h"
 #include "placement/strategies.h"
+#include "scratch_path.h"
 
 namespace hexe::place {
 namespace {
@@ -22,7 +23,7 @@ TEST(PlanJson, SavedPlanMatchesThePlan) {
   in.hw = &hw;
   in.workload.context = 16384;
   Plan p = make_plan(in, Strategy::ExpertsCpuHot);
-  const std::string path = std::string(HEXE_BINARY_DIR) + "/plan_json_test.json";
+  const std::string path = hexe::testing::scratch_path("plan_json_test.json");
   save_plan(p, path);
   nlohmann::json j = nlohmann::json::parse(std::ifstream(path));
   std::filesystem::remove(path);
@@ -60,7 +61,7 @@ TEST(PlanJson, LoadGivesBackTheSavedPlan) {
   for (Strategy s : {Strategy::Cpu, Strategy::ExpertsCpuHot, Strategy::Cache}) {
     Plan p = sample_plan(s);
     p.cpu_copy_replaces_mapped_experts = s == Strategy::Cpu;  // a field a default would hide
-    const std::string path = std::string(HEXE_BINARY_DIR) + "/plan_load_test.json";
+    const std::string path = hexe::testing::scratch_path("plan_load_test.json");
     save_plan(p, path);
     const Plan q = load_plan(path);
     std::filesystem::remove(path);

@@ -10,6 +10,7 @@
 #include "memory/error.h"
 #include "placement/data_paths.h"
 #include "placement/hardware_profile.h"
+#include "scratch_path.h"
 
 namespace hexe::place {
 namespace {
@@ -32,7 +33,7 @@ TEST(ProfileJson, ShippedProfilesRoundTrip) {
     for (const auto& n : p.cpu.numa) nodes += n.read_gbps;
     EXPECT_LE(p.cpu.dram_read_gbps, nodes + 1e-9);
 
-    const std::string path = std::string(HEXE_BINARY_DIR) + "/profile_roundtrip_" + name + ".json";
+    const std::string path = hexe::testing::scratch_path("profile_roundtrip_") + name + ".json";
     save_profile(p, path);
     HardwareProfile q = load_profile(path);
     std::filesystem::remove(path);
@@ -56,7 +57,7 @@ TEST(ProfileJson, ResolvesNamesAndFiles) {
 }
 
 TEST(ProfileJson, BadFilesNameTheField) {
-  const std::string path = std::string(HEXE_BINARY_DIR) + "/profile_bad.json";
+  const std::string path = hexe::testing::scratch_path("profile_bad.json");
   auto write = [&](const nlohmann::json& j) {
     std::ofstream(path) << j.dump();
   };

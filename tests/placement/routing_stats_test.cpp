@@ -13,6 +13,7 @@
 #include "placement/model_shapes.h"
 #include "placement/routing_stats.h"
 #include "placement/strategies.h"
+#include "scratch_path.h"
 
 namespace hexe::place {
 namespace {
@@ -59,7 +60,7 @@ TEST(RoutingStatsJson, FileRoundTripAndValidation) {
   s.add(1, 0, 5);
   s.add(1, 2, 7);
   s.set_tokens(6);
-  const std::string path = std::string(HEXE_BINARY_DIR) + "/routing_stats_test.json";
+  const std::string path = hexe::testing::scratch_path("routing_stats_test.json");
   s.save(path);
   RoutingStats t = RoutingStats::load(path);
   std::filesystem::remove(path);
