@@ -61,6 +61,11 @@ void gemm_tile_bf16_avx2(int64_t, const void*, size_t, int64_t, const void*, siz
 void gemm_tile_f32_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_f16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_bf16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+// BF16 through vdpbf16ps (AVX512_BF16) below 4 activation rows, the widening tile above; the
+// dispatch table takes it in place of the widening tile on AMD CPUs with AVX512_BF16 (where it
+// was measured faster; see dispatch.cpp).
+void gemm_tile_bf16_dp_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+extern const GemmTable kGemmAvx512Bf16;
 // Q4_K with 512-bit decode tiles (fewer than 4 activation rows), else the 256-bit VNNI tile.
 void gemm_tile_q4_K_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 // Q8_0 likewise: 4 weight rows per activation load below 4 activation rows.

@@ -62,6 +62,15 @@ TEST(Dispatch, CapBelowHardwareNamesTheCap) {
   EXPECT_NE(c.reasons.find("capped"), std::string::npos) << c.reasons;
 }
 
+// BF16 weights at the AVX-512 tier: the vdpbf16ps tile on AMD CPUs with AVX512_BF16 (the Matmul
+// tests then run it at m = 1-3), else the tile that widens the weights to f32.
+TEST(Dispatch, Bf16TakesTheDotProductTileOnAmdWithAvx512Bf16) {
+  if (int(hardware_isa()) < int(Isa::Avx512)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  const KernelChoice c = matmul_choice(DType::BF16, 2048, Isa::Avx512);
+  const bool dp = cpu_features().avx512_bf16 && cpu_features().amd;
+  EXPECT_EQ(c.name, dp ? "avx512_bf16/bf16" : "avx512/bf16") << c.reasons;
+}
+
 TEST(Dispatch, NonComputableFormatHasNoKernel) {
   const KernelChoice c = matmul_choice(DType::Q2_K, 256, Isa::Avx512);
   EXPECT_TRUE(c.name.empty());

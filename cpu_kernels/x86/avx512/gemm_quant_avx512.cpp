@@ -37,6 +37,14 @@ constexpr GemmTable make_table() {
   return t;
 }
 
+// Entries that replace make_table()'s where the CPU has AVX512_BF16 (dispatch.cpp).
+constexpr GemmTable make_bf16_table() {
+  GemmTable t{};
+  for (auto& e : t) e = {nullptr, nullptr, "no AVX512_BF16 kernel for this format", 1, false};
+  set(t, DType::BF16, gemm_tile_bf16_dp_avx512, "avx512_bf16/bf16");
+  return t;
+}
+
 constexpr GemmTable make_rows16_table() {
   GemmTable t{};
   for (auto& e : t) e = {nullptr, nullptr, "no AVX-512 rows16 kernel for this format", 1, false};
@@ -54,6 +62,7 @@ constexpr GemmTable make_rows16_table() {
 }  // namespace
 
 constinit const GemmTable kGemmAvx512 = make_table();
+constinit const GemmTable kGemmAvx512Bf16 = make_bf16_table();
 constinit const GemmTable kGemmRows16Avx512 = make_rows16_table();
 
 }  // namespace hexe::cpu
