@@ -51,7 +51,7 @@ int main(int argc, char** argv) {
     std::printf("peak int8 %.1f GOP/s/core (%s), peak bf16 %.1f GFLOP/s/core (%s)\n", ops / (t1 - t0) / 1e9,
                 int8_dot_name(), fl / (t2 - t1) / 1e9, bf16_dot_name());
   }
-  const DType types[] = {DType::F32,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
+  const DType types[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_1,
                          DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
   std::printf("m %lld, k %lld, %zu KiB of weights per format, tier cap %s\n", static_cast<long long>(m),
               static_cast<long long>(k), kib, isa_name(tier));
