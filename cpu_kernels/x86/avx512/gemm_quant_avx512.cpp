@@ -37,7 +37,7 @@ constexpr GemmTable make_table() {
   return t;
 }
 
-// Entries that replace make_table()'s where the CPU has AVX512_BF16 (dispatch.cpp).
+// Entries that replace make_table()'s on AMD CPUs with AVX512_BF16 (dispatch.cpp says why).
 constexpr GemmTable make_bf16_table() {
   GemmTable t{};
   for (auto& e : t) e = {nullptr, nullptr, "no AVX512_BF16 kernel for this format", 1, false};
