@@ -66,8 +66,9 @@ void gemm_tile_bf16_avx512(int64_t, const void*, size_t, int64_t, const void*, s
 // was measured faster; see dispatch.cpp).
 void gemm_tile_bf16_dp_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 extern const GemmTable kGemmAvx512Bf16;
-// Q4_K with 512-bit decode tiles (fewer than 4 activation rows), else the 256-bit VNNI tile.
+// Q4_K and Q5_K with 512-bit decode tiles (fewer than 4 activation rows), else the 256-bit VNNI tile.
 void gemm_tile_q4_K_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+void gemm_tile_q5_K_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 // Q6_K likewise: one weight row at a time below 4 activation rows.
 void gemm_tile_q6_K_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 // Q8_0 likewise: 4 weight rows per activation load below 4 activation rows.

@@ -32,7 +32,7 @@ constexpr GemmTable make_table() {
   set(t, DType::Q5_1, tile_loop<LegacyRows, LQ5_1, DotVnni, kQK>, "avx512_vnni/q5_1");
   set(t, DType::Q8_0, gemm_tile_q8_0_avx512, "avx512_vnni/q8_0");
   set(t, DType::Q4_K, gemm_tile_q4_K_avx512, "avx512_vnni/q4_K");
-  set(t, DType::Q5_K, tile_loop<K4Rows, KQ5, DotVnni, kQKK>, "avx512_vnni/q5_K");
+  set(t, DType::Q5_K, gemm_tile_q5_K_avx512, "avx512_vnni/q5_K");
   set(t, DType::Q6_K, gemm_tile_q6_K_avx512, "avx512_vnni/q6_K");
   return t;
 }

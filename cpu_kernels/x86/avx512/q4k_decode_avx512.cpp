@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "cpu_kernels/kernels.h"
@@ -71,7 +72,11 @@ void arrange(const BlockQ8_K* a, int64_t nb, Q8KArranged* out) {
 }
 
 // dot(weight row w, the arranged activation row a); pf: software prefetch distance in bytes (0: none).
-float q4k_row(int64_t nb, const BlockQ4_K* w, const Q8KArranged* a, int pf) {
+// Block: BlockQ4_K, or BlockQ5_K, whose 5th bits (bit j of qh[l]: weight l of sub-block j) join
+// each nibble as 0x10 before vpmaddubsw.
+template <class Block>
+float k4_row(int64_t nb, const Block* w, const Q8KArranged* a, int pf) {
+  constexpr bool kFive = std::is_same_v<Block, BlockQ5_K>;
   const __m512i idx0 = scale_index(0, 2), idx1 = scale_index(1, 3), idx2 = scale_index(4, 6),
                 idx3 = scale_index(5, 7);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -79,7 +84,7 @@ float q4k_row(int64_t nb, const BlockQ4_K* w, const Q8KArranged* a, int pf) {
   __m128 accm = _mm_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const Q8KArranged& ab = a[b];
-    const BlockQ4_K& blk = w[b];
+    const Block& blk = w[b];
     if (pf) _mm_prefetch(reinterpret_cast<const char*>(&blk) + pf, _MM_HINT_T0);  // never faults
     uint32_t sm[4];
     unpack_scales(blk.scales, sm);
@@ -87,15 +92,28 @@ float q4k_row(int64_t nb, const BlockQ4_K* w, const Q8KArranged* a, int pf) {
     const __m128i mn8 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(sm[2]) | int64_t(sm[3]) << 32));
     const __m512i sc = _mm512_castsi128_si512(sc8);
     const __m512i q0 = _mm512_loadu_si512(blk.qs), q1 = _mm512_loadu_si512(blk.qs + 64);
-    __m512i isum = _mm512_dpwssd_epi32(_mm512_setzero_si512(),
-                                       _mm512_maddubs_epi16(_mm512_and_si512(q0, m4), ab.a[0]),
+    // The four 64-weight vectors: sub-blocks (0|2), (1|3), (4|6), (5|7), matching ab.a[0..3].
+    __m512i v[4] = {_mm512_and_si512(q0, m4), _mm512_and_si512(_mm512_srli_epi16(q0, 4), m4),
+                    _mm512_and_si512(q1, m4), _mm512_and_si512(_mm512_srli_epi16(q1, 4), m4)};
+    if constexpr (kFive) {
+      // Per 64-bit lane (low half | high half of a vector) the shift that brings sub-block j's bit
+      // to bit 4 of each byte: j = 0|2 left 4|2, 1|3 left 3|1, 4|6 right 0|2, 5|7 right 1|3. Bits
+      // shifted in from a neighbouring byte land below or above bit 4. (Loop-invariant: hoisted.)
+      const __m512i m10 = _mm512_set1_epi8(0x10);
+      const __m512i sh0 = _mm512_set_epi64(2, 2, 2, 2, 4, 4, 4, 4), sh1 = _mm512_set_epi64(1, 1, 1, 1, 3, 3, 3, 3),
+                    sh2 = _mm512_set_epi64(2, 2, 2, 2, 0, 0, 0, 0), sh3 = _mm512_set_epi64(3, 3, 3, 3, 1, 1, 1, 1);
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh));
+      const __m512i h = _mm512_inserti64x4(_mm512_castsi256_si512(qh), qh, 1);
+      v[0] = _mm512_or_si512(v[0], _mm512_and_si512(_mm512_sllv_epi64(h, sh0), m10));
+      v[1] = _mm512_or_si512(v[1], _mm512_and_si512(_mm512_sllv_epi64(h, sh1), m10));
+      v[2] = _mm512_or_si512(v[2], _mm512_and_si512(_mm512_srlv_epi64(h, sh2), m10));
+      v[3] = _mm512_or_si512(v[3], _mm512_and_si512(_mm512_srlv_epi64(h, sh3), m10));
+    }
+    __m512i isum = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_maddubs_epi16(v[0], ab.a[0]),
                                        _mm512_permutexvar_epi16(idx0, sc));
-    isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(q0, 4), m4), ab.a[1]),
-                               _mm512_permutexvar_epi16(idx1, sc));
-    isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(_mm512_and_si512(q1, m4), ab.a[2]),
-                               _mm512_permutexvar_epi16(idx2, sc));
-    isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(q1, 4), m4), ab.a[3]),
-                               _mm512_permutexvar_epi16(idx3, sc));
+    isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(v[1], ab.a[1]), _mm512_permutexvar_epi16(idx1, sc));
+    isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(v[2], ab.a[2]), _mm512_permutexvar_epi16(idx2, sc));
+    isum = _mm512_dpwssd_epi32(isum, _mm512_maddubs_epi16(v[3], ab.a[3]), _mm512_permutexvar_epi16(idx3, sc));
     const float da = ab.d * f16(blk.d);
     acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_set1_ps(da), acc);
     accm = _mm_fmadd_ps(_mm_cvtepi32_ps(_mm_madd_epi16(mn8, ab.bs)), _mm_set1_ps(ab.d * f16(blk.dmin)), accm);
@@ -106,12 +124,11 @@ float q4k_row(int64_t nb, const BlockQ4_K* w, const Q8KArranged* a, int pf) {
   return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(m);
 }
 
-}  // namespace
-
-void gemm_tile_q4_K_avx512(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act,
-                           size_t arb, int64_t mr, float* y, int64_t ys) {
+template <class Block, template <class, class, int> class Rows, class Fmt>
+void decode_tile(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t mr, float* y,
+                 int64_t ys) {
   if (mr >= 4) {
-    tile_loop<K4Rows, KQ4, DotVnni256, kQKK>(k, w, wrb, nr, act, arb, mr, y, ys);
+    tile_loop<Rows, Fmt, DotVnni256, kQKK>(k, w, wrb, nr, act, arb, mr, y, ys);
     return;
   }
   const int64_t nb = k / kQKK;
@@ -124,7 +141,19 @@ void gemm_tile_q4_K_avx512(int64_t k, const void* w, size_t wrb, int64_t nr, con
   const auto* w8 = static_cast<const uint8_t*>(w);
   for (int64_t j = 0; j < nr; ++j)  // weight rows outer: one stream, each row read once
     for (int64_t i = 0; i < mr; ++i)
-      y[i * ys + j] = q4k_row(nb, reinterpret_cast<const BlockQ4_K*>(w8 + size_t(j) * wrb), arranged.data() + i * nb, pf);
+      y[i * ys + j] = k4_row(nb, reinterpret_cast<const Block*>(w8 + size_t(j) * wrb), arranged.data() + i * nb, pf);
+}
+
+}  // namespace
+
+void gemm_tile_q4_K_avx512(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act,
+                           size_t arb, int64_t mr, float* y, int64_t ys) {
+  decode_tile<BlockQ4_K, K4Rows, KQ4>(k, w, wrb, nr, act, arb, mr, y, ys);
+}
+
+void gemm_tile_q5_K_avx512(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act,
+                           size_t arb, int64_t mr, float* y, int64_t ys) {
+  decode_tile<BlockQ5_K, K4Rows, KQ5>(k, w, wrb, nr, act, arb, mr, y, ys);
 }
 
 }  // namespace hexe::cpu
