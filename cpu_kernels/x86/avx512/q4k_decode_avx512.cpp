@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "cpu_kernels/kernels.h"
-#include "cpu_kernels/x86/qgemm256.h"
+#include "cpu_kernels/x86/avx512/decode_rows.h"
 
 namespace hexe::cpu {
 namespace {
@@ -23,10 +23,6 @@ namespace {
 // Software prefetch distance where the tiles prefetch (decode_prefetch_bytes: none on AMD): four
 // super-blocks ahead, as this tile always did on the Xeon VM it was written on.
 constexpr int kPrefetchBytes = 4 * int(sizeof(BlockQ4_K));
-
-struct DotVnni256 {
-  static __m256i dot(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
-};
 
 // The 12 packed scale bytes -> sc[0..8) then m[0..8) (GGML's get_scale_min_k4, all 8 at once).
 inline void unpack_scales(const uint8_t* q, uint32_t out[4]) {
@@ -127,21 +123,18 @@ float k4_row(int64_t nb, const Block* w, const Q8KArranged* a, int pf) {
 template <class Block, template <class, class, int> class Rows, class Fmt>
 void decode_tile(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t mr, float* y,
                  int64_t ys) {
-  if (mr >= 4) {
-    tile_loop<Rows, Fmt, DotVnni256, kQKK>(k, w, wrb, nr, act, arb, mr, y, ys);
-    return;
-  }
   const int64_t nb = k / kQKK;
   const int pf = decode_prefetch_bytes(kPrefetchBytes);
   thread_local std::vector<Q8KArranged> arranged;
-  if (arranged.size() < size_t(mr * nb)) arranged.resize(size_t(mr * nb));
-  for (int64_t i = 0; i < mr; ++i)
-    arrange(reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i) * arb), nb,
-            arranged.data() + i * nb);
-  const auto* w8 = static_cast<const uint8_t*>(w);
-  for (int64_t j = 0; j < nr; ++j)  // weight rows outer: one stream, each row read once
+  if (mr < 4) {  // each activation row arranged once per call, in the order k4_row reads it
+    if (arranged.size() < size_t(mr * nb)) arranged.resize(size_t(mr * nb));
     for (int64_t i = 0; i < mr; ++i)
-      y[i * ys + j] = k4_row(nb, reinterpret_cast<const Block*>(w8 + size_t(j) * wrb), arranged.data() + i * nb, pf);
+      arrange(reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i) * arb), nb,
+              arranged.data() + i * nb);
+  }
+  decode_rows<Rows, Fmt, kQKK>(k, w, wrb, nr, act, arb, mr, y, ys, [&](const uint8_t* wr, const uint8_t*, int64_t i) {
+    return k4_row(nb, reinterpret_cast<const Block*>(wr), arranged.data() + i * nb, pf);
+  });
 }
 
 }  // namespace

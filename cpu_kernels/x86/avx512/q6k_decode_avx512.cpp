@@ -18,14 +18,10 @@
 #include <cstdint>
 
 #include "cpu_kernels/kernels.h"
-#include "cpu_kernels/x86/qgemm256.h"
+#include "cpu_kernels/x86/avx512/decode_rows.h"
 
 namespace hexe::cpu {
 namespace {
-
-struct DotVnni256 {
-  static __m256i dot(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
-};
 
 // int16 lanes 8i..8i+7 select scale a + i (i < 4): vpmaddubsw gives one lane per 2 weights.
 inline __m512i scale_index(int a) {
@@ -79,17 +75,12 @@ float q6k_row(int64_t nb, const BlockQ6_K* w, const BlockQ8_K* a) {
 
 void gemm_tile_q6_K_avx512(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,
                            int64_t mr, float* y, int64_t ys) {
-  if (mr >= 4) {
-    tile_loop<K6Rows, KQ6, DotVnni256, kQKK>(k, w, wrb, nr, act, arb, mr, y, ys);
-    return;
-  }
   const int64_t nb = k / kQKK;
-  const auto* w8 = static_cast<const uint8_t*>(w);
-  const auto* a8 = static_cast<const uint8_t*>(act);
-  for (int64_t j = 0; j < nr; ++j)  // weight rows outer: one stream, each row read once
-    for (int64_t i = 0; i < mr; ++i)
-      y[i * ys + j] = q6k_row(nb, reinterpret_cast<const BlockQ6_K*>(w8 + size_t(j) * wrb),
-                              reinterpret_cast<const BlockQ8_K*>(a8 + size_t(i) * arb));
+  decode_rows<K6Rows, KQ6, kQKK>(k, w, wrb, nr, act, arb, mr, y, ys,
+                                 [nb](const uint8_t* wr, const uint8_t* ar, int64_t) {
+                                   return q6k_row(nb, reinterpret_cast<const BlockQ6_K*>(wr),
+                                                  reinterpret_cast<const BlockQ8_K*>(ar));
+                                 });
 }
 
 }  // namespace hexe::cpu

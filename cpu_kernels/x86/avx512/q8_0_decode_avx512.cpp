@@ -11,14 +11,10 @@
 #include <cstdint>
 
 #include "cpu_kernels/kernels.h"
-#include "cpu_kernels/x86/qgemm256.h"
+#include "cpu_kernels/x86/avx512/decode_rows.h"
 
 namespace hexe::cpu {
 namespace {
-
-struct DotVnni256 {
-  static __m256i dot(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
-};
 
 // dot(weight row w, activation row a).
 float q8_row(int64_t nb, const BlockQ8_0* w, const BlockQ8_0* a) {
@@ -43,17 +39,12 @@ float q8_row(int64_t nb, const BlockQ8_0* w, const BlockQ8_0* a) {
 
 void gemm_tile_q8_0_avx512(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act,
                            size_t arb, int64_t mr, float* y, int64_t ys) {
-  if (mr >= 4) {
-    tile_loop<LegacyRows, LQ8_0, DotVnni256, kQK>(k, w, wrb, nr, act, arb, mr, y, ys);
-    return;
-  }
   const int64_t nb = k / kQK;
-  const auto* w8 = static_cast<const uint8_t*>(w);
-  const auto* a8 = static_cast<const uint8_t*>(act);
-  for (int64_t j = 0; j < nr; ++j)  // weight rows outer: one stream, each row read once
-    for (int64_t i = 0; i < mr; ++i)
-      y[i * ys + j] = q8_row(nb, reinterpret_cast<const BlockQ8_0*>(w8 + size_t(j) * wrb),
-                             reinterpret_cast<const BlockQ8_0*>(a8 + size_t(i) * arb));
+  decode_rows<LegacyRows, LQ8_0, kQK>(k, w, wrb, nr, act, arb, mr, y, ys,
+                                      [nb](const uint8_t* wr, const uint8_t* ar, int64_t) {
+                                        return q8_row(nb, reinterpret_cast<const BlockQ8_0*>(wr),
+                                                      reinterpret_cast<const BlockQ8_0*>(ar));
+                                      });
 }
 
 }  // namespace hexe::cpu
