@@ -1,6 +1,7 @@
-// AVX-512 Q4_K x Q8_K tiles for few activation rows (decode): 512-bit vectors over two
-// sub-blocks at once, scales applied as int16 through vpdpwssd (no 32-bit multiplies), one weight
-// row at a time against activations arranged once per call in the order the tile reads them.
+// AVX-512 Q4_K and Q5_K x Q8_K tiles for few activation rows (decode) on the GGUF blocks: 512-bit
+// vectors over two sub-blocks at once (Q5_K's 5th bits joined in place), scales applied as int16
+// through vpdpwssd (no 32-bit multiplies), one weight row at a time against activations arranged
+// once per call in the order the tile reads them.
 // With 4+ activation rows the 256-bit tile (which unpacks each weight block once for 4
 // activation rows) is used instead.
 //
@@ -120,7 +121,7 @@ float k4_row(int64_t nb, const Block* w, const Q8KArranged* a, int pf) {
   return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(m);
 }
 
-template <class Block, template <class, class, int> class Rows, class Fmt>
+template <class Block, class Fmt>
 void decode_tile(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb, int64_t mr, float* y,
                  int64_t ys) {
   const int64_t nb = k / kQKK;
@@ -132,7 +133,7 @@ void decode_tile(int64_t k, const void* w, size_t wrb, int64_t nr, const void* a
       arrange(reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i) * arb), nb,
               arranged.data() + i * nb);
   }
-  decode_rows<Rows, Fmt, kQKK>(k, w, wrb, nr, act, arb, mr, y, ys, [&](const uint8_t* wr, const uint8_t*, int64_t i) {
+  decode_rows<K4Rows, Fmt, kQKK>(k, w, wrb, nr, act, arb, mr, y, ys, [&](const uint8_t* wr, const uint8_t*, int64_t i) {
     return k4_row(nb, reinterpret_cast<const Block*>(wr), arranged.data() + i * nb, pf);
   });
 }
@@ -141,12 +142,12 @@ void decode_tile(int64_t k, const void* w, size_t wrb, int64_t nr, const void* a
 
 void gemm_tile_q4_K_avx512(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act,
                            size_t arb, int64_t mr, float* y, int64_t ys) {
-  decode_tile<BlockQ4_K, K4Rows, KQ4>(k, w, wrb, nr, act, arb, mr, y, ys);
+  decode_tile<BlockQ4_K, KQ4>(k, w, wrb, nr, act, arb, mr, y, ys);
 }
 
 void gemm_tile_q5_K_avx512(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act,
                            size_t arb, int64_t mr, float* y, int64_t ys) {
-  decode_tile<BlockQ5_K, K4Rows, KQ5>(k, w, wrb, nr, act, arb, mr, y, ys);
+  decode_tile<BlockQ5_K, KQ5>(k, w, wrb, nr, act, arb, mr, y, ys);
 }
 
 }  // namespace hexe::cpu
