@@ -105,9 +105,7 @@ void q_q8_k(const float* x, BlockQ8_K* y, int64_t nb) {
     float amax;
     const float max = signed_absmax(x, kQKK, &amax);
     if (amax == 0.f) {
-      y[i].d = 0.f;
-      std::memset(y[i].qs, 0, sizeof y[i].qs);
-      std::memset(y[i].bsums, 0, sizeof y[i].bsums);
+      y[i] = BlockQ8_K{};  // d, qs and bsums all zero
       continue;
     }
     const float iscale = -127.f / max;

@@ -1,7 +1,15 @@
-// 256-bit quantised tile kernels written once over a Dot policy (u8 x s8 -> 8 x i32, each lane
-// the sum of 4 adjacent products). Included only by ISA files, which supply the policy: AVX2
-// (maddubs + madd) or AVX512-VNNI (vpdpbusd). Everything here has internal linkage, so each ISA
-// file gets its own copy compiled with its own flags (no ODR mixing of ISAs at link time).
+// 256-bit quantised tile kernels written once over a Dot policy. Included only by ISA files, which
+// supply the policy: AVX2 (maddubs + madd) or AVX512-VNNI (vpdpbusd). A policy has
+//   dot(u, s)            u8 x s8 -> 8 x i32, each lane the sum of 4 adjacent products;
+//   Scale                sub-block scales as the policy multiplies them;
+//   scales8(sc, out)     out[j]: sc[j] for a whole 32-byte vector (8 unsigned bytes: Q4_K, Q5_K);
+//   scale_pairs16(sc, out) out[j]: sc[2j] for bytes 0..15 of a vector, sc[2j+1] for 16..31 (16
+//                        signed bytes: Q6_K's sub-blocks of 16);
+//   dot_scaled(u, s, sc) the same 8 lanes, each times its scale, in exact integers.
+// AVX2 folds the scale into the pair-summing madd (the scale as i16: one op where madd by 1 and a
+// 32-bit multiply took three, the multiply 10 cycles); VNNI multiplies vpdpbusd's sums.
+// Everything here has internal linkage, so each ISA file gets its own copy compiled with its own
+// flags (no ODR mixing of ISAs at link time).
 #pragma once
 
 #include <immintrin.h>
@@ -148,17 +156,25 @@ struct KQ5 { using Block = BlockQ5_K; static constexpr bool kHigh = true; };
 template <class Fmt>
 struct K4Unpacked {
   __m256i q[8];
-  int32_t sc[8], m[8];
+  uint8_t sc[8], m[8];
   float d, dmin;
   explicit K4Unpacked(const typename Fmt::Block& b) {
     d = f16(b.d);
     dmin = f16(b.dmin);
-    for (int j = 0; j < 8; ++j) {
-      uint8_t s, mm;
-      k4_scale_min(j, b.scales, &s, &mm);
-      sc[j] = s;
-      m[j] = mm;
-    }
+    // k4_scale_min (blocks.h) for all 8 sub-blocks, four bytes at a time: sub-blocks 0..3 keep the
+    // low 6 bits of bytes 0..3 (scales) and 4..7 (mins); 4..7 take the nibbles of bytes 8..11 and,
+    // as bits 4..5, the top 2 bits of bytes 0..3 (scales) and 4..7 (mins).
+    uint32_t w0, w1, w2;
+    std::memcpy(&w0, b.scales, 4);
+    std::memcpy(&w1, b.scales + 4, 4);
+    std::memcpy(&w2, b.scales + 8, 4);
+    const uint32_t s_lo = w0 & 0x3F3F3F3Fu, m_lo = w1 & 0x3F3F3F3Fu;
+    const uint32_t s_hi = (w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u);
+    const uint32_t m_hi = ((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 2) & 0x30303030u);
+    std::memcpy(sc, &s_lo, 4);
+    std::memcpy(sc + 4, &s_hi, 4);
+    std::memcpy(m, &m_lo, 4);
+    std::memcpy(m + 4, &m_hi, 4);
     [[maybe_unused]] __m256i qh;
     if constexpr (Fmt::kHigh) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
     const __m256i one = _mm256_set1_epi8(1);
@@ -174,7 +190,22 @@ struct K4Unpacked {
       }
     }
   }
+  // The mins as i16 pairs (m0, m0, m1, m1, ...): madd against the activation's 16 bsums gives
+  // m_j * (bsums[2j] + bsums[2j+1]) per i32 lane.
+  __m256i mins_pairs() const {
+    uint64_t m8;
+    std::memcpy(&m8, m, 8);
+    const __m128i v = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(m8)));
+    return _mm256_set_m128i(_mm_unpackhi_epi16(v, v), _mm_unpacklo_epi16(v, v));
+  }
 };
+
+inline int32_t hsum_epi32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
 
 template <class Fmt, class D, int R>
 struct K4Rows {
@@ -184,15 +215,18 @@ struct K4Rows {
     for (int r = 0; r < R; ++r) { acc[r] = _mm256_setzero_ps(); accm[r] = 0.f; }
     for (int64_t b = 0; b < nb; ++b) {
       const K4Unpacked<Fmt> u(w[b]);
+      typename D::Scale scv[8];
+      D::scales8(u.sc, scv);
+      const __m256i mins = u.mins_pairs();
       for (int r = 0; r < R; ++r) {
         const auto* a = reinterpret_cast<const BlockQ8_K*>(act + size_t(r) * arb) + b;
         __m256i isum = _mm256_setzero_si256();
         for (int j = 0; j < 8; ++j) {
           const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + 32 * j));
-          isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(D::dot(u.q[j], av), _mm256_set1_epi32(u.sc[j])));
+          isum = _mm256_add_epi32(isum, D::dot_scaled(u.q[j], av, scv[j]));
         }
-        int summ = 0;
-        for (int j = 0; j < 8; ++j) summ += u.m[j] * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
+        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->bsums));
+        const int summ = hsum_epi32(_mm256_madd_epi16(bs, mins));
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(a->d * u.d), acc[r]);
         accm[r] += a->d * u.dmin * float(summ);
       }
@@ -213,7 +247,8 @@ struct K6Rows {
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ6_K& blk = w[b];
       const float d = f16(blk.d);
-      __m256i q[8], scv[8];  // q[4h + t]: quarter t of half h (elements 128h + 32t ..)
+      __m256i q[8];  // q[4h + t]: quarter t of half h (elements 128h + 32t ..)
+      typename D::Scale scv[8];
       for (int h = 0; h < 2; ++h) {
         const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * h));
         const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * h + 32));
@@ -224,19 +259,20 @@ struct K6Rows {
         for (int t = 0; t < 4; ++t) {
           const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hh, 2 * t), m2);
           q[4 * h + t] = _mm256_or_si256(lo[t], _mm256_slli_epi16(hb, 4));
-          const int s0 = blk.scales[8 * h + 2 * t], s1 = blk.scales[8 * h + 2 * t + 1];
-          scv[4 * h + t] = _mm256_set_m128i(_mm_set1_epi32(s1), _mm_set1_epi32(s0));
         }
       }
+      D::scale_pairs16(blk.scales, scv);
+      const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales)));
       for (int r = 0; r < R; ++r) {
         const auto* a = reinterpret_cast<const BlockQ8_K*>(act + size_t(r) * arb) + b;
         __m256i isum = _mm256_setzero_si256();
         for (int j = 0; j < 8; ++j) {
           const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + 32 * j));
-          isum = _mm256_add_epi32(isum, _mm256_mullo_epi32(D::dot(q[j], av), scv[j]));
+          isum = _mm256_add_epi32(isum, D::dot_scaled(q[j], av, scv[j]));
         }
-        int bias = 0;  // the -32 offset: 32 * sum_j sc_j * bsum_j
-        for (int j = 0; j < 16; ++j) bias += blk.scales[j] * a->bsums[j];
+        // The -32 offset: 32 * sum_j sc_j * bsum_j.
+        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->bsums));
+        const int bias = hsum_epi32(_mm256_madd_epi16(bs, sc16));
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(a->d * d), acc[r]);
         accb[r] += a->d * d * float(32 * bias);
       }

@@ -50,11 +50,15 @@ TEST_P(Rows16Matmul, MatchesScalarGgufReference) {
   const int64_t blk = info(type).block_elems;
   const DType act = paired_activation(type);
   ThreadPool pool(2);
+  // Prefill sizes, one per n: the tiles' chunks of 4 activation rows with each remainder.
+  const int64_t prefill_m[] = {33, 31, 18, 47, 9, 16};
+  int ni = 0;
   for (int64_t n : {1, 15, 16, 17, 33, 100}) {
+    const int64_t m_prefill = prefill_m[ni++];
     for (int rep = 0; rep < 3; ++rep) {
       const int64_t k = blk * std::uniform_int_distribution<int64_t>(1, 4096 / blk)(rng);
-      // Decode sizes, and once a prefill size (chunks of 4 rows and a remainder).
-      const int64_t m = rep == 2 ? 33 : std::uniform_int_distribution<int64_t>(1, 8)(rng);
+      // Decode sizes, and once a prefill size.
+      const int64_t m = rep == 2 ? m_prefill : std::uniform_int_distribution<int64_t>(1, 8)(rng);
       const int64_t xs = k + 1, ys = n + 3;
       auto xbuf = test::random_floats(rng, size_t(m * xs + 1));
       const float* x = xbuf.data() + 1;

@@ -3,6 +3,8 @@
 #include <immintrin.h>
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/x86/qgemm256.h"
@@ -10,11 +12,33 @@
 namespace hexe::cpu {
 namespace {
 
-// No intermediate saturation: operands stay below 128 x 127 x 2 per i16 pair.
+// The AVX2 policy of qgemm256.h. No saturation in maddubs: a pair of products stays within
+// 2 x 128 x 127 < 32768 (|q| <= 128 in the legacy formats' sign trick, levels <= 63 in the
+// K-quants). A scale (i16) multiplies the pair sums inside the madd that adds them.
 struct DotAvx2 {
+  using Scale = __m256i;
   static __m256i dot(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
   }
+  // Eight 16-bit lanes in both halves, then one byte shuffle per scale (element j = bytes 2j, 2j+1).
+  static void scales8(const uint8_t* sc, Scale* out) {
+    uint64_t v;
+    std::memcpy(&v, sc, 8);
+    const __m256i both = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(v))));
+    for (int j = 0; j < 8; ++j) out[j] = _mm256_shuffle_epi8(both, _mm256_set1_epi16(int16_t(0x0100 + 0x0202 * j)));
+  }
+  // Eight scales of one half in both 128-bit lanes, then one shuffle per pair: lane 0 takes
+  // element 2t, lane 1 element 2t + 1.
+  static void scale_pairs16(const int8_t* sc, Scale* out) {
+    const __m256i all = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+    for (int h = 0; h < 2; ++h) {
+      const __m256i half = _mm256_permute2x128_si256(all, all, h ? 0x11 : 0x00);
+      for (int t = 0; t < 4; ++t)
+        out[4 * h + t] = _mm256_shuffle_epi8(half, _mm256_set_m128i(_mm_set1_epi16(int16_t(0x0100 + 0x0202 * (2 * t + 1))),
+                                                                    _mm_set1_epi16(int16_t(0x0100 + 0x0202 * (2 * t)))));
+    }
+  }
+  static __m256i dot_scaled(__m256i u, __m256i s, Scale sc) { return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), sc); }
 };
 
 constexpr void set(GemmTable& t, DType w, GemmTileFn fn,

@@ -13,8 +13,18 @@
 
 namespace hexe::cpu {
 
+// The VNNI policy of qgemm256.h: vpdpbusd sums 4 u8 x s8 products into each i32 lane without
+// intermediate saturation; scales multiply those sums as i32.
 struct DotVnni256 {
+  using Scale = __m256i;
   static __m256i dot(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
+  static void scales8(const uint8_t* sc, Scale* out) {
+    for (int j = 0; j < 8; ++j) out[j] = _mm256_set1_epi32(sc[j]);
+  }
+  static void scale_pairs16(const int8_t* sc, Scale* out) {
+    for (int j = 0; j < 8; ++j) out[j] = _mm256_set_m128i(_mm_set1_epi32(sc[2 * j + 1]), _mm_set1_epi32(sc[2 * j]));
+  }
+  static __m256i dot_scaled(__m256i u, __m256i s, Scale sc) { return _mm256_mullo_epi32(dot(u, s), sc); }
 };
 
 // y[i * ys + j] = row_dot(weight row j, activation row i) for mr < 4; the 256-bit tile otherwise.

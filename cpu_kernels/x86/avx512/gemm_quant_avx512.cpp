@@ -5,15 +5,11 @@
 #include <array>
 
 #include "cpu_kernels/kernels.h"
-#include "cpu_kernels/x86/qgemm256.h"
+#include "cpu_kernels/x86/avx512/decode_rows.h"
 
 namespace hexe::cpu {
 namespace {
 
-// vpdpbusd sums 4 u8 x s8 products into each i32 lane without intermediate saturation.
-struct DotVnni {
-  static __m256i dot(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
-};
 
 constexpr void set(GemmTable& t, DType w, GemmTileFn fn,
                    const char* name) {
@@ -26,10 +22,10 @@ constexpr GemmTable make_table() {
   set(t, DType::F32, gemm_tile_f32_avx512, "avx512/f32");
   set(t, DType::F16, gemm_tile_f16_avx512, "avx512/f16");
   set(t, DType::BF16, gemm_tile_bf16_avx512, "avx512/bf16");
-  set(t, DType::Q4_0, tile_loop<LegacyRows, LQ4_0, DotVnni, kQK>, "avx512_vnni/q4_0");
-  set(t, DType::Q4_1, tile_loop<LegacyRows, LQ4_1, DotVnni, kQK>, "avx512_vnni/q4_1");
-  set(t, DType::Q5_0, tile_loop<LegacyRows, LQ5_0, DotVnni, kQK>, "avx512_vnni/q5_0");
-  set(t, DType::Q5_1, tile_loop<LegacyRows, LQ5_1, DotVnni, kQK>, "avx512_vnni/q5_1");
+  set(t, DType::Q4_0, tile_loop<LegacyRows, LQ4_0, DotVnni256, kQK>, "avx512_vnni/q4_0");
+  set(t, DType::Q4_1, tile_loop<LegacyRows, LQ4_1, DotVnni256, kQK>, "avx512_vnni/q4_1");
+  set(t, DType::Q5_0, tile_loop<LegacyRows, LQ5_0, DotVnni256, kQK>, "avx512_vnni/q5_0");
+  set(t, DType::Q5_1, tile_loop<LegacyRows, LQ5_1, DotVnni256, kQK>, "avx512_vnni/q5_1");
   set(t, DType::Q8_0, gemm_tile_q8_0_avx512, "avx512_vnni/q8_0");
   set(t, DType::Q4_K, gemm_tile_q4_K_avx512, "avx512_vnni/q4_K");
   set(t, DType::Q5_K, gemm_tile_q5_K_avx512, "avx512_vnni/q5_K");

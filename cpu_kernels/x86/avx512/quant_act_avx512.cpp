@@ -53,9 +53,7 @@ void quantize_q8_k_row(const float* x, void* dst, int64_t n) {
     }
     const float amax = _mm512_reduce_max_ps(m);
     if (amax == 0.f) {
-      y[i].d = 0.f;
-      std::memset(y[i].qs, 0, sizeof y[i].qs);
-      std::memset(y[i].bsums, 0, sizeof y[i].bsums);
+      y[i] = BlockQ8_K{};  // d, qs and bsums all zero
       continue;
     }
     // The first element of that magnitude, as the reference's strict '<' scan keeps it.
