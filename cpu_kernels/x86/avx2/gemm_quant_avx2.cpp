@@ -31,8 +31,10 @@ struct DotAvx2 {
   // element 2t, lane 1 element 2t + 1.
   static void scale_pairs16(const int8_t* sc, Scale* out) {
     const __m256i all = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+    const __m256i halves[2] = {_mm256_broadcastsi128_si256(_mm256_castsi256_si128(all)),
+                               _mm256_broadcastsi128_si256(_mm256_extracti128_si256(all, 1))};
     for (int h = 0; h < 2; ++h) {
-      const __m256i half = _mm256_permute2x128_si256(all, all, h ? 0x11 : 0x00);
+      const __m256i half = halves[h];
       for (int t = 0; t < 4; ++t)
         out[4 * h + t] = _mm256_shuffle_epi8(half, _mm256_set_m128i(_mm_set1_epi16(int16_t(0x0100 + 0x0202 * (2 * t + 1))),
                                                                     _mm_set1_epi16(int16_t(0x0100 + 0x0202 * (2 * t)))));
