@@ -19,6 +19,7 @@
 #include <cstring>
 
 #include "cpu_kernels/blocks.h"
+#include "cpu_kernels/x86/hsum_epi32.h"
 
 namespace hexe::cpu {
 namespace {  // NOLINT: deliberate, see the file comment
@@ -199,13 +200,6 @@ struct K4Unpacked {
     return _mm256_set_m128i(_mm_unpackhi_epi16(v, v), _mm_unpacklo_epi16(v, v));
   }
 };
-
-inline int32_t hsum_epi32(__m256i v) {
-  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-  return _mm_cvtsi128_si32(s);
-}
 
 template <class Fmt, class D, int R>
 struct K4Rows {

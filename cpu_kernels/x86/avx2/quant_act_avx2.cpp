@@ -10,6 +10,7 @@
 
 #include "cpu_kernels/blocks.h"
 #include "cpu_kernels/quant.h"
+#include "cpu_kernels/x86/hsum_epi32.h"
 
 namespace hexe::cpu::avx2 {
 
@@ -90,13 +91,7 @@ void quantize_q8_k_row(const float* x, void* dst, int64_t n) {
         q[t] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x + 32 * j + 8 * t), s)), hi);
       store_32_bytes(q[0], q[1], q[2], q[3], y[i].qs + 32 * j);
       // bsums of the two 16-value groups: pairs of vectors, each summed across its lanes.
-      for (int h = 0; h < 2; ++h) {
-        const __m256i sum = _mm256_add_epi32(q[2 * h], q[2 * h + 1]);
-        __m128i r = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
-        r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0x4E));
-        r = _mm_add_epi32(r, _mm_shuffle_epi32(r, 0xB1));
-        y[i].bsums[2 * j + h] = int16_t(_mm_cvtsi128_si32(r));
-      }
+      for (int h = 0; h < 2; ++h) y[i].bsums[2 * j + h] = int16_t(hsum_epi32(_mm256_add_epi32(q[2 * h], q[2 * h + 1])));
     }
     y[i].d = 1.f / iscale;
   }
