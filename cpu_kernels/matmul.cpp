@@ -31,6 +31,9 @@ constexpr int64_t kRowsAmx = 256;  // weight rows per work item for AMX tiles in
 constexpr int64_t kRowsDecodeMax = 1024;
 constexpr int64_t kItemsPerThread = 8;  // a late thread's tail is then at most an eighth of its share
 
+// Weight bytes a decode matmul reads.
+size_t weight_bytes(const MatmulParams& p) { return size_t(p.n) * size_t(row_bytes(p.w_type, uint64_t(p.k))); }
+
 struct Act {
   const void* ptr;
   size_t row_bytes;
@@ -77,8 +80,10 @@ struct Job {
 };
 
 // The job of p, its activations quantised into buf; false when there is nothing left to run
-// (no rows, no kernel: y zeroed, or oneDNN did it).
-bool plan_job(const MatmulParams& p, Isa max_tier, ThreadPool* pool, std::vector<uint8_t>& buf, Job& j) {
+// (no rows, no kernel: y zeroed, or oneDNN did it). Decode items hold about `decode_item_bytes`
+// of weights each (whole 16-row groups, up to kRowsDecodeMax rows).
+bool plan_job(const MatmulParams& p, Isa max_tier, ThreadPool* pool, std::vector<uint8_t>& buf, size_t decode_item_bytes,
+              Job& j) {
   if (p.m <= 0 || p.n <= 0) return false;
   const GemmKernel* g = select_gemm(p.w_type, p.k, max_tier, p.w_layout);
   if (!g) {  // no kernel for this format: the loader rejects such weights; never leave y stale
@@ -101,9 +106,8 @@ bool plan_job(const MatmulParams& p, Isa max_tier, ThreadPool* pool, std::vector
     rows_n = std::max(rows_n, std::min<int64_t>(kRowsAmx, even));
   }
   if (p.m == 1) {
-    const int64_t nth = pool ? pool->size() : 1;
-    const int64_t share = p.n / (kItemsPerThread * nth) / kRows16 * kRows16;
-    rows_n = std::max(rows_n, std::min(kRowsDecodeMax, share));
+    const int64_t rows = int64_t(decode_item_bytes / std::max<uint64_t>(1, row_bytes(p.w_type, uint64_t(p.k))));
+    rows_n = std::max(rows_n, std::min(kRowsDecodeMax, rows / kRows16 * kRows16));
   }
   j.rows_n = rows_n;
   j.rows_m = std::max<int64_t>(1, g->rows_per_call);  // activation rows per item
@@ -131,10 +135,15 @@ void run_jobs(const Job* jobs, size_t n_jobs, ThreadPool* pool) {
   else body(0, items);
 }
 
+// Decode items' weight bytes: kItemsPerThread items per thread over `bytes`.
+size_t decode_item_bytes(size_t bytes, ThreadPool* pool) {
+  return bytes / size_t(kItemsPerThread * (pool ? pool->size() : 1));
+}
+
 void run(const MatmulParams& p, Isa max_tier, ThreadPool* pool) {
   thread_local std::vector<uint8_t> buf;
   Job j;
-  if (plan_job(p, max_tier, pool, buf, j)) run_jobs(&j, 1, pool);
+  if (plan_job(p, max_tier, pool, buf, decode_item_bytes(weight_bytes(p), pool), j)) run_jobs(&j, 1, pool);
 }
 
 }  // namespace
@@ -148,9 +157,17 @@ void matmul_many(std::span<const MatmulParams> ps, ThreadPool& pool) {
   thread_local std::vector<Job> jobs;
   if (bufs.size() < ps.size()) bufs.resize(ps.size());
   jobs.clear();
+  // Decode items of every job hold about the same weight bytes, so the pool's first split (by
+  // item count) gives each thread its share of the bytes. Sized per job, Qwen3-30B's q, k and v
+  // (4.7, 0.6 and 0.9 MB, 16 items each) gave one of 2 threads all of q and half of k (5.0 MB)
+  // and the other 1.2 MB, which then took every other q item from the first: that q/k/v dispatch
+  // took 5-10% longer at the Zen 4 VM's high bandwidth level and 2-3% at its low one (the two
+  // sizings alternating layer by layer in one `hexe bench -m` process, 768 calls each).
+  size_t bytes = 0;
+  for (const MatmulParams& p : ps) bytes += p.m == 1 ? weight_bytes(p) : 0;
   for (size_t i = 0; i < ps.size(); ++i) {
     Job j;
-    if (plan_job(ps[i], active_isa(), &pool, bufs[i], j)) jobs.push_back(j);
+    if (plan_job(ps[i], active_isa(), &pool, bufs[i], decode_item_bytes(bytes, &pool), j)) jobs.push_back(j);
   }
   run_jobs(jobs.data(), jobs.size(), &pool);
 }

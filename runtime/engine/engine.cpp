@@ -10,6 +10,7 @@
 #include "memory/error.h"
 #include "runtime/arch/architecture.h"
 #include "runtime/engine/blocks.h"
+#include "runtime/engine/phase_times.h"
 
 namespace hexe {
 
@@ -166,6 +167,7 @@ void Engine::run_pass(std::span<const BatchItem> items, std::vector<float>& logi
     offload_->head(rows, logits_out);
     return;
   }
+  const PhaseTimer timer(Phase::Head);
   std::vector<float> normed(rows.size() * E);
   for (size_t r = 0; r < rows.size(); ++r)
     cpu::rms_norm(ws_.x.data() + rows[r] * E, model_.output_norm.data(), normed.data() + r * E, E, s.rms_eps);

@@ -20,6 +20,7 @@ const char* phase_name(Phase p) {
     case Phase::Router: return "router (matmul and top-k)";
     case Phase::Experts: return "routed and shared experts, dense FFN";
     case Phase::Residual: return "residual adds";
+    case Phase::Head: return "output head (norm and matmul)";
     case Phase::kCount: break;
   }
   return "?";

@@ -8,7 +8,7 @@
 
 namespace hexe {
 
-enum class Phase { Norms, Projections, RowWork, Attention, MlaAttention, Router, Experts, Residual, kCount };
+enum class Phase { Norms, Projections, RowWork, Attention, MlaAttention, Router, Experts, Residual, Head, kCount };
 
 struct PhaseTimes {
   double seconds[int(Phase::kCount)] = {};

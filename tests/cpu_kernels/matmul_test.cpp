@@ -177,8 +177,8 @@ TEST(MatmulDecode, LargeRaggedNCoversEveryRowOnce) {
 }
 
 // matmul_many runs several matmuls' items in one dispatch: every y must be exactly matmul()'s
-// (same kernels, same items), whatever the mix of formats, layouts, shapes and inputs, and
-// nothing written outside them.
+// (same kernels; decode items sized by all the jobs' bytes, not each job's, so their row ranges
+// differ), whatever the mix of formats, layouts, shapes and inputs, and nothing written outside them.
 TEST(MatmulMany, EachOutputEqualsItsOwnMatmul) {
   std::mt19937 rng(91);
   struct Spec {
