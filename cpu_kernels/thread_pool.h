@@ -21,7 +21,8 @@ std::optional<PoolKind> pool_kind_from_name(std::string_view name);  // "spin" |
 class ThreadPool {
  public:
   // n_threads workers in all (the calling thread counts as one). `cores`, when given, pins
-  // worker i to cores[i % cores.size()] (the caller is pinned only while inside run()).
+  // worker i to cores[i % cores.size()]; the caller runs index 0 on cores[0] (pinned only while
+  // inside run(), and not even then when it already runs there).
   explicit ThreadPool(int n_threads, std::vector<int> cores = {}, PoolKind kind = PoolKind::Spin);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;

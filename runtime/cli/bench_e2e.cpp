@@ -79,7 +79,7 @@ void run_e2e_bench(const E2eBenchOptions& o) {
   cfg.offload.timeline = true;  // per-device busy time of GPU plans
   Engine engine(*model, cfg);
   const place::ModelSpec& spec = model->spec();
-  const int threads = cfg.n_threads > 0 ? cfg.n_threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = cfg.n_threads > 0 ? cfg.n_threads : default_thread_count();
   // What the plan predicted for a row: prefill of the prompt, or decode. tg runs from an empty
   // cache (as llama-bench's does), so with --strategy its prediction is made at the test's mean
   // position; a saved plan (--plan) predicts decode at its own prompt length.

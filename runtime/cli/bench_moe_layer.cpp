@@ -18,6 +18,7 @@
 #include "cpu_kernels/repack.h"
 #include "memory/error.h"
 #include "runtime/cli/bench_limits.h"
+#include "runtime/engine/engine.h"
 
 namespace hexe::cli {
 namespace {
@@ -89,7 +90,7 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   if (H % int64_t(info(type).block_elems) || F % int64_t(info(type).block_elems))
     throw Error("hexe bench moe-layer: " + o.quant + " blocks do not divide the shape");
 
-  const int threads = o.threads > 0 ? o.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = o.threads > 0 ? o.threads : default_thread_count();  // one per physical core
   std::vector<int> cores;
   if (o.pin)
     for (int i = 0; i < threads; ++i) cores.push_back(i);

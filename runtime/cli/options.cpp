@@ -48,6 +48,9 @@ void add_model_options(CLI::App& cmd, ModelOptions& o, bool with_ctx) {
   cmd.add_flag("--split-experts", o.split_experts,
                "run routed experts on a second CPU device with its own cores (tests the hybrid split)");
   cmd.add_flag("--no-progress", o.no_progress, "no progress bar while mapping the model");
+  cmd.add_flag("--no-pin", o.no_pin,
+               "leave the threads unpinned (default: one per physical core, each pinned to its core, when -t does "
+               "not exceed the cores)");
 }
 
 void add_sampling_options(CLI::App& cmd, SamplingParams& p) {
@@ -91,6 +94,7 @@ EngineConfig engine_config(const ModelOptions& o) {
   c.n_ctx = o.ctx;
   c.n_batch = o.batch;
   c.split_experts = o.split_experts;
+  c.pin_threads = !o.no_pin;
   return c;
 }
 
@@ -137,7 +141,7 @@ EngineSetup engine_setup(const ModelOptions& o, Model& model, int64_t prompt_tok
                      s.config.expert_homes->n_homes());
       }
     }
-    cpu::ThreadPool pool(s.config.n_threads > 0 ? s.config.n_threads : int(std::thread::hardware_concurrency()));
+    cpu::ThreadPool pool(s.config.n_threads > 0 ? s.config.n_threads : default_thread_count());
     // In place: the copied experts' mapped pages go, where nothing but the CPU reads those experts.
     const place::Plan* plan = s.plan ? &*s.plan : nullptr;
     std::function<bool(int)> release;

@@ -21,6 +21,7 @@ struct ModelOptions {
   int batch = 512;     // -b
   bool split_experts = false;
   bool no_progress = false;
+  bool no_pin = false;  // --no-pin: leave the engine's threads unpinned
   PlanChoice plan;
   // --repack: copy quantised weights (q8_0, the 32-block nibble types, q4_K, q5_K, q6_K) into the
   // AVX-512 layout at load (auto: the plan's choice, else when the copy fits in memory beside the

@@ -8,6 +8,7 @@
 #include "cpu_kernels/ops.h"
 #include "cpu_kernels/quant.h"
 #include "memory/error.h"
+#include "memory/numa_topology.h"
 #include "runtime/arch/architecture.h"
 #include "runtime/engine/blocks.h"
 #include "runtime/engine/phase_times.h"
@@ -31,13 +32,32 @@ mem::KvCacheConfig kv_config(const place::ModelSpec& s, int64_t n_ctx) {
   return c;
 }
 
-int default_threads(int n) { return n > 0 ? n : std::max(1u, std::thread::hardware_concurrency()); }
+// This machine's physical cores, by the OS index of each one's first hardware thread (hwloc;
+// detected once per process: engines are made often in the tests).
+const std::vector<int>& physical_cores() {
+  static const std::vector<int> cores = [] {
+    std::vector<int> c;
+    try {
+      for (const mem::NumaNodeInfo& node : mem::NumaTopology::detect().nodes)
+        c.insert(c.end(), node.cores.begin(), node.cores.end());
+    } catch (const Error&) {
+      c.clear();  // no topology: the logical CPU count, unpinned
+    }
+    return c;
+  }();
+  return cores;
+}
 
 }  // namespace
 
+int default_thread_count() {
+  const size_t cores = physical_cores().size();
+  return cores ? int(cores) : int(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 Engine::Engine(const Model& model, const EngineConfig& cfg)
     : model_(model), cfg_(cfg), kv_(kv_config(model.spec(), cfg.n_ctx)) {
-  const int n = default_threads(cfg.n_threads);
+  const int n = cfg.n_threads > 0 ? cfg.n_threads : default_thread_count();
   if (cfg.split_experts) {
     std::vector<int> a = cfg.attn_cores, e = cfg.expert_cores;
     if (a.empty() && e.empty()) {
@@ -53,7 +73,13 @@ Engine::Engine(const Model& model, const EngineConfig& cfg)
     const auto& cores = cfg.expert_homes->thread_cores;
     attn_dev_ = std::make_unique<CpuDevice>("cpu", int(cores.size()), cores);
   } else {
-    attn_dev_ = std::make_unique<CpuDevice>("cpu", n, cfg.attn_cores);
+    // Pinned, each thread keeps its core's caches and the OS never stacks two on one core's
+    // hardware threads while another core idles.
+    std::vector<int> cores = cfg.attn_cores;
+    const std::vector<int>& physical = physical_cores();
+    if (cores.empty() && cfg.pin_threads && size_t(n) <= physical.size())
+      cores.assign(physical.begin(), physical.begin() + n);
+    attn_dev_ = std::make_unique<CpuDevice>("cpu", n, cores);
   }
   ws_.reserve(model.spec(), cfg_.n_batch);
   if (cfg.offload.gpu_layers > 0) {
@@ -117,6 +143,8 @@ std::span<const float> Engine::eval(std::span<const BatchItem> items) {
   }
   return logits_;
 }
+
+const std::vector<int>& Engine::cpu_cores() const { return attn_dev_->cpu_pool()->cores(); }
 
 void Engine::run_pass(std::span<const BatchItem> items, std::vector<float>& logits_out) {
   const auto& s = model_.spec();

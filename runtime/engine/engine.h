@@ -17,13 +17,17 @@
 namespace hexe {
 
 struct EngineConfig {
-  int n_threads = 0;         // threads in all (0: one per core)
+  int n_threads = 0;         // threads in all (0: one per physical core, default_thread_count())
   int64_t n_ctx = 4096;      // KV-cache capacity in tokens over all sequences
   int n_batch = 512;         // tokens per forward pass (prompts longer than this run in chunks)
   // Routed experts on a second CPU device with its own cores (the attention device gets the
   // rest). Used to test the split that the CUDA device will use; same logits as one device.
   bool split_experts = false;
   std::vector<int> attn_cores, expert_cores;  // empty: derived from n_threads
+  // One device (no split, no NUMA homes) and no attn_cores: its n_threads threads pinned one per
+  // physical core (the first hardware thread of each, hwloc's order) when there are that many
+  // cores; more threads than cores run unpinned.
+  bool pin_threads = true;
   // Run every matmul and MoE layer with the scalar reference kernels: float activations, no
   // int8 quantisation of activations. For verification against HF on dequantised weights; slow.
   bool reference_kernels = false;
@@ -39,6 +43,9 @@ struct BatchItem {
   int32_t token = 0;
   bool want_logits = false;
 };
+
+// Threads an engine runs by default: one per physical core (hwloc), else one per logical CPU.
+int default_thread_count();
 
 class Engine {
  public:
@@ -62,6 +69,10 @@ class Engine {
   // When set, every routed expert choice is counted (for --routing-stats).
   void enable_routing_counts(bool on);
   const RoutingCounts& routing_counts() const { return routing_; }
+
+  // The cores the (attention) CPU device's threads are pinned to, thread i on entry i; empty when
+  // they are left to the scheduler.
+  const std::vector<int>& cpu_cores() const;
 
   // The GPU half when the config offloads layers (null otherwise): its stats feed bench's timeline.
   GpuOffload* offload() const { return offload_.get(); }

@@ -1,5 +1,8 @@
 // ThreadPool, both backends (Spin, Tbb): every index covered exactly once, chunk boundaries on the
 // grain, repeated runs, index 0 on the caller, pinned pools, waking after sleep.
+#include <pthread.h>
+#include <sched.h>
+
 #include <atomic>
 #include <chrono>
 #include <mutex>
@@ -105,11 +108,23 @@ TEST_P(PoolKinds, IndexZeroRunsOnTheCaller) {
 TEST_P(PoolKinds, PinnedPoolRuns) {
   ThreadPool pool(2, {0}, GetParam());
   EXPECT_EQ(pool.cores().size(), 1u);
+  cpu_set_t before, after;
+  ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof before, &before), 0);
   std::atomic<int64_t> sum{0};
   pool.parallel_for(100, 1, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) sum += i;
   });
   EXPECT_EQ(sum.load(), 4950);
+  // Workers run on their core; the caller's own affinity is what it was (threads it starts
+  // later must not inherit the pool's pin).
+  std::atomic<int> off_core{0};
+  for (int rep = 0; rep < 20; ++rep)
+    pool.run([&](int ith, int) {
+      if (ith != 0 && sched_getcpu() != 0) ++off_core;
+    });
+  EXPECT_EQ(off_core.load(), 0) << "a worker ran off the pool's only core";
+  ASSERT_EQ(pthread_getaffinity_np(pthread_self(), sizeof after, &after), 0);
+  EXPECT_TRUE(CPU_EQUAL(&before, &after)) << "run() left the caller's affinity changed";
 }
 
 TEST_P(PoolKinds, IdlePoolWakesAfterSleeping) {

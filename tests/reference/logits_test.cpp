@@ -256,6 +256,28 @@ TEST(ReferenceSplit, ExpertsOnASecondCpuDeviceGiveTheSameLogits) {
   }
 }
 
+// One device's threads: by default one per physical core, thread i pinned to the i-th core in
+// hwloc's order; fewer threads take the first cores; more threads than cores, or pin_threads
+// off, leave them to the scheduler.
+TEST(EngineThreads, OnePerPhysicalCorePinnedByDefault) {
+  const ModelRef ref = load_model_ref("qwen3moe-a");
+  auto model = Model::load(ref.variant("f32").files.at(0), false);
+  std::vector<int> cores;
+  for (const auto& node : mem::NumaTopology::detect().nodes)
+    cores.insert(cores.end(), node.cores.begin(), node.cores.end());
+  ASSERT_FALSE(cores.empty());
+  EXPECT_EQ(default_thread_count(), int(cores.size()));
+  EngineConfig cfg;
+  EXPECT_EQ(Engine(*model, cfg).cpu_cores(), cores);
+  cfg.n_threads = 1;
+  EXPECT_EQ(Engine(*model, cfg).cpu_cores(), std::vector<int>{cores[0]});
+  cfg.pin_threads = false;
+  EXPECT_TRUE(Engine(*model, cfg).cpu_cores().empty());
+  cfg.pin_threads = true;
+  cfg.n_threads = int(cores.size()) + 1;
+  EXPECT_TRUE(Engine(*model, cfg).cpu_cores().empty());
+}
+
 // NUMA homes on a synthetic two-node machine (one core each, cores that exist here): experts
 // copied per home and computed by their home's thread give the logits of the plain copy.
 TEST(ReferenceNuma, ExpertHomesGiveTheSameLogits) {
