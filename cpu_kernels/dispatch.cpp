@@ -98,6 +98,13 @@ KernelChoice matmul_choice(DType w_type, int64_t k, Isa max_tier, WeightLayout l
   return c;
 }
 
+bool rows16_pays(DType w_type, int64_t k, Isa max_tier) {
+  if (!rows16_supported(w_type) || k % int64_t(info(w_type).block_elems) != 0) return false;
+  const KernelChoice g = matmul_choice(w_type, k, max_tier, WeightLayout::Gguf);
+  const KernelChoice r = matmul_choice(w_type, k, max_tier, WeightLayout::Rows16);
+  return !r.name.empty() && int(r.tier) >= int(g.tier) && r.tier != Isa::Scalar;
+}
+
 // Finds the kernel (without building strings on the hot path) and logs the choice once per
 // (format, tier, k) when HEXE_LOG=dispatch.
 const GemmKernel* select_gemm(DType w_type, int64_t k, Isa max_tier, WeightLayout layout) {

@@ -21,6 +21,12 @@ struct KernelChoice {
 // the hardware's best). Pure: no logging.
 KernelChoice matmul_choice(DType w_type, int64_t k, Isa max_tier, WeightLayout layout = WeightLayout::Gguf);
 
+// Whether a Rows16 copy of (w_type, k) weights is worth making here: the format has the layout
+// and its best Rows16 kernel (tiers up to max_tier) is not scalar and of at least the GGUF
+// kernel's tier. Below AVX-512 VNNI (or with HEXE_CPU_ISA capping the tiers) a copy would run the
+// scalar Rows16 code, slower than the GGUF layout's tier.
+bool rows16_pays(DType w_type, int64_t k, Isa max_tier);
+
 // matmul with tiers capped at `max_tier` (tests and benchmarks compare tiers in one process);
 // pool may be null (calling thread only). matmul() is matmul_at(p, active_isa(), &pool).
 void matmul_at(const MatmulParams& p, Isa max_tier, ThreadPool* pool);

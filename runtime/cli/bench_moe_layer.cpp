@@ -103,10 +103,12 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   const size_t down_bytes = row_bytes(type, uint64_t(F)) * size_t(H);
   const size_t expert_bytes = 2 * gate_bytes + down_bytes;
   // Rows16: a repacked copy of the whole set beside the GGUF one (as a loader keeps both); auto
-  // picks it wherever the format has it (the faster layout for decode and prefill alike).
+  // picks it where the loader would make it (the format has the layout and a kernel for it of at
+  // least the GGUF kernel's tier: not on AVX2, where it would run the scalar Rows16 code).
   if (o.layout == "rows16" && !cpu::rows16_supported(type))
     throw Error("hexe bench moe-layer: --layout rows16 needs q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k weights, not " + o.quant);
-  const bool rows16 = o.layout != "gguf" && cpu::rows16_supported(type);
+  const bool rows16 = o.layout == "rows16" || (o.layout == "auto" && cpu::rows16_pays(type, H, cpu::active_isa()) &&
+                                               cpu::rows16_pays(type, F, cpu::active_isa()));
   const size_t llc = cpu::llc_bytes(), avail = mem_available_bytes();
   size_t want = o.set_mib ? size_t(o.set_mib) << 20 : cpu::dram_span_bytes();
   if (!o.set_mib) want = std::min({want, size_t(6) << 30, avail ? avail / (rows16 ? 4 : 2) : size_t(6) << 30});

@@ -19,14 +19,7 @@ namespace hexe {
 
 namespace {
 
-// Whether the best kernel for (t, k) in Rows16 is of at least the GGUF kernel's tier here (with
-// HEXE_CPU_ISA capping the tiers, a Rows16 copy could otherwise fall back to scalar code).
-bool rows16_pays(DType t, int64_t k) {
-  if (!cpu::rows16_supported(t) || k % int64_t(info(t).block_elems) != 0) return false;
-  const cpu::KernelChoice g = cpu::matmul_choice(t, k, cpu::active_isa(), cpu::WeightLayout::Gguf);
-  const cpu::KernelChoice r = cpu::matmul_choice(t, k, cpu::active_isa(), cpu::WeightLayout::Rows16);
-  return !r.name.empty() && int(r.tier) >= int(g.tier) && r.tier != cpu::Isa::Scalar;
-}
+bool rows16_pays(DType t, int64_t k) { return cpu::rows16_pays(t, k, cpu::active_isa()); }
 
 size_t packed_bytes(DType t, int64_t rows, int64_t k, bool copy) {
   const size_t b = copy ? size_t(row_bytes(t, uint64_t(k))) * size_t(rows)

@@ -96,6 +96,21 @@ TEST(Isa, FeaturesAreConsistent) {
   EXPECT_STREQ(isa_name(Isa::Amx), "amx");
 }
 
+// A Rows16 copy pays only where its kernel is SIMD and of at least the GGUF kernel's tier: never
+// below AVX-512 VNNI (there it would run the scalar Rows16 code; the loader and `bench
+// moe-layer --layout auto` then keep the GGUF layout), always at it for the Rows16 formats.
+TEST(Dispatch, Rows16PaysOnlyWithItsSimdKernel) {
+  for (DType t : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q5_K, DType::Q4_0}) {
+    EXPECT_FALSE(rows16_pays(t, 2048, Isa::Scalar)) << dtype_name(t);
+    EXPECT_FALSE(rows16_pays(t, 2048, Isa::Avx2)) << dtype_name(t);
+    if (hardware_isa() >= Isa::Avx512 && cpu_features().avx512_vnni) {
+      EXPECT_TRUE(rows16_pays(t, 2048, Isa::Avx512)) << dtype_name(t);
+    }
+  }
+  EXPECT_FALSE(rows16_pays(DType::F32, 2048, Isa::Amx));   // no Rows16 layout
+  EXPECT_FALSE(rows16_pays(DType::Q4_K, 2000, Isa::Amx));  // k not whole super-blocks
+}
+
 // The vendor read from CPUID is the one Linux reports (it picks the decode tiles' prefetch).
 TEST(Isa, VendorMatchesProcCpuinfo) {
   std::ifstream in("/proc/cpuinfo");
