@@ -19,7 +19,6 @@
 #include <cstring>
 
 #include "cpu_kernels/blocks.h"
-#include "cpu_kernels/x86/hsum_epi32.h"
 
 namespace hexe::cpu {
 namespace {  // NOLINT: deliberate, see the file comment
@@ -205,8 +204,7 @@ template <class Fmt, class D, int R>
 struct K4Rows {
   static void run(int64_t nb, const typename Fmt::Block* w, const uint8_t* act, size_t arb, float* y, int64_t ys) {
     __m256 acc[R];
-    float accm[R];
-    for (int r = 0; r < R; ++r) { acc[r] = _mm256_setzero_ps(); accm[r] = 0.f; }
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
       const K4Unpacked<Fmt> u(w[b]);
       typename D::Scale scv[8];
@@ -219,13 +217,15 @@ struct K4Rows {
           const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + 32 * j));
           isum = _mm256_add_epi32(isum, D::dot_scaled(u.q[j], av, scv[j]));
         }
+        // The mins term stays in the lanes (m_j x the pair's bsums, exact in i32) and leaves the
+        // accumulator through one fnmadd: a horizontal sum a block cost more than the block's dot.
         const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->bsums));
-        const int summ = hsum_epi32(_mm256_madd_epi16(bs, mins));
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(a->d * u.d), acc[r]);
-        accm[r] += a->d * u.dmin * float(summ);
+        acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins)), _mm256_set1_ps(a->d * u.dmin),
+                                  acc[r]);
       }
     }
-    for (int r = 0; r < R; ++r) y[r * ys] = hsum(acc[r]) - accm[r];
+    for (int r = 0; r < R; ++r) y[r * ys] = hsum(acc[r]);
   }
 };
 
@@ -235,8 +235,7 @@ template <class Fmt, class D, int R>
 struct K6Rows {
   static void run(int64_t nb, const BlockQ6_K* w, const uint8_t* act, size_t arb, float* y, int64_t ys) {
     __m256 acc[R];
-    float accb[R];
-    for (int r = 0; r < R; ++r) { acc[r] = _mm256_setzero_ps(); accb[r] = 0.f; }
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
     const __m256i m2 = _mm256_set1_epi8(3);
     for (int64_t b = 0; b < nb; ++b) {
       const BlockQ6_K& blk = w[b];
@@ -264,14 +263,14 @@ struct K6Rows {
           const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + 32 * j));
           isum = _mm256_add_epi32(isum, D::dot_scaled(q[j], av, scv[j]));
         }
-        // The -32 offset: 32 * sum_j sc_j * bsum_j.
+        // The -32 offset, 32 * sum_j sc_j * bsum_j, subtracted in the lanes (exact in i32) before
+        // the one conversion: no horizontal sum a block.
         const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->bsums));
-        const int bias = hsum_epi32(_mm256_madd_epi16(bs, sc16));
+        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5));
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(a->d * d), acc[r]);
-        accb[r] += a->d * d * float(32 * bias);
       }
     }
-    for (int r = 0; r < R; ++r) y[r * ys] = hsum(acc[r]) - accb[r];
+    for (int r = 0; r < R; ++r) y[r * ys] = hsum(acc[r]);
   }
 };
 
