@@ -61,6 +61,12 @@ int NumaTopology::n_cores() const {
   return n;
 }
 
+std::vector<int> NumaTopology::all_cores() const {
+  std::vector<int> c;
+  for (const auto& node : nodes) c.insert(c.end(), node.cores.begin(), node.cores.end());
+  return c;
+}
+
 NumaTopology NumaTopology::detect() {
   Topo t;
   if (hwloc_topology_load(t.t) != 0) throw Error("hwloc could not read this machine's topology");

@@ -18,6 +18,7 @@ struct NumaTopology {
   std::vector<NumaNodeInfo> nodes;  // at least one
 
   int n_cores() const;
+  std::vector<int> all_cores() const;  // every node's cores, node by node
   // This machine. A machine hwloc reports without NUMA nodes counts as one node.
   static NumaTopology detect();
   // An hwloc synthetic description, e.g. "pack:2 numa:1 core:8 pu:2" (tests, what-if plans).

@@ -26,7 +26,7 @@ void add_bench_command(CLI::App& app) {
   moe->add_option("--tokens", mo->tokens, "Tokens per step (<= 8: decode, GB/s; more: prefill, GFLOP/s)")
       ->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(1) << 20));
   moe->add_option("-t,--threads", mo->threads, "Threads (0: all)")->capture_default_str();
-  moe->add_flag("--pin", mo->pin, "Pin thread i to core i");
+  moe->add_flag("--pin", mo->pin, "Pin thread i to the i-th physical core (hwloc), as the engine does by default");
   moe->add_option("--pool", mo->pool, "Thread pool: spin (ours) | tbb (a oneTBB task_arena)")
       ->capture_default_str()->check(CLI::IsMember({"spin", "tbb"}));
   moe->add_option("-r,--runs", mo->runs, "Runs; the figure is their median")->capture_default_str()->check(CLI::Range(1, 100));

@@ -17,6 +17,7 @@
 #include "cpu_kernels/probe.h"
 #include "cpu_kernels/repack.h"
 #include "memory/error.h"
+#include "memory/numa_topology.h"
 #include "runtime/cli/bench_limits.h"
 #include "runtime/engine/engine.h"
 
@@ -91,9 +92,11 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
     throw Error("hexe bench moe-layer: " + o.quant + " blocks do not divide the shape");
 
   const int threads = o.threads > 0 ? o.threads : default_thread_count();  // one per physical core
-  std::vector<int> cores;
-  if (o.pin)
-    for (int i = 0; i < threads; ++i) cores.push_back(i);
+  std::vector<int> cores;  // --pin: thread i on the i-th physical core (hwloc), as the engine pins
+  if (o.pin) {
+    const std::vector<int> physical = mem::NumaTopology::detect().all_cores();
+    for (int i = 0; i < threads; ++i) cores.push_back(size_t(threads) <= physical.size() ? physical[size_t(i)] : i);
+  }
   const auto kind = cpu::pool_kind_from_name(o.pool);
   if (!kind) throw Error("hexe bench moe-layer: --pool " + o.pool + " is unknown (expected spin or tbb)");
   cpu::ThreadPool pool(threads, cores, *kind);

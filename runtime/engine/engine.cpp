@@ -35,15 +35,12 @@ mem::KvCacheConfig kv_config(const place::ModelSpec& s, int64_t n_ctx) {
 // This machine's physical cores, by the OS index of each one's first hardware thread (hwloc;
 // detected once per process: engines are made often in the tests).
 const std::vector<int>& physical_cores() {
-  static const std::vector<int> cores = [] {
-    std::vector<int> c;
+  static const std::vector<int> cores = []() -> std::vector<int> {
     try {
-      for (const mem::NumaNodeInfo& node : mem::NumaTopology::detect().nodes)
-        c.insert(c.end(), node.cores.begin(), node.cores.end());
+      return mem::NumaTopology::detect().all_cores();
     } catch (const Error&) {
-      c.clear();  // no topology: the logical CPU count, unpinned
+      return {};  // no topology: the logical CPU count, unpinned
     }
-    return c;
   }();
   return cores;
 }

@@ -262,9 +262,7 @@ TEST(ReferenceSplit, ExpertsOnASecondCpuDeviceGiveTheSameLogits) {
 TEST(EngineThreads, OnePerPhysicalCorePinnedByDefault) {
   const ModelRef ref = load_model_ref("qwen3moe-a");
   auto model = Model::load(ref.variant("f32").files.at(0), false);
-  std::vector<int> cores;
-  for (const auto& node : mem::NumaTopology::detect().nodes)
-    cores.insert(cores.end(), node.cores.begin(), node.cores.end());
+  const std::vector<int> cores = mem::NumaTopology::detect().all_cores();
   ASSERT_FALSE(cores.empty());
   EXPECT_EQ(default_thread_count(), int(cores.size()));
   EngineConfig cfg;
