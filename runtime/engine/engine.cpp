@@ -1,6 +1,8 @@
 // Engine: the batched forward pass over the layers, the final norm and the output head.
 #include "runtime/engine/engine.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <string>
 #include <thread>
@@ -32,24 +34,38 @@ mem::KvCacheConfig kv_config(const place::ModelSpec& s, int64_t n_ctx) {
   return c;
 }
 
-// This machine's physical cores, by the OS index of each one's first hardware thread (hwloc;
-// detected once per process: engines are made often in the tests).
-const std::vector<int>& physical_cores() {
-  static const std::vector<int> cores = []() -> std::vector<int> {
+// The physical cores the calling thread may run on, by the OS index of each one's first hardware
+// thread: hwloc's cores (read once per process; engines are made often in the tests) whose first
+// thread is in the thread's affinity mask, so `taskset -c 4-7 hexe ...` keeps hexe on CPUs 4-7
+// (hwloc lists a cgroup's CPUs, not an affinity mask's). Empty without a topology.
+std::vector<int> physical_cores() {
+  static const std::vector<int> all = []() -> std::vector<int> {
     try {
       return mem::NumaTopology::detect().all_cores();
     } catch (const Error&) {
-      return {};  // no topology: the logical CPU count, unpinned
+      return {};
     }
   }();
-  return cores;
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return all;
+  std::vector<int> c;
+  for (int core : all)
+    if (core >= 0 && core < CPU_SETSIZE && CPU_ISSET(core, &allowed)) c.push_back(core);
+  return c;
+}
+
+// Logical CPUs this process may run on (hardware_concurrency() ignores the affinity mask).
+int allowed_cpus() {
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 0) return CPU_COUNT(&allowed);
+  return int(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 }  // namespace
 
 int default_thread_count() {
   const size_t cores = physical_cores().size();
-  return cores ? int(cores) : int(std::max(1u, std::thread::hardware_concurrency()));
+  return cores ? int(cores) : allowed_cpus();
 }
 
 Engine::Engine(const Model& model, const EngineConfig& cfg)
@@ -73,7 +89,7 @@ Engine::Engine(const Model& model, const EngineConfig& cfg)
     // Pinned, each thread keeps its core's caches and the OS never stacks two on one core's
     // hardware threads while another core idles.
     std::vector<int> cores = cfg.attn_cores;
-    const std::vector<int>& physical = physical_cores();
+    const std::vector<int> physical = physical_cores();
     if (cores.empty() && cfg.pin_threads && size_t(n) <= physical.size())
       cores.assign(physical.begin(), physical.begin() + n);
     attn_dev_ = std::make_unique<CpuDevice>("cpu", n, cores);

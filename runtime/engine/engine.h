@@ -25,8 +25,8 @@ struct EngineConfig {
   bool split_experts = false;
   std::vector<int> attn_cores, expert_cores;  // empty: derived from n_threads
   // One device (no split, no NUMA homes) and no attn_cores: its n_threads threads pinned one per
-  // physical core (the first hardware thread of each, hwloc's order) when there are that many
-  // cores; more threads than cores run unpinned.
+  // physical core (the first hardware thread of each, hwloc's order, those in the process's
+  // affinity mask) when there are that many cores; more threads than cores run unpinned.
   bool pin_threads = true;
   // Run every matmul and MoE layer with the scalar reference kernels: float activations, no
   // int8 quantisation of activations. For verification against HF on dequantised weights; slow.
@@ -44,7 +44,8 @@ struct BatchItem {
   bool want_logits = false;
 };
 
-// Threads an engine runs by default: one per physical core (hwloc), else one per logical CPU.
+// Threads an engine runs by default: one per physical core it may run on (hwloc, within the
+// process's affinity mask), else one per allowed logical CPU.
 int default_thread_count();
 
 class Engine {

@@ -1,6 +1,7 @@
 // hexe against HF transformers: logits, greedy continuations and perplexity on the fixture models,
 // from every GGUF type and from the HF safetensors directory.
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <sys/mman.h>
 
 #include <algorithm>
@@ -258,11 +259,15 @@ TEST(ReferenceSplit, ExpertsOnASecondCpuDeviceGiveTheSameLogits) {
 
 // One device's threads: by default one per physical core, thread i pinned to the i-th core in
 // hwloc's order; fewer threads take the first cores; more threads than cores, or pin_threads
-// off, leave them to the scheduler.
+// off, leave them to the scheduler; an affinity mask (taskset) limits the cores to its own.
 TEST(EngineThreads, OnePerPhysicalCorePinnedByDefault) {
   const ModelRef ref = load_model_ref("qwen3moe-a");
   auto model = Model::load(ref.variant("f32").files.at(0), false);
-  const std::vector<int> cores = mem::NumaTopology::detect().all_cores();
+  cpu_set_t saved;
+  ASSERT_EQ(sched_getaffinity(0, sizeof saved, &saved), 0);
+  std::vector<int> cores;
+  for (int c : mem::NumaTopology::detect().all_cores())
+    if (CPU_ISSET(c, &saved)) cores.push_back(c);
   ASSERT_FALSE(cores.empty());
   EXPECT_EQ(default_thread_count(), int(cores.size()));
   EngineConfig cfg;
@@ -274,6 +279,17 @@ TEST(EngineThreads, OnePerPhysicalCorePinnedByDefault) {
   cfg.pin_threads = true;
   cfg.n_threads = int(cores.size()) + 1;
   EXPECT_TRUE(Engine(*model, cfg).cpu_cores().empty());
+  // As under `taskset -c <last core>`: one thread, on that core.
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cores.back(), &one);
+  ASSERT_EQ(sched_setaffinity(0, sizeof one, &one), 0);
+  const EngineConfig def;
+  const std::vector<int> got = Engine(*model, def).cpu_cores();
+  const int n_default = default_thread_count();
+  sched_setaffinity(0, sizeof saved, &saved);
+  EXPECT_EQ(got, std::vector<int>{cores.back()});
+  EXPECT_EQ(n_default, 1);
 }
 
 // NUMA homes on a synthetic two-node machine (one core each, cores that exist here): experts
