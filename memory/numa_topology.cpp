@@ -1,6 +1,8 @@
 // NumaTopology from an hwloc topology (real or synthetic).
 #include "memory/numa_topology.h"
 
+#include <sched.h>
+
 #include <hwloc.h>
 
 #include "memory/error.h"
@@ -64,6 +66,16 @@ int NumaTopology::n_cores() const {
 std::vector<int> NumaTopology::all_cores() const {
   std::vector<int> c;
   for (const auto& node : nodes) c.insert(c.end(), node.cores.begin(), node.cores.end());
+  return c;
+}
+
+std::vector<int> NumaTopology::allowed_cores() const {
+  std::vector<int> all = all_cores();
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return all;
+  std::vector<int> c;
+  for (int core : all)
+    if (core >= 0 && core < CPU_SETSIZE && CPU_ISSET(core, &allowed)) c.push_back(core);
   return c;
 }
 

@@ -19,6 +19,9 @@ struct NumaTopology {
 
   int n_cores() const;
   std::vector<int> all_cores() const;  // every node's cores, node by node
+  // all_cores() less those whose first hardware thread the calling thread's affinity mask leaves
+  // out: hwloc lists a cgroup's CPUs, not a `taskset` mask's, and pinning to those would escape it.
+  std::vector<int> allowed_cores() const;
   // This machine. A machine hwloc reports without NUMA nodes counts as one node.
   static NumaTopology detect();
   // An hwloc synthetic description, e.g. "pack:2 numa:1 core:8 pu:2" (tests, what-if plans).

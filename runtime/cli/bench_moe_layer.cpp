@@ -94,7 +94,7 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   const int threads = o.threads > 0 ? o.threads : default_thread_count();  // one per physical core
   std::vector<int> cores;  // --pin: thread i on the i-th physical core (hwloc), as the engine pins
   if (o.pin) {
-    const std::vector<int> physical = mem::NumaTopology::detect().all_cores();
+    const std::vector<int> physical = mem::NumaTopology::detect().allowed_cores();
     for (int i = 0; i < threads; ++i) cores.push_back(size_t(threads) <= physical.size() ? physical[size_t(i)] : i);
   }
   const auto kind = cpu::pool_kind_from_name(o.pool);

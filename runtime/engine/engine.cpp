@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -34,28 +35,23 @@ mem::KvCacheConfig kv_config(const place::ModelSpec& s, int64_t n_ctx) {
   return c;
 }
 
-// The physical cores the calling thread may run on, by the OS index of each one's first hardware
-// thread: hwloc's cores (read once per process; engines are made often in the tests) whose first
-// thread is in the thread's affinity mask, so `taskset -c 4-7 hexe ...` keeps hexe on CPUs 4-7
-// (hwloc lists a cgroup's CPUs, not an affinity mask's). Empty without a topology.
+// The physical cores the calling thread may run on (NumaTopology::allowed_cores), the
+// topology read once per process: engines are made often in the tests. Empty without one.
 std::vector<int> physical_cores() {
-  static const std::vector<int> all = []() -> std::vector<int> {
+  static const std::optional<mem::NumaTopology> topo = []() -> std::optional<mem::NumaTopology> {
     try {
-      return mem::NumaTopology::detect().all_cores();
+      return mem::NumaTopology::detect();
     } catch (const Error&) {
-      return {};
+      return std::nullopt;
     }
   }();
-  cpu_set_t allowed;
-  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return all;
-  std::vector<int> c;
-  for (int core : all)
-    if (core >= 0 && core < CPU_SETSIZE && CPU_ISSET(core, &allowed)) c.push_back(core);
-  return c;
+  return topo ? topo->allowed_cores() : std::vector<int>{};
 }
 
-// Logical CPUs this process may run on (hardware_concurrency() ignores the affinity mask).
-int allowed_cpus() {
+// Threads by default: one per physical core in `physical`, else one per allowed logical CPU
+// (hardware_concurrency() ignores the affinity mask).
+int default_count(const std::vector<int>& physical) {
+  if (!physical.empty()) return int(physical.size());
   cpu_set_t allowed;
   if (sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 0) return CPU_COUNT(&allowed);
   return int(std::max(1u, std::thread::hardware_concurrency()));
@@ -63,14 +59,12 @@ int allowed_cpus() {
 
 }  // namespace
 
-int default_thread_count() {
-  const size_t cores = physical_cores().size();
-  return cores ? int(cores) : allowed_cpus();
-}
+int default_thread_count() { return default_count(physical_cores()); }
 
 Engine::Engine(const Model& model, const EngineConfig& cfg)
     : model_(model), cfg_(cfg), kv_(kv_config(model.spec(), cfg.n_ctx)) {
-  const int n = cfg.n_threads > 0 ? cfg.n_threads : default_thread_count();
+  const std::vector<int> physical = physical_cores();
+  const int n = cfg.n_threads > 0 ? cfg.n_threads : default_count(physical);
   if (cfg.split_experts) {
     std::vector<int> a = cfg.attn_cores, e = cfg.expert_cores;
     if (a.empty() && e.empty()) {
@@ -89,7 +83,6 @@ Engine::Engine(const Model& model, const EngineConfig& cfg)
     // Pinned, each thread keeps its core's caches and the OS never stacks two on one core's
     // hardware threads while another core idles.
     std::vector<int> cores = cfg.attn_cores;
-    const std::vector<int> physical = physical_cores();
     if (cores.empty() && cfg.pin_threads && size_t(n) <= physical.size())
       cores.assign(physical.begin(), physical.begin() + n);
     attn_dev_ = std::make_unique<CpuDevice>("cpu", n, cores);
