@@ -89,7 +89,9 @@ void attention(const AttentionParams& p, ThreadPool& pool) { attention_at(p, act
 
 void attention_exp(const float* x, float* y, int64_t n) {
   if (use_avx512(Isa::Avx512)) return avx512::exp_f32(x, y, n);
-  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
+  // As the vectorised exp: 0 where e^x is below the smallest normal float (std::exp gives a
+  // denormal down to -103), so both tiers weigh far-below-max scores exactly 0.
+  for (int64_t i = 0; i < n; ++i) y[i] = x[i] < -87.33654f ? 0.f : std::exp(x[i]);
 }
 
 }  // namespace hexe::cpu
