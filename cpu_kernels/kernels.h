@@ -87,10 +87,12 @@ void gemm_tile_q5_1_rows16_avx512(int64_t, const void*, size_t, int64_t, const v
 void gemm_tile_q4_K_rows16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q5_K_rows16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q6_K_rows16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
-// Bytes ahead of the weight stream a Rows16 decode tile prefetches (0: none): the tile's own
-// measured default, none on AMD CPUs (software prefetch slowed their stream there), or
-// HEXE_PREFETCH when set (a diagnostic for measuring it).
-int decode_prefetch_bytes(int tile_default);
+// Bytes ahead of the weight stream a decode tile prefetches (0: none): HEXE_PREFETCH when set (a
+// diagnostic for measuring it), else the tile's own measured default, on AMD CPUs only where the
+// tile says so: the AVX-512 tiles' prefetch slowed their stream on Zen 4, the AVX2 tiles' kept
+// them fed on Zen 3 (dispatch.cpp).
+enum class PrefetchOnAmd { Off, On };
+int decode_prefetch_bytes(int tile_default, PrefetchOnAmd amd = PrefetchOnAmd::Off);
 
 // The AMX tier (x86/amx/): Q8_0 (GGUF and Rows16) and Q4_0/Q4_1/Q5_0/Q5_1, Q4_K, Q5_K, Q6_K (Rows16 only)
 // through AMX-INT8 tiles

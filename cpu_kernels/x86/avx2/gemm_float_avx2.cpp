@@ -31,13 +31,16 @@ template <DType W> float load1(const void* w, int64_t i) {
   else return bf16_to_f32(static_cast<const uint16_t*>(w)[i]);
 }
 
-// R activation rows against one weight row; two accumulators per row hide FMA latency.
+// R activation rows against one weight row; two accumulators per row hide FMA latency. Decode
+// prefetches the weights `pf` bytes ahead (0: not), as the quantised AVX2 tiles do (qgemm256.h).
 template <DType W, int R>
-void rows(int64_t k, const void* w, const float* x, size_t xs, float* y, int64_t ys) {
+void rows(int64_t k, const void* w, const float* x, size_t xs, float* y, int64_t ys, int pf) {
+  constexpr int64_t kElemBytes = W == DType::F32 ? 4 : 2;
   __m256 a0[R], a1[R];
   for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= k; i += 16) {
+    if (pf) _mm_prefetch(static_cast<const char*>(w) + i * kElemBytes + pf, _MM_HINT_T0);
     const __m256 w0 = load8<W>(w, i), w1 = load8<W>(w, i + 8);
     for (int r = 0; r < R; ++r) {
       a0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + r * xs + i), a0[r]);
@@ -55,19 +58,23 @@ void rows(int64_t k, const void* w, const float* x, size_t xs, float* y, int64_t
   }
 }
 
+// The quantised AVX2 tiles' distance (DotAvx2 in gemm_quant_avx2.cpp).
+constexpr int kPrefetchBytes = 4096;
+
 template <DType W>
 void tile(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,
           int64_t mr, float* y, int64_t ys) {
   const auto* x = static_cast<const float*>(act);
   const size_t xs = arb / sizeof(float);
+  const int pf = mr <= 4 ? decode_prefetch_bytes(kPrefetchBytes, PrefetchOnAmd::On) : 0;
   for (int64_t j = 0; j < nr; ++j) {
     const void* wj = static_cast<const uint8_t*>(w) + j * wrb;
     int64_t i = 0;
-    for (; i + 4 <= mr; i += 4) rows<W, 4>(k, wj, x + i * xs, xs, y + i * ys + j, ys);
+    for (; i + 4 <= mr; i += 4) rows<W, 4>(k, wj, x + i * xs, xs, y + i * ys + j, ys, pf);
     switch (mr - i) {
-      case 3: rows<W, 3>(k, wj, x + i * xs, xs, y + i * ys + j, ys); break;
-      case 2: rows<W, 2>(k, wj, x + i * xs, xs, y + i * ys + j, ys); break;
-      case 1: rows<W, 1>(k, wj, x + i * xs, xs, y + i * ys + j, ys); break;
+      case 3: rows<W, 3>(k, wj, x + i * xs, xs, y + i * ys + j, ys, pf); break;
+      case 2: rows<W, 2>(k, wj, x + i * xs, xs, y + i * ys + j, ys, pf); break;
+      case 1: rows<W, 1>(k, wj, x + i * xs, xs, y + i * ys + j, ys, pf); break;
       default: break;
     }
   }

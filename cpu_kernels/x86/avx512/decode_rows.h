@@ -17,6 +17,9 @@ namespace hexe::cpu {
 // intermediate saturation; scales multiply those sums as i32.
 struct DotVnni256 {
   using Scale = __m256i;
+  // None, as before the AVX2 tiles took one: the AVX-512 tier decodes mostly through the Rows16 and
+  // row_dot tiles, which choose their own (none on AMD, where the Zen 4 VM streamed slower with it).
+  static constexpr int kDecodePrefetchBytes = 0;
   static __m256i dot(__m256i u, __m256i s) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s); }
   static void scales8(const uint8_t* sc, Scale* out) {
     for (int j = 0; j < 8; ++j) out[j] = _mm256_set1_epi32(sc[j]);
