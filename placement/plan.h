@@ -86,9 +86,10 @@ struct Plan {
   int gpu_layers = 0;              // `layers`: whole layers on the GPU
   int cpu_threads = 1;
   bool has_gpu = false;
-  // Layout the CPU kernels read weights in: "gguf" (the mapped file) or "rows16" (a copy of the
-  // CPU-placed quantised matrices (q8_0, q4_0/q4_1/q5_0/q5_1, q4_K, q5_K, q6_K) repacked at load
-  // for AVX-512 VNNI, counted in host.weights).
+  // Layout the CPU kernels read weights in: "gguf" (the mapped file, or with repacked_bytes > 0 a
+  // byte-identical copy in huge pages, made without VNNI) or "rows16" (a copy of the CPU-placed
+  // quantised matrices (q8_0, q4_0/q4_1/q5_0/q5_1, q4_K, q5_K, q6_K) repacked at load for AVX-512
+  // VNNI). repacked_bytes: the copy's size, counted in host.weights.
   std::string cpu_weight_layout = "gguf";
   uint64_t repacked_bytes = 0;
   // The copy did not fit beside the mapped file: the engine lets the pages of the routed experts

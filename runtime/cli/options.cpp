@@ -112,7 +112,7 @@ struct CopyChoice {
 
 CopyChoice cpu_copy_choice(const ModelOptions& o, const Model& model, const std::optional<place::Plan>& plan) {
   if (o.repack == "off") return {};
-  const bool plan_copies = plan && plan->cpu_weight_layout == "rows16";
+  const bool plan_copies = plan && (plan->cpu_weight_layout == "rows16" || plan->repacked_bytes > 0);
   if (plan && (o.repack == "auto" || plan_copies)) return {plan_copies, plan->cpu_copy_replaces_mapped_experts};
   const Model::RepackBytes r = model.repackable_bytes();
   const double mem = 0.9 * double(place::detect_topology().host_memory_bytes), file = double(model.spec().bytes_total());
@@ -151,7 +151,7 @@ EngineSetup engine_setup(const ModelOptions& o, Model& model, int64_t prompt_tok
       };
     const uint64_t bytes = model.repack_for_cpu(pool, s.config.expert_homes.get(), release);
     if (bytes && !o.no_progress && isatty(STDERR_FILENO))  // beside the progress bar, not in piped output
-      std::fprintf(stderr, "repacked %.0f MiB of weights for the AVX-512 kernels in %.2f s\n",
+      std::fprintf(stderr, "copied %.0f MiB of weights for the CPU kernels in %.2f s\n",
                    double(bytes) / double(1 << 20),
                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }

@@ -317,7 +317,7 @@ cpu::MoeParams routed_expert_params(const Model& m, int layer, const float* x, i
                                     const float* weights, float* y, const mem::ExpertHomes* homes) {
   const auto& lw = m.layers[layer];
   cpu::MoeParams mp;
-  mp.experts = lw.experts.data();
+  mp.experts = lw.experts_cpu.empty() ? lw.experts.data() : lw.experts_cpu.data();
   mp.packed = lw.experts_packed.empty() ? nullptr : lw.experts_packed.data();
   if (homes && homes->n_homes() > 1 && homes->node_of_expert.size() == lw.experts.size()) {
     mp.n_homes = homes->n_homes();

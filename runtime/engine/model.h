@@ -26,7 +26,8 @@ struct Linear {
   int64_t n_out = 0;
   // The CPU decode copy (Model::repack_for_cpu), read instead of `data` by the CPU kernels when
   // set, in `packed_layout`: Rows16 (cpu_kernels/repack.h), or Gguf for a byte-identical copy in
-  // huge-page memory (F32 matrices, the routers). `data` stays the mapped GGUF view.
+  // huge-page memory (F32 matrices, the routers; every matrix below AVX-512 VNNI). `data` stays the
+  // mapped GGUF view.
   const void* packed = nullptr;
   cpu::WeightLayout packed_layout = cpu::WeightLayout::Rows16;
   explicit operator bool() const { return data != nullptr; }
@@ -39,6 +40,9 @@ struct LayerWeights {
   Linear router;                              // n_expert rows of n_embd
   std::vector<cpu::ExpertWeights> experts;    // per routed expert
   std::vector<cpu::ExpertWeights> experts_packed;  // empty, or their Rows16 copies (null: none)
+  // Empty, or what the CPU reads in place of `experts` (which the GPU paths upload): the same
+  // blocks, copied into huge-page memory where no Rows16 tile serves them (repack_for_cpu).
+  std::vector<cpu::ExpertWeights> experts_cpu;
   DType gate_type = DType::F32, up_type = DType::F32, down_type = DType::F32;
   int64_t n_ff_exp = 0;
   // Dense FFN (layers without experts)
@@ -85,7 +89,8 @@ class Model {
 
   // Copies every weight matrix whose format has a faster CPU layout on this machine (Rows16 on
   // AVX-512 VNNI: q8_0, q4_0, q4_K, q5_K, q6_K) into one huge-page-backed buffer and points the bindings at
-  // the copies. The mapped views stay (GPU uploads, embedding rows). Returns the bytes copied; 0
+  // the copies; F32 matrices, and below AVX-512 VNNI every matrix, are copied as they are (huge
+  // pages, fewer TLB misses). The mapped views stay (GPU uploads, embedding rows). Returns the bytes copied; 0
   // when no tier gains from it. Not thread-safe with running engines: call before evaluating.
   // With `homes` (NUMA), each routed expert's copy is placed on the node of its home.
   // With `release_experts_of` (for layers whose routed experts nothing but the CPU reads from the

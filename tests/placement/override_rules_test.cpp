@@ -61,6 +61,7 @@ TEST(OverrideRules, OverrideAStrategy) {
   in.model = &m;
   in.hw = &hw;
   in.workload.context = 4096;
+  in.repack = false;  // host memory holds the mapped blocks only (the CPU's copy: strategies_test)
   Plan base = make_plan(in, Strategy::ExpertsCpu);
   // Routed experts of layers 0-9 onto the GPU, like `-ot 'blk\.[0-9]\.ffn_.*_exps=CUDA0'`.
   OverrideRules r;

@@ -214,9 +214,20 @@ TEST(Strategies, DecodeCopyOfTheExpertsOnlyWhereItFitsAndPays) {
     }
   EXPECT_EQ(roomy.repacked_bytes, repackable);
   ASSERT_GT(expert_blocks, repackable / 2);
-  s.hw.cpu.isa = {"avx2"};  // no VNNI: no copy
+  s.in.repack = false;  // the mapped blocks
   const Plan plain = make_plan(s.in, Strategy::Cpu);
   EXPECT_EQ(plain.cpu_weight_layout, "gguf");
+  EXPECT_EQ(plain.repacked_bytes, 0u);
+  s.in.repack.reset();
+  // No VNNI: every matrix the CPU multiplies, copied as it is (huge pages), the embedding not.
+  s.hw.cpu.isa = {"avx2"};
+  const Plan avx2 = make_plan(s.in, Strategy::Cpu);
+  EXPECT_EQ(avx2.cpu_weight_layout, "gguf");
+  uint64_t matrices = 0;
+  for (const auto& t : s.m.spec.tensors)
+    if (t.role != TensorRole::TokenEmbd && t.ne.size() >= 2) matrices += t.bytes;
+  EXPECT_EQ(avx2.repacked_bytes, matrices);
+  EXPECT_EQ(avx2.host.weights - plain.host.weights, matrices);
   // Room for both: the copy sits beside the mapped file.
   EXPECT_FALSE(roomy.cpu_copy_replaces_mapped_experts);
   EXPECT_EQ(roomy.host.weights - plain.host.weights, repackable);

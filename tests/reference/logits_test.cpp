@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <map>
 
+#include "cpu_kernels/isa.h"
 #include "fixtures.h"
 #include "memory/expert_homes.h"
 #include "memory/numa_topology.h"
@@ -332,6 +334,44 @@ TEST(ReferenceRelease, PagedOutExpertBlocksLeaveTheLogitsAsTheyWere) {
   EXPECT_EQ(none->released_expert_bytes(), 0u);
   const std::vector<int32_t> tokens = kept->tokenizer().encode("The meaning of life is", true, true);
   auto a = make_engine(*kept), b = make_engine(*released);
+  EXPECT_EQ(all_logits(*a, tokens), all_logits(*b, tokens));
+}
+
+// Below AVX-512 VNNI no Rows16 tile serves the quantised formats, and the CPU reads every matrix
+// from a byte-identical copy in huge-page memory instead of the mapped file's 4 KiB pages: the
+// routed experts through experts_cpu (the GPU paths keep uploading `experts`), the other
+// matrices through Linear::packed in the GGUF layout.
+TEST(ReferenceCopy, BelowAvx512EveryMatrixIsReadFromAByteIdenticalCopy) {
+  if (int(cpu::active_isa()) >= int(cpu::Isa::Avx512)) GTEST_SKIP() << "Rows16 tiles at this tier (HEXE_CPU_ISA=avx2 runs this)";
+  const std::string path = std::string(HEXE_SOURCE_DIR) + "/models/fortune-moe-q8_0.gguf";
+  auto copied = Model::load(path, false), mapped = Model::load(path, false);
+  cpu::ThreadPool pool(2);
+  ASSERT_GT(copied->repack_for_cpu(pool), 0u);
+  const auto& s = copied->spec();
+  int experts = 0;
+  for (const auto& lw : copied->layers) {
+    for (const Linear* l : {&lw.wq, &lw.wk, &lw.wv, &lw.wo}) {
+      ASSERT_NE(l->packed, nullptr);
+      EXPECT_EQ(l->packed_layout, cpu::WeightLayout::Gguf);
+      EXPECT_NE(l->packed, l->data);
+      EXPECT_EQ(std::memcmp(l->packed, l->data, row_bytes(l->type, uint64_t(l->n_in)) * size_t(l->n_out)), 0);
+    }
+    if (lw.experts.empty()) continue;
+    ASSERT_EQ(lw.experts_cpu.size(), lw.experts.size());
+    EXPECT_TRUE(lw.experts_packed.empty());
+    const size_t gate = row_bytes(lw.gate_type, uint64_t(s.n_embd)) * size_t(lw.n_ff_exp);
+    const size_t down = row_bytes(lw.down_type, uint64_t(lw.n_ff_exp)) * size_t(s.n_embd);
+    for (size_t e = 0; e < lw.experts.size(); ++e, ++experts) {
+      const auto &from = lw.experts[e], &to = lw.experts_cpu[e];
+      EXPECT_NE(to.gate, from.gate);
+      EXPECT_EQ(std::memcmp(to.gate, from.gate, gate), 0);
+      EXPECT_EQ(std::memcmp(to.up, from.up, gate), 0);
+      EXPECT_EQ(std::memcmp(to.down, from.down, down), 0);
+    }
+  }
+  EXPECT_GT(experts, 0);
+  const std::vector<int32_t> tokens = copied->tokenizer().encode("The meaning of life is", true, true);
+  auto a = make_engine(*copied), b = make_engine(*mapped);
   EXPECT_EQ(all_logits(*a, tokens), all_logits(*b, tokens));
 }
 
