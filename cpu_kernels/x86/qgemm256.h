@@ -171,7 +171,6 @@ struct KQ5 { using Block = BlockQ5_K; static constexpr bool kHigh = true; };
 // Q4_K/Q5_K: the 8 sub-blocks of 32 levels (0..15 / 0..31), sc and m of each.
 template <class Fmt>
 struct K4Unpacked {
-  __m256i q[8];
   uint8_t sc[8], m[8];
   float d, dmin;
   explicit K4Unpacked(const typename Fmt::Block& b) {
@@ -191,20 +190,6 @@ struct K4Unpacked {
     std::memcpy(sc + 4, &s_hi, 4);
     std::memcpy(m, &m_lo, 4);
     std::memcpy(m + 4, &m_hi, 4);
-    [[maybe_unused]] __m256i qh;
-    if constexpr (Fmt::kHigh) qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
-    const __m256i one = _mm256_set1_epi8(1);
-    for (int jj = 0; jj < 4; ++jj) {
-      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * jj));
-      q[2 * jj] = _mm256_and_si256(v, mask4());
-      q[2 * jj + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask4());
-      if constexpr (Fmt::kHigh) {
-        const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * jj), one);
-        const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * jj + 1), one);
-        q[2 * jj] = _mm256_or_si256(q[2 * jj], _mm256_slli_epi16(h0, 4));
-        q[2 * jj + 1] = _mm256_or_si256(q[2 * jj + 1], _mm256_slli_epi16(h1, 4));
-      }
-    }
   }
   // The mins as i16 pairs (m0, m0, m1, m1, ...): madd against the activation's 16 bsums gives
   // m_j * (bsums[2j] + bsums[2j+1]) per i32 lane.
@@ -213,6 +198,19 @@ struct K4Unpacked {
     std::memcpy(&m8, m, 8);
     const __m128i v = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(int64_t(m8)));
     return _mm256_set_m128i(_mm_unpackhi_epi16(v, v), _mm_unpacklo_epi16(v, v));
+  }
+  // The levels of sub-blocks 2jj (lo) and 2jj + 1 (hi): made where they are used, so only one
+  // pair is live in registers at a time (all eight, with their eight scales, spilled).
+  static void levels(const typename Fmt::Block& b, int jj, __m256i& lo, __m256i& hi) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * jj));
+    lo = _mm256_and_si256(v, mask4());
+    hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask4());
+    if constexpr (Fmt::kHigh) {
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+      const __m256i one = _mm256_set1_epi8(1);
+      lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * jj), one), 4));
+      hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * jj + 1), one), 4));
+    }
   }
 };
 
@@ -227,19 +225,30 @@ struct K4Rows {
       const K4Unpacked<Fmt> u(w[b]);
       typename D::Scale scv[8];
       D::scales8(u.sc, scv);
+      const BlockQ8_K* a[R];
+      __m256i isum[R];
+      for (int r = 0; r < R; ++r) {
+        a[r] = reinterpret_cast<const BlockQ8_K*>(act + size_t(r) * arb) + b;
+        isum[r] = _mm256_setzero_si256();
+      }
+      // Sub-block pair outer, activation rows inner: each pair's levels and scales are unpacked
+      // once and stay in registers for the R rows.
+      for (int jj = 0; jj < 4; ++jj) {
+        __m256i lo, hi;
+        K4Unpacked<Fmt>::levels(w[b], jj, lo, hi);
+        for (int r = 0; r < R; ++r) {
+          const auto* qs = reinterpret_cast<const __m256i*>(a[r]->qs) + 2 * jj;
+          isum[r] = _mm256_add_epi32(isum[r], D::dot_scaled(lo, _mm256_loadu_si256(qs), scv[2 * jj]));
+          isum[r] = _mm256_add_epi32(isum[r], D::dot_scaled(hi, _mm256_loadu_si256(qs + 1), scv[2 * jj + 1]));
+        }
+      }
       const __m256i mins = u.mins_pairs();
       for (int r = 0; r < R; ++r) {
-        const auto* a = reinterpret_cast<const BlockQ8_K*>(act + size_t(r) * arb) + b;
-        __m256i isum = _mm256_setzero_si256();
-        for (int j = 0; j < 8; ++j) {
-          const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + 32 * j));
-          isum = _mm256_add_epi32(isum, D::dot_scaled(u.q[j], av, scv[j]));
-        }
         // The mins term stays in the lanes (m_j x the pair's bsums, exact in i32) and leaves the
         // accumulator through one fnmadd: a horizontal sum a block cost more than the block's dot.
-        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->bsums));
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(a->d * u.d), acc[r]);
-        acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins)), _mm256_set1_ps(a->d * u.dmin),
+        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[r]->bsums));
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(a[r]->d * u.d), acc[r]);
+        acc[r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins)), _mm256_set1_ps(a[r]->d * u.dmin),
                                   acc[r]);
       }
     }
@@ -259,34 +268,37 @@ struct K6Rows {
       if (pf) prefetch_ahead<sizeof(BlockQ6_K)>(w + b, pf);
       const BlockQ6_K& blk = w[b];
       const float d = f16(blk.d);
-      __m256i q[8];  // q[4h + t]: quarter t of half h (elements 128h + 32t ..)
       typename D::Scale scv[8];
+      D::scale_pairs16(blk.scales, scv);
+      const BlockQ8_K* a[R];
+      __m256i isum[R];
+      for (int r = 0; r < R; ++r) {
+        a[r] = reinterpret_cast<const BlockQ8_K*>(act + size_t(r) * arb) + b;
+        isum[r] = _mm256_setzero_si256();
+      }
+      // Quarter outer (t of half h: elements 128h + 32t ..), activation rows inner: each quarter's
+      // levels are made once and stay in registers for the R rows (all eight, with their eight
+      // scales, spilled).
       for (int h = 0; h < 2; ++h) {
-        const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * h));
-        const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * h + 32));
         const __m256i hh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.qh + 32 * h));
-        const __m256i lo[4] = {_mm256_and_si256(l0, mask4()), _mm256_and_si256(l1, mask4()),
-                               _mm256_and_si256(_mm256_srli_epi16(l0, 4), mask4()),
-                               _mm256_and_si256(_mm256_srli_epi16(l1, 4), mask4())};
         for (int t = 0; t < 4; ++t) {
+          const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * h + 32 * (t & 1)));
+          const __m256i lo = _mm256_and_si256(t < 2 ? l : _mm256_srli_epi16(l, 4), mask4());
           const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hh, 2 * t), m2);
-          q[4 * h + t] = _mm256_or_si256(lo[t], _mm256_slli_epi16(hb, 4));
+          const __m256i q = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 4));
+          for (int r = 0; r < R; ++r) {
+            const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[r]->qs + 128 * h + 32 * t));
+            isum[r] = _mm256_add_epi32(isum[r], D::dot_scaled(q, av, scv[4 * h + t]));
+          }
         }
       }
-      D::scale_pairs16(blk.scales, scv);
       const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.scales)));
       for (int r = 0; r < R; ++r) {
-        const auto* a = reinterpret_cast<const BlockQ8_K*>(act + size_t(r) * arb) + b;
-        __m256i isum = _mm256_setzero_si256();
-        for (int j = 0; j < 8; ++j) {
-          const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->qs + 32 * j));
-          isum = _mm256_add_epi32(isum, D::dot_scaled(q[j], av, scv[j]));
-        }
         // The -32 offset, 32 * sum_j sc_j * bsum_j, subtracted in the lanes (exact in i32) before
         // the one conversion: no horizontal sum a block.
-        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->bsums));
-        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5));
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(a->d * d), acc[r]);
+        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[r]->bsums));
+        isum[r] = _mm256_sub_epi32(isum[r], _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5));
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(a[r]->d * d), acc[r]);
       }
     }
     for (int r = 0; r < R; ++r) y[r * ys] = hsum(acc[r]);
