@@ -3,7 +3,6 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
-#include <cstdlib>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,7 +62,7 @@ MappedFile MappedFile::open(const std::string& path) {
   m.path_ = path;
   m.size_ = uint64_t(st.st_size);
   if (m.size_ > 0) {
-    void* p = ::mmap(nullptr, m.size_, PROT_READ, MAP_SHARED | (getenv("HEXE_POPULATE") ? MAP_POPULATE : 0), fd, 0);
+    void* p = ::mmap(nullptr, m.size_, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
       int e = errno;
       ::close(fd);

@@ -122,7 +122,7 @@ void fill_random_weights(DType type, uint8_t* dst, size_t bytes, uint64_t seed,
 AlignedBytes::AlignedBytes(size_t n) : size(n) {
   void* p = nullptr;
   if (posix_memalign(&p, 2u << 20, n ? n : 64) != 0) throw std::bad_alloc();
-  if (!getenv("HEXE_NO_THP")) madvise(p, n, MADV_HUGEPAGE);  // fewer TLB misses while streaming; advisory only
+  madvise(p, n, MADV_HUGEPAGE);  // fewer TLB misses while streaming; advisory only
   data = static_cast<uint8_t*>(p);
 }
 AlignedBytes::~AlignedBytes() { std::free(data); }
