@@ -25,11 +25,15 @@ namespace {
 
 bool rows16_pays(DType t, int64_t k) { return cpu::rows16_pays(t, k, cpu::active_isa()); }
 
+// Whether this tier has Rows16 tiles at all (AVX-512 VNNI; an AVX-512 CPU without VNNI runs its
+// quantised formats through the AVX2 tiles, on the GGUF layout).
+bool rows16_tier() { return int(cpu::active_isa()) >= int(cpu::Isa::Avx512) && cpu::cpu_features().avx512_vnni; }
+
 // Which copy the CPU reads a matrix of type t, rows of k, from (see the file comment).
 enum class CopyAs { None, Rows16, Gguf };
 CopyAs copy_as(DType t, int64_t k) {
   if (rows16_pays(t, k)) return CopyAs::Rows16;
-  if (t == DType::F32 || int(cpu::active_isa()) < int(cpu::Isa::Avx512)) return CopyAs::Gguf;
+  if (t == DType::F32 || !rows16_tier()) return CopyAs::Gguf;
   return CopyAs::None;
 }
 
