@@ -58,15 +58,12 @@ void rows(int64_t k, const void* w, const float* x, size_t xs, float* y, int64_t
   }
 }
 
-// The quantised AVX2 tiles' distance (DotAvx2 in gemm_quant_avx2.cpp).
-constexpr int kPrefetchBytes = 4096;
-
 template <DType W>
 void tile(int64_t k, const void* w, size_t wrb, int64_t nr, const void* act, size_t arb,
           int64_t mr, float* y, int64_t ys) {
   const auto* x = static_cast<const float*>(act);
   const size_t xs = arb / sizeof(float);
-  const int pf = mr <= 4 ? decode_prefetch_bytes(kPrefetchBytes, PrefetchOnAmd::On) : 0;
+  const int pf = mr <= 4 ? decode_prefetch_bytes(kAvx2DecodePrefetchBytes, PrefetchOnAmd::On) : 0;
   for (int64_t j = 0; j < nr; ++j) {
     const void* wj = static_cast<const uint8_t*>(w) + j * wrb;
     int64_t i = 0;

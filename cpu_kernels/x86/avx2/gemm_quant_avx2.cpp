@@ -17,9 +17,7 @@ namespace {
 // K-quants). A scale (i16) multiplies the pair sums inside the madd that adds them.
 struct DotAvx2 {
   using Scale = __m256i;
-  // Flat from 2 to 8 KiB on the Zen 3 VM (`moe-layer --quant q4_k --tokens 1`, ratio 0.76-0.80 at
-  // each, 0.66 without).
-  static constexpr int kDecodePrefetchBytes = 4096;
+  static constexpr int kDecodePrefetchBytes = kAvx2DecodePrefetchBytes;
   static __m256i dot(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
   }
