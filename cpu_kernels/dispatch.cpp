@@ -39,7 +39,7 @@ const Table& table() {
           row[int(Isa::Amx)] = kGemmAmx[id];
         } else {
           row[int(Isa::Scalar)] = gemm_kernel_rows16_ref(type);
-          row[int(Isa::Avx2)] = {nullptr, nullptr, "no AVX2 rows16 kernel", 1, false};
+          row[int(Isa::Avx2)] = kGemmRows16Avx2[id];
           row[int(Isa::Avx512)] = kGemmRows16Avx512[id];
           row[int(Isa::Amx)] = kGemmRows16Amx[id];
         }
@@ -108,6 +108,13 @@ bool rows16_pays(DType w_type, int64_t k, Isa max_tier) {
   const KernelChoice g = matmul_choice(w_type, k, max_tier, WeightLayout::Gguf);
   const KernelChoice r = matmul_choice(w_type, k, max_tier, WeightLayout::Rows16);
   return !r.name.empty() && int(r.tier) >= int(g.tier) && r.tier != Isa::Scalar;
+}
+
+bool rows16_tile_for(DType w_type, bool avx2, bool avx512_vnni) {
+  const uint32_t id = static_cast<uint32_t>(w_type);
+  if (id >= detail::kDTypeCount || !rows16_supported(w_type)) return false;
+  if (avx512_vnni) return kGemmRows16Avx512[id].fn != nullptr;
+  return avx2 && kGemmRows16Avx2[id].fn != nullptr;
 }
 
 // Finds the kernel (without building strings on the hot path) and logs the choice once per

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "memory/error.h"
+#include "cpu_kernels/dispatch.h"
 #include "cpu_kernels/repack.h"
 #include "placement/cost_model.h"
 #include "placement/memory_fit.h"
@@ -133,10 +134,11 @@ bool needs_gpu(Strategy s) { return s != Strategy::Cpu; }
 // bytes. It sits beside the mapped file where both fit (the file's pages stay cached for the next
 // start); where they do not, the copy of routed experts that only the CPU reads
 // (experts_read_only_by_cpu) takes the place of their mapped blocks, whose pages the engine then
-// lets go (Plan::cpu_copy_replaces_mapped_experts). Without VNNI (no Rows16 tiles) the engine
-// copies every matrix the CPU multiplies as it is, into huge-page memory (fewer TLB misses than
-// the mapped file's 4 KiB pages: decode 0.69 -> 0.80 of the DRAM bandwidth on a Zen 3 VM); the
-// layout stays gguf and repacked_bytes counts the copy, by the same fit rule.
+// lets go (Plan::cpu_copy_replaces_mapped_experts). Without VNNI the engine repacks the formats
+// with AVX2 Rows16 tiles (Q4_K, Q8_0) and copies every other matrix the CPU multiplies as it is,
+// into huge-page memory (fewer TLB misses than the mapped file's 4 KiB pages: decode 0.69 -> 0.80
+// of the DRAM bandwidth on a Zen 3 VM); the layout is rows16 where anything is repacked, else
+// gguf, and repacked_bytes counts the whole copy, by the same fit rule.
 void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
   p.cpu_weight_layout = "gguf";
   p.repacked_bytes = 0;
@@ -145,13 +147,18 @@ void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
     p.notes.push_back("--repack off: the CPU reads the mapped GGUF blocks");
     return;
   }
+  // Which copy the engine makes of each matrix (runtime/engine/repack_weights.cpp): Rows16 where
+  // the profile's CPU has a Rows16 tile for the format (AVX-512 VNNI: every Rows16 format; AVX2:
+  // Q4_K and Q8_0); below AVX-512 VNNI every other matrix as it is, into huge pages.
   const auto& isa = c.hw.cpu.isa;
-  const bool rows16 = std::find(isa.begin(), isa.end(), "avx512_vnni") != isa.end();
-  uint64_t bytes = 0, replaced = 0;
+  const auto has = [&](const char* f) { return std::find(isa.begin(), isa.end(), f) != isa.end(); };
+  const bool vnni = has("avx512_vnni"), avx2 = has("avx2");
+  uint64_t bytes = 0, rows16_bytes = 0, replaced = 0;
   for (size_t i = 0; i < p.tensors.size(); ++i) {
     const auto& t = c.m.spec.tensors[i];
     if (p.tensors[i].device != Device::Cpu || t.ne.size() < 2) continue;  // (vectors are not multiplied)
-    if (rows16 && !cpu::rows16_supported(t.type)) continue;
+    const bool tile = cpu::rows16_tile_for(t.type, avx2, vnni);
+    if (vnni && !tile) continue;
     if (t.role == TensorRole::TokenEmbd && !c.m.spec.tied_embeddings) continue;  // rows are looked up, not multiplied
     if (weight_kind(t) == WeightKind::Experts) {
       if (t.layer < 0 || size_t(t.layer) >= p.layers.size()) continue;
@@ -162,15 +169,18 @@ void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
       if (experts_read_only_by_cpu(lp)) replaced += t.bytes;
     }
     const int64_t k = t.ne.empty() ? 0 : t.ne[0], rows = t.ne.size() >= 2 ? t.ne[1] : 1;
-    const bool exact = rows16 && k > 0 && k % int64_t(info(t.type).block_elems) == 0;
-    bytes += exact ? uint64_t(cpu::rows16_group_bytes(t.type, k)) * uint64_t((rows + cpu::kRows16 - 1) / cpu::kRows16) *
-                         uint64_t(std::max(1, t.experts))
-                   : t.bytes;
+    const bool exact = tile && k > 0 && k % int64_t(info(t.type).block_elems) == 0;
+    const uint64_t b = exact ? uint64_t(cpu::rows16_group_bytes(t.type, k)) * uint64_t((rows + cpu::kRows16 - 1) / cpu::kRows16) *
+                                   uint64_t(std::max(1, t.experts))
+                             : t.bytes;
+    bytes += b;
+    if (exact) rows16_bytes += b;
   }
+  const bool rows16 = rows16_bytes > 0;
   if (bytes == 0) return;
   const bool in_place = p.host.total() + bytes > p.host.capacity && replaced > 0;
   const uint64_t added = in_place ? bytes - std::min(bytes, replaced) : bytes;  // an expert's copy >= its blocks
-  const std::string what = rows16 ? "AVX-512 copy" : "huge-page copy";
+  const std::string what = rows16 ? "Rows16 copy" : "huge-page copy";
   if (p.host.total() + added > p.host.capacity && c.in.repack != true) {
     p.notes.push_back("no room for the " + what + " of the CPU weights (" + format_bytes(bytes) +
                       "): the CPU reads the mapped GGUF blocks");
@@ -180,7 +190,11 @@ void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
   p.repacked_bytes = bytes;
   p.cpu_copy_replaces_mapped_experts = in_place;
   p.host.weights += added;
-  p.notes.push_back(std::string(rows16 ? "CPU weights repacked for AVX-512" : "CPU weights copied into huge pages") +
+  const std::string done = !rows16 ? "CPU weights copied into huge pages"
+                           : vnni  ? "CPU weights repacked for AVX-512 (Rows16)"
+                                   : "CPU weights repacked for AVX2 (Rows16: " + format_bytes(rows16_bytes) +
+                                         "; the other formats copied as they are into huge pages)";
+  p.notes.push_back(done +
                     " at load (+" + format_bytes(added) + " host memory" +
                     (in_place ? "; the copied experts' mapped pages, " + format_bytes(replaced) + ", let go)" : ")"));
 }

@@ -32,7 +32,7 @@ void add_bench_command(CLI::App& app) {
   moe->add_option("-r,--runs", mo->runs, "Runs; the figure is their median")->capture_default_str()->check(CLI::Range(1, 100));
   moe->add_option("--set-mib", mo->set_mib, "Weight set size (default 16 x LLC and >= 512 MiB, <= 6 GiB and MemAvailable/2)");
   moe->add_option("--seed", mo->seed, "Random seed")->capture_default_str();
-  moe->add_option("--layout", mo->layout, "Expert layout: gguf | rows16 | auto (rows16 where supported: q8_0, q4_0, q4_k, q5_k, q6_k)")
+  moe->add_option("--layout", mo->layout, "Expert layout: gguf | rows16 | auto (rows16 where the loader would repack: AVX-512 VNNI q8_0, q4_0, q4_k, q5_k, q6_k; AVX2 q8_0, q4_k)")
       ->capture_default_str()->check(CLI::IsMember({"gguf", "rows16", "auto"}));
   moe->callback([mo] { run_moe_layer_bench(*mo); });
   add_bench_gpu_commands(*cmd);  // pcie, handoff

@@ -107,7 +107,7 @@ void run_moe_layer_bench(const MoeLayerBenchOptions& o) {
   const size_t expert_bytes = 2 * gate_bytes + down_bytes;
   // Rows16: a repacked copy of the whole set beside the GGUF one (as a loader keeps both); auto
   // picks it where the loader would make it (the format has the layout and a kernel for it of at
-  // least the GGUF kernel's tier: not on AVX2, where it would run the scalar Rows16 code).
+  // least the GGUF kernel's tier: on AVX2 only q8_0 and q4_k, elsewhere the scalar Rows16 code).
   if (o.layout == "rows16" && !cpu::rows16_supported(type))
     throw Error("hexe bench moe-layer: --layout rows16 needs q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k or q6_k weights, not " + o.quant);
   const bool rows16 = o.layout == "rows16" || (o.layout == "auto" && cpu::rows16_pays(type, H, cpu::active_isa()) &&

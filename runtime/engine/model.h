@@ -26,7 +26,8 @@ struct Linear {
   int64_t n_out = 0;
   // The CPU decode copy (Model::repack_for_cpu), read instead of `data` by the CPU kernels when
   // set, in `packed_layout`: Rows16 (cpu_kernels/repack.h), or Gguf for a byte-identical copy in
-  // huge-page memory (F32 matrices, the routers; every matrix below AVX-512 VNNI). `data` stays the
+  // huge-page memory (F32 matrices, the routers; below AVX-512 VNNI every matrix without a Rows16
+  // tile at the tier). `data` stays the
   // mapped GGUF view.
   const void* packed = nullptr;
   cpu::WeightLayout packed_layout = cpu::WeightLayout::Rows16;
@@ -88,8 +89,8 @@ class Model {
   void bind_experts(int layer, LayerWeights& lw) const;
 
   // Copies every weight matrix whose format has a faster CPU layout on this machine (Rows16 on
-  // AVX-512 VNNI: q8_0, q4_0, q4_K, q5_K, q6_K) into one huge-page-backed buffer and points the bindings at
-  // the copies; F32 matrices, and below AVX-512 VNNI every matrix, are copied as they are (huge
+  // AVX-512 VNNI: q8_0, q4_0, q4_K, q5_K, q6_K; on AVX2: q4_K, q8_0) into one huge-page-backed buffer and
+  // points the bindings at the copies; F32 matrices, and below AVX-512 VNNI every other matrix, are copied as they are (huge
   // pages, fewer TLB misses). The mapped views stay (GPU uploads, embedding rows). Returns the bytes copied; 0
   // when no tier gains from it. Not thread-safe with running engines: call before evaluating.
   // With `homes` (NUMA), each routed expert's copy is placed on the node of its home.

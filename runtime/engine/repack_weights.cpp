@@ -1,11 +1,12 @@
 // Model::repack_for_cpu: the load-time copy of weights into the CPU decode layout (Rows16), so
-// matmul and the MoE layer read 16 rows per 64-byte load (cpu_kernels/repack.h), and of the
+// matmul and the MoE layer read 16 rows per 64-byte line (cpu_kernels/repack.h), and of the
 // matrices no Rows16 tile serves as they are, into huge-page memory: the F32 ones (the routers)
 // everywhere, whose decode matmul took 67 us a layer there instead of 112 on the mapped file's
-// 4 KiB pages (Qwen3-30B-A3B shape, 128 x 2048, 2 threads), and below AVX-512 VNNI (no Rows16
-// tiles) every matrix: on the Zen 3 VM (AVX2, a VM's two-level page walks) decode of the 12-layer
+// 4 KiB pages (Qwen3-30B-A3B shape, 128 x 2048, 2 threads), and below AVX-512 VNNI every other
+// matrix: on the Zen 3 VM (AVX2, a VM's two-level page walks) decode of the 12-layer
 // Qwen3-30B-A3B-shaped Q4_K_M file read 0.69 of the DRAM bandwidth from the mapping and 0.80 from
-// the copy (21.8 -> 23.7 t/s, 4 rounds alternating).
+// the copy (21.8 -> 23.7 t/s, 4 rounds alternating). AVX-512 VNNI has Rows16 tiles for every
+// Rows16 format, AVX2 for Q4_K and Q8_0 (cpu::rows16_pays says which).
 #include <atomic>
 #include <cstring>
 #include <functional>
@@ -25,8 +26,9 @@ namespace {
 
 bool rows16_pays(DType t, int64_t k) { return cpu::rows16_pays(t, k, cpu::active_isa()); }
 
-// Whether this tier has Rows16 tiles at all (AVX-512 VNNI; an AVX-512 CPU without VNNI runs its
-// quantised formats through the AVX2 tiles, on the GGUF layout).
+// Whether this tier has Rows16 tiles for every Rows16 format (AVX-512 VNNI): the formats without
+// the layout stay on the mapped file there. (An AVX-512 CPU without VNNI runs its quantised
+// formats through the AVX2 tiles: Rows16 for Q4_K and Q8_0, the GGUF layout for the rest.)
 bool rows16_tier() { return int(cpu::active_isa()) >= int(cpu::Isa::Avx512) && cpu::cpu_features().avx512_vnni; }
 
 // Which copy the CPU reads a matrix of type t, rows of k, from (see the file comment).

@@ -97,16 +97,25 @@ TEST(Isa, FeaturesAreConsistent) {
 }
 
 // A Rows16 copy pays only where its kernel is SIMD and of at least the GGUF kernel's tier: never
-// below AVX-512 VNNI (there it would run the scalar Rows16 code; the loader and `bench
-// moe-layer --layout auto` then keep the GGUF layout), always at it for the Rows16 formats.
+// on the scalar tier (there it would run the scalar Rows16 code; the loader and `bench moe-layer
+// --layout auto` then keep the GGUF layout), on AVX2 for Q4_K and Q8_0 only (the formats with
+// AVX2 Rows16 tiles), always at AVX-512 VNNI for the Rows16 formats.
 TEST(Dispatch, Rows16PaysOnlyWithItsSimdKernel) {
   for (DType t : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q5_K, DType::Q4_0}) {
+    const bool avx2_tile = t == DType::Q4_K || t == DType::Q8_0;
     EXPECT_FALSE(rows16_pays(t, 2048, Isa::Scalar)) << dtype_name(t);
-    EXPECT_FALSE(rows16_pays(t, 2048, Isa::Avx2)) << dtype_name(t);
+    if (hardware_isa() >= Isa::Avx2) {
+      EXPECT_EQ(rows16_pays(t, 2048, Isa::Avx2), avx2_tile) << dtype_name(t);
+    }
     if (hardware_isa() >= Isa::Avx512 && cpu_features().avx512_vnni) {
       EXPECT_TRUE(rows16_pays(t, 2048, Isa::Avx512)) << dtype_name(t);
     }
+    // What the planner asks of a profile, whatever this CPU is.
+    EXPECT_EQ(rows16_tile_for(t, true, false), avx2_tile) << dtype_name(t);
+    EXPECT_TRUE(rows16_tile_for(t, true, true)) << dtype_name(t);
+    EXPECT_FALSE(rows16_tile_for(t, false, false)) << dtype_name(t);
   }
+  EXPECT_FALSE(rows16_tile_for(DType::F32, true, true));
   EXPECT_FALSE(rows16_pays(DType::F32, 2048, Isa::Amx));   // no Rows16 layout
   EXPECT_FALSE(rows16_pays(DType::Q4_K, 2000, Isa::Amx));  // k not whole super-blocks
 }

@@ -152,7 +152,7 @@ TEST(MatmulDecode, LargeRaggedNCoversEveryRowOnce) {
         dequantize_row(type, w.data() + size_t(j) * wrb, wf.data(), k);
         for (int64_t t = 0; t < k; ++t) mag[size_t(j)] += std::fabs(double(xq[size_t(t)]) * wf[size_t(t)]);
       }
-      const bool rows16 = rows16_supported(type) && active_isa() >= Isa::Avx512 && cpu_features().avx512_vnni;
+      const bool rows16 = rows16_pays(type, k, active_isa());  // a SIMD Rows16 tile here
       PackedWeights packed;
       if (rows16) packed = repack_for_decode(type, n, k, w.data(), wrb);
       for (const WeightLayout layout : {WeightLayout::Gguf, WeightLayout::Rows16}) {
@@ -186,10 +186,10 @@ TEST(MatmulMany, EachOutputEqualsItsOwnMatmul) {
     int64_t n, k, m;
     bool rows16;
   };
-  const bool r16 = active_isa() >= Isa::Avx512 && cpu_features().avx512_vnni;
-  const std::vector<Spec> specs = {{DType::Q4_K, 1000, 512, 1, r16}, {DType::Q6_K, 77, 256, 1, r16},
+  // rows16: a Rows16 copy where this tier has a SIMD tile for it (rows16_pays).
+  const std::vector<Spec> specs = {{DType::Q4_K, 1000, 512, 1, true}, {DType::Q6_K, 77, 256, 1, true},
                                    {DType::F32, 130, 96, 1, false},  {DType::Q8_0, 4096, 64, 1, false},
-                                   {DType::Q4_K, 48, 256, 3, false}, {DType::Q8_0, 35, 128, 0, r16}};
+                                   {DType::Q4_K, 48, 256, 3, false}, {DType::Q8_0, 35, 128, 0, true}};
   std::vector<std::vector<uint8_t>> w;
   std::vector<PackedWeights> packed(specs.size());
   std::vector<std::vector<float>> x, y_one, y_many;
@@ -202,7 +202,7 @@ TEST(MatmulMany, EachOutputEqualsItsOwnMatmul) {
     MatmulParams p;
     p.w = w.back().data();
     p.w_type = sp.type;
-    if (sp.rows16 && rows16_supported(sp.type)) {
+    if (sp.rows16 && rows16_pays(sp.type, sp.k, active_isa())) {
       packed[i] = repack_for_decode(sp.type, sp.n, sp.k, w.back().data(), row_bytes(sp.type, uint64_t(sp.k)));
       p.w = packed[i].data();
       p.w_layout = WeightLayout::Rows16;

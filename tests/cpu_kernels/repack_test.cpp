@@ -31,16 +31,31 @@ std::string param_name(const ::testing::TestParamInfo<Param>& i) {
 }
 
 const std::vector<Isa>& rows16_tiers() {
-  static const std::vector<Isa> t = {Isa::Scalar, Isa::Avx512};
+  static const std::vector<Isa> t = {Isa::Scalar, Isa::Avx2, Isa::Avx512};
   return t;
+}
+
+// The formats the AVX2 tier has Rows16 tiles for (the others keep their GGUF rows there).
+bool avx2_rows16(DType t) { return t == DType::Q4_K || t == DType::Q8_0; }
+
+#define HEXE_SKIP_IF_NO_ROWS16_TILE(tier, type)                                                      \
+  do {                                                                                              \
+    HEXE_SKIP_IF_TIER_ABSENT(tier);                                                                 \
+    if ((tier) == Isa::Avx512 && !cpu_features().avx512_vnni)                                       \
+      GTEST_SKIP() << "rows16 avx512 tiles need AVX512_VNNI";                                       \
+    if ((tier) == Isa::Avx2 && !avx2_rows16(type)) GTEST_SKIP() << "no AVX2 rows16 tile for this format"; \
+  } while (0)
+
+TEST(Rows16Tiles, Avx2HasExactlyTheListedFormats) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q4_K, DType::Q5_K, DType::Q6_K})
+    EXPECT_EQ(kGemmRows16Avx2[size_t(t)].fn != nullptr, avx2_rows16(t)) << dtype_name(t);
 }
 
 class Rows16Matmul : public ::testing::TestWithParam<Param> {};
 
 TEST_P(Rows16Matmul, MatchesScalarGgufReference) {
   const auto [tier, type] = GetParam();
-  HEXE_SKIP_IF_TIER_ABSENT(tier);
-  if (tier == Isa::Avx512 && !cpu_features().avx512_vnni) GTEST_SKIP() << "rows16 avx512 tiles need AVX512_VNNI";
+  HEXE_SKIP_IF_NO_ROWS16_TILE(tier, type);
   // The tier must really run its own rows16 kernel (no silent fallback to scalar).
   const KernelChoice kc = matmul_choice(type, 4096, tier, WeightLayout::Rows16);
   ASSERT_EQ(kc.tier, tier) << kc.name << " (" << kc.reasons << ")";
@@ -121,8 +136,7 @@ class Rows16Slice : public ::testing::TestWithParam<Param> {};
 // GGUF rows; ragged row counts and 1..8 activation rows.
 TEST_P(Rows16Slice, ColumnSlicesMatchGgufReference) {
   const auto [tier, type] = GetParam();
-  HEXE_SKIP_IF_TIER_ABSENT(tier);
-  if (tier == Isa::Avx512 && !cpu_features().avx512_vnni) GTEST_SKIP() << "rows16 avx512 tiles need AVX512_VNNI";
+  HEXE_SKIP_IF_NO_ROWS16_TILE(tier, type);
   std::mt19937 rng(99 + int(type) + 13 * int(tier));
   const int64_t align = rows16_col_align(type);
   const DType act = paired_activation(type);
@@ -302,7 +316,7 @@ TEST_P(Rows16Moe, EqualsGgufLayout) {
       p.packed = packed_wrong.data();
       p.y = y_wrong.data();
       moe_experts_at(p, tier, tp);
-      if (tier == Isa::Avx2)  // no AVX2 rows16 tile: the AVX2 GGUF tiles, never the scalar rows16 one
+      if (tier == Isa::Avx2 && !avx2_rows16(type))  // the AVX2 GGUF tiles, never the scalar rows16 one
         EXPECT_LT(rel_err(y_wrong, y_gguf), 1e-4) << name << " read the rows16 set below its tier";
       else
         EXPECT_GT(rel_err(y_wrong, y_gguf), 1e-2) << name << " ignored the rows16 set";

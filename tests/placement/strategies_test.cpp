@@ -219,15 +219,33 @@ TEST(Strategies, DecodeCopyOfTheExpertsOnlyWhereItFitsAndPays) {
   EXPECT_EQ(plain.cpu_weight_layout, "gguf");
   EXPECT_EQ(plain.repacked_bytes, 0u);
   s.in.repack.reset();
-  // No VNNI: every matrix the CPU multiplies, copied as it is (huge pages), the embedding not.
+  // AVX2 without VNNI: the q4_K and q8_0 matrices repacked (AVX2 Rows16 tiles), every other
+  // matrix the CPU multiplies copied as it is (huge pages), the embedding not.
   s.hw.cpu.isa = {"avx2"};
   const Plan avx2 = make_plan(s.in, Strategy::Cpu);
-  EXPECT_EQ(avx2.cpu_weight_layout, "gguf");
+  EXPECT_EQ(avx2.cpu_weight_layout, "rows16");
+  uint64_t avx2_copy = 0, avx2_rows16 = 0;
+  for (const auto& t : s.m.spec.tensors) {
+    if (t.role == TensorRole::TokenEmbd || t.ne.size() < 2) continue;
+    if (t.type == DType::Q4_K || t.type == DType::Q8_0) {
+      const uint64_t b = cpu::rows16_group_bytes(t.type, t.ne[0]) * uint64_t((t.ne[1] + 15) / 16) * uint64_t(t.experts);
+      avx2_copy += b, avx2_rows16 += b;
+    } else {
+      avx2_copy += t.bytes;
+    }
+  }
+  ASSERT_GT(avx2_rows16, 0u);
+  ASSERT_LT(avx2_rows16, avx2_copy);  // the q6_K matrices stay GGUF rows
+  EXPECT_EQ(avx2.repacked_bytes, avx2_copy);
+  EXPECT_EQ(avx2.host.weights - plain.host.weights, avx2_copy);
+  // Neither AVX2 nor VNNI: every matrix copied as it is.
+  s.hw.cpu.isa = {};
+  const Plan scalar = make_plan(s.in, Strategy::Cpu);
+  EXPECT_EQ(scalar.cpu_weight_layout, "gguf");
   uint64_t matrices = 0;
   for (const auto& t : s.m.spec.tensors)
     if (t.role != TensorRole::TokenEmbd && t.ne.size() >= 2) matrices += t.bytes;
-  EXPECT_EQ(avx2.repacked_bytes, matrices);
-  EXPECT_EQ(avx2.host.weights - plain.host.weights, matrices);
+  EXPECT_EQ(scalar.repacked_bytes, matrices);
   // Room for both: the copy sits beside the mapped file.
   EXPECT_FALSE(roomy.cpu_copy_replaces_mapped_experts);
   EXPECT_EQ(roomy.host.weights - plain.host.weights, repackable);

@@ -17,7 +17,8 @@
 #include "cpu_kernels/x86/avx512/dpbusd_bcast.h"
 #include "cpu_kernels/x86/avx512/mask64_at.h"
 #include "cpu_kernels/x86/avx512/rows16_q4k_scales.h"
-#include "cpu_kernels/x86/avx512/rows16_walk.h"
+#include "cpu_kernels/x86/q8k_pairs.h"
+#include "cpu_kernels/x86/rows16_walk.h"
 
 namespace hexe::cpu {
 namespace {
@@ -28,17 +29,6 @@ namespace {
 // streamed 3-4% faster (1 KiB + 2 KiB against 1 KiB alone, alternating 48 MB passes in one
 // process: 19.4-19.6 against 18.3-19.0 GB/s; 3 and 4 KiB in L2 gave 19.0-19.1).
 constexpr int kPrefetchBytes = 1024;
-
-// Per activation row, block and sub-block pair p: the sums of sub-blocks 2p and 2p+1 as two
-// int16 in one int32 (the vpdpwssd partner of the mins stored as byte pairs).
-void act_pairs(const BlockQ8_K* a, int64_t nb, int32_t* out) {
-  for (int64_t b = 0; b < nb; ++b)
-    for (int p = 0; p < 4; ++p) {
-      const int16_t* bs = a[b].bsums + 4 * p;
-      const int lo = bs[0] + bs[1], hi = bs[2] + bs[3];
-      out[b * 4 + p] = int32_t(uint32_t(uint16_t(lo)) | uint32_t(uint16_t(hi)) << 16);
-    }
-}
 
 inline __m512 scale_ps(const uint8_t* p) {
   return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
@@ -125,10 +115,11 @@ void tile(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act,
   thread_local std::vector<int32_t> pairs;
   if (pairs.size() < size_t(mr * nb * 4)) pairs.resize(size_t(mr * nb * 4));
   for (int64_t i = 0; i < mr; ++i)
-    act_pairs(reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i) * arb), nb,
+    q8k_sub_block_pairs(reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i) * arb), nb,
               pairs.data() + i * nb * 4);
   rows16_walk(mr, nr, static_cast<const uint8_t*>(w), gstride, y, ys,
-              [&](auto rows, int64_t i0, const uint8_t* g, float* yo, __mmask16 valid) {
+              [&](auto rows, int64_t i0, const uint8_t* g, float* yo, int n) {
+                const __mmask16 valid = __mmask16((1u << n) - 1);
                 constexpr int R = decltype(rows)::value;
                 const BlockQ8_K* a[R];
                 const int32_t* ap[R];

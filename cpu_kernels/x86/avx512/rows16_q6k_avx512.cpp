@@ -15,7 +15,7 @@
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
 #include "cpu_kernels/x86/avx512/dpbusd_bcast.h"
-#include "cpu_kernels/x86/avx512/rows16_walk.h"
+#include "cpu_kernels/x86/rows16_walk.h"
 
 namespace hexe::cpu {
 namespace {
@@ -119,7 +119,8 @@ void gemm_tile_q6_K_rows16_avx512(int64_t k, const void* w, size_t gstride, int6
     act_bias(reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i) * arb), nb,
              bias.data() + i * nb * 16);
   rows16_walk(mr, nr, static_cast<const uint8_t*>(w), gstride, y, ys,
-              [&](auto rows, int64_t i0, const uint8_t* g, float* yo, __mmask16 valid) {
+              [&](auto rows, int64_t i0, const uint8_t* g, float* yo, int n) {
+                const __mmask16 valid = __mmask16((1u << n) - 1);
                 constexpr int R = decltype(rows)::value;
                 const BlockQ8_K* a[R];
                 const int32_t* ab[R];

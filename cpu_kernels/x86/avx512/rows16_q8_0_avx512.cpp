@@ -20,7 +20,7 @@
 #include "cpu_kernels/repack.h"
 #include "cpu_kernels/x86/avx512/dpbusd_bcast.h"
 #include "cpu_kernels/x86/avx512/mask64_at.h"
-#include "cpu_kernels/x86/avx512/rows16_walk.h"
+#include "cpu_kernels/x86/rows16_walk.h"
 #include "cpu_kernels/x86/q8_block_sum.h"
 
 namespace hexe::cpu {
@@ -217,7 +217,8 @@ void tile(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act,
     act_info(reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(act) + size_t(i) * arb), nb,
              kQ8 ? 128 : rows16_legacy(W).offset, info.data() + i * nb);
   rows16_walk(mr, nr, static_cast<const uint8_t*>(w), gstride, y, ys,
-              [&](auto rows, int64_t i0, const uint8_t* g, float* yo, __mmask16 valid) {
+              [&](auto rows, int64_t i0, const uint8_t* g, float* yo, int n) {
+                const __mmask16 valid = __mmask16((1u << n) - 1);
                 constexpr int R = decltype(rows)::value;
                 const BlockQ8_0* a[R];
                 const ActQ8* ai[R];

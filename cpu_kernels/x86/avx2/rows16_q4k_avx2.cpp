@@ -1,0 +1,169 @@
+// AVX2 tiles for Q4_K weights in the Rows16 layout (repack.h), the layout the AVX-512 VNNI tier
+// decodes from. Each 64-byte line holds 16 rows x 4 columns of two sub-blocks (low nibbles:
+// sub-block 2p, high: 2p+1); a 32-byte half is 8 rows. One broadcast of 4 activation bytes
+// meets 8 rows in one vpmaddubsw, and the 16-bit sums of a sub-block's 8 lines stay in 16 bits
+// (8 x 2 x 15 x 128 = 30720 < 32768) until one vpmaddwd multiplies them by the rows' scales. On
+// the GGUF rows the AVX2 tile needs a vpmaddwd per 32 bytes and unpacks scales per row.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "cpu_kernels/blocks.h"
+#include "cpu_kernels/kernels.h"
+#include "cpu_kernels/repack.h"
+#include "cpu_kernels/x86/q8k_pairs.h"
+#include "cpu_kernels/x86/rows16_walk.h"
+
+namespace hexe::cpu {
+namespace {
+
+// 128 six-bit values of a Q4_K Rows16 super-block (repack.h: low nibbles at lo, values u and
+// u+64 in byte u; top bits at hi, values u, u+32, u+64, u+96 in byte u) as bytes: s[q] holds
+// values 32q .. 32q+31. The top bits move to bits 4-5 with 16-bit shifts; the bits a shift
+// carries in from the neighbouring byte fall outside the mask.
+inline void unpack_six_bit(const uint8_t* lo, const uint8_t* hi, __m256i s[4]) {
+  const __m256i nib = _mm256_set1_epi8(0x0F), top = _mm256_set1_epi8(0x30);
+  const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lo));
+  const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lo + 32));
+  const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(hi));
+  s[0] = _mm256_or_si256(_mm256_and_si256(l0, nib), _mm256_and_si256(_mm256_slli_epi16(h, 4), top));
+  s[1] = _mm256_or_si256(_mm256_and_si256(l1, nib), _mm256_and_si256(_mm256_slli_epi16(h, 2), top));
+  s[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), nib), _mm256_and_si256(h, top));
+  s[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nib), _mm256_and_si256(_mm256_srli_epi16(h, 2), top));
+}
+
+// The scales and mins of the super-block at sb, in the orders the tile reads them:
+// sc[p*64 + h*32 + e*16 + 2i + {0,1}] = scale of sub-block 2p+e, row 8h+i (each byte twice, so
+// one vpmovzxbw makes the 16-bit multipliers of a half's vpmaddwd), and mn[v] = M[v] (v = p*32 +
+// r*2 + e: sub-block 2p+e, row r; the rows of half h are bytes p*32 + 16h ..).
+inline void unpack_scales(const uint8_t* sb, uint8_t* sc, uint8_t* mn) {
+  __m256i s[4], m[4];
+  unpack_six_bit(sb + 64, sb + 192, s);
+  unpack_six_bit(sb + 128, sb + 224, m);
+  for (int p = 0; p < 4; ++p) {
+    // s[p]: sub-block 2p in the low 128-bit lane, 2p+1 in the high one; unpacking a vector with
+    // itself doubles rows 0..7 (lo) and 8..15 (hi) of each.
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sc + p * 64), _mm256_unpacklo_epi8(s[p], s[p]));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(sc + p * 64 + 32), _mm256_unpackhi_epi8(s[p], s[p]));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(mn + p * 32), m[p]);
+  }
+}
+
+inline __m256i bcast4(const int8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm256_set1_epi32(v);
+}
+
+inline __m256i zx16(const uint8_t* p) {
+  return _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// R activation rows against the 16-row group at g: y[r * ys + j] for j < n.
+template <int R>
+void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_t* const* ap, float* y, int64_t ys,
+           int n, int pf) {
+  const __m256i m_lo = _mm256_set1_epi8(0x0F);
+  __m256 acc[2][R];
+  for (int h = 0; h < 2; ++h)
+    for (int r = 0; r < R; ++r) acc[h][r] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* o = g + size_t(b) * kQ4KRows16Bytes;
+    alignas(32) uint8_t sc[256], mn[128];
+    unpack_scales(o, sc, mn);
+    __m256i isum[2][R];
+    for (int h = 0; h < 2; ++h)
+      for (int r = 0; r < R; ++r) isum[h][r] = _mm256_setzero_si256();
+    for (int p = 0; p < 4; ++p) {
+      const uint8_t* pair = o + kQ4KRows16Qs + p * 512;
+      if (pf)
+        for (int c = 0; c < 512; c += 64) _mm_prefetch(reinterpret_cast<const char*>(pair + c + pf), _MM_HINT_T0);
+      // 16-bit sums of sub-blocks 2p (l) and 2p+1 (h) per half and row, two lanes a row.
+      __m256i il[2][R], ih[2][R];
+      for (int h = 0; h < 2; ++h)
+        for (int r = 0; r < R; ++r) il[h][r] = ih[h][r] = _mm256_setzero_si256();
+      for (int c = 0; c < 8; ++c) {
+        __m256i al[R], ah[R];
+        for (int r = 0; r < R; ++r) {
+          const int8_t* aq = a[r][b].qs + 64 * p + 4 * c;
+          al[r] = bcast4(aq), ah[r] = bcast4(aq + 32);
+        }
+        for (int h = 0; h < 2; ++h) {
+          __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + c * 64 + h * 32));
+          asm("" : "+x"(v));  // one load: GCC would otherwise fold it into both the AND and the shift
+          const __m256i lo = _mm256_and_si256(v, m_lo);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m_lo);
+          for (int r = 0; r < R; ++r) {
+            il[h][r] = _mm256_add_epi16(il[h][r], _mm256_maddubs_epi16(lo, al[r]));
+            ih[h][r] = _mm256_add_epi16(ih[h][r], _mm256_maddubs_epi16(hi, ah[r]));
+            // Keeps the sums running: GCC otherwise reassociates them into a tree over the
+            // unrolled lines, keeps all 32 products of a pair live and spills them to the stack.
+            asm("" : "+x"(il[h][r]), "+x"(ih[h][r]));
+          }
+        }
+      }
+      for (int h = 0; h < 2; ++h) {
+        const __m256i sl = zx16(sc + p * 64 + h * 32), sh = zx16(sc + p * 64 + h * 32 + 16);
+        for (int r = 0; r < R; ++r)
+          isum[h][r] = _mm256_add_epi32(isum[h][r], _mm256_add_epi32(_mm256_madd_epi16(il[h][r], sl),
+                                                                      _mm256_madd_epi16(ih[h][r], sh)));
+      }
+    }
+    for (int h = 0; h < 2; ++h) {
+      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o + h * 16)));
+      const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o + 32 + h * 16)));
+      for (int r = 0; r < R; ++r) {
+        __m256i imin = _mm256_setzero_si256();
+        for (int p = 0; p < 4; ++p)
+          imin = _mm256_add_epi32(imin, _mm256_madd_epi16(zx16(mn + p * 32 + h * 16), _mm256_set1_epi32(ap[r][b * 4 + p])));
+        const __m256 da = _mm256_set1_ps(a[r][b].d);
+        acc[h][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[h][r]), _mm256_mul_ps(d, da), acc[h][r]);
+        acc[h][r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin), _mm256_mul_ps(dmin, da), acc[h][r]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    if (n == kRows16) {
+      _mm256_storeu_ps(y + r * ys, acc[0][r]);
+      _mm256_storeu_ps(y + r * ys + 8, acc[1][r]);
+    } else {  // the group ends inside the padding rows: write the n real ones
+      alignas(32) float t[16];
+      _mm256_store_ps(t, acc[0][r]);
+      _mm256_store_ps(t + 8, acc[1][r]);
+      std::memcpy(y + r * ys, t, sizeof(float) * size_t(n));
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_tile_q4_K_rows16_avx2(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act, size_t arb,
+                                int64_t mr, float* y, int64_t ys) {
+  const int64_t nb = k / kQKK;
+  const int pf = decode_prefetch_bytes(kAvx2Rows16PrefetchBytes, PrefetchOnAmd::On);
+  thread_local std::vector<int32_t> pairs;
+  if (pairs.size() < size_t(mr * nb * 4)) pairs.resize(size_t(mr * nb * 4));
+  for (int64_t i = 0; i < mr; ++i)
+    q8k_sub_block_pairs(reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i) * arb), nb,
+                        pairs.data() + i * nb * 4);
+  rows16_walk(mr, nr, static_cast<const uint8_t*>(w), gstride, y, ys,
+              [&](auto rows, int64_t i0, const uint8_t* g, float* yo, int n) {
+                constexpr int R = decltype(rows)::value;
+                const BlockQ8_K* a[R];
+                const int32_t* ap[R];
+                for (int r = 0; r < R; ++r) {
+                  a[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i0 + r) * arb);
+                  ap[r] = pairs.data() + (i0 + r) * nb * 4;
+                }
+                // Two activation rows at most per pass: their 16-bit sums, broadcasts and the
+                // line in flight fill AVX2's 16 registers.
+                if constexpr (R == 1) group<1>(nb, g, a, ap, yo, ys, n, pf);
+                else group<2>(nb, g, a, ap, yo, ys, n, pf);
+                if constexpr (R == 3) group<1>(nb, g, a + 2, ap + 2, yo + 2 * ys, ys, n, pf);
+                if constexpr (R == 4) group<2>(nb, g, a + 2, ap + 2, yo + 2 * ys, ys, n, pf);
+              });
+}
+
+}  // namespace hexe::cpu
