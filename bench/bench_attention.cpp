@@ -1,5 +1,5 @@
-// Paged causal GQA attention throughput: GFLOP/s of the avx512 kernel and the portable one (the
-// avx2 tier) on a prefill chunk and a decode step, next to the f32 FMA peak measured in the same
+// Paged causal GQA attention throughput: GFLOP/s of the avx512 and avx2 kernels and the portable
+// one (the scalar tier) on a prefill chunk and a decode step, next to the f32 FMA peak measured in the same
 // process on the same threads; `ratio <x>` (to that peak) ends each line.
 //   bench_attention [--threads T] [--heads H] [--kv-heads KV] [--head-dim D] [--page P]
 //                   [--prefill N (queries = context, default 512)] [--context C (decode, default 4096)]
@@ -107,13 +107,13 @@ int main(int argc, char** argv) {
     p.k = k.view; p.v = v.view; p.scale = 1.f / std::sqrt(float(dim)); p.out = out.data();
     const double flop = keys * heads * 2.0 * (2 * dim);
     const int reps = s.n_q > 1 ? 3 : 20;
-    for (Isa tier : {Isa::Avx2, Isa::Avx512}) {
+    for (Isa tier : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
       if (int(tier) > int(hardware_isa())) continue;
       const double sec = time_attention(p, tier, pool, reps);
       const double gf = flop / sec / 1e9;
       std::printf("%-8s n_q %-5lld ctx %-5lld %-9s %9.3f ms %7.1f GFLOP/s  ratio %.3f\n", s.name,
                   static_cast<long long>(s.n_q), static_cast<long long>(s.ctx),
-                  tier == Isa::Avx512 ? "avx512" : "portable", sec * 1e3, gf, gf / peak);
+                  tier == Isa::Scalar ? "portable" : isa_name(tier), sec * 1e3, gf, gf / peak);
     }
   }
   return 0;

@@ -1,5 +1,5 @@
-// Causal GQA attention over paged K/V: the tier dispatch, and the portable kernel (scalar and avx2
-// tiers): one (query, head) pair per task, keys streamed a page at a time with an online softmax
+// Causal GQA attention over paged K/V: the tier dispatch (x86/avx512/, x86/avx2/), and the
+// portable kernel (scalar tier): one (query, head) pair per task, keys streamed a page at a time with an online softmax
 // (running max and sum), so no score buffer grows with the context.
 #include "cpu_kernels/attention.h"
 
@@ -19,6 +19,10 @@ namespace avx512 {
 void attention(const AttentionParams& p, ThreadPool& pool);
 void exp_f32(const float* x, float* y, int64_t n);
 }  // namespace avx512
+namespace avx2 {
+void attention(const AttentionParams& p, ThreadPool& pool);
+void exp_f32(const float* x, float* y, int64_t n);
+}  // namespace avx2
 
 namespace {
 
@@ -69,19 +73,21 @@ void attention_portable(const AttentionParams& p, ThreadPool& pool) {
 bool use_avx512(Isa max_tier) {
   return int(max_tier) >= int(Isa::Avx512) && int(hardware_isa()) >= int(Isa::Avx512);
 }
+bool use_avx2(Isa max_tier) { return int(max_tier) >= int(Isa::Avx2) && int(hardware_isa()) >= int(Isa::Avx2); }
 
 }  // namespace
 
 void attention_at(const AttentionParams& p, Isa max_tier, ThreadPool& pool) {
-  const bool fast = use_avx512(max_tier);
+  const int kernel = use_avx512(max_tier) ? 2 : use_avx2(max_tier) ? 1 : 0;
   if (env::log_dispatch()) {
-    static std::atomic<bool> logged[2] = {};  // once per kernel
-    if (!logged[fast].exchange(true)) {
-      std::fprintf(stderr, "hexe dispatch: attention -> %s\n",
-                   fast ? "avx512/flash" : "portable (avx512: capped by HEXE_CPU_ISA/caller or not supported by this CPU)");
-    }
+    static std::atomic<bool> logged[3] = {};  // once per kernel
+    static const char* const names[3] = {
+        "portable (avx2, avx512: capped by HEXE_CPU_ISA/caller or not supported by this CPU)",
+        "avx2 (avx512: capped by HEXE_CPU_ISA/caller or not supported by this CPU)", "avx512/flash"};
+    if (!logged[kernel].exchange(true)) std::fprintf(stderr, "hexe dispatch: attention -> %s\n", names[kernel]);
   }
-  if (fast) return avx512::attention(p, pool);
+  if (kernel == 2) return avx512::attention(p, pool);
+  if (kernel == 1) return avx2::attention(p, pool);
   attention_portable(p, pool);
 }
 
@@ -89,6 +95,7 @@ void attention(const AttentionParams& p, ThreadPool& pool) { attention_at(p, act
 
 void attention_exp(const float* x, float* y, int64_t n) {
   if (use_avx512(Isa::Avx512)) return avx512::exp_f32(x, y, n);
+  if (use_avx2(Isa::Avx2)) return avx2::exp_f32(x, y, n);
   // As the vectorised exp: 0 where e^x is below the smallest normal float (std::exp gives a
   // denormal down to -103), so both tiers weigh far-below-max scores exactly 0.
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] < -87.33654f ? 0.f : std::exp(x[i]);

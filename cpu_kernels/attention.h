@@ -35,15 +35,16 @@ struct AttentionParams {
 };
 
 // Kernels: avx512 (x86/avx512/attention_avx512.cpp: one KV head x a block of queries x that
-// head's query group per task, rows in vector lanes, online softmax over 32-key blocks) and the
-// portable one below it (one (query, head) per task; scalar and avx2 tiers).
+// head's query group per task, rows in vector lanes, online softmax over 32-key blocks), avx2
+// (x86/avx2/attention_avx2.cpp: one query x a KV head's query heads per task, online softmax over
+// 64-key blocks) and the portable one below them (one (query, head) per task; scalar tier).
 void attention(const AttentionParams& p, ThreadPool& pool);
 // attention() is attention_at(p, active_isa(), pool); tests and benchmarks compare the tiers.
 void attention_at(const AttentionParams& p, Isa max_tier, ThreadPool& pool);
 void attention_ref(const AttentionParams& p);  // scalar reference for tests
 
-// exp over n floats with the vectorised exp the avx512 kernel uses (std::exp below AVX-512), 0
-// below -87.34 on both; tests hold it to std::exp.
+// exp over n floats with the vectorised exp the avx512 or avx2 kernel uses (std::exp on the
+// scalar tier), 0 below -87.34 on all; tests hold it to std::exp.
 void attention_exp(const float* x, float* y, int64_t n);
 
 }  // namespace hexe::cpu

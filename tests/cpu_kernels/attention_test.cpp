@@ -2,7 +2,7 @@
 // ragged context lengths and head sizes (64, 80, 128; dk != dv), prefill (many queries, starting
 // mid-page or at scattered positions) and decode (one), long contexts, 1 and 2 threads, every
 // tier this CPU runs; MLA's values read as the leading floats of wider rows; and the avx512
-// kernel's exp against std::exp.
+// and avx2 kernels' exp against std::exp.
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -76,7 +76,7 @@ TEST(Attention, ValuesAsLeadingFloatsOfWiderRows) {
       p.k = k.view; p.v = v.view; p.scale = 1.f / 8.f; p.out = ref.data();
       attention_ref(p);
       p.v = lead;
-      for (Isa tier : {Isa::Scalar, Isa::Avx512}) {
+      for (Isa tier : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) {
         std::vector<float> out(ref.size());
         p.out = out.data();
         attention_at(p, tier, pool);
