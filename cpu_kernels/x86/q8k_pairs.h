@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "cpu_kernels/blocks.h"
+#include "cpu_kernels/x86/rows16_walk.h"
 
 namespace hexe::cpu {
 
@@ -16,6 +18,29 @@ inline void q8k_sub_block_pairs(const BlockQ8_K* a, int64_t nb, int32_t* out) {
       const int lo = bs[0] + bs[1], hi = bs[2] + bs[3];
       out[b * 4 + p] = int32_t(uint32_t(uint16_t(lo)) | uint32_t(uint16_t(hi)) << 16);
     }
+}
+
+// The Q4_K/Q5_K Rows16 tiles' walk: the activation rows' pairs made once per call, then
+// kernel(R, a, ap, g, yo, n) per group and run of R activation rows (rows16_walk), with a[r] the
+// Q8_K row and ap[r] its pairs.
+template <class Kernel>
+inline void q8k_rows16_walk(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act, size_t arb,
+                            int64_t mr, float* y, int64_t ys, Kernel&& kernel) {
+  const int64_t nb = k / kQKK;
+  thread_local std::vector<int32_t> pairs;
+  if (pairs.size() < size_t(mr * nb * 4)) pairs.resize(size_t(mr * nb * 4));
+  const auto row = [&](int64_t i) {
+    return reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i) * arb);
+  };
+  for (int64_t i = 0; i < mr; ++i) q8k_sub_block_pairs(row(i), nb, pairs.data() + i * nb * 4);
+  rows16_walk(mr, nr, static_cast<const uint8_t*>(w), gstride, y, ys,
+              [&](auto rows, int64_t i0, const uint8_t* g, float* yo, int n) {
+                constexpr int R = decltype(rows)::value;
+                const BlockQ8_K* a[R];
+                const int32_t* ap[R];
+                for (int r = 0; r < R; ++r) a[r] = row(i0 + r), ap[r] = pairs.data() + (i0 + r) * nb * 4;
+                kernel(rows, a, ap, g, yo, n);
+              });
 }
 
 }  // namespace hexe::cpu

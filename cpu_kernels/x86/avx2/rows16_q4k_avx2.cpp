@@ -7,17 +7,17 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
-#include <vector>
 
 #include "cpu_kernels/blocks.h"
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
 #include "cpu_kernels/x86/q8k_pairs.h"
-#include "cpu_kernels/x86/rows16_walk.h"
+#include "cpu_kernels/x86/avx2/rows16_avx2.h"
 
 namespace hexe::cpu {
 namespace {
+
+using rows16_avx2::bcast4;
 
 // 128 six-bit values of a Q4_K Rows16 super-block (repack.h: low nibbles at lo, values u and
 // u+64 in byte u; top bits at hi, values u, u+32, u+64, u+96 in byte u) as bytes: s[q] holds
@@ -49,12 +49,6 @@ inline void unpack_scales(const uint8_t* sb, uint8_t* sc, uint8_t* mn) {
     _mm256_store_si256(reinterpret_cast<__m256i*>(sc + p * 64 + 32), _mm256_unpackhi_epi8(s[p], s[p]));
     _mm256_store_si256(reinterpret_cast<__m256i*>(mn + p * 32), m[p]);
   }
-}
-
-inline __m256i bcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
 }
 
 inline __m256i zx16(const uint8_t* p) {
@@ -124,17 +118,7 @@ void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_
       }
     }
   }
-  for (int r = 0; r < R; ++r) {
-    if (n == kRows16) {
-      _mm256_storeu_ps(y + r * ys, acc[0][r]);
-      _mm256_storeu_ps(y + r * ys + 8, acc[1][r]);
-    } else {  // the group ends inside the padding rows: write the n real ones
-      alignas(32) float t[16];
-      _mm256_store_ps(t, acc[0][r]);
-      _mm256_store_ps(t + 8, acc[1][r]);
-      std::memcpy(y + r * ys, t, sizeof(float) * size_t(n));
-    }
-  }
+  for (int r = 0; r < R; ++r) rows16_avx2::store_row(acc[0][r], acc[1][r], y + r * ys, n);
 }
 
 }  // namespace
@@ -143,27 +127,11 @@ void gemm_tile_q4_K_rows16_avx2(int64_t k, const void* w, size_t gstride, int64_
                                 int64_t mr, float* y, int64_t ys) {
   const int64_t nb = k / kQKK;
   const int pf = decode_prefetch_bytes(kAvx2Rows16PrefetchBytes, PrefetchOnAmd::On);
-  thread_local std::vector<int32_t> pairs;
-  if (pairs.size() < size_t(mr * nb * 4)) pairs.resize(size_t(mr * nb * 4));
-  for (int64_t i = 0; i < mr; ++i)
-    q8k_sub_block_pairs(reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i) * arb), nb,
-                        pairs.data() + i * nb * 4);
-  rows16_walk(mr, nr, static_cast<const uint8_t*>(w), gstride, y, ys,
-              [&](auto rows, int64_t i0, const uint8_t* g, float* yo, int n) {
-                constexpr int R = decltype(rows)::value;
-                const BlockQ8_K* a[R];
-                const int32_t* ap[R];
-                for (int r = 0; r < R; ++r) {
-                  a[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i0 + r) * arb);
-                  ap[r] = pairs.data() + (i0 + r) * nb * 4;
-                }
-                // Two activation rows at most per pass: their 16-bit sums, broadcasts and the
-                // line in flight fill AVX2's 16 registers.
-                if constexpr (R == 1) group<1>(nb, g, a, ap, yo, ys, n, pf);
-                else group<2>(nb, g, a, ap, yo, ys, n, pf);
-                if constexpr (R == 3) group<1>(nb, g, a + 2, ap + 2, yo + 2 * ys, ys, n, pf);
-                if constexpr (R == 4) group<2>(nb, g, a + 2, ap + 2, yo + 2 * ys, ys, n, pf);
-              });
+  q8k_rows16_walk(k, w, gstride, nr, act, arb, mr, y, ys, [&](auto rows, auto& a, auto& ap, const uint8_t* g, float* yo, int n) {
+    rows16_avx2::in_pairs<decltype(rows)::value>([&](auto rr, int r0) {
+      group<decltype(rr)::value>(nb, g, a + r0, ap + r0, yo + r0 * ys, ys, n, pf);
+    });
+  });
 }
 
 }  // namespace hexe::cpu

@@ -6,23 +6,19 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <cstring>
 
 #include "cpu_kernels/blocks.h"
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
+#include "cpu_kernels/x86/avx2/rows16_avx2.h"
 #include "cpu_kernels/x86/rows16_walk.h"
 
 namespace hexe::cpu {
 namespace {
 
-constexpr size_t kPairBytes = 1088;  // two blocks of 16 rows: 2 x 512 level bytes, 2 x 32 bytes of d
+using rows16_avx2::bcast4;
 
-inline __m256i bcast4(const int8_t* p) {
-  int32_t v;
-  std::memcpy(&v, p, 4);
-  return _mm256_set1_epi32(v);
-}
+constexpr size_t kPairBytes = 1088;  // two blocks of 16 rows: 2 x 512 level bytes, 2 x 32 bytes of d
 
 // R activation rows against the 16-row group at g: y[r * ys + j] for j < n.
 template <int R>
@@ -61,17 +57,7 @@ void group(int64_t nb, const uint8_t* g, const BlockQ8_0* const* a, float* y, in
       }
     }
   }
-  for (int r = 0; r < R; ++r) {
-    if (n == kRows16) {
-      _mm256_storeu_ps(y + r * ys, acc[0][r]);
-      _mm256_storeu_ps(y + r * ys + 8, acc[1][r]);
-    } else {  // the group ends inside the padding rows: write the n real ones
-      alignas(32) float t[16];
-      _mm256_store_ps(t, acc[0][r]);
-      _mm256_store_ps(t + 8, acc[1][r]);
-      std::memcpy(y + r * ys, t, sizeof(float) * size_t(n));
-    }
-  }
+  for (int r = 0; r < R; ++r) rows16_avx2::store_row(acc[0][r], acc[1][r], y + r * ys, n);
 }
 
 }  // namespace
@@ -86,11 +72,9 @@ void gemm_tile_q8_0_rows16_avx2(int64_t k, const void* w, size_t gstride, int64_
                 const BlockQ8_0* a[R];
                 for (int r = 0; r < R; ++r)
                   a[r] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(act) + size_t(i0 + r) * arb);
-                // Two activation rows at most per pass (AVX2's 16 registers).
-                if constexpr (R == 1) group<1>(nb, g, a, yo, ys, n, pf);
-                else group<2>(nb, g, a, yo, ys, n, pf);
-                if constexpr (R == 3) group<1>(nb, g, a + 2, yo + 2 * ys, ys, n, pf);
-                if constexpr (R == 4) group<2>(nb, g, a + 2, yo + 2 * ys, ys, n, pf);
+                rows16_avx2::in_pairs<R>([&](auto rr, int r0) {
+                  group<decltype(rr)::value>(nb, g, a + r0, yo + r0 * ys, ys, n, pf);
+                });
               });
 }
 

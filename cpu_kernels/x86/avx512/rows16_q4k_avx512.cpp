@@ -18,7 +18,6 @@
 #include "cpu_kernels/x86/avx512/mask64_at.h"
 #include "cpu_kernels/x86/avx512/rows16_q4k_scales.h"
 #include "cpu_kernels/x86/q8k_pairs.h"
-#include "cpu_kernels/x86/rows16_walk.h"
 
 namespace hexe::cpu {
 namespace {
@@ -112,23 +111,9 @@ void tile(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act,
           int64_t ys) {
   const int64_t nb = k / kQKK;
   const int pf = decode_prefetch_bytes(kPrefetchBytes);
-  thread_local std::vector<int32_t> pairs;
-  if (pairs.size() < size_t(mr * nb * 4)) pairs.resize(size_t(mr * nb * 4));
-  for (int64_t i = 0; i < mr; ++i)
-    q8k_sub_block_pairs(reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i) * arb), nb,
-              pairs.data() + i * nb * 4);
-  rows16_walk(mr, nr, static_cast<const uint8_t*>(w), gstride, y, ys,
-              [&](auto rows, int64_t i0, const uint8_t* g, float* yo, int n) {
-                const __mmask16 valid = __mmask16((1u << n) - 1);
-                constexpr int R = decltype(rows)::value;
-                const BlockQ8_K* a[R];
-                const int32_t* ap[R];
-                for (int r = 0; r < R; ++r) {
-                  a[r] = reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(act) + size_t(i0 + r) * arb);
-                  ap[r] = pairs.data() + (i0 + r) * nb * 4;
-                }
-                group<R, kFive>(nb, g, a, ap, yo, ys, valid, pf);
-              });
+  q8k_rows16_walk(k, w, gstride, nr, act, arb, mr, y, ys, [&](auto rows, auto& a, auto& ap, const uint8_t* g, float* yo, int n) {
+    group<decltype(rows)::value, kFive>(nb, g, a, ap, yo, ys, __mmask16((1u << n) - 1), pf);
+  });
 }
 
 }  // namespace
