@@ -24,18 +24,12 @@
 
 #include "cpu_kernels/blocks.h"
 #include "cpu_kernels/kernels.h"
+#include "cpu_kernels/x86/hsum_ps.h"
 
 namespace hexe::cpu {
 namespace {  // NOLINT: deliberate, see the file comment
 
 inline float f16(uint16_t h) { return _cvtsh_ss(h); }
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 inline __m256i mask4() { return _mm256_set1_epi8(0x0F); }
 
@@ -130,7 +124,7 @@ void legacy_rows(int64_t nb, const typename Fmt::Block* w, const uint8_t* act, s
     step(b + 1, acc1);
   }
   if (b < nb) step(b, acc0);
-  for (int r = 0; r < R; ++r) y[r * ys] = hsum(_mm256_add_ps(acc0[r], acc1[r]));
+  for (int r = 0; r < R; ++r) y[r * ys] = hsum_ps(_mm256_add_ps(acc0[r], acc1[r]));
 }
 
 // Walks weight rows; each unpacked weight block serves up to 4 activation rows. Decode (up to 4
@@ -252,7 +246,7 @@ struct K4Rows {
                                   acc[r]);
       }
     }
-    for (int r = 0; r < R; ++r) y[r * ys] = hsum(acc[r]);
+    for (int r = 0; r < R; ++r) y[r * ys] = hsum_ps(acc[r]);
   }
 };
 
@@ -300,7 +294,7 @@ struct K6Rows {
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r]), _mm256_set1_ps(a[r]->d * d), acc[r]);
       }
     }
-    for (int r = 0; r < R; ++r) y[r * ys] = hsum(acc[r]);
+    for (int r = 0; r < R; ++r) y[r * ys] = hsum_ps(acc[r]);
   }
 };
 

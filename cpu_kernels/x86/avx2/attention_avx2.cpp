@@ -15,17 +15,12 @@
 
 #include "cpu_kernels/attention.h"
 #include "cpu_kernels/x86/avx2/exp_avx2.h"
+#include "cpu_kernels/x86/hsum_ps.h"
 
 namespace hexe::cpu::avx2 {
 namespace {
 
 constexpr int kKeys = 64;  // keys per block (the score rows' length)
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
-}
 
 inline float dot(const float* a, const float* b, int n) {
   __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
@@ -35,7 +30,7 @@ inline float dot(const float* a, const float* b, int n) {
     s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
   }
   for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-  float s = hsum(_mm256_add_ps(s0, s1));
+  float s = hsum_ps(_mm256_add_ps(s0, s1));
   for (; i < n; ++i) s += a[i] * b[i];
   return s;
 }
@@ -55,13 +50,12 @@ inline __m128 dot4(const float* q, const float* const* k, int n) {
   return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
 }
 
-// y[0..n) = y * c + w * x
-inline void scale_axpy(float c, float w, const float* x, float* y, int n) {
-  const __m256 vc = _mm256_set1_ps(c), vw = _mm256_set1_ps(w);
+// y[0..n) *= c
+inline void scale(float c, float* y, int n) {
+  const __m256 vc = _mm256_set1_ps(c);
   int i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(vw, _mm256_loadu_ps(x + i), _mm256_mul_ps(vc, _mm256_loadu_ps(y + i))));
-  for (; i < n; ++i) y[i] = y[i] * c + w * x[i];
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(vc, _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] *= c;
 }
 
 // acc[0..dv) += sum over keys i < nb of w[i] * v[i][0..dv): 32 columns at a time kept in
@@ -124,7 +118,7 @@ void attend(const AttentionParams& p, int64_t qi, int kvh, int h0, int hg, float
       const float m_new = std::max(m[g], bmax);
       const float corr = std::exp(m[g] - m_new);  // 0 on the first block (m = -inf)
       float* ag = acc + size_t(g) * size_t(dv);
-      if (t0 > 0) scale_axpy(corr, 0.f, ag, ag, dv);
+      if (t0 > 0) scale(corr, ag, dv);
       // Scores to weights, 8 at a time; the padding lanes past nb give exp(-inf) = 0.
       for (int i = nb; i < (nb + 7) / 8 * 8; ++i) sg[i] = kNegInf;
       __m256 sum = _mm256_setzero_ps();
@@ -134,7 +128,7 @@ void attend(const AttentionParams& p, int64_t qi, int kvh, int h0, int hg, float
         _mm256_storeu_ps(sg + i, w);
         sum = _mm256_add_ps(sum, w);
       }
-      l[g] = l[g] * corr + hsum(sum);
+      l[g] = l[g] * corr + hsum_ps(sum);
       m[g] = m_new;
     }
     const float* vrows[kKeys];

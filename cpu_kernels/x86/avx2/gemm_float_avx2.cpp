@@ -5,16 +5,10 @@
 
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/quant.h"
+#include "cpu_kernels/x86/hsum_ps.h"
 
 namespace hexe::cpu {
 namespace {
-
-inline float hsum8(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 template <DType W> __m256 load8(const void* w, int64_t i);
 template <> __m256 load8<DType::F32>(const void* w, int64_t i) { return _mm256_loadu_ps(static_cast<const float*>(w) + i); }
@@ -52,7 +46,7 @@ void rows(int64_t k, const void* w, const float* x, size_t xs, float* y, int64_t
     for (int r = 0; r < R; ++r) a0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + r * xs + i), a0[r]);
   }
   for (int r = 0; r < R; ++r) {
-    float s = hsum8(_mm256_add_ps(a0[r], a1[r]));
+    float s = hsum_ps(_mm256_add_ps(a0[r], a1[r]));
     for (int64_t t = i; t < k; ++t) s += load1<W>(w, t) * x[r * xs + t];
     y[r * ys] = s;
   }

@@ -32,7 +32,7 @@ float q8_row(int64_t nb, const BlockQ8_0* w, const BlockQ8_0* a) {
     step(b + 1, acc1);
   }
   if (b < nb) step(b, acc0);
-  return hsum(_mm256_add_ps(acc0, acc1));
+  return hsum_ps(_mm256_add_ps(acc0, acc1));
 }
 
 }  // namespace
