@@ -6,6 +6,7 @@
 // (the tile kernel alone on pre-quantised activations: the compute rate the weight stream meets).
 //   bench_tile [--m M] [--k K] [--kib KiB of weights, default 512] [--isa scalar|avx2|avx512|amx]
 //              [--layout gguf|rows16|both]   (rows16: the repacked decode layout, q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K)
+//              [--type q4_K]   (one format only, by its GGUF name)
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -28,12 +29,13 @@ int main(int argc, char** argv) {
   int64_t m = 1, k = 2048;
   size_t kib = 512;
   Isa tier = active_isa();
-  std::string layouts = "gguf";
+  std::string layouts = "gguf", only;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--m")) m = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--k")) k = std::atoll(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--kib")) kib = size_t(std::atoll(argv[i + 1]));
     else if (!std::strcmp(argv[i], "--layout")) layouts = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--type")) only = argv[i + 1];
     else if (!std::strcmp(argv[i], "--isa"))
       tier = !std::strcmp(argv[i + 1], "scalar") ? Isa::Scalar
              : !std::strcmp(argv[i + 1], "avx2") ? Isa::Avx2
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
   std::printf("m %lld, k %lld, %zu KiB of weights per format, tier cap %s\n", static_cast<long long>(m),
               static_cast<long long>(k), kib, isa_name(tier));
   for (DType t : types) {
+    if (!only.empty() && only != dtype_name(t)) continue;
     const uint64_t rb = row_bytes(t, uint64_t(k));
     const int64_t n = std::max<int64_t>(16, int64_t((kib << 10) / rb));
     // Real quantised rows (finite scales) from random floats.

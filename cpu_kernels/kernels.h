@@ -105,6 +105,12 @@ inline constexpr int kAvx2DecodePrefetchBytes = 4096;
 // alternating) q4_k 0.84 / 0.86 / 0.87 / 0.80 and q8_0 0.84 / 0.91 / 0.82 / 0.78 at 768 B / 1 /
 // 1.5 / 4 KiB; an L2 prefetch 4 KiB ahead on top of 1 KiB, as the AVX-512 tiles take, 0.78 and 0.83.
 inline constexpr int kAvx2Rows16PrefetchBytes = 1024;
+// The Q4_K one reads four streams in turns (rows16_streams.h), and the hardware prefetchers then
+// keep up alone: one thread from DRAM (bench_tile --layout rows16 --kib 262144 --type q4_K, three
+// rounds alternating) 11.6-16.1 GB/s without, 8.6-11.3 with 1 KiB, 7.6-10.8 with 512 B. (Q8_0 read
+// that way, with 1 KiB, fell from 0.84 to 0.76 in moe-layer decode on two threads: it stays one
+// stream.)
+inline constexpr int kAvx2Rows16Q4KPrefetchBytes = 0;
 
 // The AMX tier (x86/amx/): Q8_0 (GGUF and Rows16) and Q4_0/Q4_1/Q5_0/Q5_1, Q4_K, Q5_K, Q6_K (Rows16 only)
 // through AMX-INT8 tiles

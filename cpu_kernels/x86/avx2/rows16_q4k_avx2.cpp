@@ -12,6 +12,7 @@
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
 #include "cpu_kernels/x86/q8k_pairs.h"
+#include "cpu_kernels/x86/rows16_streams.h"
 #include "cpu_kernels/x86/avx2/rows16_avx2.h"
 
 namespace hexe::cpu {
@@ -55,70 +56,90 @@ inline __m256i zx16(const uint8_t* p) {
   return _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
-// R activation rows against the 16-row group at g: y[r * ys + j] for j < n.
+// Sub-block pair p of the super-block at o (block b of the activation rows) against R activation
+// rows: isum[h][r] += the 8 rows' scaled sums of sub-blocks 2p and 2p + 1 (sc: unpack_scales').
 template <int R>
-void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_t* const* ap, float* y, int64_t ys,
-           int n, int pf) {
+inline void pair_sums(const uint8_t* o, int p, const BlockQ8_K* const* a, int64_t b, const uint8_t* sc, int pf,
+                      __m256i (&isum)[2][R]) {
   const __m256i m_lo = _mm256_set1_epi8(0x0F);
-  __m256 acc[2][R];
+  const uint8_t* pair = o + kQ4KRows16Qs + p * 512;
+  if (pf)
+    for (int c = 0; c < 512; c += 64) _mm_prefetch(reinterpret_cast<const char*>(pair + c + pf), _MM_HINT_T0);
+  // 16-bit sums of sub-blocks 2p (l) and 2p+1 (h) per half and row, two lanes a row.
+  __m256i il[2][R], ih[2][R];
   for (int h = 0; h < 2; ++h)
-    for (int r = 0; r < R; ++r) acc[h][r] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* o = g + size_t(b) * kQ4KRows16Bytes;
-    alignas(32) uint8_t sc[256], mn[128];
-    unpack_scales(o, sc, mn);
-    __m256i isum[2][R];
-    for (int h = 0; h < 2; ++h)
-      for (int r = 0; r < R; ++r) isum[h][r] = _mm256_setzero_si256();
-    for (int p = 0; p < 4; ++p) {
-      const uint8_t* pair = o + kQ4KRows16Qs + p * 512;
-      if (pf)
-        for (int c = 0; c < 512; c += 64) _mm_prefetch(reinterpret_cast<const char*>(pair + c + pf), _MM_HINT_T0);
-      // 16-bit sums of sub-blocks 2p (l) and 2p+1 (h) per half and row, two lanes a row.
-      __m256i il[2][R], ih[2][R];
-      for (int h = 0; h < 2; ++h)
-        for (int r = 0; r < R; ++r) il[h][r] = ih[h][r] = _mm256_setzero_si256();
-      for (int c = 0; c < 8; ++c) {
-        __m256i al[R], ah[R];
-        for (int r = 0; r < R; ++r) {
-          const int8_t* aq = a[r][b].qs + 64 * p + 4 * c;
-          al[r] = bcast4(aq), ah[r] = bcast4(aq + 32);
-        }
-        for (int h = 0; h < 2; ++h) {
-          __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + c * 64 + h * 32));
-          asm("" : "+x"(v));  // one load: GCC would otherwise fold it into both the AND and the shift
-          const __m256i lo = _mm256_and_si256(v, m_lo);
-          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m_lo);
-          for (int r = 0; r < R; ++r) {
-            il[h][r] = _mm256_add_epi16(il[h][r], _mm256_maddubs_epi16(lo, al[r]));
-            ih[h][r] = _mm256_add_epi16(ih[h][r], _mm256_maddubs_epi16(hi, ah[r]));
-            // Keeps the sums running: GCC otherwise reassociates them into a tree over the
-            // unrolled lines, keeps all 32 products of a pair live and spills them to the stack.
-            asm("" : "+x"(il[h][r]), "+x"(ih[h][r]));
-          }
-        }
-      }
-      for (int h = 0; h < 2; ++h) {
-        const __m256i sl = zx16(sc + p * 64 + h * 32), sh = zx16(sc + p * 64 + h * 32 + 16);
-        for (int r = 0; r < R; ++r)
-          isum[h][r] = _mm256_add_epi32(isum[h][r], _mm256_add_epi32(_mm256_madd_epi16(il[h][r], sl),
-                                                                      _mm256_madd_epi16(ih[h][r], sh)));
-      }
+    for (int r = 0; r < R; ++r) il[h][r] = ih[h][r] = _mm256_setzero_si256();
+  for (int c = 0; c < 8; ++c) {
+    __m256i al[R], ah[R];
+    for (int r = 0; r < R; ++r) {
+      const int8_t* aq = a[r][b].qs + 64 * p + 4 * c;
+      al[r] = bcast4(aq), ah[r] = bcast4(aq + 32);
     }
     for (int h = 0; h < 2; ++h) {
-      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o + h * 16)));
-      const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o + 32 + h * 16)));
+      __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(pair + c * 64 + h * 32));
+      asm("" : "+x"(v));  // one load: GCC would otherwise fold it into both the AND and the shift
+      const __m256i lo = _mm256_and_si256(v, m_lo);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m_lo);
       for (int r = 0; r < R; ++r) {
-        __m256i imin = _mm256_setzero_si256();
-        for (int p = 0; p < 4; ++p)
-          imin = _mm256_add_epi32(imin, _mm256_madd_epi16(zx16(mn + p * 32 + h * 16), _mm256_set1_epi32(ap[r][b * 4 + p])));
-        const __m256 da = _mm256_set1_ps(a[r][b].d);
-        acc[h][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[h][r]), _mm256_mul_ps(d, da), acc[h][r]);
-        acc[h][r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin), _mm256_mul_ps(dmin, da), acc[h][r]);
+        il[h][r] = _mm256_add_epi16(il[h][r], _mm256_maddubs_epi16(lo, al[r]));
+        ih[h][r] = _mm256_add_epi16(ih[h][r], _mm256_maddubs_epi16(hi, ah[r]));
+        // Keeps the sums running: GCC otherwise reassociates them into a tree over the
+        // unrolled lines, keeps all 32 products of a pair live and spills them to the stack.
+        asm("" : "+x"(il[h][r]), "+x"(ih[h][r]));
       }
     }
   }
-  for (int r = 0; r < R; ++r) rows16_avx2::store_row(acc[0][r], acc[1][r], y + r * ys, n);
+  for (int h = 0; h < 2; ++h) {
+    const __m256i sl = zx16(sc + p * 64 + h * 32), sh = zx16(sc + p * 64 + h * 32 + 16);
+    for (int r = 0; r < R; ++r)
+      isum[h][r] = _mm256_add_epi32(isum[h][r], _mm256_add_epi32(_mm256_madd_epi16(il[h][r], sl),
+                                                                  _mm256_madd_epi16(ih[h][r], sh)));
+  }
+}
+
+// The super-block at o done: acc[h][r] += d * isum - dmin * (mins . activation sums).
+template <int R>
+inline void block_done(const uint8_t* o, const uint8_t* mn, const BlockQ8_K* const* a, const int32_t* const* ap,
+                       int64_t b, const __m256i (&isum)[2][R], __m256 (&acc)[2][R]) {
+  for (int h = 0; h < 2; ++h) {
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o + h * 16)));
+    const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(o + 32 + h * 16)));
+    for (int r = 0; r < R; ++r) {
+      __m256i imin = _mm256_setzero_si256();
+      for (int p = 0; p < 4; ++p)
+        imin = _mm256_add_epi32(imin, _mm256_madd_epi16(zx16(mn + p * 32 + h * 16), _mm256_set1_epi32(ap[r][b * 4 + p])));
+      const __m256 da = _mm256_set1_ps(a[r][b].d);
+      acc[h][r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[h][r]), _mm256_mul_ps(d, da), acc[h][r]);
+      acc[h][r] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(imin), _mm256_mul_ps(dmin, da), acc[h][r]);
+    }
+  }
+}
+
+// R activation rows (r0.. of the walk's run) against the walk's groups, read in turns of one
+// sub-block pair (512 bytes) per group: y[r * ys + j] for j < n of each group.
+template <int R>
+void groups(int64_t nb, const Rows16Streams& st, const BlockQ8_K* const* a, const int32_t* const* ap, int r0,
+            int64_t ys, int pf) {
+  constexpr int S = kRows16Streams;
+  const int ns = st.count;
+  __m256 acc[S][2][R];
+  for (int s = 0; s < S; ++s)
+    for (int h = 0; h < 2; ++h)
+      for (int r = 0; r < R; ++r) acc[s][h][r] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    alignas(32) uint8_t sc[S][256], mn[S][128];
+    __m256i isum[S][2][R];
+    for (int s = 0; s < ns; ++s) {
+      unpack_scales(st.g[s] + size_t(b) * kQ4KRows16Bytes, sc[s], mn[s]);
+      for (int h = 0; h < 2; ++h)
+        for (int r = 0; r < R; ++r) isum[s][h][r] = _mm256_setzero_si256();
+    }
+    for (int p = 0; p < 4; ++p)
+      for (int s = 0; s < ns; ++s) pair_sums<R>(st.g[s] + size_t(b) * kQ4KRows16Bytes, p, a, b, sc[s], pf, isum[s]);
+    for (int s = 0; s < ns; ++s) block_done<R>(st.g[s] + size_t(b) * kQ4KRows16Bytes, mn[s], a, ap, b, isum[s], acc[s]);
+  }
+  for (int s = 0; s < ns; ++s)
+    for (int r = 0; r < R; ++r) rows16_avx2::store_row(acc[s][0][r], acc[s][1][r], st.y[s] + (r0 + r) * ys, st.n[s]);
 }
 
 }  // namespace
@@ -126,12 +147,15 @@ void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_
 void gemm_tile_q4_K_rows16_avx2(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act, size_t arb,
                                 int64_t mr, float* y, int64_t ys) {
   const int64_t nb = k / kQKK;
-  const int pf = decode_prefetch_bytes(kAvx2Rows16PrefetchBytes, PrefetchOnAmd::On);
-  q8k_rows16_walk(k, w, gstride, nr, act, arb, mr, y, ys, [&](auto rows, auto& a, auto& ap, const uint8_t* g, float* yo, int n) {
-    rows16_avx2::in_pairs<decltype(rows)::value>([&](auto rr, int r0) {
-      group<decltype(rr)::value>(nb, g, a + r0, ap + r0, yo + r0 * ys, ys, n, pf);
-    });
-  });
+  const int pf = decode_prefetch_bytes(kAvx2Rows16Q4KPrefetchBytes, PrefetchOnAmd::On);
+  const int32_t* pairs = q8k_rows_pairs(act, arb, mr, nb);
+  rows16_walk_streams(mr, nr, static_cast<const uint8_t*>(w), gstride, y, ys,
+                      [&](auto rows, int64_t i0, const Rows16Streams& st) {
+                        const Q8KRows<decltype(rows)::value> q(act, arb, pairs, nb, i0);
+                        rows16_avx2::in_pairs<decltype(rows)::value>([&](auto rr, int r0) {
+                          groups<decltype(rr)::value>(nb, st, q.a + r0, q.ap + r0, r0, ys, pf);
+                        });
+                      });
 }
 
 }  // namespace hexe::cpu
