@@ -23,9 +23,9 @@ KernelChoice matmul_choice(DType w_type, int64_t k, Isa max_tier, WeightLayout l
 
 // Whether a Rows16 copy of (w_type, k) weights is worth making here: the format has the layout
 // and its best Rows16 kernel (tiers up to max_tier) is not scalar and of at least the GGUF
-// kernel's tier. AVX-512 VNNI has Rows16 tiles for every Rows16 format, AVX2 for Q4_K and Q8_0;
-// elsewhere (or with HEXE_CPU_ISA capping the tiers) a copy would run the scalar Rows16 code,
-// slower than the GGUF layout's tier.
+// kernel's tier. AVX-512 VNNI has Rows16 tiles for every Rows16 format, AVX2 for Q4_K, Q8_0,
+// Q4_0 and Q4_1; elsewhere (or with HEXE_CPU_ISA capping the tiers) a copy would run the scalar
+// Rows16 code, slower than the GGUF layout's tier.
 bool rows16_pays(DType w_type, int64_t k, Isa max_tier);
 
 // Whether a CPU with the given features has a SIMD Rows16 tile for w_type, whatever this CPU has

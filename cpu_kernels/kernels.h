@@ -91,6 +91,8 @@ void gemm_tile_q6_K_rows16_avx512(int64_t, const void*, size_t, int64_t, const v
 // DRAM share; the others decline, and the engine keeps their GGUF rows).
 extern const GemmTable kGemmRows16Avx2;
 void gemm_tile_q8_0_rows16_avx2(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+void gemm_tile_q4_0_rows16_avx2(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
+void gemm_tile_q4_1_rows16_avx2(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q4_K_rows16_avx2(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 // Bytes ahead of the weight stream a decode tile prefetches (0: none): HEXE_PREFETCH when set (a
 // diagnostic for measuring it), else the tile's own measured default, on AMD CPUs only where the

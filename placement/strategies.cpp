@@ -149,7 +149,7 @@ void choose_cpu_weight_layout(Plan& p, const Ctx& c) {
   }
   // Which copy the engine makes of each matrix (runtime/engine/repack_weights.cpp): Rows16 where
   // the profile's CPU has a Rows16 tile for the format (AVX-512 VNNI: every Rows16 format; AVX2:
-  // Q4_K and Q8_0); below AVX-512 VNNI every other matrix as it is, into huge pages.
+  // Q4_K, Q8_0, Q4_0 and Q4_1); below AVX-512 VNNI every other matrix as it is, into huge pages.
   const auto& isa = c.hw.cpu.isa;
   const auto has = [&](const char* f) { return std::find(isa.begin(), isa.end(), f) != isa.end(); };
   const bool vnni = has("avx512_vnni"), avx2 = has("avx2");

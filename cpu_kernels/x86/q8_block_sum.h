@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "cpu_kernels/blocks.h"
+
 namespace hexe::cpu {
 namespace {  // NOLINT: deliberate, see the file comment
 
@@ -17,6 +19,22 @@ inline int32_t q8_0_block_sum(const int8_t* qs) {
   const __m256i s = _mm256_sad_epu8(v, _mm256_setzero_si256());  // 4 sums of (a + 128)
   const __m128i t = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
   return int32_t(_mm_cvtsi128_si64(t) + _mm_extract_epi64(t, 1)) - 32 * 128;
+}
+
+// Per activation row and block, what the Rows16 tiles of Q8_0 and the nibble formats take: corr
+// = -offset * sum(a) (Q8_0: 128, the correction that turns the u8 products (q + 128) . a into
+// q . a; the nibble formats: their levels' offset), the block's scale and sum(a) as floats.
+struct ActQ8 {
+  int32_t corr;
+  float d;
+  float sum;
+};
+
+inline void act_info(const BlockQ8_0* a, int64_t nb, int offset, ActQ8* out) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const int32_t sum = q8_0_block_sum(a[b].qs);
+    out[b] = {-offset * sum, _cvtsh_ss(a[b].d), float(sum)};
+  }
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 // matrix: on the Zen 3 VM (AVX2, a VM's two-level page walks) decode of the 12-layer
 // Qwen3-30B-A3B-shaped Q4_K_M file read 0.69 of the DRAM bandwidth from the mapping and 0.80 from
 // the copy (21.8 -> 23.7 t/s, 4 rounds alternating). AVX-512 VNNI has Rows16 tiles for every
-// Rows16 format, AVX2 for Q4_K and Q8_0 (cpu::rows16_pays says which).
+// Rows16 format, AVX2 for Q4_K, Q8_0, Q4_0 and Q4_1 (cpu::rows16_pays says which).
 #include <atomic>
 #include <cstring>
 #include <functional>
@@ -28,7 +28,7 @@ bool rows16_pays(DType t, int64_t k) { return cpu::rows16_pays(t, k, cpu::active
 
 // Whether this tier has Rows16 tiles for every Rows16 format (AVX-512 VNNI): the formats without
 // the layout stay on the mapped file there. (An AVX-512 CPU without VNNI runs its quantised
-// formats through the AVX2 tiles: Rows16 for Q4_K and Q8_0, the GGUF layout for the rest.)
+// formats through the AVX2 tiles: Rows16 for Q4_K, Q8_0, Q4_0 and Q4_1, the GGUF layout for the rest.)
 bool rows16_tier() { return int(cpu::active_isa()) >= int(cpu::Isa::Avx512) && cpu::cpu_features().avx512_vnni; }
 
 // Which copy the CPU reads a matrix of type t, rows of k, from (see the file comment).

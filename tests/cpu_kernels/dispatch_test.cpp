@@ -98,11 +98,11 @@ TEST(Isa, FeaturesAreConsistent) {
 
 // A Rows16 copy pays only where its kernel is SIMD and of at least the GGUF kernel's tier: never
 // on the scalar tier (there it would run the scalar Rows16 code; the loader and `bench moe-layer
-// --layout auto` then keep the GGUF layout), on AVX2 for Q4_K and Q8_0 only (the formats with
+// --layout auto` then keep the GGUF layout), on AVX2 for Q4_K, Q8_0, Q4_0 and Q4_1 only (the formats with
 // AVX2 Rows16 tiles), always at AVX-512 VNNI for the Rows16 formats.
 TEST(Dispatch, Rows16PaysOnlyWithItsSimdKernel) {
-  for (DType t : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q5_K, DType::Q4_0}) {
-    const bool avx2_tile = t == DType::Q4_K || t == DType::Q8_0;
+  for (DType t : {DType::Q4_K, DType::Q6_K, DType::Q8_0, DType::Q5_K, DType::Q4_0, DType::Q4_1, DType::Q5_0}) {
+    const bool avx2_tile = t == DType::Q4_K || t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1;
     EXPECT_FALSE(rows16_pays(t, 2048, Isa::Scalar)) << dtype_name(t);
     if (hardware_isa() >= Isa::Avx2) {
       EXPECT_EQ(rows16_pays(t, 2048, Isa::Avx2), avx2_tile) << dtype_name(t);

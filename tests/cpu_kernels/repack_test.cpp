@@ -36,7 +36,7 @@ const std::vector<Isa>& rows16_tiers() {
 }
 
 // The formats the AVX2 tier has Rows16 tiles for (the others keep their GGUF rows there).
-bool avx2_rows16(DType t) { return t == DType::Q4_K || t == DType::Q8_0; }
+bool avx2_rows16(DType t) { return t == DType::Q4_K || t == DType::Q8_0 || t == DType::Q4_0 || t == DType::Q4_1; }
 
 #define HEXE_SKIP_IF_NO_ROWS16_TILE(tier, type)                                                      \
   do {                                                                                              \

@@ -219,7 +219,7 @@ TEST(Strategies, DecodeCopyOfTheExpertsOnlyWhereItFitsAndPays) {
   EXPECT_EQ(plain.cpu_weight_layout, "gguf");
   EXPECT_EQ(plain.repacked_bytes, 0u);
   s.in.repack.reset();
-  // AVX2 without VNNI: the q4_K and q8_0 matrices repacked (AVX2 Rows16 tiles), every other
+  // AVX2 without VNNI: the q4_K, q8_0, q4_0 and q4_1 matrices repacked (AVX2 Rows16 tiles), every other
   // matrix the CPU multiplies copied as it is (huge pages), the embedding not.
   s.hw.cpu.isa = {"avx2"};
   const Plan avx2 = make_plan(s.in, Strategy::Cpu);
@@ -227,7 +227,7 @@ TEST(Strategies, DecodeCopyOfTheExpertsOnlyWhereItFitsAndPays) {
   uint64_t avx2_copy = 0, avx2_rows16 = 0;
   for (const auto& t : s.m.spec.tensors) {
     if (t.role == TensorRole::TokenEmbd || t.ne.size() < 2) continue;
-    if (t.type == DType::Q4_K || t.type == DType::Q8_0) {
+    if (t.type == DType::Q4_K || t.type == DType::Q8_0 || t.type == DType::Q4_0 || t.type == DType::Q4_1) {
       const uint64_t b = cpu::rows16_group_bytes(t.type, t.ne[0]) * uint64_t((t.ne[1] + 15) / 16) * uint64_t(t.experts);
       avx2_copy += b, avx2_rows16 += b;
     } else {

@@ -70,6 +70,8 @@ constexpr GemmTable make_rows16_table() {
   GemmTable t{};
   for (auto& e : t) e = {nullptr, nullptr, "no AVX2 rows16 kernel for this format", 1, false};
   set(t, DType::Q8_0, gemm_tile_q8_0_rows16_avx2, "avx2/q8_0/rows16");
+  set(t, DType::Q4_0, gemm_tile_q4_0_rows16_avx2, "avx2/q4_0/rows16");
+  set(t, DType::Q4_1, gemm_tile_q4_1_rows16_avx2, "avx2/q4_1/rows16");
   set(t, DType::Q4_K, gemm_tile_q4_K_rows16_avx2, "avx2/q4_K/rows16");
   return t;
 }

@@ -35,22 +35,6 @@ constexpr size_t kPairBytes = 1088;
 constexpr int kPrefetchBytes = 2048;
 constexpr int kNibPrefetchBytes = 1024;  // Q4_0 streams half the bytes per block: the same lead in blocks
 
-// Per activation row and block: -offset * sum(a) (Q8_0: 128, the correction that turns the u8
-// products (q + 128) . a into q . a; the nibble formats: their levels' offset), the block's scale
-// and sum(a) as floats.
-struct ActQ8 {
-  int32_t corr;
-  float d;
-  float sum;
-};
-
-void act_info(const BlockQ8_0* a, int64_t nb, int offset, ActQ8* out) {
-  for (int64_t b = 0; b < nb; ++b) {
-    const int32_t sum = q8_0_block_sum(a[b].qs);
-    out[b] = {-offset * sum, _cvtsh_ss(a[b].d), float(sum)};
-  }
-}
-
 // y[r * ys + lane] for R activation rows and the 16 rows of the group at g (lanes < valid).
 // Inlined into the walk: out of line, its prologue runs once per group, and a down projection's
 // group (k = 768) is only 13 KB (moe-layer qwen3-30b-a3b q8_0 decode at the low bandwidth level,
