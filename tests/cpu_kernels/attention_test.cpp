@@ -168,6 +168,14 @@ TEST(Attention, TiersMatchReferenceOnShapes) {
       for (int64_t i = 0; i < n_q; ++i) c.pos.push_back(3000 - n_q + i);
       cases.push_back(c);
     }
+  // Few queries over many keys, as decode batches (the AVX2 tier cuts their keys into chunks and
+  // merges the chunks' softmax sums): queries at scattered positions, some ending inside the first
+  // chunk; one query whose last chunk holds 3 keys. Each twice, so both pools run it.
+  for (int ratio : {4, 8})
+    for (int twice = 0; twice < 2; ++twice) {
+      cases.push_back(Case{ratio, 2, 128, 128, 16, 3000, {2999, 5, 1500, 64}});
+      cases.push_back(Case{ratio, 4, 64, 64, 16, 131, {130}});
+    }
   for (Isa tier : tiers())
     for (size_t i = 0; i < cases.size(); ++i) {
       const Case& c = cases[i];
