@@ -9,7 +9,10 @@
 
 #include <cstdint>
 
+#include <vector>
+
 #include "cpu_kernels/blocks.h"
+#include "cpu_kernels/x86/rows16_walk.h"
 
 namespace hexe::cpu {
 namespace {  // NOLINT: deliberate, see the file comment
@@ -35,6 +38,30 @@ inline void act_info(const BlockQ8_0* a, int64_t nb, int offset, ActQ8* out) {
     const int32_t sum = q8_0_block_sum(a[b].qs);
     out[b] = {-offset * sum, _cvtsh_ss(a[b].d), float(sum)};
   }
+}
+
+// The walk of the Rows16 tiles with Q8_0 activations: every activation row's ActQ8 made once per
+// call (offset: the weight levels'), then kernel(R, a, ai, g, yo, n) per 16-row group and run of
+// R activation rows (rows16_walk), with a[r] the Q8_0 row and ai[r] its ActQ8 per block.
+template <class Kernel>
+inline void q8_0_rows16_walk(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act, size_t arb,
+                             int64_t mr, float* y, int64_t ys, int offset, Kernel&& kernel) {
+  const int64_t nb = k / kQK;
+  thread_local std::vector<ActQ8> info_buf;
+  std::vector<ActQ8>& info = info_buf;
+  if (info.size() < size_t(mr * nb)) info.resize(size_t(mr * nb));
+  const auto row = [&](int64_t i) {
+    return reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(act) + size_t(i) * arb);
+  };
+  for (int64_t i = 0; i < mr; ++i) act_info(row(i), nb, offset, info.data() + i * nb);
+  rows16_walk(mr, nr, static_cast<const uint8_t*>(w), gstride, y, ys,
+              [&](auto rows, int64_t i0, const uint8_t* g, float* yo, int n) {
+                constexpr int R = decltype(rows)::value;
+                const BlockQ8_0* a[R];
+                const ActQ8* ai[R];
+                for (int r = 0; r < R; ++r) a[r] = row(i0 + r), ai[r] = info.data() + (i0 + r) * nb;
+                kernel(rows, a, ai, g, yo, n);
+              });
 }
 
 }  // namespace

@@ -159,18 +159,18 @@ void attend(const AttentionParams& p, int64_t qi, int kvh, int h0, int hg, float
 // all KV heads of a block before the next, so it reads whole cache rows front to back and each
 // row once. Tasks of one KV head instead, its query heads sliced to make tasks enough, read a
 // quarter of every row (32/4 heads) once per slice: bench_attention decode at 4096 keys, 6 runs
-// alternating on the Zen 3 VM, 3.1-4.7 ms (median 3.6) for those, 2.2-2.5 (2.4) for these chunks
-// with the loops over heads inside the blocks (attend_block). false when there is nothing to cut
-// (few keys, or tasks enough already).
+// alternating on the Zen 3 VM, 2.4-3.2 ms (median 2.7) for those, 1.9-2.7 (2.06) for these chunks
+// of 256 keys with the loops over heads inside the blocks (attend_block). The chunks' size and
+// when to cut do not depend on the thread count, so neither do the results (the merge sums in its
+// own order). false when there is nothing to cut (more queries than a decode batch, or few keys).
 bool attention_split_keys(const AttentionParams& p, ThreadPool& pool) {
+  constexpr int64_t kChunk = 4 * kKeys;   // 16 chunks at 4096 keys
+  constexpr int64_t kMaxQueries = 16;
   const int n_kv = p.k.n_kv_heads, group = p.n_heads / n_kv, dv = p.v.head_dim, nh = p.n_heads;
   int64_t max_keys = 0;
   for (int64_t i = 0; i < p.n_q; ++i) max_keys = std::max(max_keys, p.q_pos[i] + 1);
-  const int64_t want = 4 * int64_t(pool.size());
-  if (p.n_q >= want || max_keys < 2 * kKeys) return false;
-  const int64_t per_query = (want + p.n_q - 1) / p.n_q;  // chunks wanted per query
-  const int64_t chunk = std::max<int64_t>(kKeys, ((max_keys + per_query - 1) / per_query + kKeys - 1) / kKeys * kKeys);
-  const int64_t chunks = (max_keys + chunk - 1) / chunk;
+  if (p.n_q > kMaxQueries || max_keys <= kChunk) return false;
+  const int64_t chunk = kChunk, chunks = (max_keys + chunk - 1) / chunk;
   // Per task: m of every head, l of every head, then the heads' acc rows.
   const size_t task_floats = size_t(nh) * (2 + size_t(dv));
   // The caller's buffer, reached through a reference: inside the workers' lambda the name of a

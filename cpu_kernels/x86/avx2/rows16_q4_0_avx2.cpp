@@ -9,14 +9,12 @@
 #include <immintrin.h>
 
 #include <cstdint>
-#include <vector>
 
 #include "cpu_kernels/blocks.h"
 #include "cpu_kernels/kernels.h"
 #include "cpu_kernels/repack.h"
 #include "cpu_kernels/x86/avx2/rows16_avx2.h"
 #include "cpu_kernels/x86/q8_block_sum.h"
-#include "cpu_kernels/x86/rows16_walk.h"
 
 namespace hexe::cpu {
 namespace {
@@ -80,24 +78,12 @@ void tile(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act,
           int64_t ys) {
   const int64_t nb = k / kQK;
   const int pf = decode_prefetch_bytes(kAvx2Rows16PrefetchBytes, PrefetchOnAmd::On);
-  thread_local std::vector<ActQ8> info;
-  if (info.size() < size_t(mr * nb)) info.resize(size_t(mr * nb));
-  for (int64_t i = 0; i < mr; ++i)
-    act_info(reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(act) + size_t(i) * arb), nb,
-             rows16_legacy(W).offset, info.data() + i * nb);
-  rows16_walk(mr, nr, static_cast<const uint8_t*>(w), gstride, y, ys,
-              [&](auto rows, int64_t i0, const uint8_t* g, float* yo, int n) {
-                constexpr int R = decltype(rows)::value;
-                const BlockQ8_0* a[R];
-                const ActQ8* ai[R];
-                for (int r = 0; r < R; ++r) {
-                  a[r] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(act) + size_t(i0 + r) * arb);
-                  ai[r] = info.data() + (i0 + r) * nb;
-                }
-                rows16_avx2::in_pairs<R>([&](auto rr, int r0) {
-                  group<decltype(rr)::value, W>(nb, g, a + r0, ai + r0, yo + r0 * ys, ys, n, pf);
-                });
-              });
+  q8_0_rows16_walk(k, w, gstride, nr, act, arb, mr, y, ys, rows16_legacy(W).offset,
+                   [&](auto rows, const auto& a, const auto& ai, const uint8_t* g, float* yo, int n) {
+                     rows16_avx2::in_pairs<decltype(rows)::value>([&](auto rr, int r0) {
+                       group<decltype(rr)::value, W>(nb, g, a + r0, ai + r0, yo + r0 * ys, ys, n, pf);
+                     });
+                   });
 }
 
 }  // namespace

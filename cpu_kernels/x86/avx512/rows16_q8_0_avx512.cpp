@@ -195,24 +195,13 @@ void tile(int64_t k, const void* w, size_t gstride, int64_t nr, const void* act,
   constexpr bool kQ8 = W == DType::Q8_0;
   const int64_t nb = k / kQK;
   const int pf = decode_prefetch_bytes(kQ8 ? kPrefetchBytes : kNibPrefetchBytes);
-  thread_local std::vector<ActQ8> info;
-  if (info.size() < size_t(mr * nb)) info.resize(size_t(mr * nb));
-  for (int64_t i = 0; i < mr; ++i)
-    act_info(reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(act) + size_t(i) * arb), nb,
-             kQ8 ? 128 : rows16_legacy(W).offset, info.data() + i * nb);
-  rows16_walk(mr, nr, static_cast<const uint8_t*>(w), gstride, y, ys,
-              [&](auto rows, int64_t i0, const uint8_t* g, float* yo, int n) {
-                const __mmask16 valid = __mmask16((1u << n) - 1);
-                constexpr int R = decltype(rows)::value;
-                const BlockQ8_0* a[R];
-                const ActQ8* ai[R];
-                for (int r = 0; r < R; ++r) {
-                  a[r] = reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(act) + size_t(i0 + r) * arb);
-                  ai[r] = info.data() + (i0 + r) * nb;
-                }
-                if constexpr (kQ8) group_q8<R>(nb, g, a, ai, yo, ys, valid, pf);
-                else group_nib<R, W>(nb, g, a, ai, yo, ys, valid, pf);
-              });
+  q8_0_rows16_walk(k, w, gstride, nr, act, arb, mr, y, ys, kQ8 ? 128 : rows16_legacy(W).offset,
+                   [&](auto rows, const auto& a, const auto& ai, const uint8_t* g, float* yo, int n) {
+                     const __mmask16 valid = __mmask16((1u << n) - 1);
+                     constexpr int R = decltype(rows)::value;
+                     if constexpr (kQ8) group_q8<R>(nb, g, a, ai, yo, ys, valid, pf);
+                     else group_nib<R, W>(nb, g, a, ai, yo, ys, valid, pf);
+                   });
 }
 
 }  // namespace
