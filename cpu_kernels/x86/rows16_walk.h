@@ -1,7 +1,8 @@
-// The loop every Rows16 tile shares (AVX-512 and AVX2): activation rows four at a time, weight
-// rows one 16-row group at a time. `kernel(R, i0, g, yo, n)` gets R (1..4) as a
-// std::integral_constant, so the format's kernel is instantiated per row count, and n (1..16),
-// the group's rows to write (the last group may end inside the padding).
+// The loop the Rows16 tiles share (AVX-512 and AVX2; the AVX2 Q4_K tile walks the streams of
+// rows16_streams.h instead): activation rows four at a time, weight rows one 16-row group at a
+// time. `kernel(R, i0, g, yo, n)` gets R (1..4) as a std::integral_constant, so the format's
+// kernel is instantiated per row count, and n (1..16), the group's rows to write (the last group
+// may end inside the padding).
 #pragma once
 
 #include <algorithm>

@@ -4,6 +4,8 @@
 // meets 8 rows in one vpmaddubsw, and the 16-bit sums of a sub-block's 8 lines stay in 16 bits
 // (8 x 2 x 15 x 128 = 30720 < 32768) until one vpmaddwd multiplies them by the rows' scales. On
 // the GGUF rows the AVX2 tile needs a vpmaddwd per 32 bytes and unpacks scales per row.
+// The tile reads four runs of the matrix's groups in turns of one sub-block pair
+// (rows16_streams.h): one core's stream from DRAM is bound by its prefetchers' reach per stream.
 #include <immintrin.h>
 
 #include <cstdint>
