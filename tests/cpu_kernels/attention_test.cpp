@@ -176,6 +176,9 @@ TEST(Attention, TiersMatchReferenceOnShapes) {
       cases.push_back(Case{ratio, 2, 128, 128, 16, 3000, {2999, 5, 1500, 64}});
       cases.push_back(Case{ratio, 4, 64, 64, 16, 515, {514}});
     }
+  // Past 32 chunks of 256 the chunks grow (320 keys at 9000, the last one ragged).
+  cases.push_back(Case{8, 2, 64, 64, 16, 9000, {8999, 4000}});
+  cases.push_back(Case{8, 2, 64, 64, 16, 9000, {8999, 4000}});
   for (Isa tier : tiers())
     for (size_t i = 0; i < cases.size(); ++i) {
       const Case& c = cases[i];

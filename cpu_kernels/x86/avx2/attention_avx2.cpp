@@ -164,13 +164,15 @@ void attend(const AttentionParams& p, int64_t qi, int kvh, int h0, int hg, float
 // when to cut do not depend on the thread count, so neither do the results (the merge sums in its
 // own order). false when there is nothing to cut (more queries than a decode batch, or few keys).
 bool attention_split_keys(const AttentionParams& p, ThreadPool& pool) {
-  constexpr int64_t kChunk = 4 * kKeys;   // 16 chunks at 4096 keys
-  constexpr int64_t kMaxQueries = 16;
+  // Chunks of 256 keys (16 at 4096 keys), longer past 32 of them: the partials (a chunk's m, l
+  // and unnormalised values of every head) stay within 8 x 32 x heads x (dv + 2) floats.
+  constexpr int64_t kMinChunk = 4 * kKeys, kMaxChunks = 32, kMaxQueries = 8;
   const int n_kv = p.k.n_kv_heads, group = p.n_heads / n_kv, dv = p.v.head_dim, nh = p.n_heads;
   int64_t max_keys = 0;
   for (int64_t i = 0; i < p.n_q; ++i) max_keys = std::max(max_keys, p.q_pos[i] + 1);
-  if (p.n_q > kMaxQueries || max_keys <= kChunk) return false;
-  const int64_t chunk = kChunk, chunks = (max_keys + chunk - 1) / chunk;
+  if (p.n_q > kMaxQueries || max_keys <= kMinChunk) return false;
+  const int64_t chunk = std::max(kMinChunk, (max_keys + kMaxChunks * kKeys - 1) / (kMaxChunks * kKeys) * kKeys);
+  const int64_t chunks = (max_keys + chunk - 1) / chunk;
   // Per task: m of every head, l of every head, then the heads' acc rows.
   const size_t task_floats = size_t(nh) * (2 + size_t(dv));
   // The caller's buffer, reached through a reference: inside the workers' lambda the name of a
