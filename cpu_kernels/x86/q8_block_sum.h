@@ -1,14 +1,13 @@
-// Sum of the 32 int8 quants of one Q8_0 activation block, for the tiles that meet a weight
-// format's level offset or min through it (AVX-512 Rows16 nibble tiles, AMX nibble tiles): one
-// psadbw of a + 128 against zero, less 32 x 128. Needs AVX2; included by x86 tile files only,
-// with internal linkage (as qgemm256.h) so files compiled with different ISA flags do not share
-// one definition.
+// What the tiles with Q8_0 activations need of them: each block's sum (for the tiles that meet a
+// weight format's level offset or min through it: the Rows16 nibble tiles of AVX-512 and AVX2, the
+// AMX nibble tiles), the per-block facts the Rows16 tiles take (ActQ8), and their walk over 16-row
+// groups (q8_0_rows16_walk). Needs AVX2; included by x86 tile files only, with internal linkage
+// (as qgemm256.h) so files compiled with different ISA flags do not share one definition.
 #pragma once
 
 #include <immintrin.h>
 
 #include <cstdint>
-
 #include <vector>
 
 #include "cpu_kernels/blocks.h"
@@ -17,6 +16,7 @@
 namespace hexe::cpu {
 namespace {  // NOLINT: deliberate, see the file comment
 
+// One psadbw of a + 128 against zero, less 32 x 128.
 inline int32_t q8_0_block_sum(const int8_t* qs) {
   const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs)), _mm256_set1_epi8(char(0x80)));
   const __m256i s = _mm256_sad_epu8(v, _mm256_setzero_si256());  // 4 sums of (a + 128)
