@@ -257,7 +257,7 @@ struct K6Rows {
   static void run(int64_t nb, const BlockQ6_K* w, const uint8_t* act, size_t arb, float* y, int64_t ys, int pf) {
     __m256 acc[R];
     for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-    const __m256i m2 = _mm256_set1_epi8(3);
+    const __m256i m30 = _mm256_set1_epi8(0x30);
     for (int64_t b = 0; b < nb; ++b) {
       if (pf) prefetch_ahead<sizeof(BlockQ6_K)>(w + b, pf);
       const BlockQ6_K& blk = w[b];
@@ -277,8 +277,12 @@ struct K6Rows {
         for (int t = 0; t < 4; ++t) {
           const __m256i l = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk.ql + 64 * h + 32 * (t & 1)));
           const __m256i lo = _mm256_and_si256(t < 2 ? l : _mm256_srli_epi16(l, 4), mask4());
-          const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hh, 2 * t), m2);
-          const __m256i q = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 4));
+          // The quarter's 2-bit parts (bits 2t..2t+1 of qh) moved straight to bits 4..5: one shift
+          // (none for t = 2) and one mask, where shifting down, masking and shifting up took three.
+          // The bits a 16-bit shift carries across bytes land outside the mask.
+          const __m256i up = t == 0 ? _mm256_slli_epi16(hh, 4) : t == 1 ? _mm256_slli_epi16(hh, 2)
+                           : t == 2 ? hh : _mm256_srli_epi16(hh, 2);
+          const __m256i q = _mm256_or_si256(lo, _mm256_and_si256(up, m30));
           for (int r = 0; r < R; ++r) {
             const __m256i av = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[r]->qs + 128 * h + 32 * t));
             isum[r] = _mm256_add_epi32(isum[r], D::dot_scaled(q, av, scv[4 * h + t]));
