@@ -117,18 +117,25 @@ bool rows16_tile_for(DType w_type, bool avx2, bool avx512_vnni) {
   return avx2 && kGemmRows16Avx2[id].fn != nullptr;
 }
 
+const GemmKernel* find_gemm(DType w_type, int64_t k, Isa max_tier, WeightLayout layout) {
+  const uint32_t id = static_cast<uint32_t>(w_type);
+  if (id >= detail::kDTypeCount || !detail::kDTypeTable[id].computable) return nullptr;
+  const int top = int(max_tier) < int(hardware_isa()) ? int(max_tier) : int(hardware_isa());
+  for (int tier = top; tier >= 0; --tier) {
+    const GemmKernel& g = table().k[int(layout)][id][tier];
+    if (g.fn && k % g.k_multiple == 0) return &g;
+  }
+  return nullptr;
+}
+
 // Finds the kernel (without building strings on the hot path) and logs the choice once per
 // (format, tier, k) when HEXE_LOG=dispatch.
 const GemmKernel* select_gemm(DType w_type, int64_t k, Isa max_tier, WeightLayout layout) {
   const uint32_t id = static_cast<uint32_t>(w_type);
   if (id >= detail::kDTypeCount || !detail::kDTypeTable[id].computable) return nullptr;
-  const int top = int(max_tier) < int(hardware_isa()) ? int(max_tier) : int(hardware_isa());
-  const GemmKernel* chosen = nullptr;
-  for (int tier = top; tier >= 0 && !chosen; --tier) {
-    const GemmKernel& g = table().k[int(layout)][id][tier];
-    if (g.fn && k % g.k_multiple == 0) chosen = &g;
-  }
+  const GemmKernel* chosen = find_gemm(w_type, k, max_tier, layout);
   if (env::log_dispatch()) {
+    const int top = int(max_tier) < int(hardware_isa()) ? int(max_tier) : int(hardware_isa());
     static std::mutex mu;
     static std::set<std::string> seen;
     const std::string key = std::string(dtype_name(w_type)) + "/" + std::to_string(top) + "/" +

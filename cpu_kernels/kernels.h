@@ -143,4 +143,7 @@ namespace hexe::cpu {
 // The best kernel for (w, k) with tiers up to max_tier (and the hardware); null when none.
 // Logs the choice once per (format, tier, k) when HEXE_LOG=dispatch.
 const GemmKernel* select_gemm(DType w, int64_t k, Isa max_tier, WeightLayout layout = WeightLayout::Gguf);
+// The same without the log: for comparing candidates (the MoE layer weighs both layouts and logs
+// only the one it runs).
+const GemmKernel* find_gemm(DType w, int64_t k, Isa max_tier, WeightLayout layout = WeightLayout::Gguf);
 }  // namespace hexe::cpu

@@ -168,13 +168,13 @@ void moe_experts_at(const MoeParams& p, Isa max_tier, ThreadPool* pool) {
   const int32_t* first = std::find_if(p.ids, p.ids + pairs, [](int32_t id) { return id >= 0; });
   const bool any_packed = p.packed && first != p.ids + pairs;
   auto pick = [&](const void* ExpertWeights::*m, DType t, int64_t k, WeightLayout& l) {
-    const GemmKernel* g = select_gemm(t, k, max_tier);
+    const GemmKernel* g = find_gemm(t, k, max_tier);
     l = WeightLayout::Gguf;
     if (any_packed && p.packed[*first].*m && rows16_supported(t)) {
-      const GemmKernel* r = select_gemm(t, k, max_tier, WeightLayout::Rows16);
-      if (r && (!g || int(r->tier) >= int(g->tier))) l = WeightLayout::Rows16, g = r;
+      const GemmKernel* r = find_gemm(t, k, max_tier, WeightLayout::Rows16);
+      if (r && (!g || int(r->tier) >= int(g->tier))) l = WeightLayout::Rows16;
     }
-    return g;
+    return select_gemm(t, k, max_tier, l);  // the one it runs, logged
   };
   WeightLayout lg, lu, ld;
   const GemmKernel* kg = pick(&ExpertWeights::gate, p.gate_type, H, lg);

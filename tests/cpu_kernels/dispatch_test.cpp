@@ -37,6 +37,16 @@ TEST_P(Dispatch, ReportedChoiceIsTheKernelRun) {
   }
 }
 
+// find_gemm is select_gemm without the log (the MoE layer compares layouts with it and logs only
+// the one it runs): the same kernel for every format, tier, layout and k.
+TEST_P(Dispatch, FindGemmIsSelectGemmWithoutTheLog) {
+  const auto [tier, type] = GetParam();
+  for (WeightLayout layout : {WeightLayout::Gguf, WeightLayout::Rows16})
+    for (int64_t k : {256, 512, 257, 4096})
+      EXPECT_EQ(find_gemm(type, k, tier, layout), select_gemm(type, k, tier, layout))
+          << dtype_name(type) << "/" << layout_name(layout) << " k=" << k;
+}
+
 TEST_P(Dispatch, RaggedKDeclinesWithReason) {
   const auto [tier, type] = GetParam();
   HEXE_SKIP_IF_TIER_ABSENT(tier);
