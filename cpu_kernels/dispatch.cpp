@@ -54,6 +54,9 @@ const Table& table() {
   return t;
 }
 
+// The highest tier a lookup may take: the caller's cap or the hardware's, whichever is lower.
+int top_tier(Isa max_tier) { return int(max_tier) < int(hardware_isa()) ? int(max_tier) : int(hardware_isa()); }
+
 }  // namespace
 
 int decode_prefetch_bytes(int tile_default, PrefetchOnAmd amd) {
@@ -120,8 +123,7 @@ bool rows16_tile_for(DType w_type, bool avx2, bool avx512_vnni) {
 const GemmKernel* find_gemm(DType w_type, int64_t k, Isa max_tier, WeightLayout layout) {
   const uint32_t id = static_cast<uint32_t>(w_type);
   if (id >= detail::kDTypeCount || !detail::kDTypeTable[id].computable) return nullptr;
-  const int top = int(max_tier) < int(hardware_isa()) ? int(max_tier) : int(hardware_isa());
-  for (int tier = top; tier >= 0; --tier) {
+  for (int tier = top_tier(max_tier); tier >= 0; --tier) {
     const GemmKernel& g = table().k[int(layout)][id][tier];
     if (g.fn && k % g.k_multiple == 0) return &g;
   }
@@ -135,7 +137,7 @@ const GemmKernel* select_gemm(DType w_type, int64_t k, Isa max_tier, WeightLayou
   if (id >= detail::kDTypeCount || !detail::kDTypeTable[id].computable) return nullptr;
   const GemmKernel* chosen = find_gemm(w_type, k, max_tier, layout);
   if (env::log_dispatch()) {
-    const int top = int(max_tier) < int(hardware_isa()) ? int(max_tier) : int(hardware_isa());
+    const int top = top_tier(max_tier);
     static std::mutex mu;
     static std::set<std::string> seen;
     const std::string key = std::string(dtype_name(w_type)) + "/" + std::to_string(top) + "/" +
