@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "cpu_kernels/env.h"
+#include "cpu_kernels/kernels.h"
 
 namespace hexe::cpu {
 namespace {
@@ -67,6 +68,13 @@ CpuFeatures detect() {
     f.amx_bf16 = os_amx && bit(l7.d, 22);
     f.amx_tile = os_amx && bit(l7.d, 24);
     f.amx_int8 = os_amx && bit(l7.d, 25);
+    // A test build whose AVX-512 files run on SIMDe (x86/avx512/emulated_avx512.h): the tier is
+    // there wherever AVX2 is; AVX512-VBMI stays off, so the AMX tier never is (its files are
+    // compiled for the real instructions).
+    if (kAvx512Emulated && f.avx2 && f.fma && f.f16c && !f.avx512f) {
+      f.avx512f = f.avx512dq = f.avx512bw = f.avx512vl = f.avx512_vnni = f.avx512_bf16 = true;
+      f.avx512_vbmi = false;
+    }
   }
   if (cpuid(0x80000000u, 0).a >= 0x80000004u) {
     char brand[49] = {};

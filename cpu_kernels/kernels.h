@@ -79,6 +79,9 @@ void gemm_tile_q8_0_avx512(int64_t, const void*, size_t, int64_t, const void*, s
 // scalar twins (ref/rows16_ref.cpp) serve the tiers without a SIMD Rows16 tile for the format.
 GemmKernel gemm_kernel_rows16_ref(DType w);
 extern const GemmTable kGemmRows16Avx512;
+// True in the build of the AVX-512 files that runs on SIMDe (tests only: x86/avx512/emulated_avx512.h):
+// cpu_features() then reports AVX-512 on AVX2 CPUs.
+extern const bool kAvx512Emulated;
 void gemm_tile_q8_0_rows16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q4_0_rows16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);
 void gemm_tile_q4_1_rows16_avx512(int64_t, const void*, size_t, int64_t, const void*, size_t, int64_t, float*, int64_t);

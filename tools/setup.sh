@@ -10,8 +10,9 @@ shift || true
 
 # ocl-icd-opencl-dev: Debian's oneDNN is built with its OpenCL GPU runtime, so its CMake config
 # looks for OpenCL; libdnnl-dev only recommends the package, and recommends are not installed here.
+# libsimde-dev: the AVX-512 tier emulated for its tests on CPUs without it (cpu_kernels/CMakeLists.txt).
 packages=(cmake ninja-build g++ pkg-config libcli11-dev nlohmann-json3-dev libgtest-dev
-          libhwloc-dev libtbb-dev libdnnl-dev ocl-icd-opencl-dev libnuma-dev libpcre2-dev)
+          libhwloc-dev libtbb-dev libdnnl-dev ocl-icd-opencl-dev libnuma-dev libpcre2-dev libsimde-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

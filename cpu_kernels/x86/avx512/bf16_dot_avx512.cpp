@@ -70,8 +70,12 @@ struct alignas(64) Line {
 // into registers and reloaded the weight line for every part: six loads a line, and the tile ran
 // at half the widening tile's cache-resident rate.
 inline __m512 dp(__m512 acc, __m512i w, const __m512i& a) {
+#ifdef HEXE_AVX512_EMULATED  // emulated_avx512.h: no registers to pin
+  return hexe_emu512::dpbf16_ps(acc, w, a);
+#else
   asm("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(w), "m"(a));
   return acc;
+#endif
 }
 
 // y[r * ys] = dot(weight row w, activation row r) for r < R; a: the split rows, a_stride vectors

@@ -25,8 +25,14 @@ inline __m512i bcast4(const int8_t* p) {
 // and nibble-format tiles use it; Q8_0 and Q6_K keep bcast4, which read faster in the MoE layer
 // (see their files). Cache-resident rates are the same either way (bench_tile).
 inline __m512i dpbusd_bcast(__m512i acc, __m512i w, const int8_t* p) {
+#ifdef HEXE_AVX512_EMULATED  // emulated_avx512.h: the intrinsic, no operand to fold
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm512_dpbusd_epi32(acc, w, _mm512_set1_epi32(v));
+#else
   asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*reinterpret_cast<const int8_t(*)[4]>(p)));
   return acc;
+#endif
 }
 
 }  // namespace hexe::cpu

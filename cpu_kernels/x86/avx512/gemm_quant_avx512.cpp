@@ -60,5 +60,10 @@ constexpr GemmTable make_rows16_table() {
 constinit const GemmTable kGemmAvx512 = make_table();
 constinit const GemmTable kGemmAvx512Bf16 = make_bf16_table();
 constinit const GemmTable kGemmRows16Avx512 = make_rows16_table();
+#ifdef HEXE_AVX512_EMULATED  // this build of the tier runs on SIMDe (emulated_avx512.h)
+constinit const bool kAvx512Emulated = true;
+#else
+constinit const bool kAvx512Emulated = false;
+#endif
 
 }  // namespace hexe::cpu

@@ -8,6 +8,9 @@
 #include <cstring>
 
 namespace hexe::cpu {
+// Internal linkage (as q8_block_sum.h): the AVX-512 and AMX files include this, and with the
+// emulated AVX-512 tier (emulated_avx512.h) the two are compiled for different ISAs.
+namespace {  // NOLINT: deliberate
 
 inline __mmask64 mask64_at(const uint8_t* p) {
   uint64_t v;
@@ -15,4 +18,5 @@ inline __mmask64 mask64_at(const uint8_t* p) {
   return _cvtu64_mask64(v);
 }
 
+}  // namespace
 }  // namespace hexe::cpu

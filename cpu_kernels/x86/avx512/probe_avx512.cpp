@@ -32,8 +32,13 @@ V peak_chains(int64_t iters, Init init, Op op, Add add) {
   for (int64_t it = 0; it < iters; ++it) {
     a0 = op(a0); a1 = op(a1); a2 = op(a2); a3 = op(a3); a4 = op(a4); a5 = op(a5);
     a6 = op(a6); a7 = op(a7); a8 = op(a8); a9 = op(a9); a10 = op(a10); a11 = op(a11);
+#ifdef HEXE_AVX512_EMULATED  // emulated_avx512.h: no registers to pin (and nothing to measure)
+    __asm__ volatile("" : "+m"(a0), "+m"(a1), "+m"(a2), "+m"(a3), "+m"(a4), "+m"(a5), "+m"(a6), "+m"(a7),
+                     "+m"(a8), "+m"(a9), "+m"(a10), "+m"(a11));
+#else
     __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7),
                      "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11));
+#endif
   }
   return add(add(add(add(a0, a1), add(a2, a3)), add(add(a4, a5), add(a6, a7))),
              add(add(a8, a9), add(a10, a11)));

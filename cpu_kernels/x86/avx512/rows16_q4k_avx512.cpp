@@ -65,7 +65,9 @@ void group(int64_t nb, const uint8_t* g, const BlockQ8_K* const* a, const int32_
         // One load into a register: left alone, GCC folds the load into both ANDs and the line is
         // read twice, and the load ports are what limit this loop (the tile ran 15-20% faster with
         // one load on the Zen 4 VM, cache-resident weights, bench_tile).
+#ifndef HEXE_AVX512_EMULATED  // emulated_avx512.h: no register to pin
         asm("" : "+v"(v));
+#endif
         __m512i lo, hi;
         if constexpr (kFive) {  // each nibble plus 16 where its byte mask has the 5th bit
           lo = _mm512_and_si512(v, m_lo);

@@ -8,6 +8,9 @@
 #include <cstdint>
 
 namespace hexe::cpu {
+// Internal linkage (as q8_block_sum.h): the AVX-512 and AMX files include this, and with the
+// emulated AVX-512 tier (emulated_avx512.h) the two are compiled for different ISAs.
+namespace {  // NOLINT: deliberate
 
 // 128 six-bit values: low nibbles at lo (64 bytes, values u and u+64 in byte u), top 2 bits at hi
 // (32 bytes, values u, u+32, u+64, u+96 in byte u) -> out[0..128).
@@ -31,4 +34,5 @@ inline void unpack_q4k_rows16_scales(const uint8_t* sb, uint8_t* sc, uint8_t* mn
   unpack_six_bit_128(sb + 128, sb + 224, mn);
 }
 
+}  // namespace
 }  // namespace hexe::cpu
