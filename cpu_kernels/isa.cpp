@@ -74,6 +74,8 @@ CpuFeatures detect() {
     if (kAvx512Emulated && f.avx2 && f.fma && f.f16c && !f.avx512f) {
       f.avx512f = f.avx512dq = f.avx512bw = f.avx512vl = f.avx512_vnni = f.avx512_bf16 = true;
       f.avx512_vbmi = false;
+      std::fprintf(stderr, "hexe: this build emulates AVX-512 on SIMDe (for tests): its avx512 tier runs many "
+                           "times slower than avx2; HEXE_CPU_ISA=avx2 for speed\n");
     }
   }
   if (cpuid(0x80000000u, 0).a >= 0x80000004u) {
