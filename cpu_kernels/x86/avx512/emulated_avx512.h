@@ -19,6 +19,8 @@
 #include <limits>
 #include <type_traits>
 
+#include "cpu_kernels/quant.h"
+
 #define HEXE_AVX512_EMULATED 1
 
 namespace hexe_emu512 {
@@ -71,12 +73,12 @@ inline simde__m512 cvtph_ps(__m256i h) {
   _mm256_storeu_ps(r + 8, hi);
   return from_lanes<simde__m512>(r);
 }
-// f32 -> bf16, round to nearest even; NaN stays a (quiet) NaN.
-inline uint16_t bf16_rne(float f) {
+// f32 -> bf16 as vcvtne2ps2bf16: the reference's rounding (nearest even, NaN kept quiet), and
+// zeros and denormals to a signed zero.
+inline uint16_t cvtne_bf16(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
-  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return uint16_t((u >> 16) | 0x40);
-  return uint16_t((u + 0x7FFFu + ((u >> 16) & 1u)) >> 16);
+  return (u & 0x7F800000u) == 0 ? uint16_t(u >> 16 & 0x8000u) : hexe::cpu::f32_to_bf16(f);
 }
 // Elements 0..15 from b, 16..31 from a (as vcvtne2ps2bf16), as the integer vector the kernels cast
 // it to.
@@ -85,7 +87,7 @@ inline simde__m512i cvtne2ps_pbh(simde__m512 a, simde__m512 b) {
   uint16_t r[32];
   lanes(a, fa);
   lanes(b, fb);
-  for (int i = 0; i < 16; ++i) r[i] = bf16_rne(fb[i]), r[16 + i] = bf16_rne(fa[i]);
+  for (int i = 0; i < 16; ++i) r[i] = cvtne_bf16(fb[i]), r[16 + i] = cvtne_bf16(fa[i]);
   return from_lanes<simde__m512i>(r);
 }
 template <class V, class T, int N>
@@ -133,12 +135,7 @@ inline float reduce_max_ps(simde__m512 a) {
 }
 // vdpbf16ps: per f32 lane, acc + odd product, then + even product (Intel's order), bf16 inputs
 // and f32 results below 2^-126 as zero. The products of two bf16 are exact in f32.
-inline float bf16_daz(uint16_t h) {
-  const uint32_t u = (h & 0x7F80u) == 0 ? uint32_t(h & 0x8000u) << 16 : uint32_t(h) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
+inline float bf16_daz(uint16_t h) { return (h & 0x7F80u) == 0 ? (h & 0x8000u ? -0.0f : 0.0f) : hexe::cpu::bf16_to_f32(h); }
 inline float ftz(float f) { return std::fabs(f) < std::numeric_limits<float>::min() ? std::copysign(0.0f, f) : f; }
 inline simde__m512 dpbf16_ps(simde__m512 acc, simde__m512i a, simde__m512i b) {
   float t[16];
