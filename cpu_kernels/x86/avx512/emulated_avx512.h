@@ -59,6 +59,7 @@ inline simde__m512i cvtps_epi32(simde__m512 a, bool truncate) {
 }
 template <class From, class To, int N, class In>
 inline simde__m512i widen(In a) {
+  static_assert(sizeof(In) == N * sizeof(From) && sizeof(simde__m512i) == N * sizeof(To));
   From x[N];
   To r[N];
   lanes(a, x);
@@ -117,22 +118,18 @@ inline simde__m512i srai_epi32(simde__m512i a, unsigned n) {
   for (int i = 0; i < 16; ++i) x[i] = x[i] >> (n > 31 ? 31 : n);
   return from_lanes<simde__m512i>(x);
 }
-// The same tree as the compiler's reduction (halves of 256, 128, then pairs 2 apart, then the
+// The same tree as the compiler's reductions (halves of 256, 128, then pairs 2 apart, then the
 // last two), so sums round as on the real CPU.
-inline float reduce_add_ps(simde__m512 a) {
+template <class Op>
+inline float reduce_tree(simde__m512 a, Op op) {
   float x[16];
   lanes(a, x);
   for (int w = 8; w >= 1; w /= 2)
-    for (int i = 0; i < w; ++i) x[i] = x[i] + x[i + w];
+    for (int i = 0; i < w; ++i) x[i] = op(x[i], x[i + w]);
   return x[0];
 }
-inline float reduce_max_ps(simde__m512 a) {
-  float x[16];
-  lanes(a, x);
-  for (int w = 8; w >= 1; w /= 2)
-    for (int i = 0; i < w; ++i) x[i] = x[i] > x[i + w] ? x[i] : x[i + w];
-  return x[0];
-}
+inline float reduce_add_ps(simde__m512 a) { return reduce_tree(a, [](float u, float v) { return u + v; }); }
+inline float reduce_max_ps(simde__m512 a) { return reduce_tree(a, [](float u, float v) { return u > v ? u : v; }); }
 // vdpbf16ps: per f32 lane, acc + odd product, then + even product (Intel's order), bf16 inputs
 // and f32 results below 2^-126 as zero. The products of two bf16 are exact in f32.
 inline float bf16_daz(uint16_t h) { return (h & 0x7F80u) == 0 ? (h & 0x8000u ? -0.0f : 0.0f) : hexe::cpu::bf16_to_f32(h); }
